@@ -1,0 +1,1 @@
+"""hazmon.collector."""

@@ -1,0 +1,5 @@
+import sys
+
+from hazmon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,729 @@
+"""Load a plant file into frozen `Plant` objects, reporting every problem at once.
+
+Each problem reads ``file:line: field.path: reason``. Loading never stops at the
+first problem; `ConfigError` carries them all, in file order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from hazmon.plant.model import (
+    UNITS,
+    BureauContact,
+    Enterprise,
+    Equipment,
+    HazardSource,
+    Inventory,
+    Limits,
+    MqttBinding,
+    MqttBroker,
+    OpcUaBinding,
+    OpcUaEndpoint,
+    Person,
+    Plant,
+    Region,
+    Responsible,
+    Sensor,
+    SensorKind,
+    VoteGroup,
+)
+from hazmon.plant.standards import Chemical, chemical
+
+__all__ = ["ConfigError", "Problem", "load", "loads"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Problem:
+    file: str
+    line: int
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.path}: {self.reason}"
+
+
+class ConfigError(Exception):
+    """A configuration file has one or more problems."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+class _Node:
+    """A YAML node with its dotted path, for precise messages."""
+
+    def __init__(self, ctx: _Ctx, node: yaml.Node, path: str) -> None:
+        self.ctx, self.node, self.path = ctx, node, path
+
+    @property
+    def line(self) -> int:
+        return self.node.start_mark.line + 1
+
+    def problem(self, reason: str, path: str | None = None, line: int | None = None) -> None:
+        self.ctx.problems.append(Problem(self.ctx.file, line or self.line, path or self.path, reason))
+
+    def mapping(self, allowed: set[str]) -> dict[str, _Node] | None:
+        if not isinstance(self.node, yaml.MappingNode):
+            self.problem(f"expected a mapping, got {_kind(self.node)}")
+            return None
+        out: dict[str, _Node] = {}
+        for k, v in self.node.value:
+            key = k.value if isinstance(k, yaml.ScalarNode) else str(k)
+            child = _Node(self.ctx, v, f"{self.path}.{key}" if self.path else key)
+            if key not in allowed:
+                self.problem(
+                    f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})",
+                    child.path,
+                    k.start_mark.line + 1,
+                )
+                continue
+            if key in out:
+                self.problem(f"key '{key}' given twice", child.path, k.start_mark.line + 1)
+            out[key] = child
+        return out
+
+    def sequence(self) -> list[_Node]:
+        if not isinstance(self.node, yaml.SequenceNode):
+            self.problem(f"expected a list, got {_kind(self.node)}")
+            return []
+        return [_Node(self.ctx, v, f"{self.path}[{i}]") for i, v in enumerate(self.node.value)]
+
+    def scalar(self) -> object:
+        if not isinstance(self.node, yaml.ScalarNode):
+            self.problem(f"expected a value, got {_kind(self.node)}")
+            return _MISSING
+        constructor = yaml.SafeLoader(self.node.value)
+        try:
+            return constructor.construct_object(self.node)
+        except yaml.YAMLError as e:
+            self.problem(f"cannot read value: {e}")
+            return _MISSING
+        finally:
+            constructor.dispose()
+
+    def text(self, pattern: str | None = None, what: str = "") -> str | None:
+        v = self.scalar()
+        if isinstance(v, _Missing):
+            return None
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            self.problem(f"expected text, got {_pytype(v)}")
+            return None
+        s = str(v)
+        if pattern and not re.fullmatch(pattern, s):
+            self.problem(f"'{s}' is not {what or 'valid'}")
+            return None
+        return s
+
+    def num(self, minimum: float | None = None, exclusive: bool = False) -> float | None:
+        v = self.scalar()
+        if isinstance(v, _Missing):
+            return None
+        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
+            self.problem(f"expected a number, got {_pytype(v)} '{self.node.value}'")
+            return None
+        f = float(v)
+        if minimum is not None and (f <= minimum if exclusive else f < minimum):
+            self.problem(f"must be {'>' if exclusive else '>='} {_fmt(minimum)}, got {_fmt(f)}")
+            return None
+        return f
+
+    def whole(self, minimum: int | None = None) -> int | None:
+        v = self.scalar()
+        if isinstance(v, _Missing):
+            return None
+        if isinstance(v, bool) or not isinstance(v, int):
+            self.problem(f"expected a whole number, got {_pytype(v)} '{self.node.value}'")
+            return None
+        if minimum is not None and v < minimum:
+            self.problem(f"must be >= {minimum}, got {v}")
+            return None
+        return v
+
+    def flag(self) -> bool | None:
+        v = self.scalar()
+        if isinstance(v, _Missing):
+            return None
+        if not isinstance(v, bool):
+            self.problem(f"expected true or false, got '{self.node.value}'")
+            return None
+        return v
+
+    def choice(self, options: tuple[str, ...]) -> str | None:
+        s = self.text()
+        if s is not None and s not in options:
+            self.problem(f"'{s}' is not one of: {', '.join(options)}")
+            return None
+        return s
+
+    def pair(self) -> tuple[float, float] | None:
+        items = self.sequence()
+        if not isinstance(self.node, yaml.SequenceNode):
+            return None
+        if len(items) != 2:
+            self.problem(f"expected two numbers [a, b], got {len(items)} items")
+            return None
+        a, b = items[0].num(), items[1].num()
+        if a is None or b is None:
+            return None
+        return (a, b)
+
+
+@dataclass
+class _Ctx:
+    file: str
+    problems: list[Problem]
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return f"'{node.value}'"
+
+
+def _pytype(v: object) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", str: "text"}.get(type(v), type(v).__name__)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _req(m: dict[str, _Node], key: str, parent: _Node, fn: Callable[[_Node], T | None]) -> T | None:
+    if key not in m:
+        parent.problem(f"missing required key '{key}'", f"{parent.path}.{key}" if parent.path else key)
+        return None
+    return fn(m[key])
+
+
+def _opt(m: dict[str, _Node], key: str, fn: Callable[[_Node], T | None], default: T) -> T:
+    if key not in m:
+        return default
+    v = fn(m[key])
+    return default if v is None else v
+
+
+_ID = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
+_ID_WHAT = "an id (letters, digits, '_', '-', '.')"
+
+
+def _person(n: _Node) -> Person | None:
+    m = n.mapping({"name", "phone", "email"})
+    if m is None:
+        return None
+    name = _req(m, "name", n, _Node.text)
+    phone = _opt(m, "phone", _Node.text, "")
+    email = _opt(m, "email", lambda x: x.text(r"[^@\s]+@[^@\s]+", "an e-mail address"), "")
+    return None if name is None else Person(name, phone, email)
+
+
+def _responsible(n: _Node) -> Responsible | None:
+    m = n.mapping({"principal", "technical", "operational"})
+    if m is None:
+        return None
+    p = _req(m, "principal", n, _person)
+    t = _req(m, "technical", n, _person)
+    o = _req(m, "operational", n, _person)
+    return Responsible(p, t, o) if p and t and o else None
+
+
+def _region(n: _Node) -> Region | None:
+    m = n.mapping({"province", "city", "county", "code"})
+    if m is None:
+        return None
+    vals = [_req(m, k, n, _Node.text) for k in ("province", "city", "county")]
+    code = _req(m, "code", n, lambda x: x.text(r"[1-9]\d{5}", "a 6-digit region code"))
+    if None in vals or code is None:
+        return None
+    return Region(vals[0] or "", vals[1] or "", vals[2] or "", code)
+
+
+def _enterprise(n: _Node) -> Enterprise | None:
+    m = n.mapping({"id", "name", "name_en", "region", "locale"})
+    if m is None:
+        return None
+    eid = _req(m, "id", n, lambda x: x.text(_ID, _ID_WHAT))
+    name = _req(m, "name", n, _Node.text)
+    name_en = _opt(m, "name_en", _Node.text, name or "")
+    region = _req(m, "region", n, _region)
+    locale = _opt(m, "locale", lambda x: x.choice(("zh", "en")), "zh")
+    if eid is None or name is None or region is None:
+        return None
+    return Enterprise(eid, name, name_en, region, locale)
+
+
+def _bureaus(n: _Node) -> list[BureauContact]:
+    m = n.mapping({"county", "city", "province"})
+    out: list[BureauContact] = []
+    for level, seq in (m or {}).items():
+        for item in seq.sequence():
+            p = _person(item)
+            if p:
+                out.append(BureauContact(level, p.name, p.phone, p.email))
+    return out
+
+
+def _opcua(n: _Node) -> OpcUaEndpoint | None:
+    m = n.mapping(
+        {
+            "name",
+            "url",
+            "mode",
+            "security",
+            "certificate",
+            "private_key",
+            "server_certificate",
+            "username",
+            "password_env",
+        }
+    )
+    if m is None:
+        return None
+    name = _req(m, "name", n, lambda x: x.text(_ID, _ID_WHAT))
+    url = _req(m, "url", n, lambda x: x.text(r"opc\.tcp://[^\s/]+(:\d+)?(/\S*)?", "an opc.tcp:// URL"))
+    mode = _opt(m, "mode", lambda x: x.choice(("subscribe", "poll")), "subscribe")
+    security = _opt(m, "security", lambda x: x.choice(("none", "sign", "sign_and_encrypt")), "none")
+    cert = _opt(m, "certificate", _Node.text, "") or None
+    key = _opt(m, "private_key", _Node.text, "") or None
+    if security != "none" and (cert is None or key is None):
+        n.problem(
+            f"security '{security}' needs certificate and private_key",
+            f"{n.path}.security",
+            m["security"].line if "security" in m else None,
+        )
+    if name is None or url is None:
+        return None
+    return OpcUaEndpoint(
+        name,
+        url,
+        mode,
+        security,
+        cert,
+        key,
+        _opt(m, "server_certificate", _Node.text, "") or None,
+        _opt(m, "username", _Node.text, "") or None,
+        _opt(m, "password_env", _Node.text, "") or None,
+    )
+
+
+def _mqtt(n: _Node) -> MqttBroker | None:
+    m = n.mapping(
+        {
+            "name",
+            "url",
+            "protocol",
+            "client_id",
+            "qos",
+            "session_expiry_s",
+            "username",
+            "password_env",
+            "ca_file",
+            "shared_group",
+        }
+    )
+    if m is None:
+        return None
+    name = _req(m, "name", n, lambda x: x.text(_ID, _ID_WHAT))
+    url = _req(m, "url", n, lambda x: x.text(r"mqtts?://[^\s/:]+(:\d+)?", "an mqtt:// or mqtts:// URL"))
+    protocol = _opt(m, "protocol", lambda x: x.choice(("5", "3.1.1")), "5")
+    qos = _opt(m, "qos", lambda x: x.whole(0), 1)
+    if qos > 1:
+        m["qos"].problem(f"qos must be 0 or 1, got {qos}")
+    shared = _opt(m, "shared_group", lambda x: x.text(_ID, _ID_WHAT), "") or None
+    if shared and protocol != "5":
+        m["shared_group"].problem("shared subscriptions need protocol '5'")
+    if name is None or url is None:
+        return None
+    return MqttBroker(
+        name,
+        url,
+        protocol,
+        _opt(m, "client_id", _Node.text, "hazmon"),
+        min(qos, 1),
+        _opt(m, "session_expiry_s", lambda x: x.whole(0), 86_400),
+        _opt(m, "username", _Node.text, "") or None,
+        _opt(m, "password_env", _Node.text, "") or None,
+        _opt(m, "ca_file", _Node.text, "") or None,
+        shared,
+    )
+
+
+def _chemical_ref(n: _Node) -> Chemical | None:
+    key = n.text()
+    if key is None:
+        return None
+    c = chemical(key)
+    if c is None:
+        n.problem(f"unknown chemical '{key}' (use a hazmon id or CAS number of hazmon.plant.standards)")
+    return c
+
+
+def _limits(n: _Node, rng: tuple[float, float] | None) -> Limits | None:
+    names = ("hh", "h", "l", "ll")
+    m = n.mapping({*names, "deadband", "on_delay_s", "off_delay_s", "rate_rise_per_min", "rate_fall_per_min"})
+    if m is None:
+        return None
+    vals: dict[str, float | None] = {k: _opt(m, k, _Node.num, None) for k in names}
+    if rng is not None:
+        for k, v in vals.items():
+            if v is not None and not rng[0] <= v <= rng[1]:
+                m[k].problem(
+                    f"limit {_fmt(v)} is outside the measuring range [{_fmt(rng[0])}, {_fmt(rng[1])}]"
+                )
+    order = [(k, v) for k, v in vals.items() if v is not None]
+    for (k1, v1), (k2, v2) in itertools.pairwise(order):
+        if v1 <= v2:
+            m[k2].problem(f"{k2} ({_fmt(v2)}) must be below {k1} ({_fmt(v1)})")
+    return Limits(
+        vals["hh"],
+        vals["h"],
+        vals["l"],
+        vals["ll"],
+        _opt(m, "deadband", lambda x: x.num(0.0), 0.0),
+        _opt(m, "on_delay_s", lambda x: x.num(0.0), 0.0),
+        _opt(m, "off_delay_s", lambda x: x.num(0.0), 0.0),
+        _opt(m, "rate_rise_per_min", lambda x: x.num(0.0, exclusive=True), None),
+        _opt(m, "rate_fall_per_min", lambda x: x.num(0.0, exclusive=True), None),
+    )
+
+
+@dataclass
+class _Endpoints:
+    opcua: dict[str, OpcUaEndpoint]
+    mqtt: dict[str, MqttBroker]
+
+
+def _binding(n: _Node, eps: _Endpoints) -> OpcUaBinding | MqttBinding | None:
+    m = n.mapping({"endpoint", "node", "topic", "field", "payload"})
+    if m is None:
+        return None
+    ep = _req(m, "endpoint", n, _Node.text)
+    if ep is None:
+        return None
+    if ep in eps.opcua:
+        for k in ("topic", "field", "payload"):
+            if k in m:
+                m[k].problem(f"'{k}' is for MQTT bindings; endpoint '{ep}' is OPC UA")
+        node = _req(m, "node", n, lambda x: x.text(r"(ns=\d+;)?[isgb]=.+", "an OPC UA node id (ns=2;s=...)"))
+        return None if node is None else OpcUaBinding(ep, node)
+    if ep in eps.mqtt:
+        if "node" in m:
+            m["node"].problem(f"'node' is for OPC UA bindings; endpoint '{ep}' is MQTT")
+        topic = _req(m, "topic", n, lambda x: x.text(r"[^#+\s]+", "an MQTT topic without wildcards"))
+        payload = _opt(m, "payload", lambda x: x.choice(("json", "batch", "number")), "json")
+        fld = _opt(m, "field", _Node.text, "" if payload == "number" else "v")
+        return None if topic is None else MqttBinding(ep, topic, fld, payload)
+    m["endpoint"].problem(f"endpoint '{ep}' is not declared under endpoints.opcua or endpoints.mqtt")
+    return None
+
+
+def _sensor(n: _Node, hs_id: str, eps: _Endpoints) -> Sensor | None:
+    m = n.mapping(
+        {
+            "tag",
+            "kind",
+            "unit",
+            "range",
+            "period_s",
+            "binding",
+            "limits",
+            "chemical",
+            "equipment",
+            "position",
+            "description",
+            "key",
+        }
+    )
+    if m is None:
+        return None
+    tag = _req(m, "tag", n, lambda x: x.text(_ID, "a tag (letters, digits, '_', '-', '.')"))
+    kind_s = _req(m, "kind", n, lambda x: x.choice(tuple(k.value for k in SensorKind)))
+    kind = SensorKind(kind_s) if kind_s else None
+    unit = _req(m, "unit", n, _Node.text)
+    if kind is not None and unit is not None and unit not in UNITS[kind]:
+        m["unit"].problem(
+            f"unit '{unit}' is not valid for a {kind.value} sensor "
+            f"(use one of: {', '.join(sorted(UNITS[kind]))})"
+        )
+        unit = None
+    rng = _req(m, "range", n, _Node.pair)
+    if rng is not None and rng[0] >= rng[1]:
+        m["range"].problem(f"range low ({_fmt(rng[0])}) must be below high ({_fmt(rng[1])})")
+        rng = None
+    period = _req(m, "period_s", n, lambda x: x.num(0.0, exclusive=True))
+    binding: OpcUaBinding | MqttBinding | None = None
+    if "binding" in m:
+        binding = _binding(m["binding"], eps)
+    else:
+        n.problem("missing required key 'binding'", f"{n.path}.binding")
+    limits = _opt(m, "limits", lambda x: _limits(x, rng), Limits())
+    chem = _opt(m, "chemical", _chemical_ref, None)
+    if kind in (SensorKind.GAS_COMBUSTIBLE, SensorKind.GAS_TOXIC) and "chemical" not in m:
+        n.problem(f"a {kind.value} sensor needs 'chemical' (the gas it detects)", f"{n.path}.chemical")
+    if kind is SensorKind.GAS_COMBUSTIBLE and chem is not None and not chem.flammable:
+        m["chemical"].problem(f"'{chem.id}' has no LEL: it cannot be measured in %LEL")
+    if kind is SensorKind.GAS_TOXIC and chem is not None and chem.oel_mg_m3 is None and chem.idlh_ppm is None:
+        m["chemical"].problem(f"'{chem.id}' has no OEL or IDLH: give limits explicitly")
+    if tag is None or kind is None or unit is None or rng is None or period is None or binding is None:
+        return None
+    return Sensor(
+        tag=tag,
+        kind=kind,
+        unit=unit,
+        range=rng,
+        period_s=period,
+        binding=binding,
+        hazard_source=hs_id,
+        description=_opt(m, "description", _Node.text, ""),
+        limits=limits,
+        limits_given="limits" in m,
+        chemical=chem,
+        equipment=_opt(m, "equipment", _Node.text, "") or None,
+        position=_opt(m, "position", _Node.pair, None),
+        key=_opt(m, "key", _Node.flag, False),
+    )
+
+
+def _inventory(n: _Node) -> Inventory | None:
+    m = n.mapping({"chemical", "max_t"})
+    if m is None:
+        return None
+    c = _req(m, "chemical", n, _chemical_ref)
+    q = _req(m, "max_t", n, lambda x: x.num(0.0, exclusive=True))
+    return None if c is None or q is None else Inventory(c, q)
+
+
+def _equipment(n: _Node) -> Equipment | None:
+    m = n.mapping({"id", "type", "chemical", "capacity_m3", "height_m", "position"})
+    if m is None:
+        return None
+    eid = _req(m, "id", n, lambda x: x.text(_ID, _ID_WHAT))
+    typ = _req(m, "type", n, lambda x: x.choice(("tank", "sphere", "vessel")))
+    chem = _opt(m, "chemical", _chemical_ref, None)
+    cap = _req(m, "capacity_m3", n, lambda x: x.num(0.0, exclusive=True))
+    height = _req(m, "height_m", n, lambda x: x.num(0.0, exclusive=True))
+    pos = _opt(m, "position", _Node.pair, None)
+    if eid is None or typ is None or cap is None or height is None:
+        return None
+    return Equipment(eid, typ, chem, cap, height, pos)
+
+
+def _vote_group(n: _Node, tags: set[str]) -> VoteGroup | None:
+    m = n.mapping({"id", "sensors", "k"})
+    if m is None:
+        return None
+    gid = _req(m, "id", n, lambda x: x.text(_ID, _ID_WHAT))
+    sensors: list[str] = []
+    if "sensors" in m:
+        for item in m["sensors"].sequence():
+            t = item.text()
+            if t is not None and t not in tags:
+                item.problem(f"sensor '{t}' is not a sensor of this hazard source")
+            elif t is not None:
+                sensors.append(t)
+    else:
+        n.problem("missing required key 'sensors'", f"{n.path}.sensors")
+    k = _req(m, "k", n, lambda x: x.whole(1))
+    if k is not None and "sensors" in m and k > len(m["sensors"].sequence()):
+        m["k"].problem(f"k ({k}) is larger than the number of sensors ({len(sensors)})")
+    if gid is None or k is None:
+        return None
+    return VoteGroup(gid, tuple(sensors), k)
+
+
+def _hazard_source(n: _Node, eps: _Endpoints) -> HazardSource | None:
+    m = n.mapping(
+        {
+            "id",
+            "name",
+            "kind",
+            "people_within_500m",
+            "chemicals",
+            "responsible",
+            "sensors",
+            "equipment",
+            "vote_groups",
+        }
+    )
+    if m is None:
+        return None
+    hid = _req(m, "id", n, lambda x: x.text(_ID, _ID_WHAT))
+    name = _req(m, "name", n, _Node.text)
+    kind = _opt(m, "kind", lambda x: x.choice(("storage", "production")), "storage")
+    people = _req(m, "people_within_500m", n, lambda x: x.whole(0))
+    inv: list[Inventory] = []
+    if "chemicals" in m:
+        seen: set[str] = set()
+        for item in m["chemicals"].sequence():
+            i = _inventory(item)
+            if i and i.chemical.id in seen:
+                item.problem(f"chemical '{i.chemical.id}' listed twice")
+            elif i:
+                seen.add(i.chemical.id)
+                inv.append(i)
+        if not m["chemicals"].sequence():
+            m["chemicals"].problem("a hazard source needs at least one chemical")
+    else:
+        n.problem("missing required key 'chemicals'", f"{n.path}.chemicals")
+    resp = _req(m, "responsible", n, _responsible)
+    equipment = [
+        e for e in (_equipment(x) for x in (m["equipment"].sequence() if "equipment" in m else [])) if e
+    ]
+    eq_ids = {e.id for e in equipment}
+    sensors: list[Sensor] = []
+    for item in m["sensors"].sequence() if "sensors" in m else []:
+        s = _sensor(item, hid or "", eps)
+        if s is not None:
+            if s.equipment is not None and s.equipment not in eq_ids:
+                item.problem(
+                    f"equipment '{s.equipment}' is not declared in this hazard source",
+                    f"{item.path}.equipment",
+                )
+            sensors.append(s)
+    tags = {s.tag for s in sensors}
+    groups = [
+        g
+        for g in (_vote_group(x, tags) for x in (m["vote_groups"].sequence() if "vote_groups" in m else []))
+        if g
+    ]
+    if hid is None or name is None or people is None or resp is None:
+        return None
+    return HazardSource(
+        hid, name, people, tuple(inv), resp, tuple(sensors), tuple(equipment), tuple(groups), kind
+    )
+
+
+def _plant(root: _Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-level section
+    m = root.mapping({"enterprise", "bureaus", "endpoints", "hazard_sources"})
+    if m is None:
+        return None
+    ent = _req(m, "enterprise", root, _enterprise)
+    bureaus = _bureaus(m["bureaus"]) if "bureaus" in m else []
+    eps = _Endpoints({}, {})
+    if "endpoints" in m:
+        em = m["endpoints"].mapping({"opcua", "mqtt"}) or {}
+        names: dict[str, _Node] = {}
+        parsers: tuple[tuple[str, Callable[[_Node], OpcUaEndpoint | MqttBroker | None]], ...] = (
+            ("opcua", _opcua),
+            ("mqtt", _mqtt),
+        )
+        for key, parse in parsers:
+            for item in em[key].sequence() if key in em else []:
+                ep = parse(item)
+                if ep is None:
+                    continue
+                if ep.name in names:
+                    item.problem(
+                        f"endpoint name '{ep.name}' is used twice (first at line {names[ep.name].line})",
+                        f"{item.path}.name",
+                    )
+                    continue
+                names[ep.name] = item
+                if isinstance(ep, OpcUaEndpoint):
+                    eps.opcua[ep.name] = ep
+                else:
+                    eps.mqtt[ep.name] = ep
+    sources: list[HazardSource] = []
+    if "hazard_sources" not in m:
+        root.problem("missing required key 'hazard_sources'", "hazard_sources")
+    else:
+        seen_hs: dict[str, int] = {}
+        first_tag: dict[str, int] = {}
+        for item in m["hazard_sources"].sequence():
+            hs = _hazard_source(item, eps)
+            if hs is None:
+                continue
+            if hs.id in seen_hs:
+                item.problem(
+                    f"hazard source id '{hs.id}' is used twice (first at line {seen_hs[hs.id]})",
+                    f"{item.path}.id",
+                )
+            seen_hs[hs.id] = item.line
+            for s_node, s in _sensor_nodes(item, hs):
+                if s.tag in first_tag:
+                    s_node.problem(
+                        f"duplicate tag '{s.tag}' (first at line {first_tag[s.tag]})", f"{s_node.path}.tag"
+                    )
+                else:
+                    first_tag[s.tag] = s_node.line
+            sources.append(hs)
+    if ent is None:
+        return None
+    return Plant(
+        root.ctx.file,
+        ent,
+        tuple(bureaus),
+        tuple(eps.opcua.values()),
+        tuple(eps.mqtt.values()),
+        tuple(sources),
+    )
+
+
+def _sensor_nodes(hs_node: _Node, hs: HazardSource) -> Iterator[tuple[_Node, Sensor]]:
+    m = hs_node.node.value if isinstance(hs_node.node, yaml.MappingNode) else []
+    for k, v in m:
+        if getattr(k, "value", None) == "sensors" and isinstance(v, yaml.SequenceNode):
+            by_tag = {s.tag: s for s in hs.sensors}
+            for i, sn in enumerate(v.value):
+                node = _Node(hs_node.ctx, sn, f"{hs_node.path}.sensors[{i}]")
+                tag = _tag_of(sn)
+                if tag is not None and tag in by_tag:
+                    yield node, by_tag[tag]
+
+
+def _tag_of(node: yaml.Node) -> str | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if getattr(k, "value", None) == "tag" and isinstance(v, yaml.ScalarNode):
+                return str(v.value)
+    return None
+
+
+def loads(text: str, file: str = "<string>") -> Plant:
+    """Parse plant YAML text.
+
+    Raises:
+        ConfigError: with every problem found, each as ``file:line: path: reason``.
+    """
+    ctx = _Ctx(file, [])
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        line = (e.problem_mark.line + 1) if e.problem_mark else 1
+        raise ConfigError([Problem(file, line, "(file)", f"not valid YAML: {e.problem}")]) from e
+    if node is None:
+        raise ConfigError([Problem(file, 1, "(file)", "the file is empty")])
+    plant = _plant(_Node(ctx, node, ""))
+    if ctx.problems or plant is None:
+        raise ConfigError(ctx.problems or [Problem(file, 1, "(file)", "no plant could be read")])
+    return plant
+
+
+def load(path: str | Path) -> Plant:
+    """Load a plant file. See `loads`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError([Problem(str(p), 0, "(file)", f"cannot read: {e.strerror}")]) from e
+    return loads(text, str(p))

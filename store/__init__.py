@@ -1,0 +1,40 @@
+"""The ground's database: migrations, the COPY writer, the registry and queries.
+
+PostgreSQL with TimescaleDB when the extension is there (hypertable, compression,
+retention, continuous aggregates), plain PostgreSQL with the same tables and
+queries otherwise.
+"""
+
+from hazmon.store.assessments import add_assessment, latest_assessments, list_assessments
+from hazmon.store.db import DEFAULT_DSN, connect, connect_async, dsn_from_env, is_temporary
+from hazmon.store.migrate import MigrationResult, StorageSettings, migrate, storage_mode
+from hazmon.store.registry import sensor_ids, sync_registry
+from hazmon.store.writer import (
+    ReadingColumns,
+    UnknownTagError,
+    encode_copy_binary,
+    write_readings,
+    write_readings_async,
+)
+
+__all__ = [
+    "DEFAULT_DSN",
+    "MigrationResult",
+    "ReadingColumns",
+    "StorageSettings",
+    "UnknownTagError",
+    "add_assessment",
+    "connect",
+    "connect_async",
+    "dsn_from_env",
+    "encode_copy_binary",
+    "is_temporary",
+    "latest_assessments",
+    "list_assessments",
+    "migrate",
+    "sensor_ids",
+    "storage_mode",
+    "sync_registry",
+    "write_readings",
+    "write_readings_async",
+]

@@ -1,0 +1,73 @@
+"""The architecture, checked: imports run one way, roof -> components -> ground."""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GROUND = {"plant", "store"}
+COMPONENTS = {"collector", "rules", "alarms", "simulators", "grafana"}
+ROOF = "hazmon"
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    out: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module))
+    return out
+
+
+def _hazmon_target(module: str) -> str | None:
+    """The folder a hazmon.* import lands in: a component, ground or 'hazmon' (roof)."""
+    parts = module.split(".")
+    if parts[0] != "hazmon":
+        return None
+    if len(parts) > 1 and parts[1] in GROUND | COMPONENTS:
+        return parts[1]
+    return ROOF
+
+
+def _violations(folder: str) -> list[str]:
+    allowed = {"plant"} if folder == "plant" else (GROUND if folder in GROUND else GROUND | {folder})
+    bad = []
+    for py in sorted((ROOT / folder).rglob("*.py")):
+        for line, mod in _imports(py):
+            target = _hazmon_target(mod)
+            if target is not None and target not in allowed:
+                bad.append(
+                    f"{py.relative_to(ROOT)}:{line}: imports {mod} ({folder} may import only "
+                    f"{', '.join(sorted('hazmon.' + a for a in allowed))})"
+                )
+    return bad
+
+
+@pytest.mark.parametrize("folder", sorted(GROUND | COMPONENTS))
+def test_imports_run_from_roof_to_ground(folder: str) -> None:
+    assert _violations(folder) == []
+
+
+def test_every_package_is_listed_in_pyproject() -> None:
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(cfg["packages"])
+    mapping = cfg["package-dir"]
+    expected = set()
+    for pkg, folder in mapping.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            expected.add(".".join([pkg, *rel.parts]) if rel.parts else pkg)
+    assert expected - listed == set(), "add these to [tool.setuptools] packages"
+
+
+def test_the_rule_is_checked_by_the_test() -> None:
+    """The checker itself flags a component importing another component."""
+    assert _hazmon_target("hazmon.rules.engine") == "rules"
+    assert _hazmon_target("hazmon.cli") == ROOF
+    assert _hazmon_target("numpy") is None
