@@ -7,12 +7,9 @@ first problem; `ConfigError` carries them all, in file order.
 from __future__ import annotations
 
 import itertools
-import math
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import yaml
 from hazmon.plant.model import (
@@ -36,243 +33,68 @@ from hazmon.plant.model import (
     VoteGroup,
 )
 from hazmon.plant.standards import Chemical, chemical
+from hazmon.plant.yamlnode import (
+    ID_PATTERN,
+    ID_WHAT,
+    ConfigError,
+    Node,
+    Problem,
+    fmt_num,
+    opt,
+    parse_document,
+    parse_file,
+    req,
+)
 
 __all__ = ["ConfigError", "Problem", "load", "loads"]
 
-T = TypeVar("T")
 
-
-@dataclass(frozen=True, slots=True, order=True)
-class Problem:
-    file: str
-    line: int
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.path}: {self.reason}"
-
-
-class ConfigError(Exception):
-    """A configuration file has one or more problems."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = sorted(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-
-class _Missing:
-    pass
-
-
-_MISSING = _Missing()
-
-
-class _Node:
-    """A YAML node with its dotted path, for precise messages."""
-
-    def __init__(self, ctx: _Ctx, node: yaml.Node, path: str) -> None:
-        self.ctx, self.node, self.path = ctx, node, path
-
-    @property
-    def line(self) -> int:
-        return self.node.start_mark.line + 1
-
-    def problem(self, reason: str, path: str | None = None, line: int | None = None) -> None:
-        self.ctx.problems.append(Problem(self.ctx.file, line or self.line, path or self.path, reason))
-
-    def mapping(self, allowed: set[str]) -> dict[str, _Node] | None:
-        if not isinstance(self.node, yaml.MappingNode):
-            self.problem(f"expected a mapping, got {_kind(self.node)}")
-            return None
-        out: dict[str, _Node] = {}
-        for k, v in self.node.value:
-            key = k.value if isinstance(k, yaml.ScalarNode) else str(k)
-            child = _Node(self.ctx, v, f"{self.path}.{key}" if self.path else key)
-            if key not in allowed:
-                self.problem(
-                    f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})",
-                    child.path,
-                    k.start_mark.line + 1,
-                )
-                continue
-            if key in out:
-                self.problem(f"key '{key}' given twice", child.path, k.start_mark.line + 1)
-            out[key] = child
-        return out
-
-    def sequence(self) -> list[_Node]:
-        if not isinstance(self.node, yaml.SequenceNode):
-            self.problem(f"expected a list, got {_kind(self.node)}")
-            return []
-        return [_Node(self.ctx, v, f"{self.path}[{i}]") for i, v in enumerate(self.node.value)]
-
-    def scalar(self) -> object:
-        if not isinstance(self.node, yaml.ScalarNode):
-            self.problem(f"expected a value, got {_kind(self.node)}")
-            return _MISSING
-        constructor = yaml.SafeLoader(self.node.value)
-        try:
-            return constructor.construct_object(self.node)
-        except yaml.YAMLError as e:
-            self.problem(f"cannot read value: {e}")
-            return _MISSING
-        finally:
-            constructor.dispose()
-
-    def text(self, pattern: str | None = None, what: str = "") -> str | None:
-        v = self.scalar()
-        if isinstance(v, _Missing):
-            return None
-        if isinstance(v, bool) or not isinstance(v, str | int | float):
-            self.problem(f"expected text, got {_pytype(v)}")
-            return None
-        s = str(v)
-        if pattern and not re.fullmatch(pattern, s):
-            self.problem(f"'{s}' is not {what or 'valid'}")
-            return None
-        return s
-
-    def num(self, minimum: float | None = None, exclusive: bool = False) -> float | None:
-        v = self.scalar()
-        if isinstance(v, _Missing):
-            return None
-        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
-            self.problem(f"expected a number, got {_pytype(v)} '{self.node.value}'")
-            return None
-        f = float(v)
-        if minimum is not None and (f <= minimum if exclusive else f < minimum):
-            self.problem(f"must be {'>' if exclusive else '>='} {_fmt(minimum)}, got {_fmt(f)}")
-            return None
-        return f
-
-    def whole(self, minimum: int | None = None) -> int | None:
-        v = self.scalar()
-        if isinstance(v, _Missing):
-            return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            self.problem(f"expected a whole number, got {_pytype(v)} '{self.node.value}'")
-            return None
-        if minimum is not None and v < minimum:
-            self.problem(f"must be >= {minimum}, got {v}")
-            return None
-        return v
-
-    def flag(self) -> bool | None:
-        v = self.scalar()
-        if isinstance(v, _Missing):
-            return None
-        if not isinstance(v, bool):
-            self.problem(f"expected true or false, got '{self.node.value}'")
-            return None
-        return v
-
-    def choice(self, options: tuple[str, ...]) -> str | None:
-        s = self.text()
-        if s is not None and s not in options:
-            self.problem(f"'{s}' is not one of: {', '.join(options)}")
-            return None
-        return s
-
-    def pair(self) -> tuple[float, float] | None:
-        items = self.sequence()
-        if not isinstance(self.node, yaml.SequenceNode):
-            return None
-        if len(items) != 2:
-            self.problem(f"expected two numbers [a, b], got {len(items)} items")
-            return None
-        a, b = items[0].num(), items[1].num()
-        if a is None or b is None:
-            return None
-        return (a, b)
-
-
-@dataclass
-class _Ctx:
-    file: str
-    problems: list[Problem]
-
-
-def _kind(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    return f"'{node.value}'"
-
-
-def _pytype(v: object) -> str:
-    return {bool: "a boolean", int: "a number", float: "a number", str: "text"}.get(type(v), type(v).__name__)
-
-
-def _fmt(x: float) -> str:
-    return f"{x:g}"
-
-
-def _req(m: dict[str, _Node], key: str, parent: _Node, fn: Callable[[_Node], T | None]) -> T | None:
-    if key not in m:
-        parent.problem(f"missing required key '{key}'", f"{parent.path}.{key}" if parent.path else key)
-        return None
-    return fn(m[key])
-
-
-def _opt(m: dict[str, _Node], key: str, fn: Callable[[_Node], T | None], default: T) -> T:
-    if key not in m:
-        return default
-    v = fn(m[key])
-    return default if v is None else v
-
-
-_ID = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
-_ID_WHAT = "an id (letters, digits, '_', '-', '.')"
-
-
-def _person(n: _Node) -> Person | None:
+def _person(n: Node) -> Person | None:
     m = n.mapping({"name", "phone", "email"})
     if m is None:
         return None
-    name = _req(m, "name", n, _Node.text)
-    phone = _opt(m, "phone", _Node.text, "")
-    email = _opt(m, "email", lambda x: x.text(r"[^@\s]+@[^@\s]+", "an e-mail address"), "")
+    name = req(m, "name", n, Node.text)
+    phone = opt(m, "phone", Node.text, "")
+    email = opt(m, "email", lambda x: x.text(r"[^@\s]+@[^@\s]+", "an e-mail address"), "")
     return None if name is None else Person(name, phone, email)
 
 
-def _responsible(n: _Node) -> Responsible | None:
+def _responsible(n: Node) -> Responsible | None:
     m = n.mapping({"principal", "technical", "operational"})
     if m is None:
         return None
-    p = _req(m, "principal", n, _person)
-    t = _req(m, "technical", n, _person)
-    o = _req(m, "operational", n, _person)
+    p = req(m, "principal", n, _person)
+    t = req(m, "technical", n, _person)
+    o = req(m, "operational", n, _person)
     return Responsible(p, t, o) if p and t and o else None
 
 
-def _region(n: _Node) -> Region | None:
+def _region(n: Node) -> Region | None:
     m = n.mapping({"province", "city", "county", "code"})
     if m is None:
         return None
-    vals = [_req(m, k, n, _Node.text) for k in ("province", "city", "county")]
-    code = _req(m, "code", n, lambda x: x.text(r"[1-9]\d{5}", "a 6-digit region code"))
+    vals = [req(m, k, n, Node.text) for k in ("province", "city", "county")]
+    code = req(m, "code", n, lambda x: x.text(r"[1-9]\d{5}", "a 6-digit region code"))
     if None in vals or code is None:
         return None
     return Region(vals[0] or "", vals[1] or "", vals[2] or "", code)
 
 
-def _enterprise(n: _Node) -> Enterprise | None:
+def _enterprise(n: Node) -> Enterprise | None:
     m = n.mapping({"id", "name", "name_en", "region", "locale"})
     if m is None:
         return None
-    eid = _req(m, "id", n, lambda x: x.text(_ID, _ID_WHAT))
-    name = _req(m, "name", n, _Node.text)
-    name_en = _opt(m, "name_en", _Node.text, name or "")
-    region = _req(m, "region", n, _region)
-    locale = _opt(m, "locale", lambda x: x.choice(("zh", "en")), "zh")
+    eid = req(m, "id", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
+    name = req(m, "name", n, Node.text)
+    name_en = opt(m, "name_en", Node.text, name or "")
+    region = req(m, "region", n, _region)
+    locale = opt(m, "locale", lambda x: x.choice(("zh", "en")), "zh")
     if eid is None or name is None or region is None:
         return None
     return Enterprise(eid, name, name_en, region, locale)
 
 
-def _bureaus(n: _Node) -> list[BureauContact]:
+def _bureaus(n: Node) -> list[BureauContact]:
     m = n.mapping({"county", "city", "province"})
     out: list[BureauContact] = []
     for level, seq in (m or {}).items():
@@ -283,7 +105,7 @@ def _bureaus(n: _Node) -> list[BureauContact]:
     return out
 
 
-def _opcua(n: _Node) -> OpcUaEndpoint | None:
+def _opcua(n: Node) -> OpcUaEndpoint | None:
     m = n.mapping(
         {
             "name",
@@ -299,12 +121,12 @@ def _opcua(n: _Node) -> OpcUaEndpoint | None:
     )
     if m is None:
         return None
-    name = _req(m, "name", n, lambda x: x.text(_ID, _ID_WHAT))
-    url = _req(m, "url", n, lambda x: x.text(r"opc\.tcp://[^\s/]+(:\d+)?(/\S*)?", "an opc.tcp:// URL"))
-    mode = _opt(m, "mode", lambda x: x.choice(("subscribe", "poll")), "subscribe")
-    security = _opt(m, "security", lambda x: x.choice(("none", "sign", "sign_and_encrypt")), "none")
-    cert = _opt(m, "certificate", _Node.text, "") or None
-    key = _opt(m, "private_key", _Node.text, "") or None
+    name = req(m, "name", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
+    url = req(m, "url", n, lambda x: x.text(r"opc\.tcp://[^\s/]+(:\d+)?(/\S*)?", "an opc.tcp:// URL"))
+    mode = opt(m, "mode", lambda x: x.choice(("subscribe", "poll")), "subscribe")
+    security = opt(m, "security", lambda x: x.choice(("none", "sign", "sign_and_encrypt")), "none")
+    cert = opt(m, "certificate", Node.text, "") or None
+    key = opt(m, "private_key", Node.text, "") or None
     if security != "none" and (cert is None or key is None):
         n.problem(
             f"security '{security}' needs certificate and private_key",
@@ -320,13 +142,13 @@ def _opcua(n: _Node) -> OpcUaEndpoint | None:
         security,
         cert,
         key,
-        _opt(m, "server_certificate", _Node.text, "") or None,
-        _opt(m, "username", _Node.text, "") or None,
-        _opt(m, "password_env", _Node.text, "") or None,
+        opt(m, "server_certificate", Node.text, "") or None,
+        opt(m, "username", Node.text, "") or None,
+        opt(m, "password_env", Node.text, "") or None,
     )
 
 
-def _mqtt(n: _Node) -> MqttBroker | None:
+def _mqtt(n: Node) -> MqttBroker | None:
     m = n.mapping(
         {
             "name",
@@ -343,13 +165,13 @@ def _mqtt(n: _Node) -> MqttBroker | None:
     )
     if m is None:
         return None
-    name = _req(m, "name", n, lambda x: x.text(_ID, _ID_WHAT))
-    url = _req(m, "url", n, lambda x: x.text(r"mqtts?://[^\s/:]+(:\d+)?", "an mqtt:// or mqtts:// URL"))
-    protocol = _opt(m, "protocol", lambda x: x.choice(("5", "3.1.1")), "5")
-    qos = _opt(m, "qos", lambda x: x.whole(0), 1)
+    name = req(m, "name", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
+    url = req(m, "url", n, lambda x: x.text(r"mqtts?://[^\s/:]+(:\d+)?", "an mqtt:// or mqtts:// URL"))
+    protocol = opt(m, "protocol", lambda x: x.choice(("5", "3.1.1")), "5")
+    qos = opt(m, "qos", lambda x: x.whole(0), 1)
     if qos > 1:
         m["qos"].problem(f"qos must be 0 or 1, got {qos}")
-    shared = _opt(m, "shared_group", lambda x: x.text(_ID, _ID_WHAT), "") or None
+    shared = opt(m, "shared_group", lambda x: x.text(ID_PATTERN, ID_WHAT), "") or None
     if shared and protocol != "5":
         m["shared_group"].problem("shared subscriptions need protocol '5'")
     if name is None or url is None:
@@ -358,17 +180,17 @@ def _mqtt(n: _Node) -> MqttBroker | None:
         name,
         url,
         protocol,
-        _opt(m, "client_id", _Node.text, "hazmon"),
+        opt(m, "client_id", Node.text, "hazmon"),
         min(qos, 1),
-        _opt(m, "session_expiry_s", lambda x: x.whole(0), 86_400),
-        _opt(m, "username", _Node.text, "") or None,
-        _opt(m, "password_env", _Node.text, "") or None,
-        _opt(m, "ca_file", _Node.text, "") or None,
+        opt(m, "session_expiry_s", lambda x: x.whole(0), 86_400),
+        opt(m, "username", Node.text, "") or None,
+        opt(m, "password_env", Node.text, "") or None,
+        opt(m, "ca_file", Node.text, "") or None,
         shared,
     )
 
 
-def _chemical_ref(n: _Node) -> Chemical | None:
+def _chemical_ref(n: Node) -> Chemical | None:
     key = n.text()
     if key is None:
         return None
@@ -378,32 +200,31 @@ def _chemical_ref(n: _Node) -> Chemical | None:
     return c
 
 
-def _limits(n: _Node, rng: tuple[float, float] | None) -> Limits | None:
+def _limits(n: Node, rng: tuple[float, float] | None) -> Limits | None:
     names = ("hh", "h", "l", "ll")
     m = n.mapping({*names, "deadband", "on_delay_s", "off_delay_s", "rate_rise_per_min", "rate_fall_per_min"})
     if m is None:
         return None
-    vals: dict[str, float | None] = {k: _opt(m, k, _Node.num, None) for k in names}
+    vals: dict[str, float | None] = {k: opt(m, k, Node.num, None) for k in names}
     if rng is not None:
         for k, v in vals.items():
             if v is not None and not rng[0] <= v <= rng[1]:
-                m[k].problem(
-                    f"limit {_fmt(v)} is outside the measuring range [{_fmt(rng[0])}, {_fmt(rng[1])}]"
-                )
+                lo, hi = fmt_num(rng[0]), fmt_num(rng[1])
+                m[k].problem(f"limit {fmt_num(v)} is outside the measuring range [{lo}, {hi}]")
     order = [(k, v) for k, v in vals.items() if v is not None]
     for (k1, v1), (k2, v2) in itertools.pairwise(order):
         if v1 <= v2:
-            m[k2].problem(f"{k2} ({_fmt(v2)}) must be below {k1} ({_fmt(v1)})")
+            m[k2].problem(f"{k2} ({fmt_num(v2)}) must be below {k1} ({fmt_num(v1)})")
     return Limits(
         vals["hh"],
         vals["h"],
         vals["l"],
         vals["ll"],
-        _opt(m, "deadband", lambda x: x.num(0.0), 0.0),
-        _opt(m, "on_delay_s", lambda x: x.num(0.0), 0.0),
-        _opt(m, "off_delay_s", lambda x: x.num(0.0), 0.0),
-        _opt(m, "rate_rise_per_min", lambda x: x.num(0.0, exclusive=True), None),
-        _opt(m, "rate_fall_per_min", lambda x: x.num(0.0, exclusive=True), None),
+        opt(m, "deadband", lambda x: x.num(0.0), 0.0),
+        opt(m, "on_delay_s", lambda x: x.num(0.0), 0.0),
+        opt(m, "off_delay_s", lambda x: x.num(0.0), 0.0),
+        opt(m, "rate_rise_per_min", lambda x: x.num(0.0, exclusive=True), None),
+        opt(m, "rate_fall_per_min", lambda x: x.num(0.0, exclusive=True), None),
     )
 
 
@@ -413,31 +234,31 @@ class _Endpoints:
     mqtt: dict[str, MqttBroker]
 
 
-def _binding(n: _Node, eps: _Endpoints) -> OpcUaBinding | MqttBinding | None:
+def _binding(n: Node, eps: _Endpoints) -> OpcUaBinding | MqttBinding | None:
     m = n.mapping({"endpoint", "node", "topic", "field", "payload"})
     if m is None:
         return None
-    ep = _req(m, "endpoint", n, _Node.text)
+    ep = req(m, "endpoint", n, Node.text)
     if ep is None:
         return None
     if ep in eps.opcua:
         for k in ("topic", "field", "payload"):
             if k in m:
                 m[k].problem(f"'{k}' is for MQTT bindings; endpoint '{ep}' is OPC UA")
-        node = _req(m, "node", n, lambda x: x.text(r"(ns=\d+;)?[isgb]=.+", "an OPC UA node id (ns=2;s=...)"))
+        node = req(m, "node", n, lambda x: x.text(r"(ns=\d+;)?[isgb]=.+", "an OPC UA node id (ns=2;s=...)"))
         return None if node is None else OpcUaBinding(ep, node)
     if ep in eps.mqtt:
         if "node" in m:
             m["node"].problem(f"'node' is for OPC UA bindings; endpoint '{ep}' is MQTT")
-        topic = _req(m, "topic", n, lambda x: x.text(r"[^#+\s]+", "an MQTT topic without wildcards"))
-        payload = _opt(m, "payload", lambda x: x.choice(("json", "batch", "number")), "json")
-        fld = _opt(m, "field", _Node.text, "" if payload == "number" else "v")
+        topic = req(m, "topic", n, lambda x: x.text(r"[^#+\s]+", "an MQTT topic without wildcards"))
+        payload = opt(m, "payload", lambda x: x.choice(("json", "batch", "number")), "json")
+        fld = opt(m, "field", Node.text, "" if payload == "number" else "v")
         return None if topic is None else MqttBinding(ep, topic, fld, payload)
     m["endpoint"].problem(f"endpoint '{ep}' is not declared under endpoints.opcua or endpoints.mqtt")
     return None
 
 
-def _sensor(n: _Node, hs_id: str, eps: _Endpoints) -> Sensor | None:
+def _sensor(n: Node, hs_id: str, eps: _Endpoints) -> Sensor | None:
     m = n.mapping(
         {
             "tag",
@@ -456,28 +277,28 @@ def _sensor(n: _Node, hs_id: str, eps: _Endpoints) -> Sensor | None:
     )
     if m is None:
         return None
-    tag = _req(m, "tag", n, lambda x: x.text(_ID, "a tag (letters, digits, '_', '-', '.')"))
-    kind_s = _req(m, "kind", n, lambda x: x.choice(tuple(k.value for k in SensorKind)))
+    tag = req(m, "tag", n, lambda x: x.text(ID_PATTERN, "a tag (letters, digits, '_', '-', '.')"))
+    kind_s = req(m, "kind", n, lambda x: x.choice(tuple(k.value for k in SensorKind)))
     kind = SensorKind(kind_s) if kind_s else None
-    unit = _req(m, "unit", n, _Node.text)
+    unit = req(m, "unit", n, Node.text)
     if kind is not None and unit is not None and unit not in UNITS[kind]:
         m["unit"].problem(
             f"unit '{unit}' is not valid for a {kind.value} sensor "
             f"(use one of: {', '.join(sorted(UNITS[kind]))})"
         )
         unit = None
-    rng = _req(m, "range", n, _Node.pair)
+    rng = req(m, "range", n, Node.pair)
     if rng is not None and rng[0] >= rng[1]:
-        m["range"].problem(f"range low ({_fmt(rng[0])}) must be below high ({_fmt(rng[1])})")
+        m["range"].problem(f"range low ({fmt_num(rng[0])}) must be below high ({fmt_num(rng[1])})")
         rng = None
-    period = _req(m, "period_s", n, lambda x: x.num(0.0, exclusive=True))
+    period = req(m, "period_s", n, lambda x: x.num(0.0, exclusive=True))
     binding: OpcUaBinding | MqttBinding | None = None
     if "binding" in m:
         binding = _binding(m["binding"], eps)
     else:
         n.problem("missing required key 'binding'", f"{n.path}.binding")
-    limits = _opt(m, "limits", lambda x: _limits(x, rng), Limits())
-    chem = _opt(m, "chemical", _chemical_ref, None)
+    limits = opt(m, "limits", lambda x: _limits(x, rng), Limits())
+    chem = opt(m, "chemical", _chemical_ref, None)
     if kind in (SensorKind.GAS_COMBUSTIBLE, SensorKind.GAS_TOXIC) and "chemical" not in m:
         n.problem(f"a {kind.value} sensor needs 'chemical' (the gas it detects)", f"{n.path}.chemical")
     if kind is SensorKind.GAS_COMBUSTIBLE and chem is not None and not chem.flammable:
@@ -494,45 +315,45 @@ def _sensor(n: _Node, hs_id: str, eps: _Endpoints) -> Sensor | None:
         period_s=period,
         binding=binding,
         hazard_source=hs_id,
-        description=_opt(m, "description", _Node.text, ""),
+        description=opt(m, "description", Node.text, ""),
         limits=limits,
         limits_given="limits" in m,
         chemical=chem,
-        equipment=_opt(m, "equipment", _Node.text, "") or None,
-        position=_opt(m, "position", _Node.pair, None),
-        key=_opt(m, "key", _Node.flag, False),
+        equipment=opt(m, "equipment", Node.text, "") or None,
+        position=opt(m, "position", Node.pair, None),
+        key=opt(m, "key", Node.flag, False),
     )
 
 
-def _inventory(n: _Node) -> Inventory | None:
+def _inventory(n: Node) -> Inventory | None:
     m = n.mapping({"chemical", "max_t"})
     if m is None:
         return None
-    c = _req(m, "chemical", n, _chemical_ref)
-    q = _req(m, "max_t", n, lambda x: x.num(0.0, exclusive=True))
+    c = req(m, "chemical", n, _chemical_ref)
+    q = req(m, "max_t", n, lambda x: x.num(0.0, exclusive=True))
     return None if c is None or q is None else Inventory(c, q)
 
 
-def _equipment(n: _Node) -> Equipment | None:
+def _equipment(n: Node) -> Equipment | None:
     m = n.mapping({"id", "type", "chemical", "capacity_m3", "height_m", "position"})
     if m is None:
         return None
-    eid = _req(m, "id", n, lambda x: x.text(_ID, _ID_WHAT))
-    typ = _req(m, "type", n, lambda x: x.choice(("tank", "sphere", "vessel")))
-    chem = _opt(m, "chemical", _chemical_ref, None)
-    cap = _req(m, "capacity_m3", n, lambda x: x.num(0.0, exclusive=True))
-    height = _req(m, "height_m", n, lambda x: x.num(0.0, exclusive=True))
-    pos = _opt(m, "position", _Node.pair, None)
+    eid = req(m, "id", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
+    typ = req(m, "type", n, lambda x: x.choice(("tank", "sphere", "vessel")))
+    chem = opt(m, "chemical", _chemical_ref, None)
+    cap = req(m, "capacity_m3", n, lambda x: x.num(0.0, exclusive=True))
+    height = req(m, "height_m", n, lambda x: x.num(0.0, exclusive=True))
+    pos = opt(m, "position", Node.pair, None)
     if eid is None or typ is None or cap is None or height is None:
         return None
     return Equipment(eid, typ, chem, cap, height, pos)
 
 
-def _vote_group(n: _Node, tags: set[str]) -> VoteGroup | None:
+def _vote_group(n: Node, tags: set[str]) -> VoteGroup | None:
     m = n.mapping({"id", "sensors", "k"})
     if m is None:
         return None
-    gid = _req(m, "id", n, lambda x: x.text(_ID, _ID_WHAT))
+    gid = req(m, "id", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
     sensors: list[str] = []
     if "sensors" in m:
         for item in m["sensors"].sequence():
@@ -543,7 +364,7 @@ def _vote_group(n: _Node, tags: set[str]) -> VoteGroup | None:
                 sensors.append(t)
     else:
         n.problem("missing required key 'sensors'", f"{n.path}.sensors")
-    k = _req(m, "k", n, lambda x: x.whole(1))
+    k = req(m, "k", n, lambda x: x.whole(1))
     if k is not None and "sensors" in m and k > len(m["sensors"].sequence()):
         m["k"].problem(f"k ({k}) is larger than the number of sensors ({len(sensors)})")
     if gid is None or k is None:
@@ -551,7 +372,7 @@ def _vote_group(n: _Node, tags: set[str]) -> VoteGroup | None:
     return VoteGroup(gid, tuple(sensors), k)
 
 
-def _hazard_source(n: _Node, eps: _Endpoints) -> HazardSource | None:
+def _hazard_source(n: Node, eps: _Endpoints) -> HazardSource | None:
     m = n.mapping(
         {
             "id",
@@ -567,10 +388,10 @@ def _hazard_source(n: _Node, eps: _Endpoints) -> HazardSource | None:
     )
     if m is None:
         return None
-    hid = _req(m, "id", n, lambda x: x.text(_ID, _ID_WHAT))
-    name = _req(m, "name", n, _Node.text)
-    kind = _opt(m, "kind", lambda x: x.choice(("storage", "production")), "storage")
-    people = _req(m, "people_within_500m", n, lambda x: x.whole(0))
+    hid = req(m, "id", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
+    name = req(m, "name", n, Node.text)
+    kind = opt(m, "kind", lambda x: x.choice(("storage", "production")), "storage")
+    people = req(m, "people_within_500m", n, lambda x: x.whole(0))
     inv: list[Inventory] = []
     if "chemicals" in m:
         seen: set[str] = set()
@@ -585,7 +406,7 @@ def _hazard_source(n: _Node, eps: _Endpoints) -> HazardSource | None:
             m["chemicals"].problem("a hazard source needs at least one chemical")
     else:
         n.problem("missing required key 'chemicals'", f"{n.path}.chemicals")
-    resp = _req(m, "responsible", n, _responsible)
+    resp = req(m, "responsible", n, _responsible)
     equipment = [
         e for e in (_equipment(x) for x in (m["equipment"].sequence() if "equipment" in m else [])) if e
     ]
@@ -613,17 +434,17 @@ def _hazard_source(n: _Node, eps: _Endpoints) -> HazardSource | None:
     )
 
 
-def _plant(root: _Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-level section
+def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-level section
     m = root.mapping({"enterprise", "bureaus", "endpoints", "hazard_sources"})
     if m is None:
         return None
-    ent = _req(m, "enterprise", root, _enterprise)
+    ent = req(m, "enterprise", root, _enterprise)
     bureaus = _bureaus(m["bureaus"]) if "bureaus" in m else []
     eps = _Endpoints({}, {})
     if "endpoints" in m:
         em = m["endpoints"].mapping({"opcua", "mqtt"}) or {}
-        names: dict[str, _Node] = {}
-        parsers: tuple[tuple[str, Callable[[_Node], OpcUaEndpoint | MqttBroker | None]], ...] = (
+        names: dict[str, Node] = {}
+        parsers: tuple[tuple[str, Callable[[Node], OpcUaEndpoint | MqttBroker | None]], ...] = (
             ("opcua", _opcua),
             ("mqtt", _mqtt),
         )
@@ -679,13 +500,13 @@ def _plant(root: _Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-l
     )
 
 
-def _sensor_nodes(hs_node: _Node, hs: HazardSource) -> Iterator[tuple[_Node, Sensor]]:
+def _sensor_nodes(hs_node: Node, hs: HazardSource) -> Iterator[tuple[Node, Sensor]]:
     m = hs_node.node.value if isinstance(hs_node.node, yaml.MappingNode) else []
     for k, v in m:
         if getattr(k, "value", None) == "sensors" and isinstance(v, yaml.SequenceNode):
             by_tag = {s.tag: s for s in hs.sensors}
             for i, sn in enumerate(v.value):
-                node = _Node(hs_node.ctx, sn, f"{hs_node.path}.sensors[{i}]")
+                node = Node(hs_node.ctx, sn, f"{hs_node.path}.sensors[{i}]")
                 tag = _tag_of(sn)
                 if tag is not None and tag in by_tag:
                     yield node, by_tag[tag]
@@ -705,25 +526,9 @@ def loads(text: str, file: str = "<string>") -> Plant:
     Raises:
         ConfigError: with every problem found, each as ``file:line: path: reason``.
     """
-    ctx = _Ctx(file, [])
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        line = (e.problem_mark.line + 1) if e.problem_mark else 1
-        raise ConfigError([Problem(file, line, "(file)", f"not valid YAML: {e.problem}")]) from e
-    if node is None:
-        raise ConfigError([Problem(file, 1, "(file)", "the file is empty")])
-    plant = _plant(_Node(ctx, node, ""))
-    if ctx.problems or plant is None:
-        raise ConfigError(ctx.problems or [Problem(file, 1, "(file)", "no plant could be read")])
-    return plant
+    return parse_document(text, file, _plant)
 
 
 def load(path: str | Path) -> Plant:
     """Load a plant file. See `loads`."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError([Problem(str(p), 0, "(file)", f"cannot read: {e.strerror}")]) from e
-    return loads(text, str(p))
+    return parse_file(path, _plant)

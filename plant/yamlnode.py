@@ -1,0 +1,261 @@
+"""A YAML reader that remembers lines: every config in hazmon fails the same way.
+
+`Node` wraps a PyYAML node with its dotted field path; its readers (`text`,
+`num`, `whole`, `flag`, `choice`, `pair`, `mapping`, `sequence`) record a
+`Problem` (``file:line: field.path: reason``) and return None instead of raising,
+so a loader reports every problem of a file at once. `parse_document` runs a
+loader over a text and raises `ConfigError` with them all.
+
+Example:
+    def _section(n: Node) -> MySettings | None:
+        m = n.mapping({"port", "name"})
+        if m is None:
+            return None
+        port = req(m, "port", n, lambda x: x.whole(1))
+        name = opt(m, "name", Node.text, "default")
+        return None if port is None else MySettings(port, name)
+
+    settings = parse_document(text, "hazmon.yaml", _section)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+
+__all__ = [
+    "ID_PATTERN",
+    "ID_WHAT",
+    "ConfigError",
+    "Node",
+    "Problem",
+    "fmt_num",
+    "opt",
+    "parse_document",
+    "parse_file",
+    "req",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Problem:
+    file: str
+    line: int
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.path}: {self.reason}"
+
+
+class ConfigError(Exception):
+    """A configuration file has one or more problems."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+class Node:
+    """A YAML node with its dotted path, for precise messages."""
+
+    def __init__(self, ctx: Ctx, node: yaml.Node, path: str) -> None:
+        self.ctx, self.node, self.path = ctx, node, path
+
+    @property
+    def line(self) -> int:
+        return self.node.start_mark.line + 1
+
+    def problem(self, reason: str, path: str | None = None, line: int | None = None) -> None:
+        self.ctx.problems.append(Problem(self.ctx.file, line or self.line, path or self.path, reason))
+
+    def mapping(self, allowed: set[str]) -> dict[str, Node] | None:
+        if not isinstance(self.node, yaml.MappingNode):
+            self.problem(f"expected a mapping, got {_kind(self.node)}")
+            return None
+        out: dict[str, Node] = {}
+        for k, v in self.node.value:
+            key = k.value if isinstance(k, yaml.ScalarNode) else str(k)
+            child = Node(self.ctx, v, f"{self.path}.{key}" if self.path else key)
+            if key not in allowed:
+                self.problem(
+                    f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})",
+                    child.path,
+                    k.start_mark.line + 1,
+                )
+                continue
+            if key in out:
+                self.problem(f"key '{key}' given twice", child.path, k.start_mark.line + 1)
+            out[key] = child
+        return out
+
+    def sequence(self) -> list[Node]:
+        if not isinstance(self.node, yaml.SequenceNode):
+            self.problem(f"expected a list, got {_kind(self.node)}")
+            return []
+        return [Node(self.ctx, v, f"{self.path}[{i}]") for i, v in enumerate(self.node.value)]
+
+    def scalar(self) -> object:
+        if not isinstance(self.node, yaml.ScalarNode):
+            self.problem(f"expected a value, got {_kind(self.node)}")
+            return _MISSING
+        constructor = yaml.SafeLoader(self.node.value)
+        try:
+            return constructor.construct_object(self.node)
+        except yaml.YAMLError as e:
+            self.problem(f"cannot read value: {e}")
+            return _MISSING
+        finally:
+            constructor.dispose()
+
+    def text(self, pattern: str | None = None, what: str = "") -> str | None:
+        v = self.scalar()
+        if isinstance(v, _Missing):
+            return None
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            self.problem(f"expected text, got {_pytype(v)}")
+            return None
+        s = str(v)
+        if pattern and not re.fullmatch(pattern, s):
+            self.problem(f"'{s}' is not {what or 'valid'}")
+            return None
+        return s
+
+    def num(self, minimum: float | None = None, exclusive: bool = False) -> float | None:
+        v = self.scalar()
+        if isinstance(v, _Missing):
+            return None
+        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
+            self.problem(f"expected a number, got {_pytype(v)} '{self.node.value}'")
+            return None
+        f = float(v)
+        if minimum is not None and (f <= minimum if exclusive else f < minimum):
+            self.problem(f"must be {'>' if exclusive else '>='} {fmt_num(minimum)}, got {fmt_num(f)}")
+            return None
+        return f
+
+    def whole(self, minimum: int | None = None) -> int | None:
+        v = self.scalar()
+        if isinstance(v, _Missing):
+            return None
+        if isinstance(v, bool) or not isinstance(v, int):
+            self.problem(f"expected a whole number, got {_pytype(v)} '{self.node.value}'")
+            return None
+        if minimum is not None and v < minimum:
+            self.problem(f"must be >= {minimum}, got {v}")
+            return None
+        return v
+
+    def flag(self) -> bool | None:
+        v = self.scalar()
+        if isinstance(v, _Missing):
+            return None
+        if not isinstance(v, bool):
+            self.problem(f"expected true or false, got '{self.node.value}'")
+            return None
+        return v
+
+    def choice(self, options: tuple[str, ...]) -> str | None:
+        s = self.text()
+        if s is not None and s not in options:
+            self.problem(f"'{s}' is not one of: {', '.join(options)}")
+            return None
+        return s
+
+    def pair(self) -> tuple[float, float] | None:
+        items = self.sequence()
+        if not isinstance(self.node, yaml.SequenceNode):
+            return None
+        if len(items) != 2:
+            self.problem(f"expected two numbers [a, b], got {len(items)} items")
+            return None
+        a, b = items[0].num(), items[1].num()
+        if a is None or b is None:
+            return None
+        return (a, b)
+
+
+@dataclass
+class Ctx:
+    file: str
+    problems: list[Problem]
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return f"'{node.value}'"
+
+
+def _pytype(v: object) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", str: "text"}.get(type(v), type(v).__name__)
+
+
+def fmt_num(x: float) -> str:
+    """A number as people write it: 2.0 -> 2, 0.25 -> 0.25."""
+    return f"{x:g}"
+
+
+def req(m: dict[str, Node], key: str, parent: Node, fn: Callable[[Node], T | None]) -> T | None:
+    if key not in m:
+        parent.problem(f"missing required key '{key}'", f"{parent.path}.{key}" if parent.path else key)
+        return None
+    return fn(m[key])
+
+
+def opt(m: dict[str, Node], key: str, fn: Callable[[Node], T | None], default: T) -> T:
+    if key not in m:
+        return default
+    v = fn(m[key])
+    return default if v is None else v
+
+
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
+ID_WHAT = "an id (letters, digits, '_', '-', '.')"
+
+
+def parse_document(text: str, file: str, fn: Callable[[Node], T | None]) -> T:
+    """Run ``fn`` over the YAML document in ``text``.
+
+    Raises:
+        ConfigError: with every problem ``fn`` recorded (or the YAML syntax error).
+    """
+    ctx = Ctx(file, [])
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        line = (e.problem_mark.line + 1) if e.problem_mark else 1
+        raise ConfigError([Problem(file, line, "(file)", f"not valid YAML: {e.problem}")]) from e
+    if node is None:
+        raise ConfigError([Problem(file, 1, "(file)", "the file is empty")])
+    result = fn(Node(ctx, node, ""))
+    if ctx.problems or result is None:
+        raise ConfigError(ctx.problems or [Problem(file, 1, "(file)", "nothing could be read")])
+    return result
+
+
+def parse_file(path: str | Path, fn: Callable[[Node], T | None]) -> T:
+    """`parse_document` over a file; an unreadable file is a `ConfigError` too."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError([Problem(str(p), 0, "(file)", f"cannot read: {e.strerror}")]) from e
+    return parse_document(text, str(p), fn)
