@@ -22,7 +22,7 @@ from hazmon.plant.model import (
     Sensor,
     SensorKind,
 )
-from hazmon.plant.reading import Quality, Reading, from_us, to_us
+from hazmon.plant.reading import Quality, Reading, StaleChange, from_us, to_us
 from hazmon.plant.standards import Grade, Level, Tier
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "Reading",
     "Sensor",
     "SensorKind",
+    "StaleChange",
     "Tier",
     "assessment_status",
     "default_gas_limits",

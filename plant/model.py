@@ -6,7 +6,7 @@ constructs them from raw dicts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from hazmon.plant.standards import Chemical, Level
@@ -259,3 +259,28 @@ class Plant:
             if hs.id == hs_id:
                 return hs
         raise KeyError(hs_id)
+
+    def retarget(
+        self,
+        opcua_urls: dict[str, str] | None = None,
+        mqtt_urls: dict[str, str] | None = None,
+        topic_prefix: str | None = None,
+    ) -> Plant:
+        """A copy pointing endpoints elsewhere (tests, demos on other ports).
+
+        Args:
+            opcua_urls: endpoint name -> new opc.tcp:// URL.
+            mqtt_urls: broker name -> new mqtt:// URL.
+            topic_prefix: prepended (with '/') to every MQTT binding topic, so
+                parallel tests on one broker never see each other's messages.
+        """
+        opcua = tuple(replace(e, url=(opcua_urls or {}).get(e.name, e.url)) for e in self.opcua)
+        mqtt = tuple(replace(b, url=(mqtt_urls or {}).get(b.name, b.url)) for b in self.mqtt)
+
+        def move(s: Sensor) -> Sensor:
+            if topic_prefix and isinstance(s.binding, MqttBinding):
+                return replace(s, binding=replace(s.binding, topic=f"{topic_prefix}/{s.binding.topic}"))
+            return s
+
+        sources = tuple(replace(hs, sensors=tuple(move(s) for s in hs.sensors)) for hs in self.hazard_sources)
+        return replace(self, opcua=opcua, mqtt=mqtt, hazard_sources=sources)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import NamedTuple
 
-__all__ = ["Quality", "Reading", "from_us", "to_us"]
+__all__ = ["Quality", "Reading", "StaleChange", "from_us", "to_us"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -42,6 +42,23 @@ class Reading(NamedTuple):
     ts_us: int
     value: float
     quality: Quality = Quality.GOOD
+
+
+class StaleChange(NamedTuple):
+    """A sensor stopped (or resumed) reporting: the collector's word to the rules.
+
+    Attributes:
+        tag: the sensor's tag.
+        stale: True when no reading came for N x its period (or its endpoint is
+            down); False when readings resumed.
+        ts_us: when it was detected, µs since the epoch.
+        reason: e.g. "no reading for 15 s (3 x 5 s)", "endpoint dcs disconnected".
+    """
+
+    tag: str
+    stale: bool
+    ts_us: int
+    reason: str = ""
 
 
 def to_us(dt: datetime) -> int:
