@@ -232,6 +232,7 @@ def _limits(n: Node, rng: tuple[float, float] | None) -> Limits | None:
 class _Endpoints:
     opcua: dict[str, OpcUaEndpoint]
     mqtt: dict[str, MqttBroker]
+    declared: set[str]  # names written in the file, valid or not: no cascade of errors
 
 
 def _binding(n: Node, eps: _Endpoints) -> OpcUaBinding | MqttBinding | None:
@@ -254,7 +255,8 @@ def _binding(n: Node, eps: _Endpoints) -> OpcUaBinding | MqttBinding | None:
         payload = opt(m, "payload", lambda x: x.choice(("json", "batch", "number")), "json")
         fld = opt(m, "field", Node.text, "" if payload == "number" else "v")
         return None if topic is None else MqttBinding(ep, topic, fld, payload)
-    m["endpoint"].problem(f"endpoint '{ep}' is not declared under endpoints.opcua or endpoints.mqtt")
+    if ep not in eps.declared:
+        m["endpoint"].problem(f"endpoint '{ep}' is not declared under endpoints.opcua or endpoints.mqtt")
     return None
 
 
@@ -440,7 +442,7 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
         return None
     ent = req(m, "enterprise", root, _enterprise)
     bureaus = _bureaus(m["bureaus"]) if "bureaus" in m else []
-    eps = _Endpoints({}, {})
+    eps = _Endpoints({}, {}, set())
     if "endpoints" in m:
         em = m["endpoints"].mapping({"opcua", "mqtt"}) or {}
         names: dict[str, Node] = {}
@@ -450,6 +452,9 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
         )
         for key, parse in parsers:
             for item in em[key].sequence() if key in em else []:
+                declared = _tag_of(item.node, "name")
+                if declared is not None:
+                    eps.declared.add(declared)
                 ep = parse(item)
                 if ep is None:
                     continue
@@ -512,10 +517,10 @@ def _sensor_nodes(hs_node: Node, hs: HazardSource) -> Iterator[tuple[Node, Senso
                     yield node, by_tag[tag]
 
 
-def _tag_of(node: yaml.Node) -> str | None:
+def _tag_of(node: yaml.Node, key: str = "tag") -> str | None:
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
-            if getattr(k, "value", None) == "tag" and isinstance(v, yaml.ScalarNode):
+            if getattr(k, "value", None) == key and isinstance(v, yaml.ScalarNode):
                 return str(v.value)
     return None
 

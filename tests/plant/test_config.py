@@ -1,0 +1,140 @@
+"""Each broken plant file is its own small file with its exact message (file:line: path: reason)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hazmon.plant import ConfigError, load, loads
+
+BROKEN = Path(__file__).parent / "broken"
+BASE = (BROKEN / "_base.yaml.txt").read_text(encoding="utf-8")
+
+CASES: dict[str, list[str]] = {
+    "unknown_key": [
+        "28: hazard_sources[0].sensors[0].colour: unknown key 'colour' (allowed: binding, chemical, "
+        "description, equipment, key, kind, limits, period_s, position, range, tag, unit)"
+    ],
+    "wrong_type": ["13: hazard_sources[0].people_within_500m: expected a whole number, got text 'many'"],
+    "duplicate_tag": ["31: hazard_sources[0].sensors[1].tag: duplicate tag 'LT-1' (first at line 23)"],
+    "limit_outside_range": [
+        "30: hazard_sources[0].sensors[0].limits.hh: limit 2.6 is outside the measuring range [0, 2.4]"
+    ],
+    "limits_out_of_order": ["30: hazard_sources[0].sensors[0].limits.h: h (1.9) must be below hh (1.8)"],
+    "unknown_chemical": [
+        "15: hazard_sources[0].chemicals[0].chemical: unknown chemical 'unobtainium' "
+        "(use a hazmon id or CAS number of hazmon.plant.standards)"
+    ],
+    "undeclared_endpoint": [
+        "37: hazard_sources[0].sensors[1].binding.endpoint: endpoint 'scada' is not declared under "
+        "endpoints.opcua or endpoints.mqtt"
+    ],
+    "unit_for_kind": [
+        "25: hazard_sources[0].sensors[0].unit: unit 'ppm' is not valid for a level sensor (use one of: %, m, mm)"
+    ],
+    "missing_key": ["31: hazard_sources[0].sensors[1].period_s: missing required key 'period_s'"],
+    "bad_region_code": ["4: enterprise.region.code: '32011' is not a 6-digit region code"],
+    "range_inverted": ["26: hazard_sources[0].sensors[0].range: range low (2.4) must be below high (0)"],
+    "negative_quantity": ["15: hazard_sources[0].chemicals[0].max_t: must be > 0, got -3"],
+    "opcua_field_on_mqtt": [
+        "37: hazard_sources[0].sensors[1].binding.node: 'node' is for OPC UA bindings; endpoint 'gds' is MQTT"
+    ],
+    "bad_node_id": [
+        "29: hazard_sources[0].sensors[0].binding.node: 'LT-1' is not an OPC UA node id (ns=2;s=...)"
+    ],
+    "gas_without_chemical": [
+        "31: hazard_sources[0].sensors[1].chemical: a gas_toxic sensor needs 'chemical' (the gas it detects)"
+    ],
+    "undeclared_equipment": [
+        "23: hazard_sources[0].sensors[0].equipment: equipment 'V-9' is not declared in this hazard source"
+    ],
+    "duplicate_endpoint": [
+        "9: endpoints.mqtt[0].name: endpoint name 'dcs' is used twice (first at line 7)",
+        "37: hazard_sources[0].sensors[1].binding.endpoint: endpoint 'gds' is not declared under "
+        "endpoints.opcua or endpoints.mqtt",
+    ],
+    "bad_url": ["7: endpoints.opcua[0].url: 'http://127.0.0.1/x' is not an opc.tcp:// URL"],
+    "not_yaml": ["13: (file): not valid YAML: expected ',' or ']', but got ':'"],
+    "missing_responsible": [
+        "17: hazard_sources[0].responsible.operational: missing required key 'operational'"
+    ],
+    "toxic_without_limits_data": [
+        "36: hazard_sources[0].sensors[1].chemical: 'hydrogen' has no OEL or IDLH: give limits explicitly"
+    ],
+}
+
+
+def test_every_broken_file_has_a_case() -> None:
+    assert sorted(p.stem for p in BROKEN.glob("*.yaml")) == sorted(CASES)
+    assert len(CASES) >= 15
+
+
+def test_base_of_the_broken_files_is_valid() -> None:
+    plant = loads(BASE, "base.yaml")
+    assert [s.tag for s in plant.sensors()] == ["LT-1", "AT-1"]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_broken_file_reports_exact_message(name: str) -> None:
+    path = BROKEN / f"{name}.yaml"
+    with pytest.raises(ConfigError) as e:
+        load(path)
+    assert [str(p) for p in e.value.problems] == [f"{path}:{m}" for m in CASES[name]]
+
+
+def test_every_problem_is_reported_not_only_the_first() -> None:
+    text = (
+        BASE.replace("    people_within_500m: 120", "    people_within_500m: many")
+        .replace("{hh: 2.0, h: 1.9,", "{hh: 2.6, h: 1.9,")
+        .replace("      - tag: AT-1", "      - tag: LT-1")
+    )
+    with pytest.raises(ConfigError) as e:
+        loads(text, "multi.yaml")
+    assert [str(p) for p in e.value.problems] == [
+        "multi.yaml:13: hazard_sources[0].people_within_500m: expected a whole number, got text 'many'",
+        "multi.yaml:30: hazard_sources[0].sensors[0].limits.hh: limit 2.6 is outside the measuring range [0, 2.4]",
+    ]  # the hazard source itself could not be built, so its tags are not compared
+
+
+def test_empty_and_unreadable_files(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match=r"empty.yaml:1: \(file\): the file is empty"):
+        load(empty)
+    with pytest.raises(ConfigError, match=r"missing.yaml:0: \(file\): cannot read: No such file"):
+        load(tmp_path / "missing.yaml")
+
+
+def test_hazmon_check_prints_problems_and_fails() -> None:
+    path = BROKEN / "duplicate_tag.yaml"
+    r = subprocess.run([sys.executable, "-m", "hazmon", "check", str(path)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert f"{path}:31: hazard_sources[0].sensors[1].tag: duplicate tag 'LT-1' (first at line 23)" in r.stderr
+    ok = subprocess.run(
+        [sys.executable, "-m", "hazmon", "check", "examples/plant.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "3 hazard sources, 43 sensors" in ok.stdout
+
+
+def test_example_plant_is_realistic(example_plant: object) -> None:
+    from hazmon.plant import Plant, SensorKind
+
+    assert isinstance(example_plant, Plant)
+    sensors = example_plant.sensors()
+    assert len(sensors) >= 40
+    kinds = {s.kind for s in sensors}
+    assert {
+        SensorKind.LEVEL,
+        SensorKind.TEMPERATURE,
+        SensorKind.PRESSURE,
+        SensorKind.GAS_TOXIC,
+        SensorKind.GAS_COMBUSTIBLE,
+    } <= kinds
+    assert {hs.id for hs in example_plant.hazard_sources} == {"cl2-tankfarm", "lpg-spheres", "meoh-tankfarm"}
