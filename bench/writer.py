@@ -20,6 +20,7 @@ import time
 import uuid
 
 import psycopg
+
 from hazmon.plant import Quality, Reading, load
 from hazmon.store import (
     ReadingColumns,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
 from hazmon.plant.model import (
     UNITS,
     BureauContact,
@@ -47,6 +48,10 @@ from hazmon.plant.yamlnode import (
 )
 
 __all__ = ["ConfigError", "Problem", "load", "loads"]
+
+
+_OPC_URL = r"opc\.tcp://[^\s/]+(:\d+)?(/\S*)?"
+_MQTT_URL = r"mqtts?://[^\s/:]+(:\d+)?"
 
 
 def _person(n: Node) -> Person | None:
@@ -122,7 +127,9 @@ def _opcua(n: Node) -> OpcUaEndpoint | None:
     if m is None:
         return None
     name = req(m, "name", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
-    url = req(m, "url", n, lambda x: x.text(r"opc\.tcp://[^\s/]+(:\d+)?(/\S*)?", "an opc.tcp:// URL"))
+    url = req(
+        m, "url", n, lambda x: x.text(r"opc\.tcp://[^\s/]+(:\d+)?(/\S*)?", "an opc.tcp:// URL", env=True)
+    )
     mode = opt(m, "mode", lambda x: x.choice(("subscribe", "poll")), "subscribe")
     security = opt(m, "security", lambda x: x.choice(("none", "sign", "sign_and_encrypt")), "none")
     cert = opt(m, "certificate", Node.text, "") or None
@@ -166,7 +173,9 @@ def _mqtt(n: Node) -> MqttBroker | None:
     if m is None:
         return None
     name = req(m, "name", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
-    url = req(m, "url", n, lambda x: x.text(r"mqtts?://[^\s/:]+(:\d+)?", "an mqtt:// or mqtts:// URL"))
+    url = req(
+        m, "url", n, lambda x: x.text(r"mqtts?://[^\s/:]+(:\d+)?", "an mqtt:// or mqtts:// URL", env=True)
+    )
     protocol = opt(m, "protocol", lambda x: x.choice(("5", "3.1.1")), "5")
     qos = opt(m, "qos", lambda x: x.whole(0), 1)
     if qos > 1:

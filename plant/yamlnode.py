@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -123,7 +126,13 @@ class Node:
         finally:
             constructor.dispose()
 
-    def text(self, pattern: str | None = None, what: str = "") -> str | None:
+    def text(self, pattern: str | None = None, what: str = "", env: bool = False) -> str | None:
+        """Text, optionally checked against ``pattern``.
+
+        With ``env=True``, ``${NAME}`` and ``${NAME:-default}`` are replaced from
+        the environment once, at load (deployments point endpoints elsewhere
+        without copying the file); an unset variable without a default is a problem.
+        """
         v = self.scalar()
         if isinstance(v, _Missing):
             return None
@@ -131,6 +140,16 @@ class Node:
             self.problem(f"expected text, got {_pytype(v)}")
             return None
         s = str(v)
+        if env:
+            missing = [
+                m.group(1) for m in _ENV.finditer(s) if m.group(2) is None and m.group(1) not in os.environ
+            ]
+            if missing:
+                self.problem(
+                    f"environment variable {missing[0]} is not set and has no default (${{NAME:-default}})"
+                )
+                return None
+            s = _ENV.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), s)
         if pattern and not re.fullmatch(pattern, s):
             self.problem(f"'{s}' is not {what or 'valid'}")
             return None

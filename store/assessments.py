@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 import psycopg
+
 from hazmon.plant.assessment import AssessmentRecord
 from hazmon.plant.model import Limits
 from hazmon.plant.standards import Grade

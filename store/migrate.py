@@ -15,6 +15,7 @@ from importlib import resources
 
 import psycopg
 import structlog
+
 from hazmon.plant.standards import RETENTION_DEFAULT_DAYS, RETENTION_MIN_DAYS
 
 __all__ = ["MigrationResult", "StorageSettings", "migrate", "migrations", "storage_mode"]

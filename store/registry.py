@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 
 import psycopg
+
 from hazmon.plant.grading import grade_source
 from hazmon.plant.limits import effective_limits
 from hazmon.plant.model import Plant

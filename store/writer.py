@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from hazmon.plant.reading import Reading
 from psycopg import errors as pge
+
+from hazmon.plant.reading import Reading
 
 __all__ = [
     "ReadingColumns",

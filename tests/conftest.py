@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from hazmon.plant import Plant, load
 from hazmon.store import StorageSettings, connect, migrate, sync_registry
 

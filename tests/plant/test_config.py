@@ -138,3 +138,20 @@ def test_example_plant_is_realistic(example_plant: object) -> None:
         SensorKind.GAS_COMBUSTIBLE,
     } <= kinds
     assert {hs.id for hs in example_plant.hazard_sources} == {"cl2-tankfarm", "lpg-spheres", "meoh-tankfarm"}
+
+
+def test_endpoint_urls_take_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = BASE.replace(
+        '"opc.tcp://127.0.0.1:4840/x"', '"${HZ_TEST_DCS:-opc.tcp://127.0.0.1:4840/x}"'
+    ).replace('"mqtt://127.0.0.1:1883"', '"${HZ_TEST_GDS}"')
+    monkeypatch.delenv("HZ_TEST_DCS", raising=False)
+    monkeypatch.setenv("HZ_TEST_GDS", "mqtt://mosquitto:1883")
+    p = loads(text, "env.yaml")
+    assert (p.opcua[0].url, p.mqtt[0].url) == ("opc.tcp://127.0.0.1:4840/x", "mqtt://mosquitto:1883")
+    monkeypatch.delenv("HZ_TEST_GDS")
+    with pytest.raises(ConfigError) as e:
+        loads(text, "env.yaml")
+    assert [str(x) for x in e.value.problems] == [
+        "env.yaml:9: endpoints.mqtt[0].url: environment variable HZ_TEST_GDS is not set and has no default "
+        "(${NAME:-default})"
+    ]

@@ -1,0 +1,85 @@
+"""docker-compose.yml cannot run here (no Docker engine): check it against the repository."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hazmon.cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+
+
+def test_expected_services() -> None:
+    assert set(SERVICES) == {"timescaledb", "mosquitto", "simulator", "hazmon", "grafana"}
+    assert SERVICES["timescaledb"]["image"].startswith("timescale/timescaledb:")
+    assert SERVICES["mosquitto"]["image"].startswith("eclipse-mosquitto:2")
+    assert SERVICES["grafana"]["image"].startswith("grafana/grafana:")
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_mounted_files_exist(name: str) -> None:
+    for vol in SERVICES[name].get("volumes", []):
+        src = vol.split(":")[0]
+        if src.startswith("./"):
+            assert (ROOT / src).exists(), f"{name}: mounts {src}, which is not in the repository"
+        else:
+            assert src in COMPOSE["volumes"], f"{name}: named volume {src} is not declared"
+
+
+@pytest.mark.parametrize("name", ["hazmon", "simulator"])
+def test_hazmon_commands_parse_and_name_existing_files(name: str) -> None:
+    svc = SERVICES[name]
+    build = svc["build"]
+    dockerfile = ROOT / build["context"] / build["dockerfile"]
+    assert dockerfile.exists()
+    for line in dockerfile.read_text().splitlines():
+        if line.startswith("COPY "):
+            for src in line.split()[1:-1]:
+                assert (ROOT / src).exists(), f"Dockerfile copies {src}, which is not in the repository"
+    args = build_parser().parse_args(svc["command"])  # an unknown command or option exits here
+    assert getattr(args, "handler", None) is not None
+    for a in svc["command"]:
+        if a.endswith((".yaml", ".yml")):
+            assert (ROOT / a).exists(), f"{name}: command names {a}, which is not in the repository"
+
+
+def _container_ports(svc: dict[str, Any]) -> set[int]:
+    return {int(str(p).split(":")[-1]) for p in svc.get("ports", [])}
+
+
+def test_ports_match_what_the_services_listen_on() -> None:
+    conf = (ROOT / "docker/mosquitto/mosquitto.conf").read_text()
+    listener = int(re.search(r"^listener (\d+)", conf, re.M).group(1))  # type: ignore[union-attr]
+    assert _container_ports(SERVICES["mosquitto"]) == {listener}
+    sim_url = SERVICES["simulator"]["environment"]["HAZMON_DCS_URL"]
+    assert sim_url == SERVICES["hazmon"]["environment"]["HAZMON_DCS_URL"]
+    assert _container_ports(SERVICES["simulator"]) == {int(sim_url.split(":")[2].split("/")[0])}
+    listen = SERVICES["hazmon"]["environment"]["HAZMON_HTTP_LISTEN"]
+    assert _container_ports(SERVICES["hazmon"]) == {int(listen.rsplit(":", 1)[1])}
+    assert _container_ports(SERVICES["timescaledb"]) == {5432}
+    assert _container_ports(SERVICES["grafana"]) == {3000}
+    gds = SERVICES["hazmon"]["environment"]["HAZMON_GDS_URL"]
+    assert gds == f"mqtt://mosquitto:{listener}"
+
+
+def test_mosquitto_keeps_queued_qos1_messages() -> None:
+    conf = (ROOT / "docker/mosquitto/mosquitto.conf").read_text()
+    assert re.search(r"^max_queued_messages 0$", conf, re.M)
+    assert re.search(r"^persistence true$", conf, re.M)
+
+
+def test_the_plant_file_reads_the_urls_compose_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hazmon.plant import load
+
+    for k, v in SERVICES["hazmon"]["environment"].items():
+        monkeypatch.setenv(k, str(v))
+    plant = load(ROOT / "examples/plant.yaml")
+    assert plant.opcua[0].url == "opc.tcp://simulator:4840/hazmon"
+    assert plant.mqtt[0].url == "mqtt://mosquitto:1883"
