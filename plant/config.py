@@ -33,7 +33,7 @@ from hazmon.plant.model import (
     SensorKind,
     VoteGroup,
 )
-from hazmon.plant.standards import Chemical, chemical
+from hazmon.plant.standards import TIER_TABLE, Chemical, Grade, Level, Tier, chemical
 from hazmon.plant.yamlnode import (
     ID_PATTERN,
     ID_WHAT,
@@ -446,7 +446,7 @@ def _hazard_source(n: Node, eps: _Endpoints) -> HazardSource | None:
 
 
 def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-level section
-    m = root.mapping({"enterprise", "bureaus", "endpoints", "hazard_sources"})
+    m = root.mapping({"enterprise", "bureaus", "endpoints", "hazard_sources", "tiers"})
     if m is None:
         return None
     ent = req(m, "enterprise", root, _enterprise)
@@ -504,6 +504,7 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
             sources.append(hs)
     if ent is None:
         return None
+    tiers = _tiers(m["tiers"]) if "tiers" in m else None
     return Plant(
         root.ctx.file,
         ent,
@@ -511,7 +512,25 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
         tuple(eps.opcua.values()),
         tuple(eps.mqtt.values()),
         tuple(sources),
+        tiers if tiers is not None else {k: dict(v) for k, v in TIER_TABLE.items()},
     )
+
+
+def _tiers(n: Node) -> dict[Level, dict[Grade, Tier]] | None:
+    """`tiers:` — level -> grade (1-4) -> red|orange|yellow|blue, over `standards.TIER_TABLE`."""
+    levels = tuple(lv.value for lv in TIER_TABLE)
+    m = n.mapping(set(levels))
+    if m is None:
+        return None
+    out = {k: dict(v) for k, v in TIER_TABLE.items()}
+    colours = {t.colour: t for t in Tier}
+    for level_name, ln in m.items():
+        gm = ln.mapping({"1", "2", "3", "4"})
+        for g, gn in (gm or {}).items():
+            c = gn.choice(tuple(colours))
+            if c is not None:
+                out[Level(level_name)][Grade(int(g))] = colours[c]
+    return out
 
 
 def _sensor_nodes(hs_node: Node, hs: HazardSource) -> Iterator[tuple[Node, Sensor]]:

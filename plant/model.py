@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from hazmon.plant.standards import Chemical, Level
+from hazmon.plant.standards import TIER_TABLE, Chemical, Grade, Level, Tier
 
 __all__ = [
     "UNITS",
@@ -244,6 +244,10 @@ class Plant:
     opcua: tuple[OpcUaEndpoint, ...]
     mqtt: tuple[MqttBroker, ...]
     hazard_sources: tuple[HazardSource, ...]
+    tiers: dict[Level, dict[Grade, Tier]] = field(
+        default_factory=lambda: {k: dict(v) for k, v in TIER_TABLE.items()}
+    )
+    """Tier by (finding level, grade): `standards.TIER_TABLE` with the plant file's `tiers:` over it."""
 
     def sensors(self) -> list[Sensor]:
         return [s for hs in self.hazard_sources for s in hs.sensors]

@@ -155,3 +155,19 @@ def test_endpoint_urls_take_environment_variables(monkeypatch: pytest.MonkeyPatc
         "env.yaml:9: endpoints.mqtt[0].url: environment variable HZ_TEST_GDS is not set and has no default "
         "(${NAME:-default})"
     ]
+
+
+def test_plant_file_overrides_the_tier_table() -> None:
+    from hazmon.plant.standards import TIER_TABLE, Grade, Level, Tier
+
+    assert loads(BASE, "t.yaml").tiers == TIER_TABLE
+    p = loads(BASE + "tiers:\n  first: {2: orange}\n  fault: {1: orange}\n", "t.yaml")
+    assert p.tiers[Level.FIRST][Grade.TWO] is Tier.ORANGE
+    assert p.tiers[Level.FAULT][Grade.ONE] is Tier.ORANGE
+    assert p.tiers[Level.SECOND] == TIER_TABLE[Level.SECOND]
+    assert TIER_TABLE[Level.FIRST][Grade.TWO] is Tier.YELLOW  # the cited table itself is untouched
+    with pytest.raises(ConfigError) as e:
+        loads(BASE + "tiers:\n  first: {5: purple}\n", "t.yaml")
+    assert [str(x) for x in e.value.problems] == [
+        "t.yaml:39: tiers.first.5: unknown key '5' (allowed: 1, 2, 3, 4)",
+    ]
