@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# make demo: migrations, the example plant, Grafana JSON, the simulator and the daemon.
+# Runs until Ctrl-C (or DEMO_SECONDS seconds, for a smoke test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HZ=.venv/bin/hazmon
+PLANT=examples/plant.yaml
+CONFIG=examples/hazmon.yaml
+RUN=var/demo
+mkdir -p "$RUN"
+
+say() { printf '\n== %s\n' "$*"; }
+has() { $HZ "$1" --help >/dev/null 2>&1; }
+
+say "checking the plant file"
+$HZ check "$PLANT"
+$HZ plant "$PLANT"
+
+say "migrating the database ($HAZMON_DSN)"
+$HZ db migrate
+$HZ db load "$PLANT"
+
+if [ "$($HZ assessment list -c "$PLANT" | grep -c 'NO ASSESSMENT ON RECORD' || true)" = 3 ]; then
+  say "recording example assessments (one overdue for reassessment, one with filing overdue)"
+  $HZ assessment add -c "$PLANT" --hazard-source cl2-tankfarm --report-date 2024-05-10 \
+      --assessor "江苏某安全评价有限公司" --r 96 --grade 2 --filed-on 2024-05-20
+  $HZ assessment add -c "$PLANT" --hazard-source lpg-spheres --report-date 2023-02-01 \
+      --assessor "江苏某安全评价有限公司" --r 36 --grade 3 --filed-on 2023-02-10
+  $HZ assessment add -c "$PLANT" --hazard-source meoh-tankfarm --report-date "$(date -d '-40 days' +%F)" \
+      --assessor "江苏某安全评价有限公司" --r 12 --grade 3
+fi
+$HZ assessment list -c "$PLANT"
+
+if has grafana; then
+  say "building the Grafana dashboards"
+  $HZ grafana build
+fi
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+if has simulate; then
+  say "starting the simulator (scenario normal, real time) — log: $RUN/simulator.log"
+  $HZ simulate -c "$PLANT" --scenario normal --speed 1 > "$RUN/simulator.log" 2>&1 &
+  pids+=($!)
+  sleep 3
+fi
+
+if has run; then
+  say "starting the daemon — log: $RUN/daemon.log"
+  $HZ run -c "$CONFIG" > "$RUN/daemon.log" 2>&1 &
+  pids+=($!)
+  if has alarms; then
+    sleep 3
+    $HZ alarms tokens -c "$CONFIG" 2>/dev/null || true
+  fi
+  echo "daemon HTTP: http://127.0.0.1:8470/healthz  /metrics"
+  echo "try:  $HZ simulate -c $PLANT --scenario chlorine-leak --speed 10 --no-opcua   (in another terminal)"
+fi
+
+say "running; Ctrl-C stops the demo"
+if [ -n "${DEMO_SECONDS:-}" ]; then sleep "$DEMO_SECONDS"; else wait; fi
