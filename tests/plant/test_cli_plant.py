@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hz(*args: str, dsn: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if dsn:
+        env["HAZMON_DSN"] = dsn
+    return subprocess.run(
+        [sys.executable, "-m", "hazmon", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_plant_json_for_scripts() -> None:
+    r = hz("plant", "examples/plant.yaml", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    got = {h["id"]: (h["s"], h["alpha"], h["r"], h["grade"], h["grade_zh"]) for h in data["hazard_sources"]}
+    assert got == {
+        "cl2-tankfarm": (12.0, 2.0, 96.0, 2, "二级"),
+        "lpg-spheres": (16.0, 1.5, 36.0, 3, "三级"),
+        "meoh-tankfarm": (12.0, 1.0, 12.0, 3, "三级"),
+    }
+    assert data["lel_reference"].startswith("IEC 60079-20-1")
+
+
+def test_plant_table_reports_not_major(tmp_path: Path) -> None:
+    text = (ROOT / "tests/plant/broken/_base.yaml.txt").read_text().replace("max_t: 30", "max_t: 2")
+    f = tmp_path / "small.yaml"
+    f.write_text(text)
+    r = hz("plant", str(f))
+    assert r.returncode == 0, r.stderr
+    assert "not a major hazard source (S < 1)" in r.stdout
+
+
+def test_migrate_load_and_assessments_through_the_cli(empty_db: str) -> None:
+    r = hz("db", "migrate", dsn=empty_db)
+    assert r.returncode == 0, r.stderr
+    assert "storage mode plain; applied" in r.stdout
+    again = hz("db", "migrate", dsn=empty_db)
+    assert "applied 0 migration(s)" in again.stdout
+    assert hz("db", "migrate", "--retention-days", "20", dsn=empty_db).returncode == 2
+    r = hz("db", "load", "examples/plant.yaml", dsn=empty_db)
+    assert r.stdout.strip() == "loaded hx-chem: 3 hazard sources, 43 sensors"
+    r = hz(
+        "assessment",
+        "add",
+        "-c",
+        "examples/plant.yaml",
+        "--hazard-source",
+        "cl2-tankfarm",
+        "--report-date",
+        "2023-04-01",
+        "--assessor",
+        "评价公司",
+        "--r",
+        "96",
+        "--grade",
+        "2",
+        "--filed-on",
+        "2023-04-20",
+        dsn=empty_db,
+    )
+    assert r.returncode == 0, r.stderr
+    r = hz("assessment", "list", "-c", "examples/plant.yaml", "--today", "2026-05-01", dsn=empty_db)
+    lines = r.stdout.splitlines()
+    cl2 = next(line for line in lines if "cl2-tankfarm" in line)
+    assert "2026-04-01" in cl2
+    assert "REASSESSMENT OVERDUE (3 years after the report)" in cl2
+    assert "FILING OVERDUE (deadline 2023-04-16)" in cl2
+    assert sum("NO ASSESSMENT ON RECORD" in line for line in lines) == 2
+    bad = hz(
+        "assessment",
+        "add",
+        "-c",
+        "examples/plant.yaml",
+        "--hazard-source",
+        "nope",
+        "--report-date",
+        "2023-04-01",
+        "--assessor",
+        "x",
+        "--r",
+        "1",
+        "--grade",
+        "4",
+        dsn=empty_db,
+    )
+    assert bad.returncode == 2
+    assert "--hazard-source: 'nope' is not in examples/plant.yaml" in bad.stderr
