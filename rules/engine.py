@@ -1,0 +1,714 @@
+# ruff: noqa: PLR0917 - private helpers take parallel arrays (rows, times, values) positionally
+"""The rules engine: ``evaluate(state, batch, now_us) -> (state, findings)``.
+
+Deterministic, no I/O, no clock: the same state, batch and ``now_us`` always give
+the same findings. Every condition is an array over all sensors (numpy); the
+per-sensor windows are ring buffers in arrays. Python objects are made only for
+findings (a condition that activates or clears), which are rare.
+
+For speed the state's arrays are updated in place and the same object is
+returned: a caller must use the returned state and drop the one it passed
+(`RulesState.copy` exists for tests that want to compare).
+
+Conditions per sensor, in the order a reading meets them:
+
+1. bad quality (``Quality.BAD``): fault; the value is not used.
+2. out of range (outside the measuring range widened by NAMUR NE 43): fault.
+3. stuck (unchanged for ``stuck_after_s``, for the kinds that must move): fault.
+4. stale (from the collector's `StaleChange`, or the rules' own ``stale_factor``): fault.
+5. spike: a reading that jumps by more than ``spike_min_step`` of the span and
+   is a robust outlier (median / MAD of the last readings) is held back; if the
+   next reading returns, it was a spike (fault, cleared after ``spike_hold_s``
+   without spikes), otherwise it was a real step and evaluation continues.
+6. HH / H / L / LL with deadband, on-delay and off-delay; a gas detector's H / HH
+   are reported as gas first / second level.
+7. when a window bucket closes: rate of change over ``rate_window_s`` and the
+   robust trend (see `hazmon.rules.trend`) predicting HH / LL within the horizon.
+
+A sensor with an active fault raises no process alarm; process alarms already
+active stay as they are (a dead sensor does not clear an alarm) and pending
+transitions are cancelled. Then k-of-n vote groups and chattering (N activations
+of one condition within a window) are evaluated, and time-based transitions
+(delays elapsing, spike hold, chattering ending, own staleness) at ``now_us``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hazmon.plant.findings import Condition, Finding, Level
+from hazmon.rules import messages
+from hazmon.rules.model import LIMIT_NAMES, RulesModel
+from hazmon.rules.settings import RulesSettings
+from hazmon.rules.trend import robust_trend
+
+__all__ = ["NONE", "Batch", "RulesState", "evaluate", "initial_state"]
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+B = NDArray[np.bool_]
+
+NONE = np.iinfo(np.int64).min
+"""'No time' in the int64 time arrays."""
+_NO_BUCKET = np.iinfo(np.int32).min
+
+# Rows of the process bank (delayed state machines).
+HH, H, L, LL, RATE, PHH, PLL = range(7)
+_N_PROC = 7
+_CHAT_ROWS = 5  # HH, H, L, LL, RATE count towards chattering
+
+# Internal codes of transitions (process rows 0-6 keep their numbers).
+OOR, STUCK, BAD, STALE, SPIKE, CHAT = range(7, 13)
+_FAULT_NAME = {OOR: "out_of_range", STUCK: "stuck", BAD: "bad_quality", STALE: "stale", SPIKE: "spike"}
+_FAULT_COND = {
+    OOR: Condition.OUT_OF_RANGE,
+    STUCK: Condition.STUCK,
+    BAD: Condition.BAD_QUALITY,
+    STALE: Condition.STALE,
+    SPIKE: Condition.SPIKE,
+    CHAT: Condition.CHATTERING,
+}
+_SORT = {HH: 0, LL: 0, H: 1, L: 1, RATE: 2, PHH: 3, PLL: 3}
+
+_EMPTY_I = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """New inputs as arrays: readings (sensor row, ts, value, quality) and stale changes.
+
+    Readings may come in any order and several per sensor; the engine sorts them.
+    """
+
+    idx: I64
+    ts: I64
+    value: F64
+    quality: NDArray[np.int8]
+    stale_idx: I64 = field(default_factory=lambda: _EMPTY_I)
+    stale_flag: B = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    stale_ts: I64 = field(default_factory=lambda: _EMPTY_I)
+    stale_reason: tuple[str, ...] = ()
+
+    @staticmethod
+    def empty() -> Batch:
+        return Batch(_EMPTY_I, _EMPTY_I, np.zeros(0), np.zeros(0, dtype=np.int8))
+
+    @staticmethod
+    def of(
+        idx: Sequence[int],
+        ts: Sequence[int],
+        value: Sequence[float],
+        quality: Sequence[int] | None = None,
+    ) -> Batch:
+        n = len(idx)
+        return Batch(
+            np.asarray(idx, dtype=np.int64),
+            np.asarray(ts, dtype=np.int64),
+            np.asarray(value, dtype=np.float64),
+            np.asarray(quality if quality is not None else [0] * n, dtype=np.int8),
+        )
+
+
+@dataclass(slots=True, eq=False)
+class RulesState:
+    """Everything the engine remembers, as arrays over N sensors (see module docstring)."""
+
+    model: RulesModel
+    settings: RulesSettings
+    active: B  # (7, N) process conditions
+    pend: I64  # (7, N) since when the condition differs from `active`; NONE: not pending
+    last_ts: I64
+    last_val: F64  # last value accepted for evaluation
+    bad: B
+    oor: B
+    stuck: B
+    stale: B
+    stale_own: B  # stale raised by the rules' own stale_factor (cleared by a reading)
+    spike: B
+    chat: B
+    ref_val: F64  # stuck detection: value and time of the last change
+    ref_ts: I64
+    ring: NDArray[np.float32]  # (N, K) last accepted raw readings (spike test)
+    ring_pos: NDArray[np.int32]
+    ring_n: NDArray[np.int32]
+    susp: B  # a suspected spike is held back, waiting for the next reading
+    susp_med: F64
+    susp_scale: F64
+    susp_val: F64
+    spike_last: I64
+    phase_us: I64  # buckets of sensor i close at a staggered phase
+    cur_b: I64
+    cur_sum: F64
+    cur_n: NDArray[np.int32]
+    bmean: NDArray[np.float32]  # (N, S) bucket means, slot = bucket % S
+    bid: NDArray[np.int32]  # (N, S) bucket number of each slot
+    rate_val: F64  # last rate of change, per minute
+    pred_level: F64  # last fit: level at the newest bucket
+    pred_slope: F64  # per minute
+    pred_at: I64  # (2, N) expected crossing of HH / LL
+    chat_t: I64  # (5, N, count) last activation times per condition
+    chat_pos: NDArray[np.int8]
+    chat_until: I64
+    vote: B  # (2, G) confirmed / unconfirmed
+    counters: dict[str, int]
+    reasons: dict[int, str]  # reason of the latest stale change per sensor row
+
+    def copy(self) -> RulesState:
+        kw: dict[str, object] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kw[f.name] = v.copy() if isinstance(v, np.ndarray | dict) else v
+        return RulesState(**kw)  # type: ignore[arg-type]
+
+    def window_bytes(self) -> int:
+        """Memory of the per-sensor windows (bucket ring and raw spike ring)."""
+        return int(self.bmean.nbytes + self.bid.nbytes + self.ring.nbytes)
+
+    def total_bytes(self) -> int:
+        """Memory of every array of the state (windows included)."""
+        arrays = [getattr(self, f.name) for f in fields(self)]
+        return int(sum(a.nbytes for a in arrays if isinstance(a, np.ndarray)))
+
+
+def initial_state(model: RulesModel, settings: RulesSettings) -> RulesState:
+    """A state that has seen nothing yet."""
+    n, s, k = model.n, settings.trend_buckets, settings.spike_samples
+    bucket_us = round(settings.bucket_s * 1e6)
+    step = max(1, round(settings.bucket_s))
+    phase = (np.arange(n, dtype=np.int64) % step) * (bucket_us // step)
+    g = len(model.groups.ids)
+    return RulesState(
+        model=model,
+        settings=settings,
+        active=np.zeros((_N_PROC, n), dtype=bool),
+        pend=np.full((_N_PROC, n), NONE, dtype=np.int64),
+        last_ts=np.full(n, NONE, dtype=np.int64),
+        last_val=np.full(n, np.nan),
+        bad=np.zeros(n, dtype=bool),
+        oor=np.zeros(n, dtype=bool),
+        stuck=np.zeros(n, dtype=bool),
+        stale=np.zeros(n, dtype=bool),
+        stale_own=np.zeros(n, dtype=bool),
+        spike=np.zeros(n, dtype=bool),
+        chat=np.zeros(n, dtype=bool),
+        ref_val=np.full(n, np.nan),
+        ref_ts=np.full(n, NONE, dtype=np.int64),
+        ring=np.zeros((n, k), dtype=np.float32),
+        ring_pos=np.zeros(n, dtype=np.int32),
+        ring_n=np.zeros(n, dtype=np.int32),
+        susp=np.zeros(n, dtype=bool),
+        susp_med=np.full(n, np.nan),
+        susp_scale=np.full(n, np.nan),
+        susp_val=np.full(n, np.nan),
+        spike_last=np.full(n, NONE, dtype=np.int64),
+        phase_us=phase,
+        cur_b=np.full(n, NONE, dtype=np.int64),
+        cur_sum=np.zeros(n),
+        cur_n=np.zeros(n, dtype=np.int32),
+        bmean=np.zeros((n, s), dtype=np.float32),
+        bid=np.full((n, s), _NO_BUCKET, dtype=np.int32),
+        rate_val=np.full(n, np.nan),
+        pred_level=np.full(n, np.nan),
+        pred_slope=np.full(n, np.nan),
+        pred_at=np.full((2, n), NONE, dtype=np.int64),
+        chat_t=np.full((_CHAT_ROWS, n, settings.chattering_count), NONE, dtype=np.int64),
+        chat_pos=np.zeros((_CHAT_ROWS, n), dtype=np.int8),
+        chat_until=np.full(n, NONE, dtype=np.int64),
+        vote=np.zeros((2, g), dtype=bool),
+        counters={"readings": 0, "evaluated": 0, "late": 0, "faulty": 0, "spikes_held": 0},
+        reasons={},
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Transitions                                                                  #
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(slots=True)
+class _Out:
+    """Transitions found during one evaluate call: (code, rows, ts, active, value)."""
+
+    items: list[tuple[int, I64, I64, B, F64]] = field(default_factory=list)
+    votes: list[tuple[int, int, bool, bool, int]] = field(default_factory=list)  # (g, ts, conf, act, cnt)
+
+    def add(self, code: int, idx: I64, ts: I64, active: B, value: F64) -> None:
+        if idx.size:
+            self.items.append((code, idx, ts, active, value))
+
+
+def _flip(flags: B, code: int, idx: I64, raw: B, ts: I64, val: F64, out: _Out) -> None:
+    """Immediate (undelayed) condition: set ``flags[idx] = raw`` and record the changes."""
+    ch = flags[idx] != raw
+    if ch.any():
+        flags[idx[ch]] = raw[ch]
+        out.add(code, idx[ch], ts[ch], raw[ch], val[ch])
+
+
+def _delays(st: RulesState, c: int, idx: I64) -> tuple[I64, I64]:
+    if c in (PHH, PLL):
+        on = np.full(idx.size, round(st.settings.predict_on_delay_s * 1e6), dtype=np.int64)
+        off = np.full(idx.size, round(st.settings.predict_off_delay_s * 1e6), dtype=np.int64)
+        return on, off
+    return st.model.on_us[idx], st.model.off_us[idx]
+
+
+def _step(
+    st: RulesState,
+    c: int,
+    idx: I64,
+    t: I64,
+    raw_off: B,
+    raw_on: B,
+    val: F64,
+    held: F64,
+    out: _Out,
+    fired: list[tuple[int, I64, I64]] | None = None,
+) -> None:
+    """Advance the delayed state machine of process row ``c`` for one reading per row.
+
+    ``raw_off`` / ``raw_on`` are the condition as judged from an inactive / active
+    state (the deadband makes them differ). A transition pending since before
+    the reading whose delay elapsed in between fires at ``pend + delay`` with the
+    held (previous) value; then the reading itself is judged.
+    """
+    act = st.active[c, idx]
+    pend = st.pend[c, idx]
+    on, off = _delays(st, c, idx)
+    delay = np.where(act, off, on)
+    due = (pend != NONE) & (t >= pend + delay)
+    if due.any():
+        out.add(c, idx[due], (pend + delay)[due], ~act[due], held[due])
+        if fired is not None:
+            fired.append((c, idx[due & ~act], (pend + delay)[due & ~act]))
+        act = act ^ due
+        pend = np.where(due, NONE, pend)
+    raw = np.where(act, raw_on, raw_off)
+    differs = raw != act
+    pend = np.where(differs, np.where(pend == NONE, t, pend), NONE)
+    fire = differs & (t - pend >= np.where(act, off, on))
+    if fire.any():
+        out.add(c, idx[fire], t[fire], ~act[fire], val[fire])
+        if fired is not None:
+            fired.append((c, idx[fire & ~act], t[fire & ~act]))
+        act = act ^ fire
+        pend = np.where(fire, NONE, pend)
+    st.active[c, idx] = act
+    st.pend[c, idx] = pend
+
+
+def _sweep(st: RulesState, now: int, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+    """Transitions whose delay elapsed by ``now`` without a new reading (value held)."""
+    rows, idx = np.nonzero(st.pend != NONE)
+    if rows.size == 0:
+        return
+    for c in np.unique(rows):
+        ci = idx[rows == c]
+        on, off = _delays(st, int(c), ci)
+        act = st.active[c, ci]
+        when = st.pend[c, ci] + np.where(act, off, on)
+        due = when <= now
+        if due.any():
+            di = ci[due]
+            out.add(int(c), di, when[due], ~act[due], _value_for(st, int(c), di))
+            if int(c) < _CHAT_ROWS:
+                fired.append((int(c), di[~act[due]], when[due][~act[due]]))
+            st.active[c, di] = ~act[due]
+            st.pend[c, di] = NONE
+
+
+def _value_for(st: RulesState, c: int, idx: I64) -> F64:
+    if c == RATE:
+        return st.rate_val[idx]
+    if c in (PHH, PLL):
+        return st.pred_level[idx]
+    return st.last_val[idx]
+
+
+# --------------------------------------------------------------------------- #
+# Evaluation                                                                   #
+# --------------------------------------------------------------------------- #
+
+
+def evaluate(state: RulesState, batch: Batch, now_us: int) -> tuple[RulesState, list[Finding]]:
+    """Judge a batch of readings and stale changes at ``now_us``; return the state and findings.
+
+    Findings are transitions only: a condition that activates (``active=True``)
+    or clears (``active=False``); nothing is repeated while a condition holds.
+    They are sorted by time, the more severe first at equal times.
+    """
+    st, out = state, _Out()
+    fired: list[tuple[int, I64, I64]] = []
+    _stale_changes(st, batch, out)
+    if batch.idx.size:
+        st.counters["readings"] += int(batch.idx.size)
+        order = np.lexsort((batch.ts, batch.idx))
+        idx, ts = batch.idx[order], batch.ts[order]
+        val, q = batch.value[order], batch.quality[order]
+        # rank of each reading among its sensor's readings in this batch
+        first = np.r_[True, idx[1:] != idx[:-1]]
+        starts = np.flatnonzero(first)
+        rank = np.arange(idx.size) - np.repeat(starts, np.diff(np.r_[starts, idx.size]))
+        for r in range(int(rank.max()) + 1):
+            sel = rank == r
+            if r == 0 and sel.all():
+                _round(st, idx, ts, val, q, out, fired)
+            else:
+                _round(st, idx[sel], ts[sel], val[sel], q[sel], out, fired)
+    _sweep(st, now_us, out, fired)
+    _timed(st, now_us, out)
+    _chattering(st, fired, out)
+    if st.settings.votes and st.model.groups.ids:
+        _votes(st, now_us, out)
+    return st, _findings(st, out)
+
+
+def _stale_changes(st: RulesState, batch: Batch, out: _Out) -> None:
+    for j in range(batch.stale_idx.size):
+        i, flag, t = int(batch.stale_idx[j]), bool(batch.stale_flag[j]), int(batch.stale_ts[j])
+        st.stale_own[i] = False
+        if st.stale[i] != flag:
+            st.stale[i] = flag
+            st.reasons[i] = batch.stale_reason[j] if j < len(batch.stale_reason) else ""
+            out.add(STALE, np.array([i]), np.array([t]), np.array([flag]), np.array([st.last_val[i]]))
+            if flag:
+                st.pend[:, i] = NONE
+
+
+def _round(
+    st: RulesState,
+    idx: I64,
+    ts: I64,
+    val: F64,
+    q: NDArray[np.int8],
+    out: _Out,
+    fired: list[tuple[int, I64, I64]],
+) -> None:
+    """One reading per sensor (rows unique)."""
+    m, s = st.model, st.settings
+    late = ts <= st.last_ts[idx]
+    if late.any():
+        st.counters["late"] += int(late.sum())
+        keep = ~late
+        idx, ts, val, q = idx[keep], ts[keep], val[keep], q[keep]
+    st.last_ts[idx] = ts
+    own = st.stale_own[idx]
+    if own.any():
+        oi = idx[own]
+        st.stale[oi] = False
+        st.stale_own[oi] = False
+        out.add(STALE, oi, ts[own], np.zeros(oi.size, dtype=bool), val[own])
+
+    bad = q >= 2
+    _flip(st.bad, BAD, idx, bad, ts, val, out)
+    good = ~bad
+    gi, gt, gv = idx[good], ts[good], val[good]
+    oor = (gv < m.lo_ok[gi]) | (gv > m.hi_ok[gi]) | ~np.isfinite(gv)
+    _flip(st.oor, OOR, gi, oor, gt, gv, out)
+    inr = ~oor
+    gi, gt, gv = gi[inr], gt[inr], gv[inr]
+
+    # stuck: unchanged (within tolerance) since ref_ts
+    ref = st.ref_val[gi]
+    changed = ~(np.abs(gv - ref) <= s.stuck_tolerance * m.span[gi])
+    st.ref_val[gi] = np.where(changed, gv, ref)
+    st.ref_ts[gi] = np.where(changed, gt, st.ref_ts[gi])
+    stuck_raw = m.stuck_check[gi] & (gt - st.ref_ts[gi] >= round(s.stuck_after_s * 1e6))
+    _flip(st.stuck, STUCK, gi, stuck_raw, gt, gv, out)
+
+    usable = ~st.stuck[gi] & ~st.stale[gi]
+    ui, ut, uv = gi[usable], gt[usable], gv[usable]
+
+    # sensors whose reading is not usable: no process evaluation, pending transitions dropped
+    faulty = np.setdiff1d(idx, ui, assume_unique=True)
+    if faulty.size:
+        st.counters["faulty"] += int(faulty.size)
+        st.pend[:, faulty] = NONE
+        st.susp[faulty] = False
+
+    keep = _spikes(st, ui, ut, uv, out)
+    ei, et, ev = ui[keep], ut[keep], uv[keep]
+    st.counters["evaluated"] += int(ei.size)
+    held = st.last_val[ei]
+
+    lim = m.limits[:, ei]
+    db = m.deadband[ei]
+    for c in (HH, H):
+        _step(st, c, ei, et, ev >= lim[c], ev >= lim[c] - db, ev, held, out, fired)
+    for c in (L, LL):
+        _step(st, c, ei, et, ev <= lim[c], ev <= lim[c] + db, ev, held, out, fired)
+
+    # accept the reading into the windows
+    st.last_val[ei] = ev
+    pos = st.ring_pos[ei]
+    st.ring[ei, pos] = ev
+    st.ring_pos[ei] = (pos + 1) % s.spike_samples
+    st.ring_n[ei] = np.minimum(st.ring_n[ei] + 1, s.spike_samples)
+    _buckets(st, ei, et, ev, out, fired)
+
+
+def _spikes(st: RulesState, ui: I64, ut: I64, uv: F64, out: _Out) -> B:
+    """Spike test; returns which usable readings go on to evaluation."""
+    s, m = st.settings, st.model
+    keep = np.ones(ui.size, dtype=bool)
+    pend = st.susp[ui]
+    if pend.any():
+        j = ui[pend]
+        dist = np.abs(uv[pend] - st.susp_med[j])
+        back = (dist < 0.5 * np.abs(st.susp_val[j] - st.susp_med[j])) & (dist <= s.spike_z * st.susp_scale[j])
+        st.susp[j] = False
+        if back.any():
+            bj, bt = j[back], ut[pend][back]
+            st.spike_last[bj] = bt
+            new = ~st.spike[bj]
+            if new.any():
+                st.spike[bj[new]] = True
+                out.add(SPIKE, bj[new], bt[new], np.ones(int(new.sum()), dtype=bool), st.susp_val[bj[new]])
+    cand = (
+        ~pend
+        & (st.ring_n[ui] >= s.spike_samples)
+        & (np.abs(uv - st.last_val[ui]) > s.spike_min_step * m.span[ui])
+    )
+    if cand.any():
+        ci = ui[cand]
+        r = st.ring[ci].astype(np.float64)
+        med = np.median(r, axis=1)
+        mad = np.median(np.abs(r - med[:, None]), axis=1)
+        scale = np.maximum(1.4826 * mad, 1e-3 * m.span[ci])
+        z = np.abs(uv[cand] - med) / scale
+        sus = z > s.spike_z
+        if sus.any():
+            si = ci[sus]
+            st.susp[si] = True
+            st.susp_med[si] = med[sus]
+            st.susp_scale[si] = scale[sus]
+            st.susp_val[si] = uv[cand][sus]
+            st.counters["spikes_held"] += int(sus.sum())
+            keep[np.flatnonzero(cand)[sus]] = False
+    return keep
+
+
+def _buckets(st: RulesState, ei: I64, et: I64, ev: F64, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+    s = st.settings
+    bucket_us = round(s.bucket_s * 1e6)
+    b = (et + st.phase_us[ei]) // bucket_us
+    cur = st.cur_b[ei]
+    new = b != cur
+    closing = new & (st.cur_n[ei] > 0)
+    if closing.any():
+        ci, cb = ei[closing], cur[closing]
+        nslots = st.bmean.shape[1]
+        slot = cb % nslots
+        st.bmean[ci, slot] = st.cur_sum[ci] / st.cur_n[ci]
+        st.bid[ci, slot] = cb.astype(np.int32)
+        _rate(st, ci, cb, et[closing], ev[closing], out, fired)
+        pm = st.model.predict[ci]
+        if pm.any():
+            _predict(st, ci[pm], cb[pm], et[closing][pm], out)
+    if new.any():
+        ni = ei[new]
+        st.cur_b[ni] = b[new]
+        st.cur_sum[ni] = 0.0
+        st.cur_n[ni] = 0
+    st.cur_sum[ei] += ev
+    st.cur_n[ei] += 1
+
+
+def _rate(
+    st: RulesState, ci: I64, cb: I64, t: I64, v: F64, out: _Out, fired: list[tuple[int, I64, I64]]
+) -> None:
+    m, s = st.model, st.settings
+    has = ~np.isnan(m.rate_rise[ci]) | ~np.isnan(m.rate_fall[ci])
+    if not has.any():
+        return
+    ci, cb, t, v = ci[has], cb[has], t[has], v[has]
+    k = max(1, round(s.rate_window_s / s.bucket_s))
+    nslots = st.bmean.shape[1]
+    prev_b = cb - k
+    slot_now, slot_prev = cb % nslots, prev_b % nslots
+    ok = st.bid[ci, slot_prev] == prev_b.astype(np.int32)
+    rate = (st.bmean[ci, slot_now].astype(np.float64) - st.bmean[ci, slot_prev]) / (k * s.bucket_s / 60.0)
+    rate = np.where(ok, rate, np.nan)
+    st.rate_val[ci] = rate
+    rise, fall = m.rate_rise[ci], m.rate_fall[ci]
+    act = st.active[RATE, ci]
+    raw_off = (rate > rise) | (-rate > fall)
+    cf = s.rate_clear_fraction
+    raw_on = (rate > cf * rise) | (-rate > cf * fall)
+    raw_off = np.where(ok, raw_off, act)
+    raw_on = np.where(ok, raw_on, act)
+    _step(st, RATE, ci, t, raw_off, raw_on, rate, st.rate_val[ci], out, fired)
+
+
+def _predict(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out) -> None:
+    s, m = st.settings, st.model
+    nslots = st.bmean.shape[1]
+    bucket_us = round(s.bucket_s * 1e6)
+    want = cb[:, None] - (nslots - 1) + np.arange(nslots)[None, :]  # oldest first
+    slots = want % nslots
+    y = np.take_along_axis(st.bmean[ci], slots, axis=1).astype(np.float64)
+    got = np.take_along_axis(st.bid[ci], slots, axis=1)
+    y[got != want.astype(np.int32)] = np.nan
+    fit = robust_trend(y)
+    enough = fit.pairs >= s.min_fill * (nslots // 2)
+    per_us = fit.slope / bucket_us
+    t_ref = (cb * bucket_us + bucket_us // 2) - st.phase_us[ci]  # middle of the newest bucket
+    st.pred_level[ci] = fit.level
+    st.pred_slope[ci] = fit.slope * 60e6 / bucket_us
+    horizon = s.horizon_s * 1e6
+    for row, c, lim_row, sign in ((0, PHH, 0, 1.0), (1, PLL, 3, -1.0)):
+        lim = m.limits[lim_row, ci]
+        gap = lim - fit.level
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eta_at = t_ref + gap / per_us
+        eta = eta_at - t
+        moving = (sign * per_us > 0) & (sign * gap > 0) & np.isfinite(eta)
+        already = st.active[HH if c == PHH else LL, ci]
+        raw_off = enough & moving & (fit.consistency >= s.consistency) & (eta <= horizon) & ~already
+        raw_on = enough & moving & (eta <= 1.25 * horizon) & ~already
+        st.pred_at[row, ci] = np.where(np.isfinite(eta_at), np.nan_to_num(eta_at), NONE).astype(np.int64)
+        _step(st, c, ci, t, raw_off, raw_on, fit.level, st.pred_level[ci], out)
+
+
+def _timed(st: RulesState, now: int, out: _Out) -> None:
+    s, m = st.settings, st.model
+    hold = round(s.spike_hold_s * 1e6)
+    sp = np.flatnonzero(st.spike & (st.spike_last + hold <= now))
+    if sp.size:
+        st.spike[sp] = False
+        out.add(SPIKE, sp, st.spike_last[sp] + hold, np.zeros(sp.size, dtype=bool), st.last_val[sp])
+    ch = np.flatnonzero(st.chat & (st.chat_until <= now))
+    if ch.size:
+        st.chat[ch] = False
+        out.add(CHAT, ch, st.chat_until[ch], np.zeros(ch.size, dtype=bool), st.last_val[ch])
+    if s.stale_factor is not None:
+        limit = st.last_ts + np.round(s.stale_factor * m.period_us).astype(np.int64)
+        silent = np.flatnonzero(~st.stale & (st.last_ts != NONE) & (limit <= now))
+        if silent.size:
+            st.stale[silent] = True
+            st.stale_own[silent] = True
+            st.pend[:, silent] = NONE
+            for i in silent.tolist():
+                st.reasons[i] = f"no reading for {s.stale_factor:g} x {m.period_us[i] / 1e6:g} s"
+            out.add(STALE, silent, limit[silent], np.ones(silent.size, dtype=bool), st.last_val[silent])
+
+
+def _chattering(st: RulesState, fired: list[tuple[int, I64, I64]], out: _Out) -> None:
+    s = st.settings
+    count, window = s.chattering_count, round(s.chattering_window_s * 1e6)
+    for c, idx, t in fired:
+        if c >= _CHAT_ROWS or idx.size == 0:
+            continue
+        pos = st.chat_pos[c, idx].astype(np.int64)
+        st.chat_t[c, idx, pos] = t
+        nxt = (pos + 1) % count
+        st.chat_pos[c, idx] = nxt
+        oldest = st.chat_t[c, idx, nxt]
+        hit = (oldest != NONE) & (t - oldest <= window)
+        if hit.any():
+            hi, until = idx[hit], oldest[hit] + window
+            st.chat_until[hi] = np.maximum(st.chat_until[hi], until)
+            new = ~st.chat[hi]
+            if new.any():
+                st.chat[hi[new]] = True
+                out.add(CHAT, hi[new], t[hit][new], np.ones(int(new.sum()), dtype=bool), st.last_val[hi[new]])
+
+
+def _votes(st: RulesState, now: int, out: _Out) -> None:
+    g = st.model.groups
+    mem = g.members
+    up = (st.active[H, mem] | st.active[HH, mem]) & ~(st.bad | st.oor | st.stuck | st.stale)[mem]
+    counts = np.add.reduceat(up.astype(np.int64), g.start[:-1]) if mem.size else np.zeros(0, np.int64)
+    counts = np.where(g.n > 0, counts, 0)
+    conf = counts >= g.k
+    unconf = (counts >= 1) & ~conf
+    for row, new in ((0, conf), (1, unconf)):
+        ch = np.flatnonzero(st.vote[row] != new)
+        for gi in ch:
+            out.votes.append((int(gi), now, row == 0, bool(new[gi]), int(counts[gi])))
+        st.vote[row] = new
+
+
+# --------------------------------------------------------------------------- #
+# Findings                                                                     #
+# --------------------------------------------------------------------------- #
+
+
+def _findings(st: RulesState, out: _Out) -> list[Finding]:
+    m = st.model
+    res: list[tuple[int, int, Finding]] = []
+    for code, idx, ts, act, val in out.items:
+        for j in range(idx.size):
+            i, t, a, v = int(idx[j]), int(ts[j]), bool(act[j]), float(val[j])
+            f = _finding(st, code, i, t, a, v)
+            res.append((t, _SORT.get(code, 5), f))
+    for gi, t, confirmed, a, cnt in out.votes:
+        g = m.groups
+        en, zh = messages.vote_text(g.ids[gi], confirmed, a, cnt, int(g.k[gi]), int(g.n[gi]))
+        f = Finding(
+            hazard_source=g.hazard_sources[gi],
+            sensor=g.ids[gi],
+            condition=Condition.VOTE_CONFIRMED if confirmed else Condition.VOTE_UNCONFIRMED,
+            level=Level.SECOND if confirmed else Level.FIRST,
+            active=a,
+            ts_us=t,
+            value=float(cnt),
+            limit=float(g.k[gi]),
+            message_en=en,
+            message_zh=zh,
+        )
+        res.append((t, 4, f))
+    res.sort(key=lambda x: (x[0], x[1]))
+    return [f for _, _, f in res]
+
+
+def _finding(st: RulesState, code: int, i: int, t: int, a: bool, v: float) -> Finding:
+    m = st.model
+    s = m.sensors[i]
+    hs = s.hazard_source
+    vv = None if np.isnan(v) else v
+    if code in (HH, H, L, LL):
+        name = LIMIT_NAMES[code]
+        lim = float(m.limits[code, i])
+        gas = bool(m.gas[i])
+        if gas and code in (HH, H):
+            cond = Condition.GAS_SECOND if code == HH else Condition.GAS_FIRST
+        else:
+            cond = Condition(name)
+        en, zh = messages.limit_text(s, name, a, v, lim, gas)
+        lvl = Level.SECOND if code in (HH, LL) else Level.FIRST
+        return Finding(hs, s.tag, cond, lvl, a, t, vv, lim, None, en, zh)
+    if code == RATE:
+        lim = float(m.rate_rise[i] if (np.isnan(v) or v >= 0) else m.rate_fall[i])
+        if np.isnan(lim):
+            lim = float(np.nanmax([m.rate_rise[i], m.rate_fall[i]]))
+        en, zh = messages.rate_text(s, a, 0.0 if np.isnan(v) else v, lim)
+        return Finding(hs, s.tag, Condition.RATE, Level.FIRST, a, t, vv, lim, None, en, zh)
+    if code in (PHH, PLL):
+        row = 0 if code == PHH else 1
+        lim = float(m.limits[0 if code == PHH else 3, i])
+        at = int(st.pred_at[row, i])
+        exp = at if (a and at != NONE) else None
+        eta_s = (at - t) / 1e6 if at != NONE else float("nan")
+        en, zh = messages.predict_text(
+            s, "hh" if code == PHH else "ll", a, v, float(st.pred_slope[i]), lim, eta_s
+        )
+        cond = Condition.PREDICT_HH if code == PHH else Condition.PREDICT_LL
+        return Finding(hs, s.tag, cond, Level.PREDICTIVE, a, t, vv, lim, exp, en, zh)
+    detail = ""
+    if code == STUCK:
+        detail = f"{st.settings.stuck_after_s / 60:g} min"
+    elif code == STALE:
+        detail = st.reasons.get(i, "") or "no reading"
+    elif code == CHAT:
+        detail = f"{st.settings.chattering_count}/{st.settings.chattering_window_s:g}"
+    kind = "chattering" if code == CHAT else _FAULT_NAME[code]
+    en, zh = messages.fault_text(s, kind, a, v, detail)
+    lim_v: float | None = None
+    if code == OOR and vv is not None:
+        lim_v = float(m.hi_ok[i] if vv > m.hi_ok[i] else m.lo_ok[i])
+    return Finding(hs, s.tag, _FAULT_COND[code], Level.FAULT, a, t, vv, lim_v, None, en, zh)
