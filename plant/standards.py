@@ -45,6 +45,8 @@ __all__ = [
     "GRADE_BANDS",
     "LEL_REFERENCE",
     "MOLAR_VOLUME_L",
+    "NAMUR_NE43_HIGH_FRACTION",
+    "NAMUR_NE43_LOW_FRACTION",
     "OXYGEN_HIGH_PCT_VOL",
     "OXYGEN_LOW_PCT_VOL",
     "REASSESSMENT_YEARS",
@@ -748,6 +750,15 @@ def toxic_setpoints_mg_m3(c: Chemical, detector_max_mg_m3: float | None = None) 
     if idlh is not None:
         return (idlh * TOXIC_FIRST_IDLH_FACTOR, idlh * TOXIC_SECOND_IDLH_FACTOR)
     raise ValueError(f"{c.id}: no OEL and no IDLH to derive toxic setpoints from")
+
+
+# Signal band of a 4-20 mA transmitter (NAMUR NE 43, 2003): measurement
+# information is 3.8 to 20.5 mA; outside it the signal means a failure. As a share
+# of the 16 mA span: 0.2/16 below the range low end, 0.5/16 above the high end.
+# The rules treat a reading outside [lo - low share, hi + high share] of the
+# measuring range as out of range (a sensor fault, no process alarm).
+NAMUR_NE43_LOW_FRACTION = 0.2 / 16.0
+NAMUR_NE43_HIGH_FRACTION = 0.5 / 16.0
 
 
 # --------------------------------------------------------------------------- #
