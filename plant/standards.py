@@ -37,9 +37,11 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
 __all__ = [
+    "ALARM_REPEAT_S",
     "ALARM_TARGETS",
     "ALPHA_BANDS",
     "CHEMICALS",
+    "ESCALATION_DEFAULTS",
     "FILING_DAYS",
     "GAS_SETPOINTS_MG_M3",
     "GRADE_BANDS",
@@ -52,6 +54,7 @@ __all__ = [
     "REASSESSMENT_YEARS",
     "RETENTION_DEFAULT_DAYS",
     "RETENTION_MIN_DAYS",
+    "SHELVE_MAX_S",
     "TIER_TABLE",
     "VAPOUR_PRESSURE",
     "AlarmTargets",
@@ -853,6 +856,41 @@ class AlarmTargets:
 
 
 ALARM_TARGETS = AlarmTargets()
+
+
+# Escalation of an unacknowledged alarm, per tier: (seconds after activation,
+# recipients told then). Recipients: control_room, operational (操作负责人),
+# technical (技术负责人), principal (主要负责人), bureau_county / bureau_city /
+# bureau_province (应急管理局). The red row and "blue: control room only" are the
+# defaults hazmon's alarms issue (#6) sets, following the national monitoring and
+# early-warning practice (《危险化学品安全生产风险监测预警系统运行管理规范》, 2021:
+# a warning goes to the enterprise's 包保责任人 and, when not handled, up to the
+# county then city bureau). The minutes are hazmon's policy, not a number from a
+# standard; orange and yellow are interpolated by hazmon. Configurable per plant
+# (daemon config alarms.escalation). Acknowledging the alarm stops escalation.
+ESCALATION_DEFAULTS: dict[Tier, tuple[tuple[float, tuple[str, ...]], ...]] = {
+    Tier.RED: (
+        (0.0, ("control_room", "operational")),
+        (300.0, ("technical", "principal")),
+        (600.0, ("bureau_county",)),
+        (1800.0, ("bureau_city",)),
+    ),
+    Tier.ORANGE: (
+        (0.0, ("control_room", "operational")),
+        (600.0, ("technical", "principal")),
+        (1800.0, ("bureau_county",)),
+    ),
+    Tier.YELLOW: (
+        (0.0, ("control_room",)),
+        (900.0, ("operational",)),
+        (3600.0, ("technical",)),
+    ),
+    Tier.BLUE: ((0.0, ("control_room",)),),
+}
+ALARM_REPEAT_S = 1800.0
+"""Unacknowledged active alarms are notified again to the control room this often (hazmon default)."""
+SHELVE_MAX_S = 8 * 3600.0
+"""Longest shelving an operator may ask for: one shift (ISA-18.2 §13 timed shelving; hazmon default)."""
 
 
 # --------------------------------------------------------------------------- #

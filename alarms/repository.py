@@ -1,0 +1,293 @@
+"""SQL of the alarm service: the event log, the projection and the outbox.
+
+Every function takes an open async connection; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from hazmon.alarms.lifecycle import AlarmState, Event, state_from_json, status
+from hazmon.plant.standards import Tier
+
+__all__ = [
+    "AlarmRow",
+    "Outgoing",
+    "Queued",
+    "append_event",
+    "claim_due",
+    "insert_alarm",
+    "load_alarms",
+    "mark_dead",
+    "mark_retry",
+    "mark_sent",
+    "queue",
+    "save_projection",
+]
+
+Conn = psycopg.AsyncConnection[tuple[Any, ...]]
+
+
+@dataclass(slots=True)
+class AlarmRow:
+    """One alarm in memory: identity, where it belongs, and its folded state."""
+
+    id: int
+    hazard_source: str
+    sensor: str | None
+    condition: str
+    position: str
+    state: AlarmState
+    last_seen_us: int
+    last_update_event_us: int = 0
+
+    @property
+    def key(self) -> tuple[str, str | None, str]:
+        return (self.hazard_source, self.sensor, self.condition)
+
+
+async def load_alarms(conn: Conn, enterprise_id: str) -> list[AlarmRow]:
+    cur = await conn.execute(
+        "SELECT id, hazard_source, sensor, condition, position, folded, last_seen_us "
+        "FROM alarm WHERE enterprise_id = %s ORDER BY id",
+        (enterprise_id,),
+    )
+    return [
+        AlarmRow(int(r[0]), str(r[1]), r[2], str(r[3]), str(r[4]), state_from_json(r[5]), int(r[6]))
+        for r in await cur.fetchall()
+    ]
+
+
+async def insert_alarm(
+    conn: Conn,
+    enterprise_id: str,
+    *,
+    region_code: str,
+    key: tuple[str, str | None, str],
+    position: str,
+    level: str,
+    tier: Tier,
+    now_us: int,
+) -> AlarmRow:
+    st = AlarmState(level=level, tier=int(tier))
+    cur = await conn.execute(
+        """INSERT INTO alarm (enterprise_id, hazard_source, sensor, condition, position, region_code, level,
+               tier, tier_name, state, active, acked, last_seen_us, folded)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'normal', false, true, %s, %s)
+           RETURNING id""",
+        (
+            enterprise_id,
+            key[0],
+            key[1],
+            key[2],
+            position,
+            region_code,
+            level,
+            int(tier),
+            tier.colour,
+            now_us,
+            Jsonb(st.to_json()),
+        ),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return AlarmRow(int(row[0]), key[0], key[1], key[2], position, st, now_us)
+
+
+async def append_event(conn: Conn, alarm_id: int, e: Event) -> int:
+    cur = await conn.execute(
+        "INSERT INTO alarm_event (alarm_id, at_us, kind, actor, comment, data) "
+        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        (alarm_id, e.at_us, e.kind.value, e.actor, e.comment, Jsonb(dict(e.data or {}))),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def save_projection(conn: Conn, a: AlarmRow, now_us: int, last_event_id: int | None) -> None:
+    s = a.state
+    tier = Tier(max(1, min(4, s.tier or 1)))
+    await conn.execute(
+        """UPDATE alarm SET level = %s, tier = %s, tier_name = %s, state = %s, active = %s, acked = %s,
+               latching = %s, shelved_until_us = %s, shelve_reason = %s, suppressed = %s,
+               out_of_service = %s, bureau_step = %s, activations = %s, repeats = %s,
+               activated_at_us = %s, cleared_at_us = %s, acked_at_us = %s, acked_by = %s,
+               last_seen_us = %s, value = %s, limit_value = %s, message_en = %s, message_zh = %s,
+               folded = %s, last_event_id = coalesce(%s, last_event_id), updated_at = now()
+           WHERE id = %s""",
+        (
+            s.level,
+            int(tier),
+            tier.colour,
+            status(s, now_us).value,
+            s.showing_active,
+            s.acked,
+            s.latching,
+            s.shelved_until_us,
+            s.shelve_reason or None,
+            s.suppressed,
+            s.out_of_service,
+            s.bureau_step,
+            s.activations,
+            s.repeats,
+            s.activated_at_us,
+            s.cleared_at_us,
+            s.acked_at_us,
+            s.acked_by,
+            a.last_seen_us,
+            s.value,
+            s.limit,
+            s.message_en,
+            s.message_zh,
+            Jsonb(s.to_json()),
+            last_event_id,
+            a.id,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A notification to put in the outbox."""
+
+    dedup_key: str
+    alarm_id: int | None
+    purpose: str
+    recipient: str
+    notifier: str
+    address: str
+    hazard_source: str | None
+    tier: int | None
+    due_us: int
+    message: dict[str, Any]
+    status: str = "pending"
+
+
+async def queue(conn: Conn, enterprise_id: str, rows: list[Queued]) -> int:
+    """Insert outbox rows; a dedup key already there is left alone. Returns rows inserted."""
+    n = 0
+    for q in rows:
+        cur = await conn.execute(
+            """INSERT INTO alarm_notification (enterprise_id, alarm_id, dedup_key, purpose, recipient,
+                   notifier, address, hazard_source, tier, due_us, next_try_us, status, message)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (dedup_key) DO NOTHING""",
+            (
+                enterprise_id,
+                q.alarm_id,
+                q.dedup_key,
+                q.purpose,
+                q.recipient,
+                q.notifier,
+                q.address,
+                q.hazard_source,
+                q.tier,
+                q.due_us,
+                q.due_us,
+                q.status,
+                Jsonb(q.message),
+            ),
+        )
+        n += cur.rowcount
+    return n
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A claimed outbox row."""
+
+    id: int
+    alarm_id: int | None
+    purpose: str
+    recipient: str
+    notifier: str
+    address: str
+    hazard_source: str | None
+    due_us: int
+    attempts: int
+    message: dict[str, Any]
+
+
+async def claim_due(conn: Conn, enterprise_id: str, now_us: int, limit: int = 200) -> list[Outgoing]:
+    """Mark due rows 'sending' (committed before anything is sent) and return them."""
+    cur = await conn.execute(
+        """UPDATE alarm_notification SET status = 'sending', attempts = attempts + 1
+           WHERE id IN (SELECT id FROM alarm_notification
+                        WHERE enterprise_id = %s AND status = 'pending' AND next_try_us <= %s
+                        ORDER BY next_try_us, id LIMIT %s FOR UPDATE SKIP LOCKED)
+           RETURNING id, alarm_id, purpose, recipient, notifier, address, hazard_source, due_us, attempts,
+                     message""",
+        (enterprise_id, now_us, limit),
+    )
+    out = [
+        Outgoing(
+            int(r[0]),
+            None if r[1] is None else int(r[1]),
+            str(r[2]),
+            str(r[3]),
+            str(r[4]),
+            str(r[5]),
+            r[6],
+            int(r[7]),
+            int(r[8]),
+            r[9] if isinstance(r[9], dict) else json.loads(r[9]),
+        )
+        for r in await cur.fetchall()
+    ]
+    return sorted(out, key=lambda o: o.id)
+
+
+async def mark_sent(conn: Conn, ids: list[int], now_us: int) -> None:
+    await conn.execute(
+        "UPDATE alarm_notification SET status = 'sent', sent_at_us = %s, last_error = NULL "
+        "WHERE id = ANY(%s)",
+        (now_us, ids),
+    )
+
+
+async def mark_cancelled(conn: Conn, ids: list[int], why: str) -> None:
+    await conn.execute(
+        "UPDATE alarm_notification SET status = 'cancelled', last_error = %s WHERE id = ANY(%s)",
+        (why, ids),
+    )
+
+
+async def mark_retry(conn: Conn, ids: list[int], next_try_us: int, error: str) -> None:
+    await conn.execute(
+        "UPDATE alarm_notification SET status = 'pending', next_try_us = %s, last_error = %s "
+        "WHERE id = ANY(%s)",
+        (next_try_us, error[:2000], ids),
+    )
+
+
+async def mark_dead(
+    conn: Conn, rows: list[Outgoing], error: str, now_us: int, message: dict[str, Any]
+) -> None:
+    ids = [r.id for r in rows]
+    await conn.execute(
+        "UPDATE alarm_notification SET status = 'dead', last_error = %s WHERE id = ANY(%s)",
+        (error[:2000], ids),
+    )
+    for r in rows:
+        await conn.execute(
+            """INSERT INTO alarm_dead_letter (notification_id, notifier, address, attempts, error, message,
+                   at_us)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+            (r.id, r.notifier, r.address, r.attempts, error[:2000], Jsonb(message), now_us),
+        )
+
+
+async def cancel_pending(conn: Conn, alarm_id: int, why: str) -> int:
+    """Cancel queued escalations and repeats of one alarm (acknowledged, shelved...)."""
+    cur = await conn.execute(
+        """UPDATE alarm_notification SET status = 'cancelled', last_error = %s
+           WHERE alarm_id = %s AND status = 'pending' AND purpose IN ('escalation', 'repeat')""",
+        (why, alarm_id),
+    )
+    return cur.rowcount
