@@ -674,24 +674,27 @@ class AlarmService:
     async def _send_batch(self, rows: list[repo.Outgoing], now_us: int) -> int:
         assert self._d is not None
         drop: dict[str, list[int]] = defaultdict(list)
-        groups: dict[tuple[str, str, str | None, str], list[repo.Outgoing]] = defaultdict(list)
+        groups: dict[tuple[str, str, str | None, str, str], list[repo.Outgoing]] = defaultdict(list)
         for o in rows:
             why = self._still_wanted(o, now_us)
             if why is not None:
                 drop[why].append(o.id)
             else:
-                groups[(o.notifier, o.address, o.hazard_source, o.purpose)].append(o)
+                groups[(o.notifier, o.address, o.hazard_source, o.purpose, o.recipient)].append(o)
         for why, ids in drop.items():
             await repo.mark_cancelled(self._d, ids, why)
             self.counters["cancelled"] += len(ids)
-        results = await asyncio.gather(*(self._send_group(k, g, now_us) for k, g in groups.items()))
-        return sum(results)
+        keys = list(groups)
+        outcomes = await asyncio.gather(*(self._deliver(k, groups[k], now_us) for k in keys))
+        sent = 0
+        for k, (msg, retry, err) in zip(keys, outcomes, strict=True):  # one connection: settle one by one
+            sent += await self._settle(k, groups[k], msg, retry=retry, err=err, now_us=now_us)
+        return sent
 
     def _message_for(
-        self, key: tuple[str, str, str | None, str], group: list[repo.Outgoing], now_us: int
+        self, key: tuple[str, str, str | None, str, str], group: list[repo.Outgoing], now_us: int
     ) -> Message:
-        _, address, _, purpose = key
-        recipient = group[0].recipient
+        _, address, _, purpose, recipient = key
         flood_total: int | None = None
         if purpose == "flood_summary":
             start = int(group[0].message["flood_start_us"])
@@ -727,22 +730,36 @@ class AlarmService:
         delivery = "hzm-" + hashlib.sha256(",".join(str(o.id) for o in group).encode()).hexdigest()[:20]
         return Message(delivery, address, recipient, subject, text, short, payload)
 
-    async def _send_group(
-        self, key: tuple[str, str, str | None, str], group: list[repo.Outgoing], now_us: int
-    ) -> int:
-        assert self._d is not None
+    async def _deliver(
+        self, key: tuple[str, str, str | None, str, str], group: list[repo.Outgoing], now_us: int
+    ) -> tuple[Message, bool, Exception | None]:
+        """Send one grouped message: (message, retry, error)."""
         notifier = self.notifiers.get(key[0])
         msg = self._message_for(key, group, now_us)
-        ids = [o.id for o in group]
-        retry: bool
-        err: Exception | None
         if notifier is None:
-            retry, err = False, RuntimeError(f"notifier '{key[0]}' is not configured any more")
-        else:
-            try:
-                retry, err = await asyncio.wait_for(notifier.notify(msg), self.settings.retry.timeout_s)
-            except TimeoutError as e:
-                retry, err = True, e
+            return msg, False, RuntimeError(f"notifier '{key[0]}' is not configured any more")
+        try:
+            retry, err = await asyncio.wait_for(notifier.notify(msg), self.settings.retry.timeout_s)
+        except TimeoutError as e:
+            return msg, True, e
+        except Exception as e:  # a notifier bug must not stop the others: retried, then dead-lettered
+            log.exception("notifier raised", notifier=key[0])
+            return msg, True, e
+        return msg, retry, err
+
+    async def _settle(
+        self,
+        key: tuple[str, str, str | None, str, str],
+        group: list[repo.Outgoing],
+        msg: Message,
+        *,
+        retry: bool,
+        err: Exception | None,
+        now_us: int,
+    ) -> int:
+        """The retry stage: mark sent, schedule the next attempt, or dead-letter."""
+        assert self._d is not None
+        ids = [o.id for o in group]
         if err is None:
             async with self._d.transaction():
                 await repo.mark_sent(self._d, ids, now_us)
