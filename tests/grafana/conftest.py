@@ -1,8 +1,8 @@
 """A database with the example plant's history for the Grafana panel tests.
 
 Built once per module from the session's migrated template: 30 days of readings
-(every 10 minutes, then the last 2 hours at each sensor's own period) ending
-now, with the situations the panels must show (a sensor above H, one rising
+(every 10 minutes, then the last 2 hours simulated by `hazmon.simulators.Simulation`
+at each sensor's own period) ending now, with the situations the panels must show (a sensor above H, one rising
 towards HH, a stale detector, bad quality, an out-of-range transmitter),
 assessments (overdue, filing overdue, none) and alarms (active, acknowledged,
 escalated to the bureau, standing, chattering, a flood). Rollups refreshed.
@@ -21,7 +21,9 @@ import psycopg
 import pytest
 
 from hazmon.plant import Plant
+from hazmon.plant.limits import effective_limits
 from hazmon.plant.reading import to_us
+from hazmon.simulators import Simulation
 from hazmon.store import ReadingColumns, connect, sensor_ids, write_readings
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -44,25 +46,33 @@ def _baseline(lo: float, hi: float, l: float | None, h: float | None) -> float: 
 
 
 def plant_history(plant: Plant, ids: dict[str, int], now_us: int) -> ReadingColumns:
-    """Readings of every sensor: sparse history, then recent at its period, with faults."""
-    from hazmon.plant.limits import effective_limits
+    """Readings of every sensor ending at ``now_us``, with the faults the panels must show.
 
+    The last 2 hours come from the simulator (`Simulation`, scenario "normal", each
+    sensor at its own period); the 30 days before are a sparse synthetic history
+    (one reading every 10 minutes) so the 1-day and 30-day panels have rollups.
+    """
+    recent = now_us - RECENT_S * 1_000_000
+    sim = Simulation(plant, "normal", seed=7, start_us=recent)
+    by_tag: dict[str, list[tuple[int, float, int]]] = {s.tag: [] for s in plant.sensors()}
+    for r in sim.readings(RECENT_S):
+        if r.ts_us < now_us:
+            by_tag[r.tag].append((r.ts_us, r.value, int(r.quality)))
     parts: list[ReadingColumns] = []
     start = now_us - HISTORY_DAYS * 86_400_000_000
-    recent = now_us - RECENT_S * 1_000_000
     for k, s in enumerate(plant.sensors()):
         lim = effective_limits(s)
         base = _baseline(s.range[0], s.range[1], lim.l, lim.h)
         span = (s.range[1] - s.range[0]) * 0.01
         t_hist = np.arange(start, recent, HISTORY_STEP_S * 1_000_000, dtype=np.int64)
-        t_rec = np.arange(recent, now_us, int(s.period_s * 1_000_000), dtype=np.int64)
-        t = np.concatenate([t_hist, t_rec])
-        v = base + span * np.sin(t / 3.6e9 + k)
-        q = np.zeros(t.shape[0], dtype=np.int16)
+        sim_rows = np.array(by_tag[s.tag], dtype=np.float64).reshape(-1, 3)
+        t = np.concatenate([t_hist, sim_rows[:, 0].astype(np.int64)])
+        v = np.concatenate([base + span * np.sin(t_hist / 3.6e9 + k), sim_rows[:, 1]])
+        q = np.concatenate([np.zeros(t_hist.shape[0], np.int16), sim_rows[:, 2].astype(np.int16)])
         age = (now_us - t) / 1e6
         if s.tag == "PT-101" and lim.h is not None:  # above H now (key sensor)
             v[age < 300] = lim.h + 0.05
-        if s.tag == "LT-102" and lim.hh is not None:  # rising towards HH over the last 30 min
+        if s.tag == "LT-102" and lim.h is not None:  # rising towards HH over the last 30 min
             m = age < 1800
             v[m] = lim.h - 0.2 + (1800 - age[m]) * (0.1 / 1800)
         if s.tag == "TT-103":  # bad quality for the last 10 minutes
