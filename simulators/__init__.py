@@ -10,8 +10,17 @@ from hazmon.simulators.scenario import (
     FAULT_KINDS,
     Scenario,
     load_scenario,
+    parse_duration,
     parse_scenario_text,
     scenario_names,
 )
 
-__all__ = ["FAULT_KINDS", "Scenario", "Simulation", "load_scenario", "parse_scenario_text", "scenario_names"]
+__all__ = [
+    "FAULT_KINDS",
+    "Scenario",
+    "Simulation",
+    "load_scenario",
+    "parse_duration",
+    "parse_scenario_text",
+    "scenario_names",
+]

@@ -55,6 +55,7 @@ __all__ = [
     "StopLeak",
     "Wind",
     "load_scenario",
+    "parse_duration",
     "parse_scenario",
     "parse_scenario_text",
     "scenario_names",
@@ -192,12 +193,36 @@ def _seconds(n: Node) -> float | None:
             return None
         return float(v)
     if isinstance(v, str):
-        m = _DURATION.fullmatch(v.strip())
-        if m and any(m.groups()):
-            h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-            return h * 3600 + mi * 60 + s
-    n.problem(f"'{v}' is not a duration (seconds, or like 5m, 1h30m)")
+        try:
+            return parse_duration(v)
+        except ValueError:
+            pass
+    n.problem(f"'{v}' is not a duration (seconds, or like 90s, 5m, 1h30m, 1d)")
     return None
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``5m``, ``1h30m``, ``1d``.
+
+    Raises:
+        ValueError: not a duration.
+    """
+    t = text.strip()
+    try:
+        v = float(t)
+    except ValueError:
+        days = 0.0
+        if "d" in t:
+            d, _, t = t.partition("d")
+            days = float(d)
+        m = _DURATION.fullmatch(t)
+        if not m or not (any(m.groups()) or days):
+            raise ValueError(f"'{text}' is not a duration (seconds, or like 90s, 5m, 1h30m, 1d)") from None
+        h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+        return days * 86_400 + h * 3600 + mi * 60 + s
+    if v < 0:
+        raise ValueError(f"'{text}' is negative")
+    return v
 
 
 def _chemical(n: Node) -> Chemical | None:

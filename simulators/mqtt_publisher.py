@@ -1,0 +1,217 @@
+"""Publish simulated readings to one MQTT broker (paho-mqtt), as the plant's GDS gateway would.
+
+Every paho return code is checked: a message refused because paho's queue is
+full (``MQTT_ERR_QUEUE_SIZE``), dropped while disconnected at QoS 0
+(``MQTT_ERR_NO_CONN``) or failing otherwise is counted and logged, never
+silently ignored. QoS 1 messages published while the connection is down stay
+in paho's queue and go out after the automatic reconnect (counted as
+``queued_offline``). Publishing waits (back-pressure) while more than
+``max_pending`` messages are not yet handed to the broker, so a fast run slows
+down instead of losing data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+
+from hazmon.plant.model import MqttBinding, MqttBroker, Plant
+from hazmon.plant.reading import Reading
+from hazmon.simulators.payloads import encode
+
+__all__ = ["MqttPublishError", "MqttPublisher"]
+
+log = structlog.get_logger("hazmon.simulators")
+
+
+class MqttPublishError(Exception):
+    """The broker cannot be reached or refused the connection."""
+
+
+class MqttPublisher:
+    """One connection to one broker, publishing the readings of the sensors bound to it.
+
+    Args:
+        broker: the broker as in the plant file (url, protocol, qos, credentials).
+        plant: the plant; its MQTT bindings on this broker decide topics and formats.
+        client_id: the simulator's own client id (never the collector's).
+        max_pending: back-pressure threshold of messages not yet sent.
+        max_queued: paho's queue limit; beyond it publishing fails with MQTT_ERR_QUEUE_SIZE.
+    """
+
+    def __init__(
+        self,
+        broker: MqttBroker,
+        plant: Plant,
+        client_id: str | None = None,
+        max_pending: int = 5000,
+        max_queued: int = 200_000,
+    ) -> None:
+        self.broker = broker
+        self.name = broker.name
+        self.bindings: dict[str, MqttBinding] = {
+            s.tag: s.binding
+            for s in plant.sensors()
+            if isinstance(s.binding, MqttBinding) and s.binding.endpoint == broker.name
+        }
+        self.qos = broker.qos
+        self.max_pending = max_pending
+        self.client_id = client_id or f"hazmon-sim-{broker.name}-{os.getpid()}"
+        u = urlparse(broker.url)
+        self.host = u.hostname or "127.0.0.1"
+        self.port = u.port or (8883 if u.scheme == "mqtts" else 1883)
+        self.tls = u.scheme == "mqtts"
+        self.v5 = broker.protocol == "5"
+        self._client: mqtt.Client | None = None
+        self._connected = threading.Event()
+        self._sent = 0  # written by the asyncio thread only
+        self._acked = 0  # written by paho's network thread only
+        self._last_error_log = 0.0
+        self.counters: dict[str, int] = {
+            "messages": 0,
+            "readings": 0,
+            "unencodable": 0,
+            "queue_full": 0,
+            "no_conn_dropped": 0,
+            "queued_offline": 0,
+            "errors": 0,
+            "connects": 0,
+            "disconnects": 0,
+        }
+
+    # -------------------------------------------------------------- connection
+
+    def _make_client(self) -> mqtt.Client:
+        c = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if self.v5 else MQTTProtocolVersion.MQTTv311,
+        )
+        if self.broker.username:
+            pw = os.environ.get(self.broker.password_env or "", None)
+            c.username_pw_set(self.broker.username, pw)
+        if self.tls:
+            ctx = ssl.create_default_context(cafile=self.broker.ca_file)
+            c.tls_set_context(ctx)
+        c.max_inflight_messages_set(1000)
+        c.max_queued_messages_set(200_000)
+        c.reconnect_delay_set(1, 10)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        return c
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object
+    ) -> None:
+        if getattr(rc, "is_failure", False):
+            log.error("mqtt connect refused", broker=self.name, reason=str(rc))
+            return
+        self.counters["connects"] += 1
+        self._connected.set()
+        log.info("mqtt connected", broker=self.name, url=self.broker.url)
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object
+    ) -> None:
+        self._connected.clear()
+        self.counters["disconnects"] += 1
+        log.warning("mqtt disconnected", broker=self.name, reason=str(rc))
+
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, rc: object, props: object) -> None:
+        self._acked += 1
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def pending(self) -> int:
+        return self._sent - self._acked
+
+    async def start(self, timeout_s: float = 10.0) -> None:
+        """Connect (paho's network thread reconnects by itself afterwards).
+
+        Raises:
+            MqttPublishError: not connected within ``timeout_s``.
+        """
+        self._client = c = self._make_client()
+        try:
+            c.connect_async(self.host, self.port, keepalive=30)
+        except (OSError, ValueError) as e:
+            raise MqttPublishError(f"mqtt {self.name} ({self.broker.url}): {e}") from e
+        rc = c.loop_start()
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise MqttPublishError(f"mqtt {self.name}: cannot start network loop: {mqtt.error_string(rc)}")
+        if not await asyncio.to_thread(self._connected.wait, timeout_s):
+            c.loop_stop()
+            raise MqttPublishError(f"mqtt {self.name} ({self.broker.url}): not connected after {timeout_s} s")
+
+    async def stop(self, flush_timeout_s: float = 10.0) -> None:
+        """Hand over what is pending (up to ``flush_timeout_s``), then disconnect."""
+        c = self._client
+        if c is None:
+            return
+        deadline = time.monotonic() + flush_timeout_s
+        while self.pending > 0 and self.connected and time.monotonic() < deadline:  # noqa: ASYNC110 - paho's thread updates it
+            await asyncio.sleep(0.01)
+        c.disconnect()
+        c.loop_stop()
+        self._connected.clear()
+        self._client = None
+        # messages never handed to the broker are lost with this client
+        self._sent = self._acked
+
+    # -------------------------------------------------------------- publishing
+
+    async def send(self, readings: Sequence[Reading]) -> None:
+        """Publish ``readings`` in the formats of their bindings (waits while too much is pending)."""
+        pubs, skipped = encode(readings, self.bindings)
+        self.counters["unencodable"] += skipped
+        self.counters["readings"] += len(readings) - skipped
+        for topic, payload in pubs:
+            await self.publish(topic, payload)
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        c = self._client
+        if c is None:
+            raise MqttPublishError(f"mqtt {self.name}: not started")
+        while self.pending >= self.max_pending and self.connected:  # noqa: ASYNC110 - paho's thread updates it
+            await asyncio.sleep(0.001)
+        info = c.publish(topic, payload, qos=self.qos)
+        rc = info.rc
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._sent += 1
+            self.counters["messages"] += 1
+        elif rc == MQTTErrorCode.MQTT_ERR_NO_CONN and self.qos > 0:
+            self._sent += 1  # stays in paho's queue until the reconnect
+            self.counters["queued_offline"] += 1
+            self.counters["messages"] += 1
+        elif rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+            self._count_loss("no_conn_dropped", topic, rc)
+        elif rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            self._count_loss("queue_full", topic, rc)
+        else:
+            self._count_loss("errors", topic, rc)
+
+    def _count_loss(self, key: str, topic: str, rc: MQTTErrorCode) -> None:
+        self.counters[key] += 1
+        now = time.monotonic()
+        if now - self._last_error_log > 5.0:  # one line per 5 s, the counters say how many
+            self._last_error_log = now
+            log.error(
+                "mqtt publish failed",
+                broker=self.name,
+                topic=topic,
+                reason=mqtt.error_string(rc),
+                lost=self.counters[key],
+            )
