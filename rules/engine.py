@@ -139,6 +139,7 @@ class RulesState:
     susp_med: F64
     susp_scale: F64
     susp_val: F64
+    susp_ts: I64
     spike_last: I64
     phase_us: I64  # buckets of sensor i close at a staggered phase
     cur_b: I64
@@ -204,6 +205,7 @@ def initial_state(model: RulesModel, settings: RulesSettings) -> RulesState:
         susp_med=np.full(n, np.nan),
         susp_scale=np.full(n, np.nan),
         susp_val=np.full(n, np.nan),
+        susp_ts=np.full(n, NONE, dtype=np.int64),
         spike_last=np.full(n, NONE, dtype=np.int64),
         phase_us=phase,
         cur_b=np.full(n, NONE, dtype=np.int64),
@@ -361,6 +363,7 @@ def evaluate(state: RulesState, batch: Batch, now_us: int) -> tuple[RulesState, 
                 _round(st, idx[sel], ts[sel], val[sel], q[sel], out, fired)
     _sweep(st, now_us, out, fired)
     _timed(st, now_us, out)
+    _superseded(st, now_us, out)
     _chattering(st, fired, out)
     if st.settings.votes and st.model.groups.ids:
         _votes(st, now_us, out)
@@ -430,17 +433,13 @@ def _round(
         st.pend[:, faulty] = NONE
         st.susp[faulty] = False
 
-    keep = _spikes(st, ui, ut, uv, out)
+    keep, steps = _spikes(st, ui, ut, uv, out)
+    if steps.size:  # a held reading was a real step: judge it at its own time first
+        _limits(st, steps, st.susp_ts[steps], st.susp_val[steps], st.last_val[steps], out, fired)
+        st.last_val[steps] = st.susp_val[steps]
     ei, et, ev = ui[keep], ut[keep], uv[keep]
     st.counters["evaluated"] += int(ei.size)
-    held = st.last_val[ei]
-
-    lim = m.limits[:, ei]
-    db = m.deadband[ei]
-    for c in (HH, H):
-        _step(st, c, ei, et, ev >= lim[c], ev >= lim[c] - db, ev, held, out, fired)
-    for c in (L, LL):
-        _step(st, c, ei, et, ev <= lim[c], ev <= lim[c] + db, ev, held, out, fired)
+    _limits(st, ei, et, ev, st.last_val[ei], out, fired)
 
     # accept the reading into the windows
     st.last_val[ei] = ev
@@ -451,10 +450,27 @@ def _round(
     _buckets(st, ei, et, ev, out, fired)
 
 
-def _spikes(st: RulesState, ui: I64, ut: I64, uv: F64, out: _Out) -> B:
-    """Spike test; returns which usable readings go on to evaluation."""
+def _limits(
+    st: RulesState, ei: I64, et: I64, ev: F64, held: F64, out: _Out, fired: list[tuple[int, I64, I64]]
+) -> None:
+    lim = st.model.limits[:, ei]
+    db = st.model.deadband[ei]
+    for c in (HH, H):
+        _step(st, c, ei, et, ev >= lim[c], ev >= lim[c] - db, ev, held, out, fired)
+    for c in (L, LL):
+        _step(st, c, ei, et, ev <= lim[c], ev <= lim[c] + db, ev, held, out, fired)
+
+
+def _spikes(st: RulesState, ui: I64, ut: I64, uv: F64, out: _Out) -> tuple[B, I64]:
+    """Spike test.
+
+    Returns:
+        Which usable readings go on to evaluation, and the rows whose held
+        reading turned out to be a real step (to be judged first, at its own time).
+    """
     s, m = st.settings, st.model
     keep = np.ones(ui.size, dtype=bool)
+    steps = _EMPTY_I
     pend = st.susp[ui]
     if pend.any():
         j = ui[pend]
@@ -468,6 +484,7 @@ def _spikes(st: RulesState, ui: I64, ut: I64, uv: F64, out: _Out) -> B:
             if new.any():
                 st.spike[bj[new]] = True
                 out.add(SPIKE, bj[new], bt[new], np.ones(int(new.sum()), dtype=bool), st.susp_val[bj[new]])
+        steps = j[~back]
     cand = (
         ~pend
         & (st.ring_n[ui] >= s.spike_samples)
@@ -487,9 +504,10 @@ def _spikes(st: RulesState, ui: I64, ut: I64, uv: F64, out: _Out) -> B:
             st.susp_med[si] = med[sus]
             st.susp_scale[si] = scale[sus]
             st.susp_val[si] = uv[cand][sus]
+            st.susp_ts[si] = ut[cand][sus]
             st.counters["spikes_held"] += int(sus.sum())
             keep[np.flatnonzero(cand)[sus]] = False
-    return keep
+    return keep, steps
 
 
 def _buckets(st: RulesState, ei: I64, et: I64, ev: F64, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
@@ -568,7 +586,8 @@ def _predict(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out) -> None:
         eta = eta_at - t
         moving = (sign * per_us > 0) & (sign * gap > 0) & np.isfinite(eta)
         already = st.active[HH if c == PHH else LL, ci]
-        raw_off = enough & moving & (fit.consistency >= s.consistency) & (eta <= horizon) & ~already
+        trend = (fit.consistency >= s.consistency) & (fit.ratio >= s.fit_ratio)
+        raw_off = enough & moving & trend & (eta <= horizon) & ~already
         raw_on = enough & moving & (eta <= 1.25 * horizon) & ~already
         st.pred_at[row, ci] = np.where(np.isfinite(eta_at), np.nan_to_num(eta_at), NONE).astype(np.int64)
         _step(st, c, ci, t, raw_off, raw_on, fit.level, st.pred_level[ci], out)
@@ -597,7 +616,24 @@ def _timed(st: RulesState, now: int, out: _Out) -> None:
             out.add(STALE, silent, limit[silent], np.ones(silent.size, dtype=bool), st.last_val[silent])
 
 
+def _superseded(st: RulesState, now: int, out: _Out) -> None:
+    """A prediction clears (at once) when the limit it predicted is reached."""
+    for c, lim in ((PHH, HH), (PLL, LL)):
+        done = np.flatnonzero(st.active[c] & st.active[lim])
+        if done.size:
+            st.active[c, done] = False
+            st.pend[c, done] = NONE
+            out.add(
+                c,
+                done,
+                np.full(done.size, now, dtype=np.int64),
+                np.zeros(done.size, dtype=bool),
+                st.last_val[done],
+            )
+
+
 def _chattering(st: RulesState, fired: list[tuple[int, I64, I64]], out: _Out) -> None:
+    """N activations of one condition within the window: chattering, until a window passes without any."""
     s = st.settings
     count, window = s.chattering_count, round(s.chattering_window_s * 1e6)
     for c, idx, t in fired:
@@ -609,13 +645,13 @@ def _chattering(st: RulesState, fired: list[tuple[int, I64, I64]], out: _Out) ->
         st.chat_pos[c, idx] = nxt
         oldest = st.chat_t[c, idx, nxt]
         hit = (oldest != NONE) & (t - oldest <= window)
-        if hit.any():
-            hi, until = idx[hit], oldest[hit] + window
-            st.chat_until[hi] = np.maximum(st.chat_until[hi], until)
-            new = ~st.chat[hi]
-            if new.any():
-                st.chat[hi[new]] = True
-                out.add(CHAT, hi[new], t[hit][new], np.ones(int(new.sum()), dtype=bool), st.last_val[hi[new]])
+        ext = hit | st.chat[idx]
+        st.chat_until[idx[ext]] = np.maximum(st.chat_until[idx[ext]], t[ext] + window)
+        new = hit & ~st.chat[idx]
+        if new.any():
+            ni = idx[new]
+            st.chat[ni] = True
+            out.add(CHAT, ni, t[new], np.ones(ni.size, dtype=bool), st.last_val[ni])
 
 
 def _votes(st: RulesState, now: int, out: _Out) -> None:

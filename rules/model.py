@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hazmon.plant.limits import effective_limits
-from hazmon.plant.model import Limits, Plant, Sensor, SensorKind
+from hazmon.plant.model import Limits, Plant, Sensor
 from hazmon.plant.standards import NAMUR_NE43_HIGH_FRACTION, NAMUR_NE43_LOW_FRACTION
 from hazmon.rules.settings import RulesSettings
 
@@ -58,7 +58,7 @@ class RulesModel:
             (measuring range widened by the NAMUR NE 43 signal band).
         span: (N,) range high minus range low.
         period_us: (N,) reporting period.
-        gas: (N,) combustible or toxic gas detector (H/HH become gas first/second).
+        gas: (N,) gas detector, oxygen included (H/HH become gas first/second).
         predict / stuck_check: (N,) which sensors get predictions / stuck checks.
         groups: vote groups.
     """
@@ -149,7 +149,7 @@ def model_from_sensors(
         hi_ok=hi + NAMUR_NE43_HIGH_FRACTION * span,
         span=span,
         period_us=np.array([round(s.period_s * 1e6) for s in sensors], dtype=np.int64),
-        gas=np.array([k in (SensorKind.GAS_COMBUSTIBLE, SensorKind.GAS_TOXIC) for k in kinds], dtype=bool),
+        gas=np.array([k.is_gas for k in kinds], dtype=bool),
         predict=np.array([k in settings.predict_kinds for k in kinds], dtype=bool) & has_hhll,
         stuck_check=np.array([k in settings.stuck_kinds for k in kinds], dtype=bool),
         groups=vg,

@@ -6,7 +6,7 @@ Every key is optional; the defaults suit a plant whose instruments report every
     rules:
       locale: zh
       window: {bucket_s: 10, trend_s: 600, spike_samples: 16}
-      predict: {horizon_s: 1800, min_fill: 0.6, consistency: 0.8,
+      predict: {horizon_s: 1800, min_fill: 0.6, consistency: 0.8, fit_ratio: 3,
                 on_delay_s: 30, off_delay_s: 60,
                 kinds: [level, temperature, pressure, weight]}
       rate: {window_s: 60, clear_fraction: 0.8}
@@ -47,6 +47,8 @@ class RulesSettings:
         min_fill: share of the trend window that must hold data before a fit counts.
         consistency: share of pairwise slopes that must agree in sign with the
             fitted slope (a monotonic trend, not a pump cycle or noise).
+        fit_ratio: the fitted line must move over the window at least this many
+            times the robust scatter of the points around it.
         predict_on_delay_s / predict_off_delay_s: delays of prediction findings.
         predict_kinds: sensor kinds that get predictions.
         rate_window_s: the rate of change is measured over this span.
@@ -72,6 +74,7 @@ class RulesSettings:
     horizon_s: float = 1800.0
     min_fill: float = 0.6
     consistency: float = 0.8
+    fit_ratio: float = 3.0
     predict_on_delay_s: float = 30.0
     predict_off_delay_s: float = 60.0
     predict_kinds: frozenset[SensorKind] = frozenset(
@@ -148,7 +151,11 @@ def parse_settings(node: Node) -> RulesSettings | None:
     if m is None:
         return None
     win = _sub(m, "window", {"bucket_s", "trend_s", "spike_samples"})
-    pre = _sub(m, "predict", {"horizon_s", "min_fill", "consistency", "on_delay_s", "off_delay_s", "kinds"})
+    pre = _sub(
+        m,
+        "predict",
+        {"horizon_s", "min_fill", "consistency", "fit_ratio", "on_delay_s", "off_delay_s", "kinds"},
+    )
     rate = _sub(m, "rate", {"window_s", "clear_fraction"})
     stuck = _sub(m, "stuck", {"after_s", "tolerance", "kinds"})
     spike = _sub(m, "spike", {"z", "min_step", "hold_s"})
@@ -170,6 +177,7 @@ def parse_settings(node: Node) -> RulesSettings | None:
         horizon_s=opt(pre, "horizon_s", _pos, d.horizon_s),
         min_fill=opt(pre, "min_fill", _fraction, d.min_fill),
         consistency=opt(pre, "consistency", _fraction, d.consistency),
+        fit_ratio=opt(pre, "fit_ratio", _nonneg, d.fit_ratio),
         predict_on_delay_s=opt(pre, "on_delay_s", _nonneg, d.predict_on_delay_s),
         predict_off_delay_s=opt(pre, "off_delay_s", _nonneg, d.predict_off_delay_s),
         predict_kinds=opt(pre, "kinds", _kinds, d.predict_kinds),

@@ -3,12 +3,13 @@
 For each row of bucket means ``y`` (oldest first, NaN where a bucket is empty)
 the slope is the median of the half-window pair slopes
 ``(y[j + m] - y[j]) / m`` (m = half the window): Theil–Sen restricted to pairs a
-half window apart, which keeps its 29 % breakdown point against spikes while
-costing one sort of m values per row instead of m². The level at the newest
-bucket is the median of the points projected along that slope. The share of
-pair slopes agreeing in sign with the median tells a monotonic trend (a tank
-being overfilled, a vessel heating) from noise and from a pump cycle that
-rises and falls within the window.
+half window apart, which keeps it robust against spikes while costing one
+sort of m values per row instead of m². The level at the newest bucket is the
+median of the points projected along that slope. Two numbers tell a trend (a
+tank being overfilled, a vessel heating) from noise and from a pump cycle that
+rises and falls within the window: the share of pair slopes agreeing in sign
+with the median, and how far the line moves over the window compared with
+the robust scatter of the points around it.
 """
 
 from __future__ import annotations
@@ -24,12 +25,23 @@ F64 = NDArray[np.float64]
 
 
 class Trend(NamedTuple):
-    """Per-row fit: slope per bucket, level at the newest bucket, pairs used, sign agreement."""
+    """Per-row fit.
+
+    Attributes:
+        slope: per bucket.
+        level: fitted value at the newest bucket.
+        pairs: pair slopes used (both buckets present).
+        consistency: share of pair slopes agreeing in sign with ``slope``.
+        ratio: change of the fitted line over the window divided by the robust
+            scale of the residuals (1.4826 MAD): a trend stands out of the
+            scatter around it; a cycle shorter than the window does not.
+    """
 
     slope: F64
     level: F64
     pairs: NDArray[np.int64]
     consistency: F64
+    ratio: F64
 
 
 def nan_median_rows(x: F64) -> tuple[F64, NDArray[np.int64]]:
@@ -55,4 +67,9 @@ def robust_trend(y: F64) -> Trend:
     consistency = np.where(pairs > 0, agree / np.maximum(pairs, 1), 0.0)
     x_back = (s - 1 - np.arange(s, dtype=np.float64))[None, :]
     level, _ = nan_median_rows(y + np.nan_to_num(slope)[:, None] * x_back)
-    return Trend(slope, level, pairs, consistency)
+    resid = y - (level[:, None] - slope[:, None] * x_back)
+    mad, _ = nan_median_rows(np.abs(resid))
+    rise = np.abs(slope) * (s - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(rise > 0, rise / (1.4826 * mad), 0.0)
+    return Trend(slope, level, pairs, consistency, np.nan_to_num(ratio, nan=0.0, posinf=np.inf))
