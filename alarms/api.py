@@ -287,6 +287,8 @@ def build_routes(svc: AlarmService) -> list[web.RouteDef]:  # noqa: PLR0915 - on
                 if not 0 < duration <= svc.settings.shelve_max_s:
                     return _error(400, f"duration_s: must be > 0 and <= {svc.settings.shelve_max_s:g}")
                 reason = str(body.get("reason", "")).strip()
+                if not reason:
+                    return _error(400, "reason: shelving needs a reason")
                 data = {"until_us": svc.now_us() + round(duration * 1e6), "reason": reason}
             try:
                 a = await svc.act(i, kind, user.name, comment, data)
