@@ -55,6 +55,8 @@ __all__ = [
     "RETENTION_DEFAULT_DAYS",
     "RETENTION_MIN_DAYS",
     "SHELVE_MAX_S",
+    "STALE_AFTER_PERIODS",
+    "STALE_MIN_S",
     "TIER_TABLE",
     "VAPOUR_PRESSURE",
     "AlarmTargets",
@@ -774,6 +776,19 @@ RETENTION_DEFAULT_DAYS = 400
 REASSESSMENT_YEARS = 3
 FILING_DAYS = 15
 """The assessment is filed (备案) with the county bureau within 15 days of the report."""
+
+
+# --------------------------------------------------------------------------- #
+# Communication loss shown to the control room (hazmon defaults)               #
+# --------------------------------------------------------------------------- #
+
+STALE_AFTER_PERIODS = 3.0
+"""A sensor with no reading for this many of its periods is stale (通信中断); hazmon's
+default, the same factor as the collector's ``stale_factor`` setting. Grafana's
+panels use it through ``hazmon_stale_after_s`` (store migration 0401)."""
+STALE_MIN_S = 10.0
+"""Grafana shows a sensor stale no sooner than this, whatever its period, so the
+batch writer's delay does not flash fast sensors as stale (hazmon default)."""
 
 
 # --------------------------------------------------------------------------- #

@@ -12,7 +12,7 @@ import pytest
 from hazmon.plant import Plant
 from hazmon.plant.assessment import AssessmentRecord, assessment_status
 from hazmon.plant.reading import to_us
-from hazmon.plant.standards import FILING_DAYS, REASSESSMENT_YEARS, Grade
+from hazmon.plant.standards import FILING_DAYS, REASSESSMENT_YEARS, STALE_AFTER_PERIODS, STALE_MIN_S, Grade
 from hazmon.store import ReadingColumns, connect, sensor_ids, write_readings
 
 
@@ -20,6 +20,13 @@ def test_constants_agree_with_the_standards_table(db_dsn: str) -> None:
     with psycopg.connect(db_dsn) as c:
         row = c.execute("SELECT hazmon_reassessment_years(), hazmon_filing_days()").fetchone()
     assert row == (REASSESSMENT_YEARS, FILING_DAYS)
+
+
+@pytest.mark.parametrize("period_s", [0.5, 1.0, 2.0, 5.0, 60.0, 600.0])
+def test_stale_threshold_follows_the_standards_table(db_dsn: str, period_s: float) -> None:
+    with psycopg.connect(db_dsn) as c:
+        row = c.execute("SELECT hazmon_stale_after_s(%s)", (period_s,)).fetchone()
+    assert row == (max(STALE_AFTER_PERIODS * period_s, STALE_MIN_S),)
 
 
 @pytest.mark.parametrize(
