@@ -1,0 +1,264 @@
+"""The MQTT input: paho-mqtt 2.x behind an adapter that hands out `Reading`s only.
+
+One `MqttInput` per broker of the plant file. It keeps a persistent session
+(fixed client id, clean start off, session expiry from the plant file) and
+subscribes at QoS 1 (or the broker's configured QoS), so messages published
+while the daemon is away are delivered when it returns; it resubscribes on every
+(re)connect and checks every paho return code and every SUBACK reason code.
+
+paho runs its network loop in a thread. Payloads are decoded there (pure
+`hazmon.collector.payload.decode`) and readings are put on the bounded
+`ReadingQueue`; when the queue is full the thread waits, which delays the
+PUBACK and pushes back on the broker instead of dropping anything here
+(paho acknowledges a QoS 1 message only after the message callback returns).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from urllib.parse import urlparse
+
+import paho.mqtt.client as paho
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from hazmon.collector.deadletter import DeadLetters
+from hazmon.collector.metrics import Metrics
+from hazmon.collector.payload import TopicMap, decode, subscription_filters
+from hazmon.collector.queue import ReadingQueue
+from hazmon.collector.settings import MqttSettings
+from hazmon.plant.model import MqttBroker
+
+__all__ = ["MqttInput", "SourceState"]
+
+log = structlog.get_logger("hazmon.collector.mqtt")
+
+SourceState = Callable[[str, bool, str], None]
+"""(source name, connected, reason): called from any thread when a source connects or drops."""
+
+
+class MqttInput:
+    """A streaming input: `start` connects and keeps reconnecting, `stop` disconnects."""
+
+    kind = "mqtt"
+
+    def __init__(
+        self,
+        broker: MqttBroker,
+        *,
+        topics: TopicMap,
+        queue: ReadingQueue,
+        dead: DeadLetters,
+        metrics: Metrics,
+        settings: MqttSettings,
+        on_state: SourceState,
+        client_id_suffix: str = "",
+    ) -> None:
+        self.broker = broker
+        self.name = broker.name
+        self.topics = topics
+        self.tags = topics.tags()
+        self.queue = queue
+        self.dead = dead
+        self.metrics = metrics
+        self.settings = settings
+        self.on_state = on_state
+        self.client_id = broker.client_id + client_id_suffix
+        self.filters = subscription_filters(topics.routes, broker.shared_group)
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self._max_future_us = int(settings.max_future_s * 1_000_000)
+        self._labels = {"source": self.name}
+        self._client: paho.Client | None = None
+        metrics.declare("hazmon_readings_received_total", "counter", "Readings decoded, by source")
+        metrics.declare("hazmon_messages_received_total", "counter", "Messages received, by source")
+        metrics.declare("hazmon_source_connected", "gauge", "1 while the source is connected")
+        metrics.declare(
+            "hazmon_source_reconnects_total", "counter", "Connections made after the first, by source"
+        )
+        metrics.declare(
+            "hazmon_mqtt_errors_total", "counter", "paho return codes and SUBACK failures, by source and what"
+        )
+        metrics.set("hazmon_source_connected", 0, self._labels)
+        self._connects = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def _make_client(self) -> paho.Client:
+        b = self.broker
+        v5 = b.protocol == "5"
+        c = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else False,
+        )
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_subscribe = self._on_subscribe
+        c.on_message = self._on_message
+        c.reconnect_delay_set(
+            max(1, round(self.settings.reconnect_min_s)), max(1, round(self.settings.reconnect_max_s))
+        )
+        if b.username:
+            pw = os.environ.get(b.password_env or "", None) if b.password_env else None
+            if b.password_env and pw is None:
+                raise RuntimeError(
+                    f"mqtt broker {b.name}: environment variable {b.password_env} (password_env) is not set"
+                )
+            c.username_pw_set(b.username, pw)
+        if urlparse(b.url).scheme == "mqtts":
+            c.tls_set(ca_certs=b.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        return c
+
+    def start(self) -> None:
+        """Connect in the background (paho's thread keeps reconnecting with capped backoff)."""
+        u = urlparse(self.broker.url)
+        host = u.hostname or "127.0.0.1"
+        port = u.port or (8883 if u.scheme == "mqtts" else 1883)
+        self._client = c = self._make_client()
+        props = None
+        if self.broker.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.broker.session_expiry_s
+            props.ReceiveMaximum = self.settings.max_inflight
+            c.connect_async(host, port, self.settings.keepalive_s, clean_start=False, properties=props)
+        else:
+            c.connect_async(host, port, self.settings.keepalive_s)
+        rc = c.loop_start()
+        self._check(rc, "loop_start")
+        log.info(
+            "mqtt input starting",
+            source=self.name,
+            url=self.broker.url,
+            client_id=self.client_id,
+            filters=self.filters,
+            protocol=self.broker.protocol,
+            qos=self.broker.qos,
+        )
+
+    def stop(self) -> None:
+        """Disconnect (the broker keeps the session and queues for us) and join the thread."""
+        c, self._client = self._client, None
+        if c is None:
+            return
+        rc = c.disconnect()
+        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            self._check(rc, "disconnect")
+        c.loop_stop()
+        self.connected.clear()
+        self.metrics.set("hazmon_source_connected", 0, self._labels)
+
+    # -- paho callbacks (network thread) ---------------------------------------------------
+    def _check(self, rc: MQTTErrorCode | int, what: str) -> bool:
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return True
+        self.metrics.inc("hazmon_mqtt_errors_total", 1, {**self._labels, "what": what})
+        log.error(
+            "mqtt call failed", source=self.name, what=what, rc=int(rc), error=paho.error_string(int(rc))
+        )
+        return False
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: paho.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            self.metrics.inc("hazmon_mqtt_errors_total", 1, {**self._labels, "what": "connack"})
+            log.error("mqtt connection refused", source=self.name, reason=str(reason))
+            return
+        self._connects += 1
+        if self._connects > 1:
+            self.metrics.inc("hazmon_source_reconnects_total", 1, self._labels)
+        rc, _mid = client.subscribe([(f, self.broker.qos) for f in self.filters])
+        self._check(rc, "subscribe")
+        self.connected.set()
+        self.metrics.set("hazmon_source_connected", 1, self._labels)
+        log.info("mqtt connected", source=self.name, session_present=flags.session_present)
+        self.on_state(self.name, True, "connected")
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        bad = [
+            (f, str(r))
+            for f, r in zip(self.filters, reasons, strict=False)
+            if r.is_failure or r.value < self.broker.qos
+        ]
+        if bad:
+            self.metrics.inc("hazmon_mqtt_errors_total", len(bad), {**self._labels, "what": "suback"})
+            log.error("mqtt subscription refused or downgraded", source=self.name, filters=bad)
+        else:
+            self.subscribed.set()
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: paho.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
+        self.metrics.set("hazmon_source_connected", 0, self._labels)
+        if self._client is None:  # our own stop()
+            return
+        log.warning("mqtt disconnected; reconnecting", source=self.name, reason=str(reason))
+        self.on_state(self.name, False, f"broker {self.name} disconnected: {reason}")
+
+    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        try:
+            if not self.handle(msg.topic, bytes(msg.payload), time.time_ns() // 1000):
+                # the queue closed before this input stopped: cannot happen in the daemon's
+                # stop order (inputs first), but it must not pass silently if it does
+                self.metrics.inc("hazmon_readings_dropped_total", 1, {"reason": "queue_closed"})
+                log.error("reading dropped: queue closed before the input stopped", topic=msg.topic)
+        except Exception:  # never let one message stop the network thread
+            log.exception("mqtt message handling failed", source=self.name, topic=msg.topic)
+            self.dead.add(
+                self.name,
+                msg.topic,
+                reason="bad_shape",
+                detail="internal error while decoding",
+                tag=None,
+                payload=bytes(msg.payload),
+                now_us=time.time_ns() // 1000,
+            )
+
+    def handle(self, topic: str, payload: bytes, now_us: int) -> bool:
+        """Decode one message and queue its readings (waits while the queue is full).
+
+        Returns False only when the queue was closed and the readings were not queued.
+        """
+        self.metrics.inc("hazmon_messages_received_total", 1, self._labels)
+        d = decode(self.topics.routes.get(topic), topic, payload, now_us, self._max_future_us)
+        for rej in d.rejects:
+            self.dead.add(
+                self.name,
+                topic,
+                reason=rej.reason,
+                detail=rej.detail,
+                tag=rej.tag,
+                payload=payload,
+                now_us=now_us,
+            )
+        if d.readings:
+            self.metrics.inc("hazmon_readings_received_total", len(d.readings), self._labels)
+            return self.queue.put_threadsafe(d.readings)
+        return True

@@ -1,0 +1,90 @@
+"""Staleness: a sensor that stops reporting is a condition, not a silence.
+
+Pure logic, time is an argument. A sensor with no reading for ``factor`` x its
+period (arrival time, not source time: a source clock can be wrong) becomes
+stale; a whole source (broker, endpoint) going down marks all its sensors stale
+at once. Each transition is reported once as a `StaleChange` for the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from hazmon.plant.reading import StaleChange
+
+__all__ = ["StaleTracker"]
+
+
+class StaleTracker:
+    """Last arrival per sensor and the stale / fresh state derived from it.
+
+    Args:
+        periods_s: tag -> expected period, s.
+        factor: stale after ``factor`` x period without a reading.
+        start_us: when watching began: a sensor never heard from is stale
+            ``factor`` x period after it.
+    """
+
+    def __init__(self, periods_s: Mapping[str, float], factor: float, start_us: int) -> None:
+        self.factor = factor
+        self._limit_us = {t: int(p * factor * 1_000_000) for t, p in periods_s.items()}
+        self._periods = dict(periods_s)
+        self._last: dict[str, int] = dict.fromkeys(periods_s, start_us)
+        self._stale: set[str] = set()
+        self._down: dict[str, set[str]] = {}  # source -> its tags while it is down
+
+    @property
+    def stale_count(self) -> int:
+        return len(self._stale)
+
+    def is_stale(self, tag: str) -> bool:
+        return tag in self._stale
+
+    def seen(self, tags: Iterable[str], now_us: int) -> list[StaleChange]:
+        """Readings arrived for ``tags`` at ``now_us``; returns the sensors that came back."""
+        last = self._last
+        out: list[StaleChange] = []
+        for t in tags:
+            if t in last:
+                last[t] = now_us
+                if t in self._stale and not self._is_down(t):
+                    self._stale.discard(t)
+                    out.append(StaleChange(t, False, now_us, "readings resumed"))
+        return out
+
+    def _is_down(self, tag: str) -> bool:
+        return any(tag in tags for tags in self._down.values())
+
+    def check(self, now_us: int) -> list[StaleChange]:
+        """Sensors that went stale since the last check."""
+        out: list[StaleChange] = []
+        for t, last in self._last.items():
+            if t not in self._stale and now_us - last >= self._limit_us[t]:
+                self._stale.add(t)
+                p = self._periods[t]
+                out.append(
+                    StaleChange(
+                        t, True, now_us, f"no reading for {self.factor * p:g} s ({self.factor:g} x {p:g} s)"
+                    )
+                )
+        return out
+
+    def source_down(self, source: str, tags: Iterable[str], now_us: int, reason: str) -> list[StaleChange]:
+        """A broker or endpoint went away: all its sensors are stale now."""
+        tags = [t for t in tags if t in self._last]
+        self._down[source] = set(tags)
+        out: list[StaleChange] = []
+        for t in tags:
+            if t not in self._stale:
+                self._stale.add(t)
+                out.append(StaleChange(t, True, now_us, reason))
+        return out
+
+    def source_up(self, source: str, now_us: int) -> None:
+        """The source is back: its sensors turn fresh with their next reading.
+
+        Their clocks restart now, so a sensor that stays silent after the
+        reconnect is stale again (already) and a reading clears it.
+        """
+        for t in self._down.pop(source, set()):
+            self._last[t] = max(self._last[t], now_us - self._limit_us[t])

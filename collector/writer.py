@@ -1,0 +1,328 @@
+"""The batch writer: readings into PostgreSQL by COPY, through the spool when it cannot.
+
+`add` only buffers (the consumers never wait for the database). `run` flushes
+when `batch_max_readings` are buffered or after `flush_interval_s`:
+
+1. While the spool holds batches, new batches are appended behind them, so
+   readings reach the database in arrival order.
+2. Otherwise the batch is written with `write_readings_async` under
+   `write_timeout_s`. A temporary failure (`hazmon.store.is_temporary`) or a
+   timeout spools the batch (fsynced) and the connection is retried with capped
+   backoff; a permanent failure dead-letters the batch's readings.
+3. When the database is back, the spool is replayed oldest first; writes are
+   idempotent by (sensor, time), so a batch replayed twice is stored once.
+4. When the spool is full the batch is dropped: counted in
+   ``hazmon_readings_dropped_total`` and reported once through ``on_system``
+   (the daemon turns it into a system alarm).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import psycopg
+import structlog
+
+from hazmon.collector.deadletter import DeadLetters
+from hazmon.collector.metrics import Metrics
+from hazmon.collector.spool import Spool, SpoolFullError
+from hazmon.plant.reading import Reading, from_us
+from hazmon.store import ReadingColumns, UnknownTagError, connect_async, is_temporary, write_readings_async
+
+__all__ = ["BatchWriter", "SystemEvent"]
+
+log = structlog.get_logger("hazmon.collector.writer")
+
+SystemEvent = Callable[[str, bool, str], None]
+"""(key, active, message): a loss condition of the daemon itself raised or cleared."""
+
+_DL_COPY = (
+    "COPY collector_dead_letter (received_at, source, topic, reason, detail, tag, payload, payload_len) "
+    "FROM STDIN"
+)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        dsn: str,
+        ids: Mapping[str, int],
+        spool: Spool,
+        dead: DeadLetters,
+        metrics: Metrics,
+        *,
+        batch_max_readings: int = 20_000,
+        flush_interval_s: float = 1.0,
+        write_timeout_s: float = 5.0,
+        retry_max_s: float = 10.0,
+        on_system: SystemEvent | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.ids = dict(ids)
+        self.spool = spool
+        self.dead = dead
+        self.metrics = metrics
+        self.batch_max = batch_max_readings
+        self.flush_interval_s = flush_interval_s
+        self.write_timeout_s = write_timeout_s
+        self.retry_max_s = retry_max_s
+        self.on_system = on_system or (lambda key, active, msg: None)
+        self._buf: list[Reading] = []
+        self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._stopping = False
+        self._retry_at = 0.0
+        self._backoff = 0.0
+        self._spool_full_raised = False
+        self._replayed: dict[Path, int] = {}  # segment -> batches of it already committed
+        self.db_up = False
+        m = metrics
+        m.declare("hazmon_readings_written_total", "counter", "Readings committed to PostgreSQL (new rows)")
+        m.declare("hazmon_readings_spooled_total", "counter", "Readings appended to the on-disk spool")
+        m.declare("hazmon_readings_replayed_total", "counter", "Readings written from the spool")
+        m.declare("hazmon_readings_dropped_total", "counter", "Readings lost, by reason (spool_full)")
+        m.declare("hazmon_write_errors_total", "counter", "Failed database writes, by kind")
+        m.declare("hazmon_write_duration_seconds_sum", "counter", "Time spent in batch writes")
+        m.declare("hazmon_write_duration_seconds_count", "counter", "Batch writes")
+        m.declare("hazmon_write_duration_seconds_last", "gauge", "Duration of the last batch write")
+        m.gauge_fn(
+            "hazmon_writer_buffer_readings", "Readings buffered in the writer", lambda: {(): len(self._buf)}
+        )
+        m.gauge_fn(
+            "hazmon_spool_readings", "Readings waiting in the spool", lambda: {(): float(self.spool.rows)}
+        )
+        m.gauge_fn("hazmon_spool_bytes", "Bytes in the spool", lambda: {(): float(self.spool.bytes)})
+        m.gauge_fn(
+            "hazmon_database_up",
+            "1 when the last database operation succeeded",
+            lambda: {(): float(self.db_up)},
+        )
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    async def room(self, limit: int) -> None:
+        """Wait until at most ``limit`` readings are buffered (backpressure on the consumer)."""
+        while len(self._buf) > limit:
+            self._room.clear()
+            self._wake.set()
+            await self._room.wait()
+
+    def add(self, readings: Sequence[Reading]) -> None:
+        """Buffer readings for the next flush (never waits for the database)."""
+        self._buf.extend(readings)
+        if len(self._buf) >= self.batch_max:
+            self._wake.set()
+
+    # -- the loop ------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Flush on size or interval until `stop`; then a final flush that spools what it cannot write."""
+        try:
+            while not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+                self._wake.clear()
+                await self.flush()
+            await self.flush(final=True)
+        finally:
+            await self._close_conn()
+
+    def stop(self) -> None:
+        """Ask `run` to make its final flush and return (await the task running `run`)."""
+        self._stopping = True
+        self._wake.set()
+
+    async def flush(self, final: bool = False) -> None:
+        while self._buf:
+            chunk, self._buf = self._buf[: self.batch_max], self._buf[self.batch_max :]
+            self._room.set()
+            cols = self._columns(chunk)
+            if len(cols):
+                await self._write_or_spool(cols)
+        if len(self.spool) and await self._ensure_conn():
+            await self._replay(time_budget_s=0.5 if not final else self.write_timeout_s)
+        if self.dead.pending and await self._ensure_conn():
+            await self._store_dead_letters()
+
+    # -- pieces --------------------------------------------------------------------------
+    def _columns(self, readings: list[Reading]) -> ReadingColumns:
+        try:
+            return ReadingColumns.from_readings(readings, self.ids)
+        except UnknownTagError:
+            known = []
+            for r in readings:
+                if r.tag in self.ids:
+                    known.append(r)
+                else:
+                    self.dead.add(
+                        "writer",
+                        r.tag,
+                        reason="unknown_tag",
+                        detail="tag not in the registry",
+                        tag=r.tag,
+                        payload=repr(tuple(r)).encode(),
+                        now_us=_now_us(),
+                    )
+            return ReadingColumns.from_readings(known, self.ids)
+
+    async def _ensure_conn(self) -> bool:
+        if self._conn is not None and not self._conn.closed:
+            return True
+        now = time.monotonic()
+        if now < self._retry_at:
+            return False
+        try:
+            self._conn = await asyncio.wait_for(
+                connect_async(self.dsn, autocommit=True), self.write_timeout_s
+            )
+            self._backoff = 0.0
+            self.db_up = True
+            log.info("database connected")
+            return True
+        except (TimeoutError, psycopg.Error, OSError) as e:
+            self._failed("connect", e)
+            return False
+
+    def _failed(self, kind: str, e: BaseException) -> None:
+        if self.db_up or self._backoff == 0.0:
+            log.error(
+                "database unavailable; batches go to the spool", kind=kind, error=str(e) or type(e).__name__
+            )
+        self.db_up = False
+        self.metrics.inc("hazmon_write_errors_total", 1, {"kind": kind})
+        self._backoff = min(self.retry_max_s, max(0.25, self._backoff * 2))
+        self._retry_at = time.monotonic() + self._backoff
+
+    async def _close_conn(self) -> None:
+        c, self._conn = self._conn, None
+        if c is not None:
+            with contextlib.suppress(TimeoutError, psycopg.Error, OSError):
+                await asyncio.wait_for(c.close(), 1.0)
+
+    async def _write(self, cols: ReadingColumns) -> int | None:
+        """Rows newly stored, or None when the batch must be kept (temporary failure)."""
+        if not await self._ensure_conn():
+            return None
+        assert self._conn is not None
+        t0 = time.perf_counter()
+        try:
+            n = await asyncio.wait_for(write_readings_async(self._conn, cols), self.write_timeout_s)
+        except TimeoutError as e:
+            self._failed("timeout", e)
+            await self._close_conn()
+            return None
+        except Exception as e:
+            if is_temporary(e):
+                self._failed("temporary", e)
+                await self._close_conn()
+                return None
+            self.metrics.inc("hazmon_write_errors_total", 1, {"kind": "permanent"})
+            log.error(
+                "database refused a batch permanently; readings dead-lettered", error=str(e), n=len(cols)
+            )
+            self._dead_letter_cols(cols, str(e))
+            return 0
+        dt = time.perf_counter() - t0
+        self.db_up = True
+        self.metrics.inc("hazmon_write_duration_seconds_sum", dt)
+        self.metrics.inc("hazmon_write_duration_seconds_count")
+        self.metrics.set("hazmon_write_duration_seconds_last", dt)
+        self.metrics.inc("hazmon_readings_written_total", n)
+        return n
+
+    def _dead_letter_cols(self, cols: ReadingColumns, why: str) -> None:
+        tags = {v: k for k, v in self.ids.items()}
+        now = _now_us()
+        for i in range(len(cols)):
+            tag = tags.get(int(cols.sensor_id[i]), "?")
+            body = f"{tag},{int(cols.ts_us[i])},{float(cols.value[i])!r},{int(cols.quality[i])}".encode()
+            self.dead.add(
+                "writer", tag, reason="db_rejected", detail=why[:200], tag=tag, payload=body, now_us=now
+            )
+
+    async def _write_or_spool(self, cols: ReadingColumns) -> None:
+        if not len(self.spool):
+            n = await self._write(cols)
+            if n is not None:
+                return
+        self._to_spool(cols)
+
+    def _to_spool(self, cols: ReadingColumns) -> None:
+        try:
+            self.spool.append(cols)
+            self.metrics.inc("hazmon_readings_spooled_total", len(cols))
+        except SpoolFullError as e:
+            self.metrics.inc("hazmon_readings_dropped_total", len(cols), {"reason": "spool_full"})
+            log.error("spool full: readings DROPPED", n=len(cols), error=str(e))
+            if not self._spool_full_raised:
+                self._spool_full_raised = True
+                self.on_system(
+                    "spool_full", True, f"spool full ({self.spool.bytes} bytes): readings are being dropped"
+                )
+        except OSError as e:
+            self.metrics.inc("hazmon_readings_dropped_total", len(cols), {"reason": "spool_io_error"})
+            log.error("spool write failed: readings DROPPED", n=len(cols), error=str(e))
+            self.on_system("spool_io_error", True, f"spool write failed: {e}")
+
+    async def _replay(self, time_budget_s: float) -> None:
+        t_end = time.monotonic() + time_budget_s
+        while len(self.spool) and time.monotonic() < t_end:
+            got = self.spool.oldest()
+            if got is None:
+                return
+            path, batches = got
+            start = self._replayed.get(path, 0)
+            for i in range(start, len(batches)):
+                n = await self._write(batches[i])
+                if n is None:
+                    return
+                self.metrics.inc("hazmon_readings_replayed_total", len(batches[i]))
+                self._replayed[path] = i + 1
+                if time.monotonic() >= t_end and i + 1 < len(batches):
+                    return
+            self.spool.done(path, batches)
+            self._replayed.pop(path, None)
+            log.info("spool segment replayed", segment=path.name, batches=len(batches), left=len(self.spool))
+        if self._spool_full_raised and self.spool.bytes < self.spool.max_bytes * 0.9:
+            self._spool_full_raised = False
+            self.on_system("spool_full", False, "spool has room again")
+
+    async def _store_dead_letters(self) -> None:
+        assert self._conn is not None
+        letters = self.dead.take(10_000)
+        if not letters:
+            return
+        try:
+            async with self._conn.transaction(), self._conn.cursor() as cur, cur.copy(_DL_COPY) as cp:
+                for d in letters:
+                    await cp.write_row(
+                        (
+                            from_us(d.received_us),
+                            d.source,
+                            d.topic,
+                            d.reason,
+                            d.detail,
+                            d.tag,
+                            d.payload,
+                            d.payload_len,
+                        )
+                    )
+        except Exception as e:
+            self.dead.requeue(letters)
+            if is_temporary(e):
+                self._failed("temporary", e)
+                await self._close_conn()
+            else:
+                self.dead.take(len(letters))
+                self.metrics.inc("hazmon_dead_letters_unstored_total", len(letters))
+                log.error("dead letters refused by the database; counted, not kept", error=str(e))

@@ -1,0 +1,424 @@
+"""The daemon: the one place that knows every component and wires them together.
+
+Data flows one way, and `wire` is the one function that shows every arrow::
+
+    MQTT / OPC UA inputs ─► ReadingQueue (bounded) ─► consumer ─┬─► BatchWriter ─► PostgreSQL
+                                                                │        └─► Spool (disk) ─┘
+                                                                └─► RulesRunner ─► findings ─► AlarmService
+    StaleTracker (no reading for N x period, source down) ──► StaleChange ──► RulesRunner
+    BatchWriter (spool full) ──► system Finding ──► AlarmService
+
+Rules and alarms are optional (HOOK POINTS in `wire`): with neither installed the
+daemon runs collectors + store only. Start it in-process with
+``async with Daemon(config, plant) as d:`` or from the command line with
+``hazmon run -c hazmon.yaml``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from hazmon.collector import (
+    BatchWriter,
+    DeadLetters,
+    Metrics,
+    MqttInput,
+    ReadingQueue,
+    Spool,
+    StaleTracker,
+    TopicMap,
+)
+from hazmon.config import DaemonConfig
+from hazmon.http import HttpServer
+from hazmon.plant import Condition, Finding, Level, Limits, Plant, Reading, StaleChange
+from hazmon.store import StorageSettings, connect, latest_assessments, migrate, sensor_ids, sync_registry
+
+__all__ = ["AlarmsLike", "Daemon", "RulesLike", "Wiring", "now_us", "wire"]
+
+log = structlog.get_logger("hazmon.daemon")
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class RulesLike(Protocol):
+    """What the daemon calls on `hazmon.rules.RulesRunner`."""
+
+    def process(
+        self, readings: Sequence[Reading], stale: Sequence[StaleChange], now_us: int
+    ) -> list[Finding]: ...
+    def tick(self, now_us: int) -> list[Finding]: ...
+    def set_overrides(self, overrides: dict[str, Limits]) -> None: ...
+
+
+class AlarmsLike(Protocol):
+    """What the daemon calls on `hazmon.alarms.AlarmService`."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def handle(self, findings: Sequence[Finding], now_us: int) -> None: ...
+    async def tick(self, now_us: int) -> None: ...
+    def routes(self) -> Any: ...
+    def metrics(self) -> dict[str, int]: ...
+
+
+class Input(Protocol):
+    """A streaming input (MQTT broker, OPC UA endpoint): start, stop, and the sensors it feeds."""
+
+    name: str
+    tags: list[str]
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Wiring:
+    """Every part of the running pipeline (built by `wire`)."""
+
+    metrics: Metrics
+    queue: ReadingQueue
+    dead: DeadLetters
+    spool: Spool
+    writer: BatchWriter
+    stale: StaleTracker
+    inputs: list[Input]
+    rules: RulesLike | None
+    alarms: AlarmsLike | None
+    http: HttpServer
+    pending_stale: list[StaleChange] = field(default_factory=list)
+    pending_findings: list[Finding] = field(default_factory=list)
+
+
+def _optional(module: str, attr: str) -> Any:
+    """A component class when that component is installed, else None (the daemon runs without it)."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    return getattr(mod, attr, None)
+
+
+def wire(
+    *,
+    config: DaemonConfig,
+    plant: Plant,
+    ids: dict[str, int],
+    overrides: dict[str, Limits],
+    loop: asyncio.AbstractEventLoop,
+    health: Any,
+) -> Wiring:
+    """Build every part and connect the arrows (the only place that does)."""
+    cs = config.collector
+    metrics = Metrics()
+    queue = ReadingQueue(cs.queue_max_readings, loop)
+    dead = DeadLetters(
+        metrics,
+        cs.dead_letter_max_pending,
+        cs.dead_letter_payload_bytes,
+        cs.log_payload_cut,
+        cs.log_interval_s,
+    )
+    spool = Spool(
+        cs.spool.dir or Path(config.data_dir) / "spool",
+        int(cs.spool.max_mb * (1 << 20)),
+        int(cs.spool.segment_mb * (1 << 20)),
+    )
+    stale = StaleTracker({s.tag: s.period_s for s in plant.sensors()}, cs.stale_factor, now_us())
+    pending_findings: list[Finding] = []
+
+    def system_event(key: str, active: bool, message: str) -> None:
+        # writer (spool full / spool I/O error) -> a system finding -> alarms
+        pending_findings.append(
+            Finding(
+                plant.enterprise.id,
+                None,
+                Condition.SYSTEM,
+                Level.FAULT,
+                active,
+                now_us(),
+                message_en=message,
+                message_zh=f"系统故障：{message}",
+            )
+        )
+        (log.error if active else log.info)("system condition", key=key, active=active, message=message)
+
+    writer = BatchWriter(
+        config.database.resolved_dsn(),
+        ids,
+        spool,
+        dead,
+        metrics,
+        batch_max_readings=cs.batch_max_readings,
+        flush_interval_s=cs.flush_interval_s,
+        write_timeout_s=cs.write_timeout_s,
+        retry_max_s=cs.retry_max_s,
+        on_system=system_event,
+    )
+    w = Wiring(
+        metrics,
+        queue,
+        dead,
+        spool,
+        writer,
+        stale,
+        [],
+        None,
+        None,
+        HttpServer(config.http.host, config.http.port, metrics, health),
+        pending_findings=pending_findings,
+    )
+
+    def source_state(source: str, connected: bool, reason: str) -> None:
+        # any thread -> the loop: a source going away marks all its sensors stale at once
+        loop.call_soon_threadsafe(_source_state, w, source, connected, reason)
+
+    # collectors -> queue
+    suffix = f"-{config.instance}" if config.instance else ""
+    for broker in plant.mqtt:
+        topics = TopicMap.from_plant(plant, broker.name)
+        if topics.routes:
+            w.inputs.append(
+                MqttInput(
+                    broker,
+                    topics=topics,
+                    queue=queue,
+                    dead=dead,
+                    metrics=metrics,
+                    settings=cs.mqtt,
+                    on_state=source_state,
+                    client_id_suffix=suffix,
+                )
+            )
+    opcua_inputs = _optional("hazmon.collector.opcua", "inputs_for_plant")
+    if opcua_inputs is not None:
+        w.inputs.extend(opcua_inputs(plant, queue, dead, metrics, cs.opcua, source_state, loop))
+
+    # ---- HOOK POINT: rules and alarms (optional until those components exist) ----------
+    rules_cls = _optional("hazmon.rules", "RulesRunner")
+    if rules_cls is not None:
+        rules = w.rules = rules_cls(plant, config.rules, overrides)
+        metrics.gauge_fn(
+            "hazmon_rules_counters",
+            "Rules engine counters, by counter",
+            lambda: {(("counter", k),): float(v) for k, v in rules.counters.items()},
+        )
+    alarms_cls = _optional("hazmon.alarms", "AlarmService")
+    if alarms_cls is not None:
+        alarms = w.alarms = alarms_cls(plant, config.alarms, config.database.resolved_dsn())
+        w.http.mount(alarms.routes())
+        metrics.gauge_fn(
+            "hazmon_alarms_counters",
+            "Alarm service counters, by counter",
+            lambda: {(("counter", k),): float(v) for k, v in alarms.metrics().items()},
+        )
+    # ------------------------------------------------------------------------------------
+    m = metrics
+    m.gauge_fn("hazmon_queue_readings", "Readings in the collector queue", lambda: {(): float(queue.depth)})
+    m.gauge_fn(
+        "hazmon_queue_full_waits",
+        "Times a collector waited on a full queue",
+        lambda: {(): float(queue.waits)},
+    )
+    m.gauge_fn("hazmon_stale_sensors", "Sensors currently stale", lambda: {(): float(stale.stale_count)})
+    m.gauge_fn(
+        "hazmon_dead_letters_pending", "Dead letters not yet stored", lambda: {(): float(dead.pending)}
+    )
+    return w
+
+
+def _source_state(w: Wiring, source: str, connected: bool, reason: str) -> None:
+    tags = next((i.tags for i in w.inputs if i.name == source), [])
+    if connected:
+        w.stale.source_up(source, now_us())
+    else:
+        w.pending_stale.extend(w.stale.source_down(source, tags, now_us(), reason))
+
+
+class Daemon:
+    """The running daemon; ``async with Daemon(config, plant) as d:`` in tests, `run` from the CLI."""
+
+    def __init__(self, config: DaemonConfig, plant: Plant) -> None:
+        self.config = config
+        self.plant = plant
+        self.w: Wiring | None = None
+        self.http_port = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self._consumer_done = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> Daemon:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(Path(self.config.data_dir).mkdir, parents=True, exist_ok=True)
+        for s in self.config.sections_without_parser:
+            log.warning(f"config section '{s}' ignored: hazmon.{s} has no parse_settings yet", section=s)
+        ids, overrides = await asyncio.to_thread(self._registry)
+        loop = asyncio.get_running_loop()
+        self.w = w = wire(
+            config=self.config, plant=self.plant, ids=ids, overrides=overrides, loop=loop, health=self.health
+        )
+        if w.alarms is not None:
+            await w.alarms.start()
+        self.http_port = await w.http.start()
+        self._tasks = [
+            asyncio.create_task(w.writer.run(), name="writer"),
+            asyncio.create_task(self._consume(), name="consumer"),
+            asyncio.create_task(self._tick(), name="tick"),
+        ]
+        for i in w.inputs:
+            i.start()
+        log.info(
+            "hazmon daemon running",
+            plant=self.plant.path,
+            inputs=[i.name for i in w.inputs],
+            http_port=self.http_port,
+            rules=w.rules is not None,
+            alarms=w.alarms is not None,
+            spool_readings=w.spool.rows,
+        )
+
+    async def stop(self) -> None:
+        """Inputs first (the broker keeps what we did not take), then drain queue and writer."""
+        w = self.w
+        if w is None:
+            return
+        for i in w.inputs:
+            await asyncio.to_thread(i.stop)
+        self._stopping.set()
+        consumer = next(t for t in self._tasks if t.get_name() == "consumer")
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+        w.writer.stop()
+        writer = next(t for t in self._tasks if t.get_name() == "writer")
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        w.queue.close()
+        if w.alarms is not None:
+            await w.alarms.close()
+        await w.http.stop()
+        self.w = None
+        log.info("hazmon daemon stopped")
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        async with self:
+            await stop.wait()
+
+    # -- the registry -----------------------------------------------------------------------
+    def _registry(self) -> tuple[dict[str, int], dict[str, Limits]]:
+        """Migrate, load the plant registry, read assessment overrides; cached for DB-less starts."""
+        cache = Path(self.config.data_dir) / "registry.json"
+        db = self.config.database
+        try:
+            with connect(db.resolved_dsn()) as conn:
+                if db.migrate:
+                    migrate(conn, StorageSettings(db.retention_days, mode=db.storage_mode))
+                    conn.autocommit = False
+                    ids = sync_registry(conn, self.plant)
+                    conn.commit()
+                else:
+                    ids = sensor_ids(conn, self.plant.enterprise.id)
+                overrides: dict[str, Limits] = {}
+                for rec in latest_assessments(conn, self.plant.enterprise.id).values():
+                    overrides.update(rec.overrides)
+            cache.write_text(json.dumps(ids))
+            return ids, overrides
+        except Exception as e:
+            if not cache.exists():
+                raise RuntimeError(f"database unreachable and no registry cache at {cache}: {e}") from e
+            log.error(
+                "database unreachable at start; using the cached registry (readings are spooled)",
+                error=str(e),
+                cache=str(cache),
+            )
+            return {str(k): int(v) for k, v in json.loads(cache.read_text()).items()}, {}
+
+    # -- the flow ------------------------------------------------------------------------------
+    async def _consume(self) -> None:
+        """Queue -> writer (buffer only, never waits for the database) and -> rules -> alarms."""
+        w = self.w
+        assert w is not None
+        batch_max = self.config.collector.batch_max_readings
+        while True:
+            batch = await w.queue.get(batch_max, 0.2)
+            if not batch and self._stopping.is_set() and w.queue.depth == 0:
+                break
+            t = now_us()
+            changes = w.stale.seen([r.tag for r in batch], t) if batch else []
+            if w.pending_stale:
+                changes = w.pending_stale + changes
+                w.pending_stale.clear()
+            w.writer.add(batch)
+            await self._rules_and_alarms(batch, changes, t)
+            await w.writer.room(4 * batch_max)  # the writer is behind: push back on the queue
+        self._consumer_done = True
+
+    async def _rules_and_alarms(
+        self, batch: Sequence[Reading], changes: Sequence[StaleChange], t: int
+    ) -> None:
+        w = self.w
+        assert w is not None
+        findings: list[Finding] = []
+        if w.pending_findings:
+            findings.extend(w.pending_findings)
+            w.pending_findings.clear()
+        if w.rules is not None and (batch or changes):
+            findings.extend(w.rules.process(batch, changes, t))
+        elif changes:
+            for c in changes:
+                (log.warning if c.stale else log.info)(
+                    "sensor stale" if c.stale else "sensor fresh", tag=c.tag, reason=c.reason
+                )
+        if findings and w.alarms is not None:
+            await w.alarms.handle(findings, t)
+
+    async def _tick(self) -> None:
+        w = self.w
+        assert w is not None
+        while True:
+            await asyncio.sleep(1.0)
+            t = now_us()
+            w.pending_stale.extend(w.stale.check(t))
+            if w.rules is not None:
+                w.pending_findings.extend(w.rules.tick(t))
+            if w.alarms is not None:
+                await w.alarms.tick(t)
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        w = self.w
+        if w is None:
+            return False, {"reason": "not running"}
+        dead_tasks = [t.get_name() for t in self._tasks if t.done()]
+        ok = not dead_tasks
+        return ok, {
+            "database_up": w.writer.db_up,
+            "sources": {
+                i.name: bool(w.metrics.get("hazmon_source_connected", {"source": i.name})) for i in w.inputs
+            },
+            "queue_readings": w.queue.depth,
+            "spool_readings": w.spool.rows,
+            "stale_sensors": w.stale.stale_count,
+            "stopped_tasks": dead_tasks,
+        }

@@ -1,0 +1,39 @@
+"""Staleness with simulated time."""
+
+from __future__ import annotations
+
+from hazmon.collector import StaleTracker
+from hazmon.plant import StaleChange
+
+S = 1_000_000
+
+
+def test_stale_after_factor_times_period_and_fresh_on_next_reading() -> None:
+    t = StaleTracker({"A": 1.0, "B": 5.0}, 3.0, start_us=0)
+    assert t.check(2 * S) == []
+    t.seen(["A"], 2 * S)
+    assert t.check(3 * S) == []
+    assert t.check(5 * S) == [StaleChange("A", True, 5 * S, "no reading for 3 s (3 x 1 s)")]
+    assert t.check(6 * S) == []  # reported once
+    assert t.check(15 * S) == [StaleChange("B", True, 15 * S, "no reading for 15 s (3 x 5 s)")]
+    assert t.seen(["A", "A"], 16 * S) == [StaleChange("A", False, 16 * S, "readings resumed")]
+    assert t.stale_count == 1
+
+
+def test_source_down_marks_all_its_sensors_at_once_and_they_recover_by_reading() -> None:
+    t = StaleTracker({"A": 1.0, "B": 1.0, "C": 1.0}, 3.0, start_us=0)
+    t.seen(["A", "B", "C"], 1 * S)
+    down = t.source_down("dcs", ["A", "B"], 2 * S, "endpoint dcs disconnected")
+    assert down == [
+        StaleChange("A", True, 2 * S, "endpoint dcs disconnected"),
+        StaleChange("B", True, 2 * S, "endpoint dcs disconnected"),
+    ]
+    # a late reading still in the queue while the source is down does not clear it
+    assert t.seen(["A"], 2 * S + 1) == []
+    t.source_up("dcs", 3 * S)
+    assert t.seen(["A"], 3 * S + 1) == [StaleChange("A", False, 3 * S + 1, "readings resumed")]
+    assert t.is_stale("B")
+    assert t.check(10 * S) == [
+        StaleChange("A", True, 10 * S, "no reading for 3 s (3 x 1 s)"),
+        StaleChange("C", True, 10 * S, "no reading for 3 s (3 x 1 s)"),
+    ]

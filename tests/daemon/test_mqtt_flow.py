@@ -1,0 +1,52 @@
+"""The example plant's MQTT sensors flow into `readings` with exact values and timestamps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+
+from hazmon.daemon import Daemon
+from hazmon.plant import MqttBinding, Plant, Quality, Reading
+from tests.daemon.helpers import (
+    Publisher,
+    as_rows,
+    count,
+    daemon_config,
+    json_payload,
+    mqtt_only,
+    rows,
+    wait_for,
+)
+
+T0 = 1_795_860_000_123_456  # 2026-11-28T...: µs precision on purpose
+
+
+async def test_example_plant_mqtt_flows_into_readings_exactly(
+    example_plant: Plant, db_dsn: str, mqtt_broker: tuple[str, int], topic_prefix: str, tmp_path: Path
+) -> None:
+    plant = mqtt_only(example_plant.retarget(topic_prefix=topic_prefix))
+    sensors = plant.sensors()
+    sent: list[Reading] = []
+    for k in range(5):
+        for i, s in enumerate(sensors):
+            q = Quality(k % 3) if i % 7 == 0 else Quality.GOOD
+            sent.append(Reading(s.tag, T0 + k * 1_000_000 + i, 0.1 * i + k / 3, q))
+    async with Daemon(daemon_config(tmp_path, db_dsn, plant), plant) as d:
+        mq = d.w.inputs[0]  # type: ignore[union-attr]
+        await wait_for(mq.subscribed.is_set, "subscription")  # type: ignore[attr-defined]
+        pub = Publisher(*mqtt_broker)
+        topic = {s.tag: s.binding.topic for s in sensors if isinstance(s.binding, MqttBinding)}
+        for r in sent:
+            pub.publish(topic[r.tag], json_payload(r))
+        pub.close()
+        await wait_for(lambda: count(db_dsn) >= len(sent), "all readings in the database")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{d.http_port}/metrics") as resp:
+                body = await resp.text()
+            async with http.get(f"http://127.0.0.1:{d.http_port}/healthz") as resp:
+                health = await resp.text()
+    assert rows(db_dsn) == as_rows(sent)
+    assert f'hazmon_readings_received_total{{source="gds"}} {len(sent)}' in body
+    assert '"status": "ok"' in health
+    assert '"gds": true' in health
