@@ -12,8 +12,10 @@ returned: a caller must use the returned state and drop the one it passed
 
 Conditions per sensor, in the order a reading meets them:
 
-1. bad quality (``Quality.BAD``): fault; the value is not used.
-2. out of range (outside the measuring range widened by NAMUR NE 43): fault.
+1. out of range (outside the measuring range widened by the NAMUR NE 43 signal
+   band): fault; the value is not used.
+2. bad quality (``Quality.BAD``, value in range): fault; the value is not used.
+   ``UNCERTAIN`` values are used.
 3. stuck (unchanged for ``stuck_after_s``, for the kinds that must move): fault.
 4. stale (from the collector's `StaleChange`, or the rules' own ``stale_factor``): fault.
 5. spike: a reading that jumps by more than ``spike_min_step`` of the span and
@@ -75,6 +77,7 @@ _FAULT_COND = {
 _SORT = {HH: 0, LL: 0, H: 1, L: 1, RATE: 2, PHH: 3, PLL: 3}
 
 _EMPTY_I = np.zeros(0, dtype=np.int64)
+_STAGGER_FROM = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,9 @@ class RulesState:
     stuck: B
     stale: B
     stale_own: B  # stale raised by the rules' own stale_factor (cleared by a reading)
+    bad_last: I64  # time of the latest bad-quality / out-of-range reading
+    bad_first: I64  # first bad reading of the current run of bad readings; NONE: last was not bad
+    oor_last: I64
     spike: B
     chat: B
     ref_val: F64  # stuck detection: value and time of the last change
@@ -179,7 +185,10 @@ def initial_state(model: RulesModel, settings: RulesSettings) -> RulesState:
     """A state that has seen nothing yet."""
     n, s, k = model.n, settings.trend_buckets, settings.spike_samples
     bucket_us = round(settings.bucket_s * 1e6)
-    step = max(1, round(settings.bucket_s))
+    # Large plants stagger bucket boundaries over the sensors so that each batch
+    # closes (and fits) only a share of them; small ones close all at once, which
+    # costs fewer, larger fits.
+    step = max(1, round(settings.bucket_s)) if n >= _STAGGER_FROM else 1
     phase = (np.arange(n, dtype=np.int64) % step) * (bucket_us // step)
     g = len(model.groups.ids)
     return RulesState(
@@ -194,6 +203,9 @@ def initial_state(model: RulesModel, settings: RulesSettings) -> RulesState:
         stuck=np.zeros(n, dtype=bool),
         stale=np.zeros(n, dtype=bool),
         stale_own=np.zeros(n, dtype=bool),
+        bad_last=np.full(n, NONE, dtype=np.int64),
+        bad_first=np.full(n, NONE, dtype=np.int64),
+        oor_last=np.full(n, NONE, dtype=np.int64),
         spike=np.zeros(n, dtype=bool),
         chat=np.zeros(n, dtype=bool),
         ref_val=np.full(n, np.nan),
@@ -406,14 +418,26 @@ def _round(
         st.stale_own[oi] = False
         out.add(STALE, oi, ts[own], np.zeros(oi.size, dtype=bool), val[own])
 
-    bad = q >= 2
-    _flip(st.bad, BAD, idx, bad, ts, val, out)
-    good = ~bad
+    # out of range is judged on every reading (a failure current usually comes with
+    # bad quality: the more specific out-of-range is reported, not both)
+    oor = (val < m.lo_ok[idx]) | (val > m.hi_ok[idx]) | ~np.isfinite(val)
+    bad = (q >= 2) & ~oor
+    # a fault clears only after fault_off_delay_s of good readings (one finding for a
+    # flickering fault); the good readings in between are used
+    off = round(s.fault_off_delay_s * 1e6)
+    st.oor_last[idx[oor]] = ts[oor]
+    st.bad_last[idx[bad]] = ts[bad]
+    _flip(st.oor, OOR, idx, oor | (st.oor[idx] & (ts - st.oor_last[idx] < off)), ts, val, out)
+    # bad quality is confirmed by a second bad reading in a row (an isolated bad
+    # reading, e.g. a spike dipping below the range, is dropped but not a fault);
+    # the finding carries the time of the first
+    first = st.bad_first[idx]
+    confirmed = bad & (first != NONE)
+    st.bad_first[idx] = np.where(bad, np.where(first == NONE, ts, first), NONE)
+    raw_bad = confirmed | (st.bad[idx] & (ts - st.bad_last[idx] < off))
+    _flip(st.bad, BAD, idx, raw_bad, np.where(confirmed, first, ts), val, out)
+    good = ~bad & ~oor
     gi, gt, gv = idx[good], ts[good], val[good]
-    oor = (gv < m.lo_ok[gi]) | (gv > m.hi_ok[gi]) | ~np.isfinite(gv)
-    _flip(st.oor, OOR, gi, oor, gt, gv, out)
-    inr = ~oor
-    gi, gt, gv = gi[inr], gt[inr], gv[inr]
 
     # stuck: unchanged (within tolerance) since ref_ts
     ref = st.ref_val[gi]
@@ -595,6 +619,13 @@ def _predict(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out) -> None:
 
 def _timed(st: RulesState, now: int, out: _Out) -> None:
     s, m = st.settings, st.model
+    off = round(s.fault_off_delay_s * 1e6)
+    for flags, last, code in ((st.oor, st.oor_last, OOR), (st.bad, st.bad_last, BAD)):
+        # cleared by time only when a good reading came after the last faulty one
+        done = np.flatnonzero(flags & (last + off <= now) & (st.last_ts > last))
+        if done.size:
+            flags[done] = False
+            out.add(code, done, last[done] + off, np.zeros(done.size, dtype=bool), st.last_val[done])
     hold = round(s.spike_hold_s * 1e6)
     sp = np.flatnonzero(st.spike & (st.spike_last + hold <= now))
     if sp.size:

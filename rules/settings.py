@@ -10,8 +10,9 @@ Every key is optional; the defaults suit a plant whose instruments report every
                 on_delay_s: 30, off_delay_s: 60,
                 kinds: [level, temperature, pressure, weight]}
       rate: {window_s: 60, clear_fraction: 0.8}
-      stuck: {after_s: 1800, tolerance: 0, kinds: [level, temperature, pressure]}
+      stuck: {after_s: 300, tolerance: 0, kinds: [level, temperature, pressure]}
       spike: {z: 8, min_step: 0.02, hold_s: 300}
+      faults: {off_delay_s: 60}
       stale: {factor: null}
       votes: {enabled: true}
       chattering: {count: 3, window_s: 60}
@@ -60,6 +61,8 @@ class RulesSettings:
         spike_z: robust z-score (|x - median| / (1.4826 MAD)) of a spike.
         spike_min_step: a reading must also jump by this share of the span.
         spike_hold_s: a spike fault clears after this long without a new spike.
+        fault_off_delay_s: bad quality and out of range clear after this long
+            without a faulty reading (one finding for a flickering fault).
         stale_factor: None: staleness comes from the collector (`StaleChange`);
             a number: the rules also flag a sensor silent for factor x period.
         votes: evaluate the plant file's vote groups.
@@ -82,7 +85,7 @@ class RulesSettings:
     )
     rate_window_s: float = 60.0
     rate_clear_fraction: float = 0.8
-    stuck_after_s: float = 1800.0
+    stuck_after_s: float = 300.0
     stuck_tolerance: float = 0.0
     stuck_kinds: frozenset[SensorKind] = frozenset(
         {SensorKind.LEVEL, SensorKind.TEMPERATURE, SensorKind.PRESSURE}
@@ -90,6 +93,7 @@ class RulesSettings:
     spike_z: float = 8.0
     spike_min_step: float = 0.02
     spike_hold_s: float = 300.0
+    fault_off_delay_s: float = 60.0
     stale_factor: float | None = None
     votes: bool = True
     chattering_count: int = ALARM_TARGETS.chattering_count
@@ -146,7 +150,18 @@ def parse_settings(node: Node) -> RulesSettings | None:
         The settings, or None when the section is not a mapping.
     """
     d = RulesSettings()
-    allowed = {"locale", "window", "predict", "rate", "stuck", "spike", "stale", "votes", "chattering"}
+    allowed = {
+        "locale",
+        "window",
+        "predict",
+        "rate",
+        "stuck",
+        "spike",
+        "faults",
+        "stale",
+        "votes",
+        "chattering",
+    }
     m = node.mapping(allowed)
     if m is None:
         return None
@@ -159,6 +174,7 @@ def parse_settings(node: Node) -> RulesSettings | None:
     rate = _sub(m, "rate", {"window_s", "clear_fraction"})
     stuck = _sub(m, "stuck", {"after_s", "tolerance", "kinds"})
     spike = _sub(m, "spike", {"z", "min_step", "hold_s"})
+    faults = _sub(m, "faults", {"off_delay_s"})
     stale = _sub(m, "stale", {"factor"})
     votes = _sub(m, "votes", {"enabled"})
     chat = _sub(m, "chattering", {"count", "window_s"})
@@ -189,6 +205,7 @@ def parse_settings(node: Node) -> RulesSettings | None:
         spike_z=opt(spike, "z", _pos, d.spike_z),
         spike_min_step=opt(spike, "min_step", _fraction, d.spike_min_step),
         spike_hold_s=opt(spike, "hold_s", _nonneg, d.spike_hold_s),
+        fault_off_delay_s=opt(faults, "off_delay_s", _nonneg, d.fault_off_delay_s),
         stale_factor=stale_factor,
         votes=opt(votes, "enabled", Node.flag, d.votes),
         chattering_count=opt(chat, "count", lambda x: x.whole(2), d.chattering_count),

@@ -15,10 +15,22 @@ def _noise(t: int) -> float:
 
 CASES = [
     (
-        "bad quality: fault, its value raises nothing, clears with a good reading",
-        {"LT-101": lambda t: (9.99, 2) if 10 <= t < 20 else 1.0 + _noise(t)},
-        40,
-        [(10.0, "LT-101", "bad_quality", True), (20.0, "LT-101", "bad_quality", False)],
+        "bad quality: fault from the first of two bad readings, value unused, clears after 60 s good",
+        {"LT-101": lambda t: (2.2, 2) if 10 <= t < 20 else 1.0 + _noise(t)},
+        100,
+        [(10.0, "LT-101", "bad_quality", True), (79.0, "LT-101", "bad_quality", False)],
+    ),
+    (
+        "an isolated bad reading is dropped, not a fault",
+        {"LT-101": lambda t: (2.2, 2) if t in (10, 30) else 1.0 + _noise(t)},
+        100,
+        [],
+    ),
+    (
+        "flickering bad quality is one fault",
+        {"LT-101": lambda t: (1.0, 2) if t % 20 in (0, 1) and t < 100 else 1.0 + _noise(t)},
+        200,
+        [(0.0, "LT-101", "bad_quality", True), (141.0, "LT-101", "bad_quality", False)],
     ),
     (
         "uncertain quality is used",
@@ -29,8 +41,8 @@ CASES = [
     (
         "out of range (NAMUR NE 43 band) is a fault, not a high-high",
         {"LT-101": lambda t: 3.0 if 10 <= t < 30 else 1.0 + _noise(t)},
-        60,
-        [(10.0, "LT-101", "out_of_range", True), (30.0, "LT-101", "out_of_range", False)],
+        100,
+        [(10.0, "LT-101", "out_of_range", True), (89.0, "LT-101", "out_of_range", False)],
     ),
     (
         "inside the NE 43 band above the range is still a value (high-high)",
@@ -112,7 +124,7 @@ def test_stale_from_collector_freezes_process_alarms(example_plant: Plant) -> No
 
 def test_active_alarm_is_kept_while_the_sensor_is_faulty(example_plant: Plant) -> None:
     r = runner(example_plant)
-    fs = feed(r, {"LT-101": lambda t: 2.1 if t < 20 else (0.0, 2)}, range(100))
+    fs = feed(r, {"LT-101": lambda t: 2.1 if t < 20 else (0.5, 2)}, range(100))
     assert rows(fs) == [
         (5.0, "LT-101", "hh", True),
         (5.0, "LT-101", "h", True),
