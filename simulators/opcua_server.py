@@ -190,8 +190,7 @@ class SimOpcUaServer:
         server.set_server_name(f"hazmon simulator ({self.plant.enterprise.id} / {self.name})")
         await server.set_application_uri(f"{NAMESPACE_URI}:{self.name}")
         server.set_security_policy(_POLICIES.get(ep.security, _POLICIES["none"]))
-        if ep.username:
-            server.set_identity_tokens([ua.UserNameIdentityToken])
+        server.set_identity_tokens([ua.UserNameIdentityToken] if ep.username else [ua.AnonymousIdentityToken])
         if ep.security != "none":
             cert, key = await self._certificates()
             await server.load_certificate(str(cert))
