@@ -184,7 +184,7 @@ def _error(status_code: int, text: str) -> web.Response:
 
 def build_routes(svc: AlarmService) -> list[web.RouteDef]:  # noqa: PLR0915 - one closure per route
     """Routes bound to one service (mounted by the daemon on its HTTP app)."""
-    book = TokenBook(svc.settings.tokens)
+    book = TokenBook(svc.tokens)
 
     def refuse(request: web.Request, code: int, reason: str, who: str | None = None) -> web.Response:
         svc.counters["refused_api_calls"] += 1

@@ -11,6 +11,9 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
 
 from hazmon.alarms.auth import BUREAU_LEVELS, ROLES, ApiToken, digest
 from hazmon.alarms.escalation import EscalationStep, Policy, Recipient, default_policy
@@ -19,6 +22,7 @@ from hazmon.alarms.notify_email import EmailSettings
 from hazmon.alarms.notify_mqtt import MqttSettings
 from hazmon.alarms.notify_sms import SmsSettings
 from hazmon.alarms.notify_webhook import WebhookSettings
+from hazmon.alarms.tokens import ensure_token_file, read_token_file
 from hazmon.plant.standards import (
     ALARM_REPEAT_S,
     ALARM_TARGETS,
@@ -31,6 +35,8 @@ from hazmon.plant.standards import (
 from hazmon.plant.yamlnode import ID_PATTERN, ID_WHAT, Node, opt, req
 
 __all__ = ["AlarmSettings", "NotifierConfig", "parse_settings"]
+
+log = structlog.get_logger("hazmon.alarms")
 
 NotifierSettings = WebhookSettings | EmailSettings | MqttSettings | SmsSettings
 
@@ -62,6 +68,7 @@ class AlarmSettings:
         notifiers: the delivery channels and the recipients each serves.
         tokens: API users.
         api_url: public URL of the alarm API, quoted in messages ('' to leave out).
+        token_file: YAML file of plain tokens (created with one per role when missing).
         assessment_check_s: how often assessment status is re-read from the database.
     """
 
@@ -82,6 +89,7 @@ class AlarmSettings:
     tokens: tuple[ApiToken, ...] = ()
     api_url: str = ""
     assessment_check_s: float = 3600.0
+    token_file: str = ""
 
     def position_of(self, hazard_source: str) -> str:
         return self.positions.get(hazard_source, self.default_position)
@@ -294,6 +302,34 @@ def _token(n: Node) -> ApiToken | None:
     return ApiToken(name, role, sha.lower(), level or None, region or None)
 
 
+def _tokens(m: dict[str, Node], n: Node) -> tuple[list[ApiToken], str]:
+    """API tokens from ``tokens`` (digests) and ``token_file`` (plain, created when missing)."""
+    tokens: list[ApiToken] = []
+    if "tokens" in m:
+        for item in m["tokens"].sequence():
+            t = _token(item)
+            if t is not None:
+                if any(o.sha256 == t.sha256 for o in tokens):
+                    item.problem(f"token of '{t.name}' is the same as another token's")
+                tokens.append(t)
+    token_file = ""
+    if "token_file" in m:
+        tf = m["token_file"].text()
+        if tf is not None:
+            p = Path(tf) if Path(tf).is_absolute() else Path(n.ctx.file).parent / tf
+            token_file = str(p)
+            try:
+                if ensure_token_file(p):
+                    log.warning("created alarm API token file with one token per role", path=str(p))
+                for pt in read_token_file(p):
+                    if any(o.sha256 == pt.api_token().sha256 for o in tokens):
+                        m["token_file"].problem(f"token of '{pt.name}' is the same as another token's")
+                    tokens.append(pt.api_token())
+            except (OSError, ValueError) as e:
+                m["token_file"].problem(str(e))
+    return tokens, token_file
+
+
 def parse_settings(n: Node) -> AlarmSettings | None:
     """Parse the ``alarms:`` section (problems are recorded on ``n``)."""
     m = n.mapping(
@@ -310,6 +346,7 @@ def parse_settings(n: Node) -> AlarmSettings | None:
             "tokens",
             "api_url",
             "assessment_check_s",
+            "token_file",
         }
     )
     if m is None:
@@ -344,14 +381,7 @@ def parse_settings(n: Node) -> AlarmSettings | None:
                 if any(o.name == nc.name for o in notifiers):
                     item.problem(f"notifier name '{nc.name}' used twice")
                 notifiers.append(nc)
-    tokens: list[ApiToken] = []
-    if "tokens" in m:
-        for item in m["tokens"].sequence():
-            t = _token(item)
-            if t is not None:
-                if any(o.sha256 == t.sha256 for o in tokens):
-                    item.problem(f"token of '{t.name}' is the same as another token's")
-                tokens.append(t)
+    tokens, token_file = _tokens(m, n)
     api_url = opt(m, "api_url", lambda x: _url(x, ("http", "https")), "")
     check = opt(m, "assessment_check_s", lambda x: x.num(0, exclusive=True), d.assessment_check_s)
     if not re.fullmatch(ID_PATTERN, default_position):
@@ -371,4 +401,5 @@ def parse_settings(n: Node) -> AlarmSettings | None:
         tokens=tuple(tokens),
         api_url=api_url.rstrip("/"),
         assessment_check_s=check,
+        token_file=token_file,
     )

@@ -142,6 +142,10 @@ class AlarmService:
             if notifiers is not None
             else {c.name: build_notifier(c, plant) for c in settings.notifiers}
         )
+        self.tokens = tuple(
+            replace(t, region=self.region) if t.role == "bureau" and t.region is None else t
+            for t in settings.tokens
+        )
         self._serves: dict[str, tuple[Recipient, ...]] = {c.name: c.recipients for c in settings.notifiers}
         if notifiers is not None:
             for name in notifiers:
