@@ -25,7 +25,7 @@ import contextlib
 import hashlib
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -166,6 +166,7 @@ class AlarmService:
         self._repeat_done: dict[tuple[int, int], int] = {}
         self.counters: dict[str, int] = dict.fromkeys(Counters.__dataclass_fields__, 0)
         self.started = False
+        self._dirty = False
 
     # ------------------------------------------------------------------ life
 
@@ -323,11 +324,9 @@ class AlarmService:
         self._advance(now_us)
         if not findings:
             return
-        async with self._wlock:
-            assert self._w is not None
-            async with self._w.transaction():
-                for f in findings:
-                    await self._finding(f, now_us)
+        async with self._wlock, self._tx():
+            for f in findings:
+                await self._finding(f, now_us)
         self.counters["findings"] += len(findings)
         self._wake.set()
 
@@ -403,6 +402,43 @@ class AlarmService:
                 await self._record(a, Event(EventKind.SUPPRESSED, at, comment=f"sensor {condition}"), at)
             elif not now_faulty and a.state.suppressed:
                 await self._record(a, Event(EventKind.UNSUPPRESSED, at, comment="sensor healthy again"), at)
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[None]:
+        """One write transaction (caller holds the write lock).
+
+        If it fails, the in-memory alarms may be ahead of the database: they are
+        reloaded from the database (the truth) before the next write, so a retried
+        batch of findings is recorded exactly as if it came the first time.
+        """
+        if self._dirty:
+            await self._resync()
+        try:
+            async with self._conn.transaction():
+                yield
+        except BaseException:
+            self._dirty = True
+            with contextlib.suppress(Exception):
+                await self._resync()
+            raise
+
+    async def _resync(self) -> None:
+        w = self._w
+        if w is None or w.closed or w.broken:
+            if w is not None:
+                with contextlib.suppress(Exception):
+                    await w.close()
+            self._w = None
+            self._w = await connect_async(self.dsn, autocommit=True)
+        rows = await repo.load_alarms(self._conn, self.enterprise)
+        self._alarms = {a.key: a for a in rows}
+        self._by_id = {a.id: a for a in rows}
+        self._faulty = defaultdict(set)
+        for a in rows:
+            if a.sensor and a.condition in SENSOR_FAULTS and a.state.active:
+                self._faulty[a.sensor].add(a.condition)
+        self._dirty = False
+        log.info("alarm state reloaded from the database", alarms=len(rows))
 
     @property
     def _conn(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
@@ -514,7 +550,7 @@ class AlarmService:
         every = round(self.settings.assessment_check_s * 1e6)
         if self._grades_checked_us is None or now_us - self._grades_checked_us >= every:
             extra = await self._refresh_grades(now_us)
-        async with self._wlock, self._conn.transaction():
+        async with self._wlock, self._tx():
             for f in extra:
                 known = self._alarms.get((f.hazard_source, None, f.condition.value))
                 if f.active or (known is not None and known.state.active):
@@ -591,7 +627,7 @@ class AlarmService:
                 payload["comment"] = comment
             validate(a.state, kind, now, payload)
             payload.pop("comment", None)
-            async with self._conn.transaction():
+            async with self._tx():
                 await self._record(a, Event(kind, now, actor, comment, payload or None), now)
         self._wake.set()
         return a
@@ -649,7 +685,8 @@ class AlarmService:
     async def dispatch(self) -> int:
         """Send every notification due at the service's now; returns messages sent."""
         async with self._dlock:
-            assert self._d is not None
+            if self._d is None or self._d.closed or self._d.broken:
+                self._d = await connect_async(self.dsn, autocommit=True)
             now = self._now_us or _real_now_us()
             sent = 0
             while True:

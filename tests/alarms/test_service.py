@@ -383,3 +383,28 @@ async def test_projection_equals_fold_of_the_log(make_service: MakeService, db_d
     folded = fold(Event(EventKind(k), t, who, c, d) for k, t, who, c, d in log)
     (proj,) = rows(db_dsn, "SELECT folded FROM alarm WHERE id = %s", a.id)
     assert state_from_json(proj[0]) == folded == a.state
+
+
+async def test_failed_batch_is_recorded_once_when_retried(make_service: MakeService, db_dsn: str) -> None:
+    """The database connection drops mid-batch: handle raises, the daemon retries the same findings."""
+    import psycopg
+
+    svc = await make_service(repeat_s=0)
+    await svc.handle([gas(T0, tag="AT-102", cond=Condition.GAS_FIRST, value=1.1)], T0)
+    with psycopg.connect(db_dsn, autocommit=True) as c:
+        c.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    batch = [gas(T0 + 5 * S), gas(T0 + 5 * S, tag="AT-102", cond=Condition.GAS_FIRST, active=False)]
+    with pytest.raises(psycopg.OperationalError):
+        await svc.handle(batch, T0 + 5 * S)
+    await svc.handle(batch, T0 + 5 * S)  # the daemon's retry
+    await at(svc, 10)
+    got = rows(
+        db_dsn,
+        "SELECT a.sensor, e.kind FROM alarm_event e JOIN alarm a ON a.id = e.alarm_id "
+        "WHERE e.kind IN ('raised', 'cleared') ORDER BY e.id",
+    )
+    assert got == [("AT-102", "raised"), ("AT-101", "raised"), ("AT-102", "cleared")]
+    assert rows(db_dsn, "SELECT count(*) FROM alarm WHERE sensor = 'AT-101'") == [(1,)]
