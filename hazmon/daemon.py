@@ -99,6 +99,9 @@ class Wiring:
     http: HttpServer
     pending_stale: list[StaleChange] = field(default_factory=list)
     pending_findings: list[Finding] = field(default_factory=list)
+    system_findings: list[Finding] = field(
+        default_factory=list
+    )  # the last 100 raised, for /healthz and tests
 
 
 def _optional(module: str, attr: str) -> Any:
@@ -137,10 +140,12 @@ def wire(
     )
     stale = StaleTracker({s.tag: s.period_s for s in plant.sensors()}, cs.stale_factor, now_us())
     pending_findings: list[Finding] = []
+    system_findings: list[Finding] = []
 
     def system_event(key: str, active: bool, message: str) -> None:
         # writer (spool full / spool I/O error) -> a system finding -> alarms
-        pending_findings.append(
+        metrics.set("hazmon_system_condition", float(active), {"key": key})
+        system_findings.append(
             Finding(
                 plant.enterprise.id,
                 None,
@@ -152,6 +157,8 @@ def wire(
                 message_zh=f"系统故障：{message}",
             )
         )
+        pending_findings.append(system_findings[-1])
+        del system_findings[:-100]
         (log.error if active else log.info)("system condition", key=key, active=active, message=message)
 
     writer = BatchWriter(
@@ -178,6 +185,7 @@ def wire(
         None,
         HttpServer(config.http.host, config.http.port, metrics, health),
         pending_findings=pending_findings,
+        system_findings=system_findings,
     )
 
     def source_state(source: str, connected: bool, reason: str) -> None:
@@ -256,6 +264,7 @@ class Daemon:
         self.http_port = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._findings_ready = asyncio.Event()
         self._consumer_done = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -283,6 +292,8 @@ class Daemon:
             asyncio.create_task(self._consume(), name="consumer"),
             asyncio.create_task(self._tick(), name="tick"),
         ]
+        if w.alarms is not None:
+            self._tasks.append(asyncio.create_task(self._alarms(), name="alarms"))
         for i in w.inputs:
             i.start()
         log.info(
@@ -317,6 +328,11 @@ class Daemon:
                 await t
         w.queue.close()
         if w.alarms is not None:
+            if w.pending_findings:
+                try:
+                    await w.alarms.handle(list(w.pending_findings), now_us())
+                except Exception:
+                    log.exception("alarm service failed on the last findings", n=len(w.pending_findings))
             await w.alarms.close()
         await w.http.stop()
         self.w = None
@@ -380,19 +396,43 @@ class Daemon:
     ) -> None:
         w = self.w
         assert w is not None
-        findings: list[Finding] = []
-        if w.pending_findings:
-            findings.extend(w.pending_findings)
-            w.pending_findings.clear()
+        for c in changes:
+            (log.warning if c.stale else log.info)(
+                "sensor stale" if c.stale else "sensor fresh", tag=c.tag, reason=c.reason
+            )
         if w.rules is not None and (batch or changes):
-            findings.extend(w.rules.process(batch, changes, t))
-        elif changes:
-            for c in changes:
-                (log.warning if c.stale else log.info)(
-                    "sensor stale" if c.stale else "sensor fresh", tag=c.tag, reason=c.reason
-                )
-        if findings and w.alarms is not None:
-            await w.alarms.handle(findings, t)
+            try:
+                found = w.rules.process(batch, changes, t)
+            except Exception:  # a rules bug must not stop the collectors and the writer
+                w.metrics.inc("hazmon_pipeline_errors_total", 1, {"stage": "rules"})
+                log.exception("rules engine failed on a batch", n=len(batch))
+                return
+            if found and w.alarms is not None:
+                w.pending_findings.extend(found)
+                self._findings_ready.set()
+
+    async def _alarms(self) -> None:
+        """Findings -> alarms, in a task of its own: the consumer never waits for the alarm database.
+
+        A failed `handle` keeps the findings (in order) and retries them a second later.
+        """
+        w = self.w
+        assert w is not None and w.alarms is not None
+        while True:
+            await self._findings_ready.wait()
+            self._findings_ready.clear()
+            if not w.pending_findings:
+                continue
+            findings = list(w.pending_findings)
+            w.pending_findings.clear()
+            try:
+                await w.alarms.handle(findings, now_us())
+            except Exception:
+                w.metrics.inc("hazmon_pipeline_errors_total", 1, {"stage": "alarms"})
+                log.exception("alarm service failed; findings kept and retried", n=len(findings))
+                w.pending_findings[:0] = findings
+                await asyncio.sleep(1.0)
+                self._findings_ready.set()
 
     async def _tick(self) -> None:
         w = self.w
@@ -401,10 +441,21 @@ class Daemon:
             await asyncio.sleep(1.0)
             t = now_us()
             w.pending_stale.extend(w.stale.check(t))
-            if w.rules is not None:
-                w.pending_findings.extend(w.rules.tick(t))
-            if w.alarms is not None:
-                await w.alarms.tick(t)
+            if w.alarms is None:
+                w.pending_findings.clear()  # no alarm service: the findings were logged where raised
+            elif w.pending_findings:  # system findings raised by the writer
+                self._findings_ready.set()
+            try:
+                if w.rules is not None:
+                    found = w.rules.tick(t)
+                    if w.alarms is not None and found:
+                        w.pending_findings.extend(found)
+                        self._findings_ready.set()
+                if w.alarms is not None:
+                    await w.alarms.tick(t)
+            except Exception:
+                w.metrics.inc("hazmon_pipeline_errors_total", 1, {"stage": "tick"})
+                log.exception("rules/alarms tick failed")
 
     def health(self) -> tuple[bool, dict[str, object]]:
         w = self.w
