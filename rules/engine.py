@@ -359,20 +359,7 @@ def evaluate(state: RulesState, batch: Batch, now_us: int) -> tuple[RulesState, 
     fired: list[tuple[int, I64, I64]] = []
     _stale_changes(st, batch, out)
     if batch.idx.size:
-        st.counters["readings"] += int(batch.idx.size)
-        order = np.lexsort((batch.ts, batch.idx))
-        idx, ts = batch.idx[order], batch.ts[order]
-        val, q = batch.value[order], batch.quality[order]
-        # rank of each reading among its sensor's readings in this batch
-        first = np.r_[True, idx[1:] != idx[:-1]]
-        starts = np.flatnonzero(first)
-        rank = np.arange(idx.size) - np.repeat(starts, np.diff(np.r_[starts, idx.size]))
-        for r in range(int(rank.max()) + 1):
-            sel = rank == r
-            if r == 0 and sel.all():
-                _round(st, idx, ts, val, q, out, fired)
-            else:
-                _round(st, idx[sel], ts[sel], val[sel], q[sel], out, fired)
+        _readings(st, batch, out, fired)
     _sweep(st, now_us, out, fired)
     _timed(st, now_us, out)
     _superseded(st, now_us, out)
@@ -380,6 +367,234 @@ def evaluate(state: RulesState, batch: Batch, now_us: int) -> tuple[RulesState, 
     if st.settings.votes and st.model.groups.ids:
         _votes(st, now_us, out)
     return st, _findings(st, out)
+
+
+def _readings(st: RulesState, batch: Batch, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+    """Sort the readings per sensor and time, drop late ones, then judge them.
+
+    Sensors for which nothing can happen in this batch (no alarm active or
+    pending, no fault, every value clear of its limits, no jump, moving) take
+    the quiet path: their windows are updated for all their readings at once.
+    The others are judged reading by reading, one round per reading rank.
+    """
+    st.counters["readings"] += int(batch.idx.size)
+    if batch.idx.size and int(np.bincount(batch.idx, minlength=st.model.n).max()) <= 1:
+        _single(st, batch, out, fired)
+        return
+    order = np.lexsort((batch.ts, batch.idx))
+    idx, ts = batch.idx[order], batch.ts[order]
+    val, q = batch.value[order], batch.quality[order]
+    first = np.r_[True, idx[1:] != idx[:-1]]
+    late = (ts <= st.last_ts[idx]) | (~first & (ts == np.r_[NONE, ts[:-1]]))
+    if late.any():
+        st.counters["late"] += int(late.sum())
+        keep = ~late
+        idx, ts, val, q = idx[keep], ts[keep], val[keep], q[keep]
+        first = np.r_[True, idx[1:] != idx[:-1]] if idx.size else first[:0]
+    if idx.size == 0:
+        return
+    quiet = _quiet(st, idx, ts, val, q, first, _stuck_refs(st, idx, ts, val, first)[1])
+    if quiet.any():
+        _bulk(st, idx[quiet], ts[quiet], val[quiet], out, fired)
+        rest = ~quiet
+        idx, ts, val, q = idx[rest], ts[rest], val[rest], q[rest]
+        if idx.size == 0:
+            return
+        first = np.r_[True, idx[1:] != idx[:-1]]
+    starts = np.flatnonzero(first)
+    rank = np.arange(idx.size) - np.repeat(starts, np.diff(np.r_[starts, idx.size]))
+    for r in range(int(rank.max()) + 1):
+        sel = rank == r
+        if r == 0 and sel.all():
+            _round(st, idx, ts, val, q, out, fired)
+        else:
+            _round(st, idx[sel], ts[sel], val[sel], q[sel], out, fired)
+
+
+def _single(st: RulesState, batch: Batch, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+    """At most one reading per sensor (the usual batch): no sorting, quiet ones in one go."""
+    idx, ts, val, q = batch.idx, batch.ts, batch.value, batch.quality
+    late = ts <= st.last_ts[idx]
+    if late.any():
+        st.counters["late"] += int(late.sum())
+        keep = ~late
+        idx, ts, val, q = idx[keep], ts[keep], val[keep], q[keep]
+    first = np.ones(idx.size, dtype=bool)
+    ref_val, ref_ts = _stuck_refs(st, idx, ts, val, first)
+    quiet = _quiet(st, idx, ts, val, q, first, ref_ts)
+    if quiet.all():
+        qi, qt, qv = idx, ts, val
+        rest = None
+    else:
+        qi, qt, qv = idx[quiet], ts[quiet], val[quiet]
+        rest = ~quiet
+        ref_val, ref_ts = ref_val[quiet], ref_ts[quiet]
+    st.counters["evaluated"] += int(qi.size)
+    st.last_ts[qi] = qt
+    st.ref_val[qi] = ref_val
+    st.ref_ts[qi] = ref_ts
+    st.bad_first[qi] = NONE
+    _accept(st, qi, qt, qv, out, fired)
+    if rest is not None:
+        _round(st, idx[rest], ts[rest], val[rest], q[rest], out, fired)
+
+
+def _quiet(st: RulesState, idx: I64, ts: I64, val: F64, q: NDArray[np.int8], first: B, ref_ts: I64) -> B:
+    """Readings of sensors for which this batch can change nothing but the windows."""
+    m, s = st.model, st.settings
+    prev = st.last_val[idx] if first.all() else np.where(first, st.last_val[idx], np.r_[np.nan, val[:-1]])
+    with np.errstate(invalid="ignore"):
+        busy = (
+            (q >= 2)
+            | ~(val >= m.quiet_lo[idx])  # NaN, below the range or at a low limit
+            | ~(val < m.quiet_hi[idx])  # above the range or at a high limit
+            | (np.abs(val - prev) > m.spike_step[idx])
+        )
+    stuck_due = ts - ref_ts >= round(s.stuck_after_s * 1e6)
+    if stuck_due.any():
+        busy |= m.stuck_check[idx] & stuck_due
+    state_busy = (
+        st.active[:4].any(axis=0)
+        | (st.pend[:4] != NONE).any(axis=0)
+        | st.bad
+        | st.oor
+        | st.stuck
+        | st.stale
+        | st.susp
+        | (st.bad_first != NONE)
+    )
+    sensor_busy = state_busy[idx]
+    if busy.any():
+        # a sensor is busy when any of its readings is
+        grp = np.cumsum(first) - 1
+        any_busy = np.zeros(int(grp[-1]) + 1, dtype=bool)
+        any_busy[grp[busy]] = True
+        sensor_busy = sensor_busy | any_busy[grp]
+    quiet: B = ~sensor_busy
+    return quiet
+
+
+def _stuck_refs(st: RulesState, idx: I64, ts: I64, val: F64, first: B) -> tuple[F64, I64]:
+    """For readings sorted by sensor and time: value and time of the last change at each reading."""
+    tol = st.settings.stuck_tolerance * st.model.span[idx]
+    prev = np.where(first, st.ref_val[idx], np.r_[np.nan, val[:-1]])
+    changed = ~(np.abs(val - prev) <= tol)
+    at = np.maximum.accumulate(np.where(changed | first, np.arange(idx.size), -1))
+    use_new = changed[at]
+    ref_val = np.where(use_new, val[at], st.ref_val[idx[at]])
+    ref_ts = np.where(use_new, ts[at], st.ref_ts[idx[at]])
+    return ref_val, ref_ts
+
+
+def _bulk(st: RulesState, idx: I64, ts: I64, val: F64, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+    """Quiet path: windows, stuck reference and bucket closes for all readings at once."""
+    n = idx.size
+    first = np.r_[True, idx[1:] != idx[:-1]]
+    last = np.r_[idx[1:] != idx[:-1], True]
+    li, lt, lv = idx[last], ts[last], val[last]
+    st.counters["evaluated"] += n
+    st.last_ts[li] = lt
+    st.last_val[li] = lv
+    ref_val, ref_ts = _stuck_refs(st, idx, ts, val, first)
+    st.ref_val[li] = ref_val[last]
+    st.ref_ts[li] = ref_ts[last]
+    st.bad_first[li] = NONE
+    _bulk_ring(st, idx, val, first)
+    _bulk_buckets(st, idx, ts, val, first, out, fired)
+
+
+def _bulk_ring(st: RulesState, idx: I64, val: F64, first: B) -> None:
+    """The last K readings of each sensor into its spike ring."""
+    s = st.settings
+    n = idx.size
+    k = s.spike_samples
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.r_[starts, n])
+    rank = np.arange(n) - np.repeat(starts, counts)
+    cnt = np.repeat(counts, counts)
+    w = rank >= cnt - k
+    wi = idx[w]
+    pos0 = np.repeat(st.ring_pos[idx[starts]].astype(np.int64), counts)[w]
+    st.ring[wi, (pos0 + rank[w]) % k] = val[w]
+    gi = idx[starts]
+    st.ring_pos[gi] = ((st.ring_pos[gi] + counts) % k).astype(np.int32)
+    st.ring_n[gi] = np.minimum(st.ring_n[gi] + counts, k).astype(np.int32)
+
+
+def _bulk_buckets(
+    st: RulesState, idx: I64, ts: I64, val: F64, first: B, out: _Out, fired: list[tuple[int, I64, I64]]
+) -> None:
+    s = st.settings
+    n = idx.size
+    # buckets: segments of equal bucket number within each sensor
+    bucket_us = round(s.bucket_s * 1e6)
+    b = (ts + st.phase_us[idx]) // bucket_us
+    seg = first | (b != np.r_[NONE, b[:-1]])
+    seg_pos = np.flatnonzero(seg)
+    seg_sum = np.add.reduceat(val, seg_pos)
+    seg_n = np.diff(np.r_[seg_pos, n])
+    seg_i, seg_b, seg_t = idx[seg_pos], b[seg_pos], ts[seg_pos]
+    seg_first = first[seg_pos]
+    seg_last = np.r_[seg_first[1:], True]
+    carry = seg_first & (seg_b == st.cur_b[seg_i])
+    seg_sum = seg_sum + np.where(carry, st.cur_sum[seg_i], 0.0)
+    seg_n = seg_n + np.where(carry, st.cur_n[seg_i], 0)
+    # closes: the carried-over bucket when a sensor's first segment starts a new one,
+    # and every segment but the last of each sensor (closed by the next one's first reading)
+    old = seg_first & ~carry & (st.cur_n[seg_i] > 0)
+    oi = seg_i[old]
+    c_i = [oi, seg_i[~seg_last]]
+    c_b = [st.cur_b[oi], seg_b[~seg_last]]
+    c_mean = [st.cur_sum[oi] / st.cur_n[oi], seg_sum[~seg_last] / seg_n[~seg_last]]
+    c_t = [seg_t[old], np.r_[seg_t[1:], NONE][~seg_last]]
+    # the last segment of each sensor is its open bucket
+    st.cur_b[seg_i[seg_last]] = seg_b[seg_last]
+    st.cur_sum[seg_i[seg_last]] = seg_sum[seg_last]
+    st.cur_n[seg_i[seg_last]] = seg_n[seg_last].astype(np.int32)
+    ci, cb = np.concatenate(c_i), np.concatenate(c_b)
+    if ci.size == 0:
+        return
+    _bulk_closes(st, ci, cb, np.concatenate(c_mean), np.concatenate(c_t), out, fired)
+
+
+def _bulk_closes(
+    st: RulesState, ci: I64, cb: I64, cm: F64, ct: I64, out: _Out, fired: list[tuple[int, I64, I64]]
+) -> None:
+    """Closes found by the quiet path (several per sensor possible), in time order."""
+    order = np.lexsort((ct, ci))
+    ci, cb, cm, ct = ci[order], cb[order], cm[order], ct[order]
+    cfirst = np.r_[True, ci[1:] != ci[:-1]]
+    cstarts = np.flatnonzero(cfirst)
+    crank = np.arange(ci.size) - np.repeat(cstarts, np.diff(np.r_[cstarts, ci.size]))
+    nslots = st.bmean.shape[1]
+    # one trend fit for every predictive close of the batch: the window of close j
+    # is the ring as it was, overlaid with this batch's closes up to j
+    pm = st.model.predict[ci]
+    y: F64 | None = None
+    age: F64 | None = None
+    if pm.any():
+        pos = np.flatnonzero(pm)
+        y, age = _windows(st, ci[pos], cb[pos])
+        y[age <= 0] = np.nan  # buckets at or after this batch's first close: from the closes
+        prank = crank[pos]
+        for d in range(int(prank.max()) + 1):
+            e = np.flatnonzero(prank >= d)
+            src = pos[e] - d  # the close d before, same sensor (ranks are consecutive)
+            ago = cb[pos[e]] - cb[src]
+            ok = ago < nslots
+            slot = cb[src] % nslots
+            y[e[ok], slot[ok]] = cm[src[ok]]
+            age[e[ok], slot[ok]] = ago[ok]
+    for r in range(int(crank.max()) + 1):
+        sel = crank == r
+        ri, rb, rt = ci[sel], cb[sel], ct[sel]
+        st.bmean[ri, rb % nslots] = cm[sel]
+        st.bid[ri, rb % nslots] = rb.astype(np.int32)
+        _rate(st, ri, rb, rt, out, fired)
+        if y is not None and age is not None:
+            k = np.flatnonzero(crank[pos] == r)
+            if k.size:
+                _predict(st, ci[pos[k]], cb[pos[k]], ct[pos[k]], out, (y[k], age[k]))
 
 
 def _stale_changes(st: RulesState, batch: Batch, out: _Out) -> None:
@@ -405,11 +620,6 @@ def _round(
 ) -> None:
     """One reading per sensor (rows unique)."""
     m, s = st.model, st.settings
-    late = ts <= st.last_ts[idx]
-    if late.any():
-        st.counters["late"] += int(late.sum())
-        keep = ~late
-        idx, ts, val, q = idx[keep], ts[keep], val[keep], q[keep]
     st.last_ts[idx] = ts
     own = st.stale_own[idx]
     if own.any():
@@ -465,12 +675,17 @@ def _round(
     st.counters["evaluated"] += int(ei.size)
     _limits(st, ei, et, ev, st.last_val[ei], out, fired)
 
-    # accept the reading into the windows
+    _accept(st, ei, et, ev, out, fired)
+
+
+def _accept(st: RulesState, ei: I64, et: I64, ev: F64, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+    """One judged reading per sensor ``ei`` goes into the windows (spike ring, buckets)."""
+    k = st.settings.spike_samples
     st.last_val[ei] = ev
     pos = st.ring_pos[ei]
     st.ring[ei, pos] = ev
-    st.ring_pos[ei] = (pos + 1) % s.spike_samples
-    st.ring_n[ei] = np.minimum(st.ring_n[ei] + 1, s.spike_samples)
+    st.ring_pos[ei] = (pos + 1) % k
+    st.ring_n[ei] = np.minimum(st.ring_n[ei] + 1, k)
     _buckets(st, ei, et, ev, out, fired)
 
 
@@ -547,10 +762,7 @@ def _buckets(st: RulesState, ei: I64, et: I64, ev: F64, out: _Out, fired: list[t
         slot = cb % nslots
         st.bmean[ci, slot] = st.cur_sum[ci] / st.cur_n[ci]
         st.bid[ci, slot] = cb.astype(np.int32)
-        _rate(st, ci, cb, et[closing], ev[closing], out, fired)
-        pm = st.model.predict[ci]
-        if pm.any():
-            _predict(st, ci[pm], cb[pm], et[closing][pm], out)
+        _closed(st, ci, cb, et[closing], out, fired)
     if new.any():
         ni = ei[new]
         st.cur_b[ni] = b[new]
@@ -560,14 +772,20 @@ def _buckets(st: RulesState, ei: I64, et: I64, ev: F64, out: _Out, fired: list[t
     st.cur_n[ei] += 1
 
 
-def _rate(
-    st: RulesState, ci: I64, cb: I64, t: I64, v: F64, out: _Out, fired: list[tuple[int, I64, I64]]
-) -> None:
+def _closed(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+    """Bucket ``cb`` of sensors ``ci`` closed at ``t``: rate of change and trend."""
+    _rate(st, ci, cb, t, out, fired)
+    pm = st.model.predict[ci]
+    if pm.any():
+        _predict(st, ci[pm], cb[pm], t[pm], out)
+
+
+def _rate(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
     m, s = st.model, st.settings
     has = ~np.isnan(m.rate_rise[ci]) | ~np.isnan(m.rate_fall[ci])
     if not has.any():
         return
-    ci, cb, t, v = ci[has], cb[has], t[has], v[has]
+    ci, cb, t = ci[has], cb[has], t[has]
     k = max(1, round(s.rate_window_s / s.bucket_s))
     nslots = st.bmean.shape[1]
     prev_b = cb - k
@@ -586,22 +804,66 @@ def _rate(
     _step(st, RATE, ci, t, raw_off, raw_on, rate, st.rate_val[ci], out, fired)
 
 
-def _predict(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out) -> None:
+def _windows(st: RulesState, ci: I64, cb: I64) -> tuple[F64, F64]:
+    """Trend windows ending with bucket ``cb`` of sensors ``ci``, in ring-slot order.
+
+    Returns:
+        Bucket means (NaN: empty or outside the window) and their age in buckets
+        before ``cb``. Slot order needs no reordering (see `robust_trend`).
+    """
+    nslots = st.bmean.shape[1]
+    y = st.bmean[ci].astype(np.float64)
+    age = (cb[:, None] - st.bid[ci]).astype(np.float64)
+    y[(age < 0) | (age >= nslots)] = np.nan
+    return y, age
+
+
+def _screen(st: RulesState, ci: I64, y: F64, age: F64) -> B:
+    """Rows worth a robust fit; the others cannot predict anything.
+
+    Worth it: predictions active or pending, windows with gaps, and windows whose
+    crude end-to-end slope would reach HH / LL within three horizons.
+    """
+    s, m = st.settings, st.model
+    nb = y.shape[1]
+    q = max(1, nb // 6)
+    old = age >= nb - q
+    new = age < q
+    a = np.where(old, y, 0.0).sum(axis=1) / q
+    b = np.where(new, y, 0.0).sum(axis=1) / q
+    b = np.where(np.isnan(y).any(axis=1), np.nan, b)  # a gap: let the robust fit decide
+    slope = (b - a) / (nb - q)  # per bucket
+    far = 3.0 * s.horizon_s / s.bucket_s
+    with np.errstate(invalid="ignore"):
+        near_hh = (slope > 0) & (m.limits[0, ci] - b <= slope * far)
+        near_ll = (slope < 0) & (m.limits[3, ci] - b >= slope * far)
+    engaged = (
+        st.active[PHH, ci] | st.active[PLL, ci] | (st.pend[PHH, ci] != NONE) | (st.pend[PLL, ci] != NONE)
+    )
+    need: B = ~np.isfinite(slope) | near_hh | near_ll | engaged
+    return need
+
+
+def _predict(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out, win: tuple[F64, F64] | None = None) -> None:
+    """Trend prediction of HH / LL for sensors ``ci`` whose bucket ``cb`` closed at ``t``."""
     s, m = st.settings, st.model
     nslots = st.bmean.shape[1]
     bucket_us = round(s.bucket_s * 1e6)
-    want = cb[:, None] - (nslots - 1) + np.arange(nslots)[None, :]  # oldest first
-    slots = want % nslots
-    y = np.take_along_axis(st.bmean[ci], slots, axis=1).astype(np.float64)
-    got = np.take_along_axis(st.bid[ci], slots, axis=1)
-    y[got != want.astype(np.int32)] = np.nan
-    fit = robust_trend(y)
+    y, age = _windows(st, ci, cb) if win is None else win
+    need = _screen(st, ci, y, age)
+    if not need.all():
+        ci, cb, t, y, age = ci[need], cb[need], t[need], y[need], age[need]
+        if ci.size == 0:
+            return
+    fit = robust_trend(y, age)
     enough = fit.pairs >= s.min_fill * (nslots // 2)
     per_us = fit.slope / bucket_us
     t_ref = (cb * bucket_us + bucket_us // 2) - st.phase_us[ci]  # middle of the newest bucket
+    held = st.pred_level[ci]
     st.pred_level[ci] = fit.level
     st.pred_slope[ci] = fit.slope * 60e6 / bucket_us
     horizon = s.horizon_s * 1e6
+    trend = (fit.consistency >= s.consistency) & (fit.ratio >= s.fit_ratio)
     for row, c, lim_row, sign in ((0, PHH, 0, 1.0), (1, PLL, 3, -1.0)):
         lim = m.limits[lim_row, ci]
         gap = lim - fit.level
@@ -610,11 +872,11 @@ def _predict(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out) -> None:
         eta = eta_at - t
         moving = (sign * per_us > 0) & (sign * gap > 0) & np.isfinite(eta)
         already = st.active[HH if c == PHH else LL, ci]
-        trend = (fit.consistency >= s.consistency) & (fit.ratio >= s.fit_ratio)
         raw_off = enough & moving & trend & (eta <= horizon) & ~already
         raw_on = enough & moving & (eta <= 1.25 * horizon) & ~already
-        st.pred_at[row, ci] = np.where(np.isfinite(eta_at), np.nan_to_num(eta_at), NONE).astype(np.int64)
-        _step(st, c, ci, t, raw_off, raw_on, fit.level, st.pred_level[ci], out)
+        finite = np.isfinite(eta_at) & (np.abs(eta_at) < 4e18)
+        st.pred_at[row, ci] = np.where(finite, np.where(finite, eta_at, 0.0).astype(np.int64), NONE)
+        _step(st, c, ci, t, raw_off, raw_on, fit.level, held, out)
 
 
 def _timed(st: RulesState, now: int, out: _Out) -> None:

@@ -59,6 +59,9 @@ class RulesModel:
         span: (N,) range high minus range low.
         period_us: (N,) reporting period.
         gas: (N,) gas detector, oxygen included (H/HH become gas first/second).
+        quiet_lo / quiet_hi: (N,) a value strictly inside (quiet_lo, quiet_hi) is
+            in range and clear of every limit (the engine's quiet path).
+        spike_step: (N,) a jump larger than this may be a spike.
         predict / stuck_check: (N,) which sensors get predictions / stuck checks.
         groups: vote groups.
     """
@@ -81,6 +84,9 @@ class RulesModel:
     stuck_check: B
     groups: VoteGroups
     effective: tuple[Limits, ...]
+    quiet_lo: F64
+    quiet_hi: F64
+    spike_step: F64
 
     @property
     def n(self) -> int:
@@ -134,6 +140,14 @@ def model_from_sensors(
         members=np.array(members, dtype=np.int64),
     )
     kinds = [s.kind for s in sensors]
+    lo_ok = lo - NAMUR_NE43_LOW_FRACTION * span
+    hi_ok = hi + NAMUR_NE43_HIGH_FRACTION * span
+    with np.errstate(invalid="ignore"):
+        quiet_hi = np.fmin(np.fmin(lim[0], lim[1]), hi_ok)  # fmin ignores NaN (unset limits)
+        quiet_lo = np.fmax(np.fmax(lim[2], lim[3]), lo_ok)
+    # the quiet path asks for value > quiet_lo strictly; a low limit is reached at <=
+    quiet_lo = np.nextafter(quiet_lo, np.inf)
+    quiet_lo = np.where(np.isnan(np.fmax(lim[2], lim[3])), lo_ok, quiet_lo)
     has_hhll = ~np.isnan(lim[0]) | ~np.isnan(lim[3])
     return RulesModel(
         sensors=tuple(sensors),
@@ -145,8 +159,8 @@ def model_from_sensors(
         off_us=np.array([round(e.off_delay_s * 1e6) for e in eff], dtype=np.int64),
         rate_rise=np.array([_nan(e.rate_rise_per_min) for e in eff], dtype=np.float64),
         rate_fall=np.array([_nan(e.rate_fall_per_min) for e in eff], dtype=np.float64),
-        lo_ok=lo - NAMUR_NE43_LOW_FRACTION * span,
-        hi_ok=hi + NAMUR_NE43_HIGH_FRACTION * span,
+        lo_ok=lo_ok,
+        hi_ok=hi_ok,
         span=span,
         period_us=np.array([round(s.period_s * 1e6) for s in sensors], dtype=np.int64),
         gas=np.array([k.is_gas for k in kinds], dtype=bool),
@@ -154,4 +168,7 @@ def model_from_sensors(
         stuck_check=np.array([k in settings.stuck_kinds for k in kinds], dtype=bool),
         groups=vg,
         effective=eff,
+        quiet_lo=quiet_lo,
+        quiet_hi=quiet_hi,
+        spike_step=settings.spike_min_step * span,
     )

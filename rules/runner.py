@@ -66,19 +66,19 @@ class RulesRunner:
     ) -> list[Finding]:
         """Evaluate new readings and stale changes at ``now_us``; the findings they cause."""
         index = self._index
-        n = len(readings)
-        idx = np.empty(n, dtype=np.int64)
-        ts = np.empty(n, dtype=np.int64)
-        val = np.empty(n, dtype=np.float64)
-        q = np.empty(n, dtype=np.int8)
-        k = 0
-        for r in readings:
-            i = index.get(r.tag)
-            if i is None:
-                self._unknown_tag(r.tag)
-                continue
-            idx[k], ts[k], val[k], q[k] = i, r.ts_us, r.value, int(r.quality)
-            k += 1
+        if readings:
+            tags, tss, vals, qs = zip(*readings, strict=True)
+            idx = np.fromiter((index.get(t, -1) for t in tags), dtype=np.int64, count=len(tags))
+            ts = np.array(tss, dtype=np.int64)
+            val = np.array(vals, dtype=np.float64)
+            q = np.array(qs, dtype=np.int8)
+            known = idx >= 0
+            if not known.all():
+                for j in np.flatnonzero(~known).tolist():
+                    self._unknown_tag(tags[j])
+                idx, ts, val, q = idx[known], ts[known], val[known], q[known]
+        else:
+            idx, ts, val, q = (np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0), np.zeros(0, dtype=np.int8))
         s_idx, s_flag, s_ts, s_reason = [], [], [], []
         for c in stale:
             i = index.get(c.tag)
@@ -90,10 +90,10 @@ class RulesRunner:
             s_ts.append(c.ts_us)
             s_reason.append(c.reason)
         batch = Batch(
-            idx[:k],
-            ts[:k],
-            val[:k],
-            q[:k],
+            idx,
+            ts,
+            val,
+            q,
             np.asarray(s_idx, dtype=np.int64),
             np.asarray(s_flag, dtype=bool),
             np.asarray(s_ts, dtype=np.int64),

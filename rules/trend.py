@@ -56,18 +56,28 @@ def nan_median_rows(x: F64) -> tuple[F64, NDArray[np.int64]]:
     return med, cnt
 
 
-def robust_trend(y: F64) -> Trend:
-    """Fit every row of ``y`` (shape (rows, S), S even, oldest bucket first)."""
+def robust_trend(y: F64, age: F64 | None = None) -> Trend:
+    """Fit every row of ``y`` (shape (rows, S), S even).
+
+    Args:
+        y: bucket means; NaN where a bucket is empty.
+        age: buckets between each column and the newest bucket (0 = newest);
+            None: columns are oldest first. Columns j and j + S/2 must be S/2
+            buckets apart (true of a ring buffer of S slots read in slot order,
+            so windows need no reordering).
+    """
     s = y.shape[1]
     m = s // 2
-    d = (y[:, m : 2 * m] - y[:, :m]) / float(m)
+    if age is None:
+        age = np.broadcast_to((s - 1 - np.arange(s, dtype=np.float64))[None, :], y.shape)
+    d = (y[:, :m] - y[:, m : 2 * m]) / (age[:, m : 2 * m] - age[:, :m])
     slope, pairs = nan_median_rows(d)
     sign = np.sign(slope)
     agree = np.count_nonzero((d * sign[:, None]) > 0, axis=1)
     consistency = np.where(pairs > 0, agree / np.maximum(pairs, 1), 0.0)
-    x_back = (s - 1 - np.arange(s, dtype=np.float64))[None, :]
-    level, _ = nan_median_rows(y + np.nan_to_num(slope)[:, None] * x_back)
-    resid = y - (level[:, None] - slope[:, None] * x_back)
+    s0 = np.nan_to_num(slope)[:, None]
+    level, _ = nan_median_rows(y + s0 * age)
+    resid = y - (level[:, None] - s0 * age)
     mad, _ = nan_median_rows(np.abs(resid))
     rise = np.abs(slope) * (s - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
