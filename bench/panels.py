@@ -114,7 +114,7 @@ def build(dsn: str, sensors: int, days: int, now: datetime) -> float:
         conn.autocommit = True
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '512MB'")
-        for idx in ("readings_sensor_time", "readings_time_brin", "readings_not_good"):
+        for idx in ("readings_sensor_time", "readings_time_brin", "readings_not_good"):  # rebuilt after the load
             conn.execute(f"DROP INDEX {idx}")
         conn.autocommit = False
         rng = np.random.default_rng(1)

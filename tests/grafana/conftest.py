@@ -251,3 +251,29 @@ def panel_db(template_db: str, example_plant: Plant) -> Iterator[tuple[str, date
     finally:
         with psycopg.connect(ADMIN, autocommit=True) as a:
             a.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+STALE_TAG = "AT-102"
+
+
+def _touch(dsn: str) -> None:
+    """Repeat every sensor's latest reading now (except the stale one).
+
+    The views judge staleness against the database's now(); without this, a slow
+    run would see the 1-second sensors go stale between the fixture and the test.
+    """
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(
+            """INSERT INTO readings (time, sensor_id, value, quality)
+               SELECT clock_timestamp(), l.sensor_id, l.value, l.quality
+               FROM hazmon_sensor_latest l WHERE l.tag <> %s AND l.time IS NOT NULL
+               ON CONFLICT DO NOTHING""",
+            (STALE_TAG,),
+        )
+
+
+@pytest.fixture
+def fresh_db(panel_db: tuple[str, datetime]) -> tuple[str, datetime]:
+    """`panel_db` with every sensor but the stale one having reported just now."""
+    _touch(panel_db[0])
+    return panel_db

@@ -92,8 +92,8 @@ def _query(uid: str, title: str, locale: str = "en") -> Query:
     raise KeyError(f"{uid}: no panel '{title}'")
 
 
-def test_overview_shows_the_situations(panel_db: tuple[str, datetime]) -> None:
-    dsn, now = panel_db
+def test_overview_shows_the_situations(fresh_db: tuple[str, datetime]) -> None:
+    dsn, now = fresh_db
     rng = TimeRange(now - timedelta(hours=6), now)
     with psycopg.connect(dsn, autocommit=True) as conn:
         tiles = _run_panel(
@@ -124,8 +124,8 @@ def test_overview_shows_the_situations(panel_db: tuple[str, datetime]) -> None:
         assert stale == [(1,)]
 
 
-def test_sensor_health_classifies_each_fault(panel_db: tuple[str, datetime]) -> None:
-    dsn, now = panel_db
+def test_sensor_health_classifies_each_fault(fresh_db: tuple[str, datetime]) -> None:
+    dsn, now = fresh_db
     rng = TimeRange(now - timedelta(hours=1), now)
     with psycopg.connect(dsn, autocommit=True) as conn:
         rows = _run_panel(conn, _query("hazmon-sensor-health", "Sensor status"), rng, enterprise="hx-chem")
