@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -41,12 +42,17 @@ class Subscriber:
             clean_session=clean,
         )
         self.c.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
-        self.c.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
+        self.subacks = 0
+        self.c.on_subscribe = lambda c, u, mid, rcs, p: self._suback()
         self.c.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
         self.c.reconnect_delay_set(1, 2)
         self.c.connect(host, port)
         self.c.loop_start()
         assert self._subscribed.wait(10), "no SUBACK"
+
+    def _suback(self) -> None:
+        self.subacks += 1
+        self._subscribed.set()
 
     def wait_for(self, n: int, timeout_s: float = 30.0) -> list[tuple[str, bytes]]:
         deadline = time.monotonic() + timeout_s
@@ -299,3 +305,69 @@ events:
     ts = sorted(_ts(json.loads(p)["ts"]) for _, p in got)
     gap = [t for t in ts if START + 40_000_000 <= t < START + 60_000_000]
     assert gap == [] and len(ts) == 30  # 80 s / 2 s = 40 readings minus 10 in the outage
+
+
+def _wait(cond: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+async def _until(cond: Callable[[], bool], timeout_s: float) -> None:
+    for _ in range(int(timeout_s / 0.05)):
+        if cond():
+            return
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("qos", [1, 0])
+async def test_broker_restart_qos1_queues_and_resends_qos0_counts_losses(
+    example_plant: Plant, private_mosquitto: PrivateMosquitto, topic_prefix: str, qos: int
+) -> None:
+    port = private_mosquitto.port
+    plant = example_plant.retarget(mqtt_urls={"gds": f"mqtt://127.0.0.1:{port}"}, topic_prefix=topic_prefix)
+    plant = replace(plant, mqtt=tuple(replace(b, qos=qos) for b in plant.mqtt))
+    sim = Simulation(plant, "normal", 9, START)
+    steps = sim.steps(40, 10)
+    pub = MqttPublisher(plant.mqtt[0], plant)
+    sub = Subscriber(
+        "127.0.0.1", port, f"{topic_prefix}/#", client_id=f"sub-{topic_prefix[-10:]}", clean=False
+    )
+    await pub.start()
+    try:
+        _, a = next(steps)
+        a = [r for r in a if r.tag in pub.bindings]
+        await pub.send(a)
+        assert len(sub.wait_for(len(a))) == len(a)
+        private_mosquitto.stop()
+        await _until(lambda: not pub.connected, 10)
+        assert not pub.connected
+        _, b = next(steps)
+        b = [r for r in b if r.tag in pub.bindings]
+        await pub.send(b)
+        if qos == 1:
+            assert pub.counters["queued_offline"] == len(b)
+        else:
+            assert pub.counters["no_conn_dropped"] == len(b)
+        private_mosquitto.start()
+        await _until(lambda: pub.connected, 20)
+        # the broker acknowledged everything published while it was away (QoS 1)
+        await _until(lambda: pub.pending == 0, 20)
+        assert pub.pending == 0
+        assert pub.counters["connects"] == 2
+        # and publishing goes on once the subscriber is back
+        await asyncio.to_thread(_wait, lambda: sub.subacks >= 2, 20)
+        _, c = next(steps)
+        c = [r for r in c if r.tag in pub.bindings]
+        await pub.send(c)
+        want = {(r.tag, r.ts_us) for r in a + c}
+
+        def received() -> set[tuple[str, int]]:
+            return {(t.rsplit("/", 1)[1], _ts(json.loads(p)["ts"])) for t, p in list(sub.messages)}
+
+        await asyncio.to_thread(_wait, lambda: want <= received(), 30)
+        assert want <= received()
+    finally:
+        await pub.stop()
+        sub.close()
