@@ -114,7 +114,8 @@ def build(dsn: str, sensors: int, days: int, now: datetime) -> float:
         conn.autocommit = True
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '512MB'")
-        for idx in ("readings_sensor_time", "readings_time_brin", "readings_not_good"):  # rebuilt after the load
+        # indexes are rebuilt after the load (a sorted build is faster than row-by-row upkeep)
+        for idx in ("readings_sensor_time", "readings_time_brin", "readings_not_good"):
             conn.execute(f"DROP INDEX {idx}")
         conn.autocommit = False
         rng = np.random.default_rng(1)
