@@ -408,3 +408,25 @@ async def test_failed_batch_is_recorded_once_when_retried(make_service: MakeServ
     )
     assert got == [("AT-102", "raised"), ("AT-101", "raised"), ("AT-102", "cleared")]
     assert rows(db_dsn, "SELECT count(*) FROM alarm WHERE sensor = 'AT-101'") == [(1,)]
+
+
+async def test_kpi_views_for_grafana(make_service: MakeService, db_dsn: str) -> None:
+    svc = await make_service(repeat_s=0)
+    old = T0 - 2 * 86400 * S  # standing: active for two days
+    await svc.handle([gas(old, tag="AT-102", cond=Condition.GAS_FIRST, value=1.1)], old)
+    for i in range(3):  # AT-103 chatters: three activations within a minute
+        t = T0 + i * 15 * S
+        await svc.handle([gas(t, tag="AT-103", cond=Condition.GAS_FIRST, value=1.2)], t)
+        await svc.handle([gas(t + 5 * S, tag="AT-103", cond=Condition.GAS_FIRST, active=False)], t + 5 * S)
+    await svc.handle([gas(T0 + 100 * S)], T0 + 100 * S)
+    hourly = rows(
+        db_dsn,
+        "SELECT position, alarms, red, orange, yellow, blue FROM alarm_kpi_hourly "
+        "WHERE hour = to_timestamp(%s / 1e6) ORDER BY 1",
+        T0,
+    )
+    assert hourly == [("control-room", 4, 1, 0, 3, 0)]
+    assert rows(db_dsn, "SELECT sensor FROM alarm_kpi_standing") == [("AT-102",)]
+    assert rows(db_dsn, "SELECT chattering_alarms FROM alarm_kpi_chattering") == [(1,)]
+    targets = dict(rows(db_dsn, "SELECT key, value FROM alarm_kpi_target"))
+    assert (targets["acceptable_per_hour"], targets["flood_count"]) == (6.0, 10.0)
