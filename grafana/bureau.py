@@ -118,6 +118,10 @@ WHERE {_REGION} AND r.plant_grade IS NOT NULL""",
         g(10, 5),
         all_values=False,
         thresholds=((None, "green"), (1, "red")),
+        overrides=[
+            rename("reassessment", tr("c.reassessment_overdue")),
+            rename("filing", tr("c.filing_overdue")),
+        ],
     )
     g.newline()
     by_tier = table(

@@ -212,6 +212,7 @@ def stat(
     color_mode: str = "background",
     unit: str = "none",
     decimals: int | None = None,
+    overrides: list[dict[str, Any]] | None = None,
 ) -> Stat:
     defaults: dict[str, Any] = {"thresholds": {"mode": "absolute", "steps": _thresholds(thresholds)}}
     if display_name:
@@ -232,6 +233,7 @@ def stat(
         decimals=decimals,
         noValue="0",
         textMode="value_and_name" if all_values else "auto",
+        overrides=overrides or [],
         extraJson={
             "fieldConfig": {"defaults": defaults},
             "options": {"reduceOptions": {"values": all_values, "limit": 200}},

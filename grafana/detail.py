@@ -31,6 +31,7 @@ UID = "hazmon-hazard-source"
 
 _SOURCE = "hs.enterprise_id = '$enterprise' AND hs.code = '$hazard_source'"
 _PREDICTION_WINDOW = "30 minutes"  # trend fitted over this much recent data
+_PREDICTION_HORIZON = "24 hours"  # a crossing further away than this is noise, not shown
 
 
 def series_sql(kinds: tuple[str, ...], labels: dict[str, str]) -> str:
@@ -156,9 +157,11 @@ def dashboard(tr: Texts) -> Dashboard:
             Sql(
                 "A",
                 f"""
-SELECT p.tag, p.last, p.unit, p.per_min, upper(p.limit_name) AS limit_name, p.limit_value, p.crossing
+SELECT p.tag, p.last, p.unit, p.per_min, upper(p.limit_name) AS limit_name, p.limit_value,
+       CASE WHEN p.crossing <= $__timeTo()::timestamptz + interval '{_PREDICTION_HORIZON}' THEN p.crossing END
+           AS crossing
 FROM hazmon_predictions({src_id}, $__timeTo(), interval '{_PREDICTION_WINDOW}') p
-ORDER BY p.crossing NULLS LAST, p.tag""",
+ORDER BY 7 NULLS LAST, p.tag""",
             )
         ],
         g(12, 8),

@@ -67,8 +67,7 @@ _T: dict[str, tuple[str, str]] = {
     "p.kpi_table": ("报警管理指标 (按企业)", "Alarm KPIs by enterprise"),
     # register
     "p.register": ("评估报告登记表", "Assessment register"),
-    "p.overdue_count": ("评估逾期", "Reassessment overdue"),
-    "p.filing_overdue_count": ("备案逾期", "Filing overdue"),
+    "p.overdue_count": ("逾期: 评估 · 备案", "Overdue: reassessment · filing"),
     # columns
     "c.enterprise": ("企业", "Enterprise"),
     "c.hazard_source": ("危险源", "Hazard source"),
