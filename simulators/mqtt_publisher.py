@@ -144,16 +144,20 @@ class MqttPublisher:
         Raises:
             MqttPublishError: not connected within ``timeout_s``.
         """
+        if self._client is not None:
+            return
         self._client = c = self._make_client()
         try:
             c.connect_async(self.host, self.port, keepalive=30)
         except (OSError, ValueError) as e:
+            self._client = None
             raise MqttPublishError(f"mqtt {self.name} ({self.broker.url}): {e}") from e
         rc = c.loop_start()
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise MqttPublishError(f"mqtt {self.name}: cannot start network loop: {mqtt.error_string(rc)}")
         if not await asyncio.to_thread(self._connected.wait, timeout_s):
             c.loop_stop()
+            self._client = None
             raise MqttPublishError(f"mqtt {self.name} ({self.broker.url}): not connected after {timeout_s} s")
 
     async def stop(self, flush_timeout_s: float = 10.0) -> None:

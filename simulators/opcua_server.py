@@ -175,6 +175,8 @@ class SimOpcUaServer:
             OpcUaServerError: a node id is not a ``ns=2;s=...``-style id, the
                 password is missing, or the port cannot be bound.
         """
+        if self._server is not None:
+            return
         ep = self.endpoint
         users = None
         if ep.username:
@@ -290,13 +292,15 @@ class SimOpcUaServer:
         server = self._server
         if server is None:
             return
+        now = datetime.now(UTC)
+        nodes, status, double = self._nodes, _STATUS, ua.VariantType.Double
+        fromts = datetime.fromtimestamp
         for r in readings:
-            ts = datetime.fromtimestamp(r.ts_us // 1_000_000, tz=UTC).replace(microsecond=r.ts_us % 1_000_000)
             dv = ua.DataValue(
-                ua.Variant(float(r.value), ua.VariantType.Double),
-                _STATUS[Quality(r.quality)],
-                SourceTimestamp=ts,
-                ServerTimestamp=datetime.now(UTC),
+                ua.Variant(float(r.value), double),
+                status[r.quality],
+                SourceTimestamp=fromts(r.ts_us / 1e6, UTC),
+                ServerTimestamp=now,
             )
-            await server.write_attribute_value(self._nodes[r.tag], dv)
+            await server.write_attribute_value(nodes[r.tag], dv)
         self.counters["writes"] += len(readings)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from hazmon.plant.model import MqttBinding
 from hazmon.plant.reading import Quality, Reading
@@ -22,10 +23,14 @@ from hazmon.plant.reading import Quality, Reading
 __all__ = ["encode", "encode_batch", "encode_json", "encode_number", "rfc3339_us"]
 
 
+@lru_cache(maxsize=4096)
+def _second(s: int) -> str:
+    return f"{datetime.fromtimestamp(s, tz=UTC):%Y-%m-%dT%H:%M:%S}"
+
+
 def rfc3339_us(ts_us: int) -> str:
     """``2026-11-28T10:00:00.123456Z`` for µs since the epoch (UTC, always 6 decimals)."""
-    dt = datetime.fromtimestamp(ts_us // 1_000_000, tz=UTC)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{ts_us % 1_000_000:06d}Z"
+    return f"{_second(ts_us // 1_000_000)}.{ts_us % 1_000_000:06d}Z"
 
 
 def _nest(path: str, value: float) -> dict[str, object]:
@@ -38,6 +43,8 @@ def _nest(path: str, value: float) -> dict[str, object]:
 
 def encode_json(r: Reading, field: str = "v") -> bytes:
     """One reading as the ``json`` format; ``field`` is the dotted path of the value."""
+    if field == "v":  # the common case, formatted directly (values are always finite)
+        return f'{{"ts":"{rfc3339_us(r.ts_us)}","v":{float(r.value)!r},"q":{int(r.quality)}}}'.encode()
     body: dict[str, object] = {"ts": rfc3339_us(r.ts_us)}
     body.update(_nest(field or "v", r.value))
     body["q"] = int(r.quality)
