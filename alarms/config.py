@@ -69,6 +69,9 @@ class AlarmSettings:
         tokens: API users.
         api_url: public URL of the alarm API, quoted in messages ('' to leave out).
         token_file: YAML file of plain tokens (created with one per role when missing).
+        synchronous_commit: alarm events are flushed to disk before anything is sent
+            (default). False trades that for latency: a PostgreSQL crash (not a hazmon
+            crash) could then lose the last ~0.6 s of alarm events.
         assessment_check_s: how often assessment status is re-read from the database.
     """
 
@@ -90,6 +93,7 @@ class AlarmSettings:
     api_url: str = ""
     assessment_check_s: float = 3600.0
     token_file: str = ""
+    synchronous_commit: bool = True
 
     def position_of(self, hazard_source: str) -> str:
         return self.positions.get(hazard_source, self.default_position)
@@ -347,6 +351,7 @@ def parse_settings(n: Node) -> AlarmSettings | None:
             "api_url",
             "assessment_check_s",
             "token_file",
+            "synchronous_commit",
         }
     )
     if m is None:
@@ -402,4 +407,5 @@ def parse_settings(n: Node) -> AlarmSettings | None:
         api_url=api_url.rstrip("/"),
         assessment_check_s=check,
         token_file=token_file,
+        synchronous_commit=opt(m, "synchronous_commit", Node.flag, True),
     )
