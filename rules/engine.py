@@ -317,9 +317,10 @@ def _step(
 
 def _sweep(st: RulesState, now: int, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
     """Transitions whose delay elapsed by ``now`` without a new reading (value held)."""
-    rows, idx = np.nonzero(st.pend != NONE)
-    if rows.size == 0:
+    flat = np.flatnonzero(st.pend.ravel() != NONE)
+    if flat.size == 0:
         return
+    rows, idx = np.divmod(flat, st.pend.shape[1])
     for c in np.unique(rows):
         ci = idx[rows == c]
         on, off = _delays(st, int(c), ci)
@@ -420,7 +421,10 @@ def _single(st: RulesState, batch: Batch, out: _Out, fired: list[tuple[int, I64,
         keep = ~late
         idx, ts, val, q = idx[keep], ts[keep], val[keep], q[keep]
     first = np.ones(idx.size, dtype=bool)
-    ref_val, ref_ts = _stuck_refs(st, idx, ts, val, first)
+    ref_val, ref_ts = st.ref_val[idx], st.ref_ts[idx]
+    changed = ~(np.abs(val - ref_val) <= st.settings.stuck_tolerance * st.model.span[idx])
+    ref_val = np.where(changed, val, ref_val)
+    ref_ts = np.where(changed, ts, ref_ts)
     quiet = _quiet(st, idx, ts, val, q, first, ref_ts)
     if quiet.all():
         qi, qt, qv = idx, ts, val
@@ -818,20 +822,36 @@ def _windows(st: RulesState, ci: I64, cb: I64) -> tuple[F64, F64]:
     return y, age
 
 
-def _screen(st: RulesState, ci: I64, y: F64, age: F64) -> B:
-    """Rows worth a robust fit; the others cannot predict anything.
+def _ends(st: RulesState, ci: I64, cb: I64) -> tuple[F64, F64]:
+    """Mean of the oldest and of the newest sixth of each trend window (NaN if a bucket is missing)."""
+    nslots = st.bmean.shape[1]
+    q = max(1, nslots // 6)
+    ids = cb[:, None] - np.r_[np.arange(nslots - q, nslots), np.arange(q)][None, :]
+    slots = ids % nslots
+    rows = ci[:, None]
+    v = st.bmean[rows, slots].astype(np.float64)
+    v[st.bid[rows, slots] != ids.astype(np.int32)] = np.nan
+    return v[:, :q].mean(axis=1), v[:, q:].mean(axis=1)
 
-    Worth it: predictions active or pending, windows with gaps, and windows whose
-    crude end-to-end slope would reach HH / LL within three horizons.
-    """
-    s, m = st.settings, st.model
+
+def _ends_of(y: F64, age: F64) -> tuple[F64, F64]:
     nb = y.shape[1]
     q = max(1, nb // 6)
-    old = age >= nb - q
-    new = age < q
-    a = np.where(old, y, 0.0).sum(axis=1) / q
-    b = np.where(new, y, 0.0).sum(axis=1) / q
-    b = np.where(np.isnan(y).any(axis=1), np.nan, b)  # a gap: let the robust fit decide
+    a = np.where(age >= nb - q, y, 0.0).sum(axis=1) / q
+    b = np.where(age < q, y, 0.0).sum(axis=1) / q
+    return a, np.where(np.isnan(y).any(axis=1), np.nan, b)
+
+
+def _screen(st: RulesState, ci: I64, a: F64, b: F64) -> B:
+    """Rows worth a robust fit; the others cannot predict anything.
+
+    Worth it: predictions active or pending, windows with gaps (NaN ends), and
+    windows whose crude end-to-end slope (mean of the newest sixth minus mean of
+    the oldest sixth) would reach HH / LL within three horizons.
+    """
+    s, m = st.settings, st.model
+    nb = st.bmean.shape[1]
+    q = max(1, nb // 6)
     slope = (b - a) / (nb - q)  # per bucket
     far = 3.0 * s.horizon_s / s.bucket_s
     with np.errstate(invalid="ignore"):
@@ -849,12 +869,19 @@ def _predict(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out, win: tuple[F64
     s, m = st.settings, st.model
     nslots = st.bmean.shape[1]
     bucket_us = round(s.bucket_s * 1e6)
-    y, age = _windows(st, ci, cb) if win is None else win
-    need = _screen(st, ci, y, age)
-    if not need.all():
-        ci, cb, t, y, age = ci[need], cb[need], t[need], y[need], age[need]
+    if win is None:
+        need = _screen(st, ci, *_ends(st, ci, cb))
+        ci, cb, t = ci[need], cb[need], t[need]
         if ci.size == 0:
             return
+        y, age = _windows(st, ci, cb)
+    else:
+        y, age = win
+        need = _screen(st, ci, *_ends_of(y, age))
+        if not need.all():
+            ci, cb, t, y, age = ci[need], cb[need], t[need], y[need], age[need]
+            if ci.size == 0:
+                return
     fit = robust_trend(y, age)
     enough = fit.pairs >= s.min_fill * (nslots // 2)
     per_us = fit.slope / bucket_us
