@@ -123,6 +123,8 @@ class _Vessel:
     out_m3_h: float = 0.0
     heat_c_per_h: float = 0.0
     mode: str = "hold"  # fill | draw | hold (automatic operation)
+    alpha_dt: float = 0.0  # the tick the thermal lag factor below was computed for
+    alpha: float = 0.0
     hold_until_us: int = 0
     next_mode: str = "fill"
 
@@ -165,7 +167,7 @@ class _Channel:
     lo: float
     hi: float
     sigma: float
-    quant: float
+    decimals: int | None  # quantisation: a power of ten of the span / 10 000
     true_value: Callable[[], float]
     zero_suppress: bool
     endpoint: str
@@ -175,8 +177,8 @@ class _Channel:
     gas_lagged: float = 0.0
 
 
-def _quantum(span: float) -> float:
-    return float(10.0 ** math.floor(math.log10(span / 10_000.0))) if span > 0 else 0.0
+def _decimals(span: float) -> int | None:
+    return -math.floor(math.log10(span / 10_000.0)) if span > 0 else None
 
 
 def _level_band(sensor: Sensor, height: float) -> tuple[float, float]:
@@ -274,6 +276,8 @@ class Simulation:
             self.scenario.auto_operation,
         )
         v.volume = v.volume_at(level0)
+        v.alpha_dt = self.tick_us / 1e6
+        v.alpha = lag_alpha(v.alpha_dt, tau)
         v.next_mode = "fill" if self._rng.uniform() < 0.5 else "draw"
         v.hold_until_us = self.start_us + int(self._rng.uniform() * _AUTO_HOLD_S[1] * 1e6)
         return v
@@ -289,7 +293,7 @@ class Simulation:
             lo=lo,
             hi=hi,
             sigma=_NOISE_FRACTION.get(s.kind, 0.001) * span,
-            quant=_quantum(span),
+            decimals=_decimals(span),
             true_value=lambda: lo,
             zero_suppress=s.kind in (SensorKind.GAS_TOXIC, SensorKind.GAS_COMBUSTIBLE, SensorKind.FLOW),
             endpoint=endpoint_of(s),
@@ -431,7 +435,8 @@ class Simulation:
         self._meander += -self._meander * m_a + self._wind.meander_deg * math.sqrt(2 * m_a) * rng.normal()
         amb = self.ambient_now()
         for v in self._vessels.values():
-            v.temp_c += lag_alpha(dt, v.tau_s) * (amb - v.temp_c) + v.heat_c_per_h * dt / 3600.0
+            alpha = v.alpha if dt == v.alpha_dt else lag_alpha(dt, v.tau_s)
+            v.temp_c += alpha * (amb - v.temp_c) + v.heat_c_per_h * dt / 3600.0
             if v.auto:
                 self._operate(v, t_us)
             cap = v.eq.capacity_m3
@@ -505,8 +510,8 @@ class Simulation:
             value, quality = faulty
         if value < lo or value > hi:
             quality = Quality.BAD
-        if ch.quant:
-            value = round(round(value / ch.quant) * ch.quant, 10)
+        if ch.decimals is not None:
+            value = round(value, ch.decimals)
         out.append(Reading(ch.sensor.tag, ts_us, value, quality))
 
     def _tick(self, t_us: int, out: list[Reading]) -> None:
