@@ -15,6 +15,7 @@ PUBACK and pushes back on the broker instead of dropping anything here
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 import threading
@@ -143,8 +144,11 @@ class MqttInput:
             qos=self.broker.qos,
         )
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         """Disconnect (the broker keeps the session and queues for us) and join the thread."""
+        await asyncio.to_thread(self._stop_blocking)
+
+    def _stop_blocking(self) -> None:
         c, self._client = self._client, None
         if c is None:
             return

@@ -38,6 +38,7 @@ from hazmon.collector import (
     StaleTracker,
     TopicMap,
 )
+from hazmon.collector.opcua import inputs_for_plant
 from hazmon.config import DaemonConfig
 from hazmon.http import HttpServer
 from hazmon.plant import Condition, Finding, Level, Limits, Plant, Reading, StaleChange
@@ -80,7 +81,7 @@ class Input(Protocol):
     tags: list[str]
 
     def start(self) -> None: ...
-    def stop(self) -> None: ...
+    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -209,9 +210,11 @@ def wire(
                     client_id_suffix=suffix,
                 )
             )
-    opcua_inputs = _optional("hazmon.collector.opcua", "inputs_for_plant")
-    if opcua_inputs is not None:
-        w.inputs.extend(opcua_inputs(plant, queue, dead, metrics, cs.opcua, source_state, loop))
+    w.inputs.extend(
+        inputs_for_plant(
+            plant, queue=queue, dead=dead, metrics=metrics, settings=cs.opcua, on_state=source_state
+        )
+    )
 
     # ---- HOOK POINT: rules and alarms (optional until those components exist) ----------
     rules_cls = _optional("hazmon.rules", "RulesRunner")
@@ -312,7 +315,7 @@ class Daemon:
         if w is None:
             return
         for i in w.inputs:
-            await asyncio.to_thread(i.stop)
+            await i.stop()
         self._stopping.set()
         consumer = next(t for t in self._tasks if t.get_name() == "consumer")
         with contextlib.suppress(asyncio.CancelledError):
