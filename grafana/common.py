@@ -151,6 +151,8 @@ def timeseries(
     threshold_style: str = "off",
     description: str = "",
 ) -> TimeSeries:
+    if not thresholds:
+        thresholds = ((None, "green"),)  # Grafana wants a base step
     extra: dict[str, Any] = {}
     if thresholds:
         extra = {

@@ -37,13 +37,14 @@ _PREDICTION_HORIZON = "24 hours"  # a crossing further away than this is noise, 
 def series_sql(kinds: tuple[str, ...], labels: dict[str, str]) -> str:
     """Sensors of these kinds on the selected hazard source, plus their limits.
 
-    The limits come back as series named "<tag> <label>", two points each (the
-    ends of the range), so a 30-day and a 1-hour panel both draw them across.
+    Series are named "<tag> [<unit>]" (units differ between plants, so the panel
+    sets none); the limits come back as series named "<tag> <label>", two points
+    each (the ends of the range), so a 30-day and a 1-hour panel both draw them.
     """
     kind_list = ", ".join(f"'{k}'" for k in kinds)
     label_case = "CASE l.name " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in labels.items()) + " END"
     return f"""
-SELECT s.time AS "time", se.tag AS metric, s.avg AS value
+SELECT s.time AS "time", se.tag || ' [' || se.unit || ']' AS metric, s.avg AS value
 FROM hazmon_series(
        ARRAY(SELECT se.id FROM sensor se JOIN hazard_source hs ON hs.id = se.hazard_source_id
              WHERE {_SOURCE} AND se.kind IN ({kind_list}) AND NOT se.retired),
@@ -134,7 +135,6 @@ def dashboard(tr: Texts) -> Dashboard:
             tr("p.temperature"),
             [Sql("A", series_sql(("temperature",), hl), "time_series")],
             g(12, 8),
-            unit="celsius",
             overrides=process,
         ),
         timeseries(
@@ -147,7 +147,6 @@ def dashboard(tr: Texts) -> Dashboard:
             tr("p.gas_combustible"),
             [Sql("A", series_sql(("gas_combustible",), gas), "time_series")],
             g(12, 8),
-            unit="percent",
             overrides=gas_over,
         ),
     ]

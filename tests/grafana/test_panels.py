@@ -153,13 +153,13 @@ def test_limits_are_drawn_for_the_selected_hazard_source(panel_db: tuple[str, da
             hazard_source="cl2-tankfarm",
         )
     names = {r[1] for r in rows}
-    assert {"LT-101", "LT-102", "LT-103"} <= names
+    assert {"LT-101 [m]", "LT-102 [m]", "LT-103 [m]"} <= names
     assert {"LT-101 HH", "LT-101 H", "LT-101 L", "LT-101 LL"} <= names
     hh = [r for r in rows if r[1] == "LT-101 HH"]
     assert [r[0] for r in hh] == [rng.start, rng.end]
     assert {r[2] for r in hh} == {2.04}
     # 30 days: hourly buckets from readings_1h (about 720 points per sensor, not 40 000)
-    assert 700 <= sum(1 for r in rows if r[1] == "LT-101") <= 722
+    assert 700 <= sum(1 for r in rows if r[1] == "LT-101 [m]") <= 722
 
 
 def test_prediction_finds_the_rising_level(panel_db: tuple[str, datetime]) -> None:
