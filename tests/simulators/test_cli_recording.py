@@ -123,3 +123,43 @@ def test_replay_plays_the_recording_over_mqtt(
         decoded.append(Reading(by_topic[t], _ts(body["ts"]), body["v"], Quality(body["q"])))
     decoded.sort()
     assert decoded == sorted(recorded)
+
+
+@pytest.mark.slow
+def test_simulate_serves_both_sides_and_records_what_it_served(
+    tmp_path: Path, private_mosquitto: PrivateMosquitto, topic_prefix: str, example_plant: Plant
+) -> None:
+    opcua_port = free_port()
+    plant_file = _private_plant_file(tmp_path, private_mosquitto.port, opcua_port, topic_prefix)
+    rec = tmp_path / "served.gz"
+    sub = Subscriber("127.0.0.1", private_mosquitto.port, f"{topic_prefix}/#")
+    try:
+        args = [
+            "simulate",
+            "-c",
+            str(plant_file),
+            "--scenario",
+            "chlorine-leak",
+            "--seed",
+            "3",
+            "--start",
+            START_ISO,
+        ]
+        args += [
+            "--duration",
+            "60",
+            "--speed",
+            "max",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--record",
+            str(rec),
+        ]
+        assert main(args) == 0
+        expected = list(Simulation(example_plant, "chlorine-leak", 3, START).readings(60))
+        gds = [r for r in expected if r.tag.startswith(("AT-", "GT-"))]
+        got = sub.wait_for(len(gds))
+    finally:
+        sub.close()
+    assert list(read_recording(rec)) == expected
+    assert len(got) == len(gds)

@@ -23,6 +23,7 @@ from hazmon.plant import MqttBinding, Plant, Quality, Reading, to_us
 from hazmon.simulators import Simulation, parse_scenario_text
 from hazmon.simulators.mqtt_publisher import MqttPublisher
 from hazmon.simulators.opcua_server import NAMESPACE_URI, SimOpcUaServer
+from hazmon.simulators.runner import serve
 from hazmon.simulators.serving import run_stream
 from tests.conftest import PrivateMosquitto, free_port
 
@@ -216,6 +217,46 @@ async def test_opcua_address_space_values_status_and_source_timestamps(
             assert to_us(dv.SourceTimestamp) == START + 31_000_000
             dv = await client.get_node("ns=2;s=PT-101").read_data_value(raise_on_bad_status=False)
             assert dv.StatusCode.is_uncertain() and dv.Value.Value == 0.5
+    finally:
+        await server.stop()
+
+
+async def test_opcua_subscription_sees_simulated_source_timestamps(
+    example_plant: Plant, tmp_path: Path
+) -> None:
+    """The collector subscribes: data changes carry the simulated source time, in order."""
+    url = f"opc.tcp://127.0.0.1:{free_port()}/hazmon"
+    plant = example_plant.retarget(opcua_urls={"dcs": url})
+    server = SimOpcUaServer(plant.opcua[0], plant, tmp_path)
+    seen: list[tuple[float, int]] = []
+
+    class Handler:
+        def datachange_notification(self, node: object, val: float, data: object) -> None:
+            dv = data.monitored_item.Value  # type: ignore[attr-defined]
+            seen.append((val, to_us(dv.SourceTimestamp)))
+
+    await server.start()
+    try:
+        client = Client(url, timeout=10)
+        async with client:
+            subscription = await client.create_subscription(20, Handler())
+            await subscription.subscribe_data_change(client.get_node("ns=2;s=PT-101"))
+            sim = Simulation(plant, "sphere-heat", 1, START)
+            await serve(
+                sim.steps(20), [server], {s.tag: "dcs" for s in plant.sensors()}, start_us=START, speed=20.0
+            )
+            await _until(lambda: bool(seen) and seen[-1][1] == START + 20_000_000, 10)
+        written = {
+            r.ts_us: r.value
+            for r in Simulation(plant, "sphere-heat", 1, START).readings(20)
+            if r.tag == "PT-101"
+        }
+        data = [
+            (v, t) for v, t in seen if t in written
+        ]  # the initial BadWaitingForInitialData value is skipped
+        assert data and data[-1][1] == START + 20_000_000
+        assert all(written[t] == v for v, t in data)
+        assert [t for _, t in data] == sorted({t for _, t in data})
     finally:
         await server.stop()
 
