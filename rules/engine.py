@@ -747,8 +747,9 @@ def _round(
 
     # out of range is judged on every reading (a failure current usually comes with
     # bad quality: the more specific out-of-range is reported, not both)
-    oor = (val < m.lo_ok[idx]) | (val > m.hi_ok[idx]) | ~np.isfinite(val)
-    bad = (q >= 2) & ~oor
+    finite = np.isfinite(val)
+    oor = finite & ((val < m.lo_ok[idx]) | (val > m.hi_ok[idx]))
+    bad = ((q >= 2) | ~finite) & ~oor  # a Bad status without a value comes as NaN
     # a fault clears only after fault_off_delay_s of good readings (one finding for a
     # flickering fault); the good readings in between are used
     off = round(s.fault_off_delay_s * 1e6)

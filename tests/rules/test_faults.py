@@ -21,6 +21,12 @@ CASES = [
         [(10.0, "LT-101", "bad_quality", True), (79.0, "LT-101", "bad_quality", False)],
     ),
     (
+        "a Bad status without a value (NaN) is bad quality, not out of range",
+        {"LT-101": lambda t: (float("nan"), 2) if 10 <= t < 20 else 1.0 + _noise(t)},
+        100,
+        [(10.0, "LT-101", "bad_quality", True), (79.0, "LT-101", "bad_quality", False)],
+    ),
+    (
         "an isolated bad reading is dropped, not a fault",
         {"LT-101": lambda t: (2.2, 2) if t in (10, 30) else 1.0 + _noise(t)},
         100,
