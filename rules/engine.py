@@ -567,17 +567,16 @@ def _quiet(st: RulesState, idx: I64, ts: I64, val: F64, q: NDArray[np.int8], fir
     stuck_due = ts - ref_ts >= round(s.stuck_after_s * 1e6)
     if stuck_due.any():
         busy |= m.stuck_check[idx] & stuck_due
-    state_busy = (
-        st.active[:4].any(axis=0)
-        | (st.pend[:4] != NONE).any(axis=0)
-        | st.bad
-        | st.oor
-        | st.stuck
-        | st.stale
-        | st.susp
-        | (st.bad_first != NONE)
+    sensor_busy = (
+        st.active[:4, idx].any(axis=0)
+        | (st.pend[:4, idx] != NONE).any(axis=0)
+        | st.bad[idx]
+        | st.oor[idx]
+        | st.stuck[idx]
+        | st.stale[idx]
+        | st.susp[idx]
+        | (st.bad_first[idx] != NONE)
     )
-    sensor_busy = state_busy[idx]
     if busy.any():
         # a sensor is busy when any of its readings is
         grp = np.cumsum(first) - 1
