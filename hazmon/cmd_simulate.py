@@ -163,7 +163,11 @@ def _simulate(args: argparse.Namespace) -> int:
         return 1
     plant = shift_opcua_ports(plant, args.opcua_port_offset)
     start_us = args.start if args.start is not None else int(time.time()) * 1_000_000
-    sim = Simulation(plant, scenario, seed=args.seed, start_us=start_us)
+    try:
+        sim = Simulation(plant, scenario, seed=args.seed, start_us=start_us)
+    except ValueError as e:  # the scenario names equipment, sensors or endpoints the plant lacks
+        print(e, file=sys.stderr)
+        return 1
     duration = args.duration if args.duration is not None else 10 * 365 * 86_400.0
     steps: Iterator[tuple[int, list[Reading]]] = sim.steps(duration, 1.0)
     writer = None
@@ -261,7 +265,11 @@ def _record(args: argparse.Namespace) -> int:
         return 1
     start_us = args.start if args.start is not None else int(time.time()) * 1_000_000
     duration = args.duration if args.duration is not None else scenario.duration_s
-    sim = Simulation(plant, scenario, seed=args.seed, start_us=start_us)
+    try:
+        sim = Simulation(plant, scenario, seed=args.seed, start_us=start_us)
+    except ValueError as e:  # the scenario names equipment, sensors or endpoints the plant lacks
+        print(e, file=sys.stderr)
+        return 1
     header = {
         "enterprise": plant.enterprise.id,
         "source": "simulator",

@@ -238,6 +238,7 @@ class Simulation:
         self._by_tag = {c.sensor.tag: c for c in self._channels}
         self._gas = [c for c in self._channels if c.gas_pos is not None]
         self.endpoints = {e.name for e in plant.opcua} | {b.name for b in plant.mqtt}
+        self._check_events()
         self.counters: dict[str, int] = {"readings": 0, "dropout": 0, "outage": 0}
 
     # ------------------------------------------------------------------ setup
@@ -345,6 +346,33 @@ class Simulation:
         hs = self.plant.hazard_source(s.hazard_source)
         vs = [self._vessels[e.id] for e in hs.equipment]
         return lambda: sum(x.in_m3_h for x in vs)
+
+    def _check_events(self) -> None:
+        """Every equipment, sensor and endpoint a scenario names must exist in this plant.
+
+        Raises:
+            ValueError: listing every unknown name, each with the event's time.
+        """
+        bad: list[str] = []
+        for ev in self.scenario.events:
+            a = ev.action
+            what = ""
+            if isinstance(a, Pump | Heat) and a.equipment not in self._vessels:
+                what = f"unknown equipment {a.equipment}"
+            elif isinstance(a, Leak) and a.at is None:
+                v = self._vessels.get(a.equipment or "")
+                if v is None:
+                    what = f"leak {a.id}: unknown equipment {a.equipment}"
+                elif v.eq.position is None:
+                    what = f"leak {a.id}: equipment {a.equipment} has no position"
+            elif isinstance(a, Fault) and a.sensor not in self._by_tag:
+                what = f"fault on unknown sensor {a.sensor}"
+            elif isinstance(a, Outage) and a.endpoint not in self.endpoints:
+                what = f"outage of unknown endpoint {a.endpoint}"
+            if what:
+                bad.append(f"{self.scenario.source}: event at {ev.at_s:g} s: {what}")
+        if bad:
+            raise ValueError("\n".join(bad))
 
     # ------------------------------------------------------------------ state
 

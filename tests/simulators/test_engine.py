@@ -262,13 +262,22 @@ def test_alarm_flood_drives_many_detectors_over_their_levels(example_plant: Plan
     assert len(over) + len(bad) > 10
 
 
-def test_unknown_sensor_in_fault_is_a_clear_error(example_plant: Plant) -> None:
-    sc = parse_scenario_text(
-        "name: x\nevents:\n  - {at: 0, fault: {sensor: NOPE-1, kind: stuck}}\n", "x.yaml"
-    )
-    sim = Simulation(example_plant, sc, 1, START)
-    with pytest.raises(ValueError, match=r"x\.yaml: fault on unknown sensor NOPE-1"):
-        list(sim.steps(2))
+def test_unknown_names_in_a_scenario_are_all_reported_at_construction(example_plant: Plant) -> None:
+    text = """name: x
+events:
+  - {at: 0, fault: {sensor: NOPE-1, kind: stuck}}
+  - {at: 90, pump: {equipment: T-999, in_m3_h: 5}}
+  - {at: 120, outage: {endpoint: scada, duration_s: 5}}
+  - {at: 130, leak: {id: l, chemical: chlorine, equipment: V-999, rate_g_s: 1}}
+"""
+    with pytest.raises(ValueError) as e:
+        Simulation(example_plant, parse_scenario_text(text, "x.yaml"), 1, START)
+    assert str(e.value).splitlines() == [
+        "x.yaml: event at 0 s: fault on unknown sensor NOPE-1",
+        "x.yaml: event at 90 s: unknown equipment T-999",
+        "x.yaml: event at 120 s: outage of unknown endpoint scada",
+        "x.yaml: event at 130 s: leak l: unknown equipment V-999",
+    ]
 
 
 def test_plant_without_equipment_still_simulates(example_plant: Plant) -> None:

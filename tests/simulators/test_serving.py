@@ -82,7 +82,7 @@ def _mqtt_tags(plant: Plant) -> dict[str, MqttBinding]:
     return {s.tag: s.binding for s in plant.sensors() if isinstance(s.binding, MqttBinding)}
 
 
-@pytest.mark.parametrize(("protocol", "qos"), [("5", 1), ("5", 0), ("3.1.1", 1), ("3.1.1", 0)])
+@pytest.mark.parametrize(("protocol", "qos"), [("5", 1), ("3.1.1", 0)])
 async def test_mqtt_json_carries_exactly_the_in_process_readings(
     example_plant: Plant,
     private_mosquitto: PrivateMosquitto,
