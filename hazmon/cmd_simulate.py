@@ -14,6 +14,8 @@ from pathlib import Path
 
 from hazmon.plant import ConfigError, Plant, Reading, from_us, load, to_us
 from hazmon.simulators import Simulation, load_scenario, parse_duration, scenario_names
+from hazmon.simulators.mqtt_publisher import MqttPublishError
+from hazmon.simulators.opcua_server import OpcUaServerError
 from hazmon.simulators.recording import (
     RecordingError,
     RecordingWriter,
@@ -143,7 +145,7 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def _simulate(args: argparse.Namespace) -> int:
+def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per failure the user must see
     if args.list:
         for name in scenario_names():
             sc = load_scenario(name)
@@ -205,6 +207,9 @@ def _simulate(args: argparse.Namespace) -> int:
                 progress=progress,
             )
         )
+    except (MqttPublishError, OpcUaServerError) as e:
+        print(f"hazmon simulate: {e}", file=sys.stderr)
+        return 1
     finally:
         progress.done()
         if writer is not None:
@@ -320,8 +325,8 @@ def _replay(args: argparse.Namespace) -> int:
                 progress=progress,
             )
         )
-    except RecordingError as e:
-        print(e, file=sys.stderr)
+    except (RecordingError, MqttPublishError, OpcUaServerError) as e:
+        print(f"hazmon replay: {e}", file=sys.stderr)
         return 1
     finally:
         progress.done()

@@ -65,6 +65,7 @@ class MqttPublisher:
         }
         self.qos = broker.qos
         self.max_pending = max_pending
+        self.max_queued = max_queued
         self.client_id = client_id or f"hazmon-sim-{broker.name}-{os.getpid()}"
         u = urlparse(broker.url)
         self.host = u.hostname or "127.0.0.1"
@@ -103,7 +104,7 @@ class MqttPublisher:
             ctx = ssl.create_default_context(cafile=self.broker.ca_file)
             c.tls_set_context(ctx)
         c.max_inflight_messages_set(1000)
-        c.max_queued_messages_set(200_000)
+        c.max_queued_messages_set(self.max_queued)
         c.reconnect_delay_set(1, 10)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
