@@ -748,7 +748,11 @@ def _round(
     # bad quality: the more specific out-of-range is reported, not both)
     finite = np.isfinite(val)
     oor = finite & ((val < m.lo_ok[idx]) | (val > m.hi_ok[idx]))
-    bad = ((q >= 2) | ~finite) & ~oor  # a Bad status without a value comes as NaN
+    # a transmitter saturated above its range (NE 43: up to 20.5 mA) measures "at least
+    # the top of the range": a real value (a gas cloud beyond the detector's range must
+    # alarm), even when the link marks it bad
+    saturated = finite & (val >= m.range_hi[idx]) & ~oor
+    bad = ((q >= 2) | ~finite) & ~oor & ~saturated  # a Bad status without a value comes as NaN
     # a fault clears only after fault_off_delay_s of good readings (one finding for a
     # flickering fault); the good readings in between are used
     off = round(s.fault_off_delay_s * 1e6)

@@ -62,6 +62,7 @@ class RulesModel:
         quiet_lo / quiet_hi: (N,) a value strictly inside (quiet_lo, quiet_hi) is
             in range and clear of every limit (the engine's quiet path).
         spike_step: (N,) a jump larger than this may be a spike.
+        range_hi: (N,) top of the measuring range.
         predict / stuck_check: (N,) which sensors get predictions / stuck checks.
         groups: vote groups.
     """
@@ -87,6 +88,7 @@ class RulesModel:
     quiet_lo: F64
     quiet_hi: F64
     spike_step: F64
+    range_hi: F64
 
     @property
     def n(self) -> int:
@@ -171,4 +173,5 @@ def model_from_sensors(
         quiet_lo=quiet_lo,
         quiet_hi=quiet_hi,
         spike_step=settings.spike_min_step * span,
+        range_hi=hi,
     )

@@ -27,6 +27,16 @@ CASES = [
         [(10.0, "LT-101", "bad_quality", True), (79.0, "LT-101", "bad_quality", False)],
     ),
     (
+        "a gas detector saturated above its range alarms even when marked bad",
+        {"GT-201": lambda t: (100.5, 2) if t >= 10 else 0.0},
+        20,
+        [
+            (13.0, "GT-201", "gas_second", True),
+            (13.0, "GT-201", "gas_first", True),
+            (13.0, "lpg-gds", "vote_unconfirmed", True),
+        ],
+    ),
+    (
         "an isolated bad reading is dropped, not a fault",
         {"LT-101": lambda t: (2.2, 2) if t in (10, 30) else 1.0 + _noise(t)},
         100,
