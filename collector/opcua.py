@@ -168,6 +168,7 @@ class SubscribeInput(_Base):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.revised: dict[str, float] = {}
+        self.create_requests = 0
         self._handles: dict[int, Item] = {}
         self._lost: asyncio.Event = asyncio.Event()
 
@@ -224,10 +225,12 @@ class SubscribeInput(_Base):
             )
             self._handles[h] = it
         ok = 0
+        self.create_requests = 0
         queue_sizes: list[int] = []
         sampling: list[float] = []
         for i in range(0, len(requests), s.items_per_request):
             chunk = requests[i : i + s.items_per_request]
+            self.create_requests += 1
             results = await client.uaclient.create_monitored_items(
                 ua.CreateMonitoredItemsParameters(
                     SubscriptionId=sub_id,

@@ -27,3 +27,43 @@ def opcua_only(plant: Plant, port: int | None = None, **endpoint: object) -> Pla
 
 def server_for(plant: Plant, data_dir: Path) -> SimOpcUaServer:
     return SimOpcUaServer(plant.opcua[0], plant, data_dir)
+
+
+async def big_server(n: int, port: int, folders: int = 100) -> tuple[object, int]:
+    """A bare asyncua server with ``n`` Double variables ``ns=2;s=S<i>`` (spread over folders:
+    asyncua adds a reference in time linear in the parent's children, so one flat folder of
+    10,000 takes minutes). Returns (server, namespace index)."""
+    from asyncua import ua
+    from asyncua.server.server import Server
+
+    srv = Server()
+    await srv.init()
+    srv.set_endpoint(f"opc.tcp://127.0.0.1:{port}/big")
+    idx = await srv.register_namespace("urn:hazmon:test:big")
+    for f in range(folders):
+        await srv.nodes.objects.add_folder(ua.NodeId(f"F{f}", idx), ua.QualifiedName(f"F{f}", idx))
+    reqs = []
+    for i in range(n):
+        attrs = ua.VariableAttributes(
+            DisplayName=ua.LocalizedText(f"S{i}"),
+            Value=ua.Variant(0.0, ua.VariantType.Double),
+            DataType=ua.NodeId(ua.ObjectIds.Double),
+            ValueRank=-1,
+            AccessLevel=1,
+            UserAccessLevel=1,
+        )
+        reqs.append(
+            ua.AddNodesItem(
+                ParentNodeId=ua.NodeId(f"F{i % folders}", idx),
+                ReferenceTypeId=ua.NodeId(ua.ObjectIds.Organizes),
+                RequestedNewNodeId=ua.NodeId(f"S{i}", idx),
+                BrowseName=ua.QualifiedName(f"S{i}", idx),
+                NodeClass=ua.NodeClass.Variable,
+                NodeAttributes=attrs,
+                TypeDefinition=ua.NodeId(ua.ObjectIds.BaseDataVariableType),
+            )
+        )
+    res = await srv.iserver.isession.add_nodes(reqs)
+    assert all(r.StatusCode.is_good() for r in res)
+    await srv.start()
+    return srv, idx
