@@ -698,16 +698,58 @@ def _bulk_closes(
             slot = cb[src] % nslots
             y[e[ok], slot[ok]] = cm[src[ok]]
             age[e[ok], slot[ok]] = ago[ok]
-    for r in range(int(crank.max()) + 1):
-        sel = crank == r
-        ri, rb, rt = ci[sel], cb[sel], ct[sel]
-        st.bmean[ri, rb % nslots] = cm[sel]
-        st.bid[ri, rb % nslots] = rb.astype(np.int32)
-        _rate(st, ri, rb, rt, out, fired)
-        if y is not None and age is not None:
-            k = np.flatnonzero(crank[pos] == r)
-            if k.size:
-                _predict(st, ci[pos[k]], cb[pos[k]], ct[pos[k]], out, (y[k], age[k]))
+    # rate of change of every close at once: the bucket k before is one of this
+    # batch's closes or in the ring as it was
+    rate, ok = _batch_rates(st, ci, cb, cm)
+    has = ~np.isnan(st.model.rate_rise[ci]) | ~np.isnan(st.model.rate_fall[ci])
+    rise, fall = st.model.rate_rise[ci], st.model.rate_fall[ci]
+    with np.errstate(invalid="ignore"):
+        could = ok & ((rate > rise) | (-rate > fall))
+    counts = np.diff(np.r_[cstarts, ci.size])
+    engaged = st.active[RATE, ci[cstarts]] | (st.pend[RATE, ci[cstarts]] != NONE)
+    engaged |= np.logical_or.reduceat(could, cstarts)
+    rate_ev = has & np.repeat(engaged, counts)  # sensors whose rate state may change: in order
+    last_ev = np.r_[cstarts[1:] - 1, ci.size - 1]
+    st.rate_val[ci[last_ev]] = rate[last_ev]
+    pred_ev = np.zeros(ci.size, dtype=bool)
+    if y is not None and age is not None:
+        need = _screen(st, ci[pos], *_ends_of(y, age))
+        any_need = np.zeros(ci.size, dtype=bool)
+        any_need[pos[need]] = True
+        pred_ev[pos] = np.repeat(np.logical_or.reduceat(any_need, cstarts), counts)[pos]
+    busy = rate_ev | pred_ev
+    if busy.any():
+        ranks = crank[busy]
+        for r in range(int(ranks.max()) + 1):
+            sel = np.flatnonzero(busy & (crank == r))
+            rs = sel[rate_ev[sel]]
+            if rs.size:
+                _rate_step(st, ci[rs], ct[rs], rate[rs], ok[rs], out, fired)
+            ps = sel[pred_ev[sel]]
+            if ps.size and y is not None and age is not None:
+                k = np.searchsorted(pos, ps)
+                _predict(st, ci[ps], cb[ps], ct[ps], out, (y[k], age[k]))
+    # the ring: the last S closes of each sensor (older ones would be overwritten)
+    w = crank >= np.repeat(counts, counts) - nslots
+    st.bmean[ci[w], cb[w] % nslots] = cm[w]
+    st.bid[ci[w], cb[w] % nslots] = cb[w].astype(np.int32)
+
+
+def _batch_rates(st: RulesState, ci: I64, cb: I64, cm: F64) -> tuple[F64, B]:
+    """Rates (per minute) of closes sorted by sensor and time, before they are written to the ring."""
+    s = st.settings
+    k = max(1, round(s.rate_window_s / s.bucket_s))
+    nslots = st.bmean.shape[1]
+    keys = (ci << 32) + cb
+    prev_b = cb - k
+    j = np.minimum(np.searchsorted(keys, keys - k), ci.size - 1)
+    in_batch = keys[j] == keys - k
+    slot = prev_b % nslots
+    in_ring = st.bid[ci, slot] == prev_b.astype(np.int32)
+    prev = np.where(in_batch, cm[j], np.where(in_ring, st.bmean[ci, slot], np.nan))
+    ok = in_batch | in_ring
+    rate = np.where(ok, (cm - prev) / (k * s.bucket_s / 60.0), np.nan)
+    return rate, ok
 
 
 def _stale_changes(st: RulesState, batch: Batch, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
@@ -913,16 +955,22 @@ def _rate(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out, fired: list[tuple
     slot_now, slot_prev = cb % nslots, prev_b % nslots
     ok = st.bid[ci, slot_prev] == prev_b.astype(np.int32)
     rate = (st.bmean[ci, slot_now].astype(np.float64) - st.bmean[ci, slot_prev]) / (k * s.bucket_s / 60.0)
-    rate = np.where(ok, rate, np.nan)
+    _rate_step(st, ci, t, np.where(ok, rate, np.nan), ok, out, fired)
+
+
+def _rate_step(
+    st: RulesState, ci: I64, t: I64, rate: F64, ok: B, out: _Out, fired: list[tuple[int, I64, I64]]
+) -> None:
+    m, s = st.model, st.settings
+    held = st.rate_val[ci]
     st.rate_val[ci] = rate
     rise, fall = m.rate_rise[ci], m.rate_fall[ci]
     act = st.active[RATE, ci]
-    raw_off = (rate > rise) | (-rate > fall)
     cf = s.rate_clear_fraction
-    raw_on = (rate > cf * rise) | (-rate > cf * fall)
-    raw_off = np.where(ok, raw_off, act)
-    raw_on = np.where(ok, raw_on, act)
-    _step(st, RATE, ci, t, raw_off, raw_on, rate, st.rate_val[ci], out, fired)
+    with np.errstate(invalid="ignore"):
+        raw_off = np.where(ok, (rate > rise) | (-rate > fall), act)
+        raw_on = np.where(ok, (rate > cf * rise) | (-rate > cf * fall), act)
+    _step(st, RATE, ci, t, raw_off, raw_on, rate, held, out, fired)
 
 
 def _windows(st: RulesState, ci: I64, cb: I64) -> tuple[F64, F64]:
