@@ -87,7 +87,11 @@ class MqttInput:
         metrics.declare(
             "hazmon_mqtt_errors_total", "counter", "paho return codes and SUBACK failures, by source and what"
         )
+        metrics.declare(
+            "hazmon_mqtt_subscribed", "gauge", "1 while every topic filter is subscribed (SUBACK ok)"
+        )
         metrics.set("hazmon_source_connected", 0, self._labels)
+        metrics.set("hazmon_mqtt_subscribed", 0, self._labels)
         self._connects = 0
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -209,6 +213,7 @@ class MqttInput:
             log.error("mqtt subscription refused or downgraded", source=self.name, filters=bad)
         else:
             self.subscribed.set()
+            self.metrics.set("hazmon_mqtt_subscribed", 1, self._labels)
 
     def _on_disconnect(
         self,
@@ -221,6 +226,7 @@ class MqttInput:
         self.connected.clear()
         self.subscribed.clear()
         self.metrics.set("hazmon_source_connected", 0, self._labels)
+        self.metrics.set("hazmon_mqtt_subscribed", 0, self._labels)
         if self._client is None:  # our own stop()
             return
         log.warning("mqtt disconnected; reconnecting", source=self.name, reason=str(reason))
