@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from hazmon.plant import MqttBinding, Plant, Quality, Reading, to_us
 from hazmon.simulators import Simulation, parse_scenario_text
-from hazmon.simulators.mqtt_publisher import MqttPublisher
+from hazmon.simulators.mqtt_publisher import MqttPublisher, MqttPublishError
 from hazmon.simulators.opcua_server import NAMESPACE_URI, SimOpcUaServer
 from hazmon.simulators.runner import serve
 from hazmon.simulators.serving import run_stream
@@ -412,3 +415,44 @@ async def test_broker_restart_qos1_queues_and_resends_qos0_counts_losses(
     finally:
         await pub.stop()
         sub.close()
+
+
+def _password_file(user: str, password: str) -> Path:
+    """A mosquitto password file where mosquitto (started as root, running as user mosquitto) can read it."""
+    shared = Path(tempfile.mkdtemp(prefix="hazmon-mqtt-pw-"))
+    shared.chmod(0o755)
+    pwfile = shared / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pwfile), user, password], check=True)
+    pwfile.chmod(0o644)
+    return pwfile
+
+
+@pytest.mark.slow
+async def test_mqtt_login_with_password_from_environment(
+    example_plant: Plant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, topic_prefix: str
+) -> None:
+    pwfile = _password_file("gds-sim", "pa55")
+    shared = pwfile.parent
+    broker = PrivateMosquitto(tmp_path, extra_conf=f"password_file {pwfile}\n")
+    broker.conf.write_text(broker.conf.read_text().replace("allow_anonymous true", "allow_anonymous false"))
+    broker.start()
+    try:
+        plant = example_plant.retarget(
+            mqtt_urls={"gds": f"mqtt://127.0.0.1:{broker.port}"}, topic_prefix=topic_prefix
+        )
+        ep = replace(plant.mqtt[0], username="gds-sim", password_env="HAZMON_TEST_MQTT_PW")
+        plant = replace(plant, mqtt=(ep,))
+        monkeypatch.setenv("HAZMON_TEST_MQTT_PW", "wrong")
+        refused = MqttPublisher(ep, plant)
+        with pytest.raises(MqttPublishError, match="not connected after 2"):
+            await refused.start(timeout_s=2.0)
+        monkeypatch.setenv("HAZMON_TEST_MQTT_PW", "pa55")
+        pub = MqttPublisher(ep, plant)
+        await pub.start()
+        await pub.send([Reading("AT-101", START, 0.5)])
+        await _until(lambda: pub.pending == 0, 10)
+        assert pub.counters["messages"] == 1 and pub.pending == 0
+        await pub.stop()
+    finally:
+        broker.stop()
+        shutil.rmtree(shared, ignore_errors=True)
