@@ -685,19 +685,9 @@ def _bulk_closes(
     pm = st.model.predict[ci]
     y: F64 | None = None
     age: F64 | None = None
-    if pm.any():
-        pos = np.flatnonzero(pm)
-        y, age = _windows(st, ci[pos], cb[pos])
-        y[age <= 0] = np.nan  # buckets at or after this batch's first close: from the closes
-        prank = crank[pos]
-        for d in range(int(prank.max()) + 1):
-            e = np.flatnonzero(prank >= d)
-            src = pos[e] - d  # the close d before, same sensor (ranks are consecutive)
-            ago = cb[pos[e]] - cb[src]
-            ok = ago < nslots
-            slot = cb[src] % nslots
-            y[e[ok], slot[ok]] = cm[src[ok]]
-            age[e[ok], slot[ok]] = ago[ok]
+    pos = np.flatnonzero(pm)
+    if pos.size:
+        y, age = _batch_windows(st, ci, cb, cm, crank, pos)
     # rate of change of every close at once: the bucket k before is one of this
     # batch's closes or in the ring as it was
     rate, ok = _batch_rates(st, ci, cb, cm)
@@ -733,6 +723,23 @@ def _bulk_closes(
     w = crank >= np.repeat(counts, counts) - nslots
     st.bmean[ci[w], cb[w] % nslots] = cm[w]
     st.bid[ci[w], cb[w] % nslots] = cb[w].astype(np.int32)
+
+
+def _batch_windows(st: RulesState, ci: I64, cb: I64, cm: F64, crank: I64, pos: I64) -> tuple[F64, F64]:
+    """Trend windows of closes ``pos``: the ring as it was, overlaid with this batch's closes up to each."""
+    nslots = st.bmean.shape[1]
+    y, age = _windows(st, ci[pos], cb[pos])
+    y[age <= 0] = np.nan  # buckets at or after this batch's first close: from the closes
+    prank = crank[pos]
+    for d in range(int(prank.max()) + 1):
+        e = np.flatnonzero(prank >= d)
+        src = pos[e] - d  # the close d before, same sensor (ranks are consecutive)
+        ago = cb[pos[e]] - cb[src]
+        ok = ago < nslots
+        slot = cb[src] % nslots
+        y[e[ok], slot[ok]] = cm[src[ok]]
+        age[e[ok], slot[ok]] = ago[ok]
+    return y, age
 
 
 def _batch_rates(st: RulesState, ci: I64, cb: I64, cm: F64) -> tuple[F64, B]:
