@@ -121,6 +121,36 @@ ORDER BY hs.code""",
         },
     )
     g.newline()
+    faults = table(
+        tr("p.fault_alarms"),
+        [
+            Sql(
+                "A",
+                f"""
+SELECT a.sensor, a.hazard_source, a.condition, a.state, a.activated_at,
+       extract(epoch FROM now() - a.activated_at)::float8 AS age_s, a.{tr.message_column} AS message
+FROM alarm a
+WHERE a.enterprise_id = '$enterprise' AND a.level = 'fault'
+  AND (a.state IN ('active_unacked', 'active_acked', 'rtn_unacked')
+       OR a.activated_at BETWEEN $__timeFrom() AND $__timeTo())
+ORDER BY a.active DESC, a.activated_at DESC""",
+            )
+        ],
+        g(24, 6),
+        overrides=[
+            rename("sensor", tr("c.sensor")),
+            rename("hazard_source", tr("c.hazard_source")),
+            rename("condition", tr("c.condition")),
+            rename("state", tr("c.state")),
+            rename("activated_at", tr("c.activated")),
+            {
+                "matcher": {"id": "byName", "options": "age_s"},
+                "properties": [{"id": "unit", "value": "s"}, {"id": "displayName", "value": tr("c.age")}],
+            },
+            rename("message", tr("c.message")),
+        ],
+    )
+    g.newline()
     sensors = table(
         tr("p.sensor_table"),
         [
@@ -179,5 +209,5 @@ ORDER BY CASE h.status WHEN 'ok' THEN 1 ELSE 0 END, h.completeness NULLS FIRST, 
         time=Time("now-24h", "now"),
         schemaVersion=SCHEMA_VERSION,
         templating=Templating(list=[enterprise_variable(tr)]),
-        panels=[total, *counts, completeness, sensors],
+        panels=[total, *counts, completeness, faults, sensors],
     ).auto_panel_ids()

@@ -56,6 +56,10 @@ _T: dict[str, tuple[str, str]] = {
     "p.out_of_range_count": ("超量程", "Out of range"),
     "p.no_data_count": ("无数据", "No data"),
     "p.sensor_table": ("传感器状态", "Sensor status"),
+    "p.fault_alarms": (
+        "仪表故障报警 (卡值、跳变、超量程、质量坏、振荡)",
+        "Instrument fault alarms (stuck, spike, out of range, bad quality, chattering)",
+    ),
     "p.completeness": ("数据完整率 (按危险源)", "Data completeness by hazard source"),
     # bureau
     "p.enterprises": ("企业数", "Enterprises"),

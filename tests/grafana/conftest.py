@@ -183,6 +183,18 @@ def load_alarms(conn: psycopg.Connection[tuple[object, ...]], plant: Plant, now_
         now_us - 2 * 1440 * m,
         bureau_step="received",
     )  # standing: active for two days
+    _alarm(
+        conn,
+        ent,
+        region,
+        "cl2-tankfarm",
+        "TT-103",
+        "bad_quality",
+        1,
+        "active_unacked",
+        now_us - 10 * m,
+        level="fault",
+    )
     chat = _alarm(conn, ent, region, "lpg-spheres", "GT-201", "gas_first", 2, "rtn_unacked", now_us - 5 * m)
     for i in (1, 2):  # three activations within a minute: chattering
         conn.execute(

@@ -119,6 +119,7 @@ def test_overview_shows_the_situations(fresh_db: tuple[str, datetime]) -> None:
             ("cl2-tankfarm", "PT-101", "active_acked"),
             ("lpg-spheres", "GT-201", "rtn_unacked"),
             ("lpg-spheres", "LT-201", "active_acked"),
+            ("cl2-tankfarm", "TT-103", "active_unacked"),  # blue: the instrument fault
         ]
         stale = _run_panel(conn, _query("hazmon-overview", "Stale sensors"), rng, enterprise="hx-chem")
         assert stale == [(1,)]
@@ -129,9 +130,18 @@ def test_sensor_health_classifies_each_fault(fresh_db: tuple[str, datetime]) -> 
     rng = TimeRange(now - timedelta(hours=1), now)
     with psycopg.connect(dsn, autocommit=True) as conn:
         rows = _run_panel(conn, _query("hazmon-sensor-health", "Sensor status"), rng, enterprise="hx-chem")
-        status = {r[0]: r[3] for r in rows}
-        not_good = {r[0]: r[7] for r in rows}
-        completeness = {r[0]: r[8] for r in rows}
+        faults = _run_panel(
+            conn,
+            _query(
+                "hazmon-sensor-health",
+                "Instrument fault alarms (stuck, spike, out of range, bad quality, chattering)",
+            ),
+            rng,
+            enterprise="hx-chem",
+        )
+    status = {r[0]: r[3] for r in rows}
+    not_good = {r[0]: r[7] for r in rows}
+    completeness = {r[0]: r[8] for r in rows}
     assert status["AT-102"] == "stale"
     assert status["TT-103"] == "bad"
     assert status["FT-301"] == "out_of_range"
@@ -139,6 +149,7 @@ def test_sensor_health_classifies_each_fault(fresh_db: tuple[str, datetime]) -> 
     assert not_good["TT-103"] == 120  # 10 minutes at 5 s
     assert completeness["LT-101"] == pytest.approx(1.0, abs=0.02)
     assert completeness["AT-102"] == pytest.approx(45 / 60, abs=0.03)  # silent for the last 15 of 60 min
+    assert [(r[0], r[2], r[3]) for r in faults] == [("TT-103", "bad_quality", "active_unacked")]
 
 
 def test_limits_are_drawn_for_the_selected_hazard_source(panel_db: tuple[str, datetime]) -> None:
