@@ -39,6 +39,25 @@ def feed(
     return out
 
 
+def feed_chunks(
+    runner: RulesRunner, series: dict[str, Series], seconds: range, chunk_s: int
+) -> list[Finding]:
+    """Like `feed`, but the readings of ``chunk_s`` seconds go in one batch (as a busy collector sends them)."""
+    out: list[Finding] = []
+    items = list(seconds)
+    for k in range(0, len(items), chunk_s):
+        rs: list[Reading] = []
+        for t in items[k : k + chunk_s]:
+            for tag, fn in series.items():
+                v = fn(t)
+                if v is None:
+                    continue
+                val, q = (v, 0) if isinstance(v, float | int) else v
+                rs.append(Reading(tag, at(t), float(val), Quality(q)))
+        out += runner.process(rs, [], at(items[min(k + chunk_s, len(items)) - 1]))
+    return out
+
+
 def rows(findings: Iterable[Finding]) -> list[Row]:
     """(seconds since T0, sensor, condition, active) of each finding."""
     return [((f.ts_us - T0) / S, f.sensor or "", str(f.condition), f.active) for f in findings]

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from rules_helpers import T0, S, feed, rows, runner
+from rules_helpers import T0, S, feed, feed_chunks, rows, runner
 
 from hazmon.plant import Condition, Level, Plant
 from hazmon.rules import robust_trend
@@ -86,7 +86,7 @@ def test_quiet_on_cycles_and_noise(
 ) -> None:
     r = runner(example_plant)
     period = int(example_plant.sensor(tag).period_s)
-    fs = feed(r, {tag: fn}, range(0, seconds, period))  # type: ignore[dict-item]
+    fs = feed_chunks(r, {tag: fn}, range(0, seconds, period), 120)  # type: ignore[dict-item]
     assert rows(fs) == []
 
 
