@@ -74,6 +74,8 @@ _DETECTOR_TAU_S: dict[SensorKind, float] = {
 # NAMUR NE 43: a 4-20 mA loop carries measurements from 3.8 to 20.5 mA, so a
 # process value beyond the range saturates there (-1.25 % / +3.125 % of span).
 _SAT_LOW, _SAT_HIGH = 0.2 / 16.0, 0.5 / 16.0
+# ... and a failing one signals at 3.6 mA / 21 mA (-2.5 % / +6.25 %): the extremes of any reading.
+_FAIL_LOW, _FAIL_HIGH = 0.4 / 16.0, 1.0 / 16.0
 _AIR_O2_PCT = 20.9
 _WEATHER_TAU_S = 6 * 3600.0
 _MEANDER_TAU_S = 60.0
@@ -538,6 +540,8 @@ class Simulation:
             value, quality = faulty
         if value < lo or value > hi:
             quality = Quality.BAD
+            # a faulty transmitter cannot drive its loop beyond the NE 43 failure currents either
+            value = min(max(value, lo - _FAIL_LOW * span), hi + _FAIL_HIGH * span)
         if ch.decimals is not None:
             value = round(value, ch.decimals)
         out.append(Reading(ch.sensor.tag, ts_us, value, quality))

@@ -6,6 +6,8 @@ from collections import defaultdict
 from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hazmon.plant import Plant, Quality, Reading, effective_limits
 from hazmon.plant.model import SensorKind
@@ -285,3 +287,32 @@ def test_plant_without_equipment_still_simulates(example_plant: Plant) -> None:
     plant = replace(example_plant, hazard_sources=hs)
     readings = list(Simulation(plant, "normal", 1, START).readings(60))
     assert {r.tag for r in readings} == {s.tag for s in plant.sensors()}
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rate=st.floats(0.0, 50.0),
+    from_deg=st.floats(0.0, 359.0),
+    fault=st.sampled_from(["stuck", "drift", "spikes", "out_of_range", "bad_quality"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_every_reading_is_good_inside_its_range_or_flagged(
+    example_plant: Plant, rate: float, from_deg: float, fault: str, seed: int
+) -> None:
+    text = f"""
+name: prop
+wind: {{from_deg: {from_deg}, speed_m_s: 1.5}}
+events:
+  - {{at: 0, leak: {{id: l, chemical: chlorine, equipment: V-102, rate_g_s: {rate}}}}}
+  - {{at: 10, fault: {{sensor: AT-101, kind: {fault}, amount: 100}}}}
+  - {{at: 10, fault: {{sensor: LT-101, kind: {fault}, amount: 100}}}}
+"""
+    ranges = {s.tag: s.range for s in example_plant.sensors()}
+    for r in Simulation(example_plant, parse_scenario_text(text), seed, START).readings(120):
+        lo, hi = ranges[r.tag]
+        span = hi - lo
+        if r.quality is Quality.GOOD:
+            assert lo <= r.value <= hi, r
+        else:
+            assert r.quality is Quality.BAD or (fault == "bad_quality" and r.quality is Quality.UNCERTAIN), r
+            assert lo - span * 0.4 / 16 - 1e-9 <= r.value <= hi + span / 16 + 1e-9, r
