@@ -101,6 +101,14 @@ def _alarms(conn: psycopg.Connection[tuple[object, ...]], now_us: int, days: int
            FROM alarm a, generate_series(1, 66) g""",
         (now_us, days * 86_400_000_000),
     )
+    conn.execute(  # messages sent, a third of them to the county bureau
+        """INSERT INTO alarm_event (alarm_id, at_us, kind, actor, data)
+           SELECT a.id, a.activated_at_us + 600000000, 'notified', 'system',
+                  jsonb_build_object('purpose', 'escalation', 'step', 1,
+                                     'recipient', CASE WHEN a.id % 3 = 0 THEN 'bureau_county'
+                                                       ELSE 'control_room' END)
+           FROM alarm a"""
+    )
 
 
 def _refresh(dsn: str, windows: list[tuple[datetime, datetime]]) -> None:

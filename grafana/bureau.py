@@ -33,10 +33,11 @@ REGISTER_UID = "hazmon-assessment-register"
 
 _REGION = "hazmon_region_match(en.region_code, '$region')"
 # Warnings the bureau handles: it has taken a handling step, or the escalation
-# schedule reached a bureau recipient (the alarm service's "escalated" event).
+# schedule reached a bureau recipient (the alarm service records a "notified"
+# event with {"recipient": "bureau_county", ...} for each message it sends).
 _ESCALATED = (
     "(a.bureau_step IS NOT NULL OR EXISTS (SELECT 1 FROM alarm_event x WHERE x.alarm_id = a.id "
-    "AND x.kind = 'escalated' AND x.data::text LIKE '%bureau%'))"
+    "AND x.kind IN ('escalated', 'notified') AND x.data ->> 'recipient' LIKE 'bureau%'))"
 )
 
 

@@ -155,10 +155,14 @@ def load_alarms(conn: psycopg.Connection[tuple[object, ...]], plant: Plant, now_
         level="second",
     )
     conn.execute(
-        "INSERT INTO alarm_event (alarm_id, at_us, kind, actor, data) VALUES (%s, %s, 'escalated', 'system', %s)",
-        (a1, now_us - 10 * m, json.dumps({"recipients": ["bureau_county"]})),
+        "INSERT INTO alarm_event (alarm_id, at_us, kind, actor, data) VALUES (%s, %s, 'notified', 'system', %s)",
+        (a1, now_us - 10 * m, json.dumps({"purpose": "escalation", "recipient": "bureau_county", "step": 2})),
     )
-    _alarm(conn, ent, region, "lpg-spheres", "LT-201", "h", 2, "active_acked", now_us - 90 * m)
+    a2 = _alarm(conn, ent, region, "lpg-spheres", "LT-201", "h", 2, "active_acked", now_us - 90 * m)
+    conn.execute(  # told to the control room only: not a bureau matter
+        "INSERT INTO alarm_event (alarm_id, at_us, kind, actor, data) VALUES (%s, %s, 'notified', 'system', %s)",
+        (a2, now_us - 89 * m, json.dumps({"purpose": "escalation", "recipient": "control_room", "step": 0})),
+    )
     _alarm(
         conn,
         ent,
