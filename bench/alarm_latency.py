@@ -29,7 +29,9 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import signal
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -258,6 +260,13 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
             lat.append(got[tag] - t0)
         except TimeoutError:
             missing += 1
+            if missing >= 5 and not lat:
+                print(
+                    f"no notification for the first {missing} probes: the daemon is not keeping up; stopping"
+                )
+                break
+        if (i + 1) % 50 == 0:
+            print(f"  {i + 1} probes, {len(lat)} notified", flush=True)
         await asyncio.sleep(args.interval)
     load_rate = (sent.value - n_load0) / (time.time() - t_load0)
     stop.set()
@@ -326,7 +335,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--timeout", type=float, default=10.0)
     a = ap.parse_args()
-    name = f"hazmon_bench_{uuid.uuid4().hex[:8]}"
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed: still drop the scratch database
+    name = f"hazmon_bench_alarms_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN, autocommit=True) as adm:
         adm.execute(f'CREATE DATABASE "{name}"')
     try:
