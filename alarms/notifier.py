@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hazmon.alarms.escalation import Contact
+
 __all__ = ["Message", "Notifier", "RetryPolicy", "next_attempt"]
 
 
@@ -44,6 +46,10 @@ class Notifier(Protocol):
 
     name: str
     kind: str
+
+    def address(self, contact: Contact) -> str | None:
+        """Where this notifier reaches ``contact`` (None: it cannot, e.g. no e-mail address)."""
+        ...
 
     async def notify(self, message: Message) -> tuple[bool, Exception | None]:
         """Deliver ``message``; returns (retry, error); error is None on success."""

@@ -506,7 +506,7 @@ class AlarmService:
             if recipient not in self._serves.get(name, ()):
                 continue
             for c in contacts(self.plant, hazard_source, recipient):
-                addr = n.address(c)  # type: ignore[attr-defined]
+                addr = n.address(c)
                 if addr:
                     out.append((name, addr, c.name))
                 else:
