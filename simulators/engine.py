@@ -174,6 +174,9 @@ class _Channel:
     zero_suppress: bool
     endpoint: str
     faults: list[ActiveFault] = field(default_factory=list)
+    tag: str = ""
+    sat_lo: float = 0.0
+    sat_hi: float = 0.0
     gas_pos: tuple[float, float] | None = None
     gas_tau_s: float = 0.0
     gas_lagged: float = 0.0
@@ -302,6 +305,8 @@ class Simulation:
             endpoint=endpoint_of(s),
         )
         ch.true_value = self._measure(s, ch, vessel)
+        ch.tag = s.tag
+        ch.sat_lo, ch.sat_hi = lo - _SAT_LOW * span, hi + _SAT_HIGH * span
         return ch
 
     def _measure(self, s: Sensor, ch: _Channel, v: _Vessel | None) -> Callable[[], float]:  # noqa: PLR0911
@@ -514,13 +519,15 @@ class Simulation:
 
     def _read(self, ch: _Channel, ts_us: int, out: list[Reading]) -> None:
         rng = self._rng
-        value = ch.true_value() + ch.sigma * rng.normal()
+        noise = rng._n.pop() if rng._n else rng.normal()
+        value = ch.true_value() + ch.sigma * noise
         lo, hi = ch.lo, ch.hi
-        if ch.zero_suppress and value < lo:
-            value = lo
         span = hi - lo
-        # the loop current saturates just beyond the range (NAMUR NE 43)
-        value = min(max(value, lo - _SAT_LOW * span), hi + _SAT_HIGH * span)
+        # a low cut-off shows zero; otherwise the loop current saturates just beyond the range (NAMUR NE 43)
+        if value < lo:
+            value = lo if ch.zero_suppress else max(value, ch.sat_lo)
+        elif value > hi:
+            value = min(value, ch.sat_hi)
         quality = Quality.GOOD
         if ch.faults:
             faulty = apply_faults(
@@ -544,7 +551,7 @@ class Simulation:
             value = min(max(value, lo - _FAIL_LOW * span), hi + _FAIL_HIGH * span)
         if ch.decimals is not None:
             value = round(value, ch.decimals)
-        out.append(Reading(ch.sensor.tag, ts_us, value, quality))
+        out.append(Reading(ch.tag, ts_us, value, quality))
 
     def _tick(self, t_us: int, out: list[Reading]) -> None:
         events = self._events
