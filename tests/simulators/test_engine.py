@@ -301,9 +301,9 @@ def test_every_reading_is_good_inside_its_range_or_flagged(
 ) -> None:
     text = f"""
 name: prop
-wind: {{from_deg: {from_deg}, speed_m_s: 1.5}}
+wind: {{from_deg: {from_deg:.3f}, speed_m_s: 1.5}}
 events:
-  - {{at: 0, leak: {{id: l, chemical: chlorine, equipment: V-102, rate_g_s: {rate}}}}}
+  - {{at: 0, leak: {{id: l, chemical: chlorine, equipment: V-102, rate_g_s: {rate:.6f}}}}}
   - {{at: 10, fault: {{sensor: AT-101, kind: {fault}, amount: 100}}}}
   - {{at: 10, fault: {{sensor: LT-101, kind: {fault}, amount: 100}}}}
 """
