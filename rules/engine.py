@@ -449,14 +449,18 @@ def _dense(st: RulesState, batch: Batch, out: _Out, fired: list[tuple[int, I64, 
     """
     m, s = st.model, st.settings
     n = m.n
-    present = np.zeros(n, dtype=bool)
-    present[batch.idx] = True
-    ts = np.full(n, NONE, dtype=np.int64)
-    ts[batch.idx] = batch.ts
-    val = np.full(n, np.nan)
-    val[batch.idx] = batch.value
-    q = np.zeros(n, dtype=np.int8)
-    q[batch.idx] = batch.quality
+    if batch.idx.size == n and bool(np.all(batch.idx[1:] > batch.idx[:-1])):
+        present = np.ones(n, dtype=bool)  # every sensor, in row order: no scatter
+        ts, val, q = batch.ts, batch.value, batch.quality
+    else:
+        present = np.zeros(n, dtype=bool)
+        present[batch.idx] = True
+        ts = np.full(n, NONE, dtype=np.int64)
+        ts[batch.idx] = batch.ts
+        val = np.full(n, np.nan)
+        val[batch.idx] = batch.value
+        q = np.zeros(n, dtype=np.int8)
+        q[batch.idx] = batch.quality
     late = present & (ts <= st.last_ts)
     if late.any():
         st.counters["late"] += int(late.sum())
@@ -464,14 +468,12 @@ def _dense(st: RulesState, batch: Batch, out: _Out, fired: list[tuple[int, I64, 
     changed = ~(np.abs(val - st.ref_val) <= s.stuck_tolerance * m.span)
     ref_ts = np.where(changed, ts, st.ref_ts)
     with np.errstate(invalid="ignore"):
-        busy = (
+        clean = present & ~(
             (q >= 2)
-            | ~(val >= m.quiet_lo)
-            | ~(val < m.quiet_hi)
+            | ~(val >= m.lo_ok)
+            | ~(val <= m.hi_ok)
             | (np.abs(val - st.last_val) > m.spike_step)
             | (m.stuck_check & (ts - ref_ts >= round(s.stuck_after_s * 1e6)))
-            | st.active[:4].any(axis=0)
-            | (st.pend[:4] != NONE).any(axis=0)
             | st.bad
             | st.oor
             | st.stuck
@@ -479,7 +481,14 @@ def _dense(st: RulesState, batch: Batch, out: _Out, fired: list[tuple[int, I64, 
             | st.susp
             | (st.bad_first != NONE)
         )
-    quiet = present & ~busy
+        idle = (val >= m.quiet_lo) & (val < m.quiet_hi) & ~st.active[:4].any(axis=0)
+        idle &= ~(st.pend[:4] != NONE).any(axis=0)
+    quiet = clean & idle
+    # a standing alarm whose reading keeps every limit where it is is quiet too
+    cand = np.flatnonzero(clean & ~idle)
+    if cand.size:
+        quiet[cand[_steady(st, cand, val[cand])]] = True
+    busy = ~quiet
     nq = int(np.count_nonzero(quiet))
     st.counters["evaluated"] += nq
     if nq:
@@ -499,6 +508,24 @@ def _dense(st: RulesState, batch: Batch, out: _Out, fired: list[tuple[int, I64, 
     rest = np.flatnonzero(present & busy)
     if rest.size:
         _round(st, rest, ts[rest], val[rest], q[rest], out, fired)
+
+
+def _steady(st: RulesState, idx: I64, val: F64) -> B:
+    """Readings that change no limit state: each limit judged from its state equals it, none pending."""
+    lim = st.model.limits[:, idx]
+    db = st.model.deadband[idx]
+    act = st.active[:4, idx]
+    with np.errstate(invalid="ignore"):
+        raw = np.stack(
+            [
+                np.where(act[0], val >= lim[0] - db, val >= lim[0]),
+                np.where(act[1], val >= lim[1] - db, val >= lim[1]),
+                np.where(act[2], val <= lim[2] + db, val <= lim[2]),
+                np.where(act[3], val <= lim[3] + db, val <= lim[3]),
+            ]
+        )
+    steady: B = (raw == act).all(axis=0) & (st.pend[:4, idx] == NONE).all(axis=0)
+    return steady
 
 
 def _dense_buckets(
@@ -560,29 +587,33 @@ def _quiet(st: RulesState, idx: I64, ts: I64, val: F64, q: NDArray[np.int8], fir
     with np.errstate(invalid="ignore"):
         busy = (
             (q >= 2)
-            | ~(val >= m.quiet_lo[idx])  # NaN, below the range or at a low limit
-            | ~(val < m.quiet_hi[idx])  # above the range or at a high limit
+            | ~(val >= m.lo_ok[idx])  # NaN or below the range
+            | ~(val <= m.hi_ok[idx])
             | (np.abs(val - prev) > m.spike_step[idx])
+            | st.bad[idx]
+            | st.oor[idx]
+            | st.stuck[idx]
+            | st.stale[idx]
+            | st.susp[idx]
+            | (st.bad_first[idx] != NONE)
         )
+        limits = ~((val >= m.quiet_lo[idx]) & (val < m.quiet_hi[idx]))
     stuck_due = ts - ref_ts >= round(s.stuck_after_s * 1e6)
     if stuck_due.any():
         busy |= m.stuck_check[idx] & stuck_due
-    sensor_busy = (
-        st.active[:4, idx].any(axis=0)
-        | (st.pend[:4, idx] != NONE).any(axis=0)
-        | st.bad[idx]
-        | st.oor[idx]
-        | st.stuck[idx]
-        | st.stale[idx]
-        | st.susp[idx]
-        | (st.bad_first[idx] != NONE)
-    )
-    if busy.any():
+    limits |= st.active[:4, idx].any(axis=0) | (st.pend[:4, idx] != NONE).any(axis=0)
+    cand = np.flatnonzero(limits & ~busy)
+    if cand.size:
+        # a standing alarm whose readings keep every limit where it is stays quiet
+        limits[cand[_steady(st, idx[cand], val[cand])]] = False
+    busy |= limits
+    sensor_busy = busy
+    if busy.any() and not first.all():
         # a sensor is busy when any of its readings is
         grp = np.cumsum(first) - 1
         any_busy = np.zeros(int(grp[-1]) + 1, dtype=bool)
         any_busy[grp[busy]] = True
-        sensor_busy = sensor_busy | any_busy[grp]
+        sensor_busy = any_busy[grp]
     quiet: B = ~sensor_busy
     return quiet
 
@@ -995,9 +1026,9 @@ def _windows(st: RulesState, ci: I64, cb: I64) -> tuple[F64, F64]:
 
 
 def _ends(st: RulesState, ci: I64, cb: I64) -> tuple[F64, F64]:
-    """Mean of the oldest and of the newest sixth of each trend window (NaN if a bucket is missing)."""
+    """Mean of the oldest and of the newest few buckets of each window (NaN if a bucket is missing)."""
     nslots = st.bmean.shape[1]
-    q = max(1, nslots // 6)
+    q = _ends_width(nslots)
     ids = cb[:, None] - np.r_[np.arange(nslots - q, nslots), np.arange(q)][None, :]
     flat = ci[:, None] * nslots + ids % nslots
     v = st.bmean.reshape(-1).take(flat).astype(np.float64)
@@ -1005,9 +1036,14 @@ def _ends(st: RulesState, ci: I64, cb: I64) -> tuple[F64, F64]:
     return v[:, :q].mean(axis=1), v[:, q:].mean(axis=1)
 
 
+def _ends_width(nslots: int) -> int:
+    """Buckets averaged at each end of the window for the crude slope of `_screen`."""
+    return max(1, nslots // 20)
+
+
 def _ends_of(y: F64, age: F64) -> tuple[F64, F64]:
     nb = y.shape[1]
-    q = max(1, nb // 6)
+    q = _ends_width(nb)
     a = np.where(age >= nb - q, y, 0.0).sum(axis=1) / q
     b = np.where(age < q, y, 0.0).sum(axis=1) / q
     return a, np.where(np.isnan(y).any(axis=1), np.nan, b)
@@ -1017,12 +1053,12 @@ def _screen(st: RulesState, ci: I64, a: F64, b: F64) -> B:
     """Rows worth a robust fit; the others cannot predict anything.
 
     Worth it: predictions active or pending, windows with gaps (NaN ends), and
-    windows whose crude end-to-end slope (mean of the newest sixth minus mean of
-    the oldest sixth) would reach HH / LL within three horizons.
+    windows whose crude end-to-end slope (mean of the newest few buckets minus
+    mean of the oldest few) would reach HH / LL within three horizons.
     """
     s, m = st.settings, st.model
     nb = st.bmean.shape[1]
-    q = max(1, nb // 6)
+    q = _ends_width(nb)
     slope = (b - a) / (nb - q)  # per bucket
     far = 3.0 * s.horizon_s / s.bucket_s
     with np.errstate(invalid="ignore"):
