@@ -104,10 +104,12 @@ def bench_plant(n_load: int, n_probe: int, prefix: str) -> Plant:
     return replace(base, opcua=(), mqtt=(broker,), hazard_sources=sources)
 
 
-def run_daemon(config: DaemonConfig, plant: Plant, ready: Any, stop: Any) -> None:
+def run_daemon(config: DaemonConfig, plant: Plant, ready: Any, stop: Any, log_path: str) -> None:
     from hazmon.daemon import Daemon  # noqa: PLC0415 - imported in the child process
     from hazmon.logs import configure_logging  # noqa: PLC0415
 
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)  # the daemon's log goes to a file; the bench summarises it
     configure_logging("warning", True)
 
     async def main() -> None:
@@ -204,7 +206,8 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
     )
     ctx = mp.get_context("spawn")
     ready, stop, sent = ctx.Event(), ctx.Event(), ctx.Value("q", 0)
-    daemon = ctx.Process(target=run_daemon, args=(config, plant, ready, stop), daemon=True)
+    log_path = str(tmp / "daemon.log")
+    daemon = ctx.Process(target=run_daemon, args=(config, plant, ready, stop, log_path), daemon=True)
     daemon.start()
     if not await asyncio.to_thread(ready.wait, 120):
         raise SystemExit("the daemon did not start within 120 s")
@@ -282,6 +285,13 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
             "JOIN alarm a ON a.id = e.alarm_id WHERE a.sensor LIKE 'PB-%%' AND e.kind = 'raised'"
         ).fetchall()
         raised = (len(recorded),)
+    events: dict[str, int] = {}
+    for line in (await asyncio.to_thread(Path(log_path).read_text, errors="replace")).splitlines():
+        with contextlib.suppress(json.JSONDecodeError, AttributeError):
+            ev = str(json.loads(line).get("event", ""))
+            events[ev] = events.get(ev, 0) + 1
+    noteworthy = {k: v for k, v in events.items() if k not in ("sensor stale", "sensor fresh")}
+    print(f"daemon log: {sum(events.values())} warnings/errors {noteworthy or ''}")
     ms = [x * 1000 for x in lat]
     rtt_ms = [x * 1000 for x in rtt]
     print(
