@@ -37,7 +37,7 @@ from hazmon.collector.queue import ReadingQueue
 from hazmon.collector.settings import MqttSettings
 from hazmon.plant.model import MqttBroker
 
-__all__ = ["MqttInput", "SourceState"]
+__all__ = ["MqttInput", "MqttPublishError", "SourceState", "publish_checked"]
 
 log = structlog.get_logger("hazmon.collector.mqtt")
 
@@ -272,3 +272,27 @@ class MqttInput:
             self.metrics.inc("hazmon_readings_received_total", len(d.readings), self._labels)
             return self.queue.put_threadsafe(d.readings)
         return True
+
+
+class MqttPublishError(RuntimeError):
+    """paho refused a publish (its only report is the return code)."""
+
+
+def publish_checked(client: paho.Client, topic: str, payload: bytes, qos: int = 1) -> paho.MQTTMessageInfo:
+    """Publish and raise when paho did not take the message.
+
+    paho drops a QoS >= 1 publish when its queue of unacknowledged messages is
+    full (65,535 in flight, or ``max_queued_messages_set``) and says so only in
+    the return code (``MQTT_ERR_QUEUE_SIZE``): every publisher of ours checks it.
+
+    Raises:
+        MqttPublishError: paho did not take the message (QUEUE_SIZE, PAYLOAD_SIZE, ...).
+    """
+    info = client.publish(topic, payload, qos=qos)
+    # NO_CONN with QoS >= 1: paho keeps the message and sends it after the reconnect
+    queued = qos > 0 and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN
+    if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS and not queued:
+        raise MqttPublishError(
+            f"publish to {topic} refused: {paho.error_string(info.rc)} (rc {int(info.rc)})"
+        )
+    return info

@@ -101,7 +101,7 @@ def count(dsn: str, sql: str = "SELECT count(*) FROM readings") -> int:
         return int(str(row[0]))
 
 
-async def wait_for(cond: Callable[[], bool], what: str, limit_s: float = 30.0) -> None:
+async def wait_for(cond: Callable[[], bool], what: str, limit_s: float = 60.0) -> None:
     """Wait for a condition (a deadline against hanging, not a timing assertion)."""
     deadline = time.monotonic() + limit_s
     while not cond():
