@@ -36,228 +36,46 @@ of one condition within a window) are evaluated, and time-based transitions
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
-
 import numpy as np
 from numpy.typing import NDArray
 
-from hazmon.plant.findings import Condition, Finding, Level
-from hazmon.rules import messages
-from hazmon.rules.model import LIMIT_NAMES, RulesModel
-from hazmon.rules.settings import RulesSettings
+from hazmon.plant.findings import Finding
+from hazmon.rules.state import (
+    BAD,
+    CHAT,
+    CHAT_ROWS,
+    EMPTY_I,
+    F64,
+    HH,
+    I64,
+    LL,
+    N_PROC,
+    NONE,
+    OOR,
+    PHH,
+    PLL,
+    RATE,
+    SPIKE,
+    STALE,
+    STUCK,
+    B,
+    Batch,
+    H,
+    L,
+    RulesState,
+    Transitions,
+    initial_state,
+)
 from hazmon.rules.trend import robust_trend
+from hazmon.rules.wording import findings as _findings
 
 __all__ = ["NONE", "Batch", "RulesState", "evaluate", "initial_state"]
 
-F64 = NDArray[np.float64]
-I64 = NDArray[np.int64]
-B = NDArray[np.bool_]
-
-NONE = np.iinfo(np.int64).min
-"""'No time' in the int64 time arrays."""
-_NO_BUCKET = np.iinfo(np.int32).min
-
-# Rows of the process bank (delayed state machines).
-HH, H, L, LL, RATE, PHH, PLL = range(7)
-_N_PROC = 7
-_CHAT_ROWS = 5  # HH, H, L, LL, RATE count towards chattering
-
-# Internal codes of transitions (process rows 0-6 keep their numbers).
-OOR, STUCK, BAD, STALE, SPIKE, CHAT = range(7, 13)
-_FAULT_NAME = {OOR: "out_of_range", STUCK: "stuck", BAD: "bad_quality", STALE: "stale", SPIKE: "spike"}
-_FAULT_COND = {
-    OOR: Condition.OUT_OF_RANGE,
-    STUCK: Condition.STUCK,
-    BAD: Condition.BAD_QUALITY,
-    STALE: Condition.STALE,
-    SPIKE: Condition.SPIKE,
-    CHAT: Condition.CHATTERING,
-}
-_SORT = {HH: 0, LL: 0, H: 1, L: 1, RATE: 2, PHH: 3, PLL: 3}
-
-_EMPTY_I = np.zeros(0, dtype=np.int64)
-_STAGGER_FROM = 2048
 _DENSE_FROM = 0.25
 """A batch with one reading for at least this share of the sensors is handled densely."""
 
 
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """New inputs as arrays: readings (sensor row, ts, value, quality) and stale changes.
-
-    Readings may come in any order and several per sensor; the engine sorts them.
-    """
-
-    idx: I64
-    ts: I64
-    value: F64
-    quality: NDArray[np.int8]
-    stale_idx: I64 = field(default_factory=lambda: _EMPTY_I)
-    stale_flag: B = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    stale_ts: I64 = field(default_factory=lambda: _EMPTY_I)
-    stale_reason: tuple[str, ...] = ()
-
-    @staticmethod
-    def empty() -> Batch:
-        return Batch(_EMPTY_I, _EMPTY_I, np.zeros(0), np.zeros(0, dtype=np.int8))
-
-    @staticmethod
-    def of(
-        idx: Sequence[int],
-        ts: Sequence[int],
-        value: Sequence[float],
-        quality: Sequence[int] | None = None,
-    ) -> Batch:
-        n = len(idx)
-        return Batch(
-            np.asarray(idx, dtype=np.int64),
-            np.asarray(ts, dtype=np.int64),
-            np.asarray(value, dtype=np.float64),
-            np.asarray(quality if quality is not None else [0] * n, dtype=np.int8),
-        )
-
-
-@dataclass(slots=True, eq=False)
-class RulesState:
-    """Everything the engine remembers, as arrays over N sensors (see module docstring)."""
-
-    model: RulesModel
-    settings: RulesSettings
-    active: B  # (7, N) process conditions
-    pend: I64  # (7, N) since when the condition differs from `active`; NONE: not pending
-    last_ts: I64
-    last_val: F64  # last value accepted for evaluation
-    bad: B
-    oor: B
-    stuck: B
-    stale: B
-    stale_own: B  # stale raised by the rules' own stale_factor (cleared by a reading)
-    bad_last: I64  # time of the latest bad-quality / out-of-range reading
-    bad_first: I64  # first bad reading of the current run of bad readings; NONE: last was not bad
-    oor_last: I64
-    spike: B
-    chat: B
-    ref_val: F64  # stuck detection: value and time of the last change
-    ref_ts: I64
-    ring: NDArray[np.float32]  # (N, K) last accepted raw readings (spike test)
-    ring_pos: NDArray[np.int32]
-    ring_n: NDArray[np.int32]
-    susp: B  # a suspected spike is held back, waiting for the next reading
-    susp_med: F64
-    susp_scale: F64
-    susp_val: F64
-    susp_ts: I64
-    spike_last: I64
-    phase_us: I64  # buckets of sensor i close at a staggered phase
-    cur_b: I64
-    cur_sum: F64
-    cur_n: NDArray[np.int32]
-    bmean: NDArray[np.float32]  # (N, S) bucket means, slot = bucket % S
-    bid: NDArray[np.int32]  # (N, S) bucket number of each slot
-    rate_val: F64  # last rate of change, per minute
-    pred_level: F64  # last fit: level at the newest bucket
-    pred_slope: F64  # per minute
-    pred_at: I64  # (2, N) expected crossing of HH / LL
-    chat_t: I64  # (5, N, count) last activation times per condition
-    chat_pos: NDArray[np.int8]
-    chat_until: I64
-    vote: B  # (2, G) confirmed / unconfirmed
-    counters: dict[str, int]
-    reasons: dict[int, str]  # reason of the latest stale change per sensor row
-
-    def copy(self) -> RulesState:
-        kw: dict[str, object] = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            kw[f.name] = v.copy() if isinstance(v, np.ndarray | dict) else v
-        return RulesState(**kw)  # type: ignore[arg-type]
-
-    def window_bytes(self) -> int:
-        """Memory of the per-sensor windows (bucket ring and raw spike ring)."""
-        return int(self.bmean.nbytes + self.bid.nbytes + self.ring.nbytes)
-
-    def total_bytes(self) -> int:
-        """Memory of every array of the state (windows included)."""
-        arrays = [getattr(self, f.name) for f in fields(self)]
-        return int(sum(a.nbytes for a in arrays if isinstance(a, np.ndarray)))
-
-
-def initial_state(model: RulesModel, settings: RulesSettings) -> RulesState:
-    """A state that has seen nothing yet."""
-    n, s, k = model.n, settings.trend_buckets, settings.spike_samples
-    bucket_us = round(settings.bucket_s * 1e6)
-    # Large plants stagger bucket boundaries over the sensors so that each batch
-    # closes (and fits) only a share of them; small ones close all at once, which
-    # costs fewer, larger fits.
-    step = max(1, round(settings.bucket_s)) if n >= _STAGGER_FROM else 1
-    phase = (np.arange(n, dtype=np.int64) % step) * (bucket_us // step)
-    g = len(model.groups.ids)
-    return RulesState(
-        model=model,
-        settings=settings,
-        active=np.zeros((_N_PROC, n), dtype=bool),
-        pend=np.full((_N_PROC, n), NONE, dtype=np.int64),
-        last_ts=np.full(n, NONE, dtype=np.int64),
-        last_val=np.full(n, np.nan),
-        bad=np.zeros(n, dtype=bool),
-        oor=np.zeros(n, dtype=bool),
-        stuck=np.zeros(n, dtype=bool),
-        stale=np.zeros(n, dtype=bool),
-        stale_own=np.zeros(n, dtype=bool),
-        bad_last=np.full(n, NONE, dtype=np.int64),
-        bad_first=np.full(n, NONE, dtype=np.int64),
-        oor_last=np.full(n, NONE, dtype=np.int64),
-        spike=np.zeros(n, dtype=bool),
-        chat=np.zeros(n, dtype=bool),
-        ref_val=np.full(n, np.nan),
-        ref_ts=np.full(n, NONE, dtype=np.int64),
-        ring=np.zeros((n, k), dtype=np.float32),
-        ring_pos=np.zeros(n, dtype=np.int32),
-        ring_n=np.zeros(n, dtype=np.int32),
-        susp=np.zeros(n, dtype=bool),
-        susp_med=np.full(n, np.nan),
-        susp_scale=np.full(n, np.nan),
-        susp_val=np.full(n, np.nan),
-        susp_ts=np.full(n, NONE, dtype=np.int64),
-        spike_last=np.full(n, NONE, dtype=np.int64),
-        phase_us=phase,
-        cur_b=np.full(n, NONE, dtype=np.int64),
-        cur_sum=np.zeros(n),
-        cur_n=np.zeros(n, dtype=np.int32),
-        bmean=np.zeros((n, s), dtype=np.float32),
-        bid=np.full((n, s), _NO_BUCKET, dtype=np.int32),
-        rate_val=np.full(n, np.nan),
-        pred_level=np.full(n, np.nan),
-        pred_slope=np.full(n, np.nan),
-        pred_at=np.full((2, n), NONE, dtype=np.int64),
-        chat_t=np.full((_CHAT_ROWS, n, settings.chattering_count), NONE, dtype=np.int64),
-        chat_pos=np.zeros((_CHAT_ROWS, n), dtype=np.int8),
-        chat_until=np.full(n, NONE, dtype=np.int64),
-        vote=np.zeros((2, g), dtype=bool),
-        counters={"readings": 0, "evaluated": 0, "late": 0, "faulty": 0, "spikes_held": 0},
-        reasons={},
-    )
-
-
-# --------------------------------------------------------------------------- #
-# Transitions                                                                  #
-# --------------------------------------------------------------------------- #
-
-
-@dataclass(slots=True)
-class _Out:
-    """Transitions found during one evaluate call: (code, rows, ts, active, value)."""
-
-    items: list[tuple[int, I64, I64, B, F64]] = field(default_factory=list)
-    votes: list[tuple[int, int, bool, bool, int]] = field(default_factory=list)  # (g, ts, conf, act, cnt)
-
-    def add(self, code: int, idx: I64, ts: I64, active: B, value: F64) -> None:
-        if idx.size:
-            self.items.append((code, idx, ts, active, value))
-
-
-def _flip(flags: B, code: int, idx: I64, raw: B, ts: I64, val: F64, out: _Out) -> None:
+def _flip(flags: B, code: int, idx: I64, raw: B, ts: I64, val: F64, out: Transitions) -> None:
     """Immediate (undelayed) condition: set ``flags[idx] = raw`` and record the changes."""
     ch = flags[idx] != raw
     if ch.any():
@@ -282,7 +100,7 @@ def _step(
     raw_on: B,
     val: F64,
     held: F64,
-    out: _Out,
+    out: Transitions,
     fired: list[tuple[int, I64, I64]] | None = None,
 ) -> None:
     """Advance the delayed state machine of process row ``c`` for one reading per row.
@@ -317,7 +135,7 @@ def _step(
     st.pend[c, idx] = pend
 
 
-def _sweep(st: RulesState, now: int, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+def _sweep(st: RulesState, now: int, out: Transitions, fired: list[tuple[int, I64, I64]]) -> None:
     """Transitions whose delay elapsed by ``now`` without a new reading (value held)."""
     flat = np.flatnonzero(st.pend.ravel() != NONE)
     if flat.size == 0:
@@ -332,18 +150,18 @@ def _sweep(st: RulesState, now: int, out: _Out, fired: list[tuple[int, I64, I64]
         if due.any():
             di = ci[due]
             out.add(int(c), di, when[due], ~act[due], _value_for(st, int(c), di))
-            if int(c) < _CHAT_ROWS:
+            if int(c) < CHAT_ROWS:
                 fired.append((int(c), di[~act[due]], when[due][~act[due]]))
             st.active[c, di] = ~act[due]
             st.pend[c, di] = NONE
 
 
-def _due(st: RulesState, idx: I64, t: I64, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+def _due(st: RulesState, idx: I64, t: I64, out: Transitions, fired: list[tuple[int, I64, I64]]) -> None:
     """Transitions of sensors ``idx`` whose delay elapsed by ``t`` (before a reading or fault at ``t``)."""
     pend = st.pend[:, idx]
     if not (pend != NONE).any():
         return
-    for c in range(_N_PROC):
+    for c in range(N_PROC):
         p = pend[c]
         has = p != NONE
         if not has.any():
@@ -356,7 +174,7 @@ def _due(st: RulesState, idx: I64, t: I64, out: _Out, fired: list[tuple[int, I64
         if due.any():
             di = ci[due]
             out.add(c, di, when[due], ~act[due], _value_for(st, c, di))
-            if c < _CHAT_ROWS:
+            if c < CHAT_ROWS:
                 fired.append((c, di[~act[due]], when[due][~act[due]]))
             st.active[c, di] = ~act[due]
             st.pend[c, di] = NONE
@@ -382,7 +200,7 @@ def evaluate(state: RulesState, batch: Batch, now_us: int) -> tuple[RulesState, 
     or clears (``active=False``); nothing is repeated while a condition holds.
     They are sorted by time, the more severe first at equal times.
     """
-    st, out = state, _Out()
+    st, out = state, Transitions()
     fired: list[tuple[int, I64, I64]] = []
     _stale_changes(st, batch, out, fired)
     if batch.idx.size:
@@ -396,7 +214,7 @@ def evaluate(state: RulesState, batch: Batch, now_us: int) -> tuple[RulesState, 
     return st, _findings(st, out)
 
 
-def _readings(st: RulesState, batch: Batch, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+def _readings(st: RulesState, batch: Batch, out: Transitions, fired: list[tuple[int, I64, I64]]) -> None:
     """Sort the readings per sensor and time, drop late ones, then judge them.
 
     Sensors for which nothing can happen in this batch (no alarm active or
@@ -441,7 +259,7 @@ def _readings(st: RulesState, batch: Batch, out: _Out, fired: list[tuple[int, I6
             _round(st, idx[sel], ts[sel], val[sel], q[sel], out, fired)
 
 
-def _dense(st: RulesState, batch: Batch, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+def _dense(st: RulesState, batch: Batch, out: Transitions, fired: list[tuple[int, I64, I64]]) -> None:
     """One reading for many sensors: whole-array operations instead of gathers.
 
     Same results as `_single` (tests/rules/test_engine.py checks it); the
@@ -529,7 +347,7 @@ def _steady(st: RulesState, idx: I64, val: F64) -> B:
 
 
 def _dense_buckets(
-    st: RulesState, quiet: B, ts: I64, val: F64, out: _Out, fired: list[tuple[int, I64, I64]]
+    st: RulesState, quiet: B, ts: I64, val: F64, out: Transitions, fired: list[tuple[int, I64, I64]]
 ) -> None:
     bucket_us = round(st.settings.bucket_s * 1e6)
     b = (ts + st.phase_us) // bucket_us
@@ -549,7 +367,7 @@ def _dense_buckets(
     st.cur_n += quiet
 
 
-def _single(st: RulesState, batch: Batch, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+def _single(st: RulesState, batch: Batch, out: Transitions, fired: list[tuple[int, I64, I64]]) -> None:
     """At most one reading per sensor (the usual batch): no sorting, quiet ones in one go."""
     idx, ts, val, q = batch.idx, batch.ts, batch.value, batch.quality
     late = ts <= st.last_ts[idx]
@@ -630,7 +448,9 @@ def _stuck_refs(st: RulesState, idx: I64, ts: I64, val: F64, first: B) -> tuple[
     return ref_val, ref_ts
 
 
-def _bulk(st: RulesState, idx: I64, ts: I64, val: F64, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+def _bulk(
+    st: RulesState, idx: I64, ts: I64, val: F64, out: Transitions, fired: list[tuple[int, I64, I64]]
+) -> None:
     """Quiet path: windows, stuck reference and bucket closes for all readings at once."""
     n = idx.size
     first = np.r_[True, idx[1:] != idx[:-1]]
@@ -666,7 +486,7 @@ def _bulk_ring(st: RulesState, idx: I64, val: F64, first: B) -> None:
 
 
 def _bulk_buckets(
-    st: RulesState, idx: I64, ts: I64, val: F64, first: B, out: _Out, fired: list[tuple[int, I64, I64]]
+    st: RulesState, idx: I64, ts: I64, val: F64, first: B, out: Transitions, fired: list[tuple[int, I64, I64]]
 ) -> None:
     s = st.settings
     n = idx.size
@@ -702,7 +522,7 @@ def _bulk_buckets(
 
 
 def _bulk_closes(
-    st: RulesState, ci: I64, cb: I64, cm: F64, ct: I64, out: _Out, fired: list[tuple[int, I64, I64]]
+    st: RulesState, ci: I64, cb: I64, cm: F64, ct: I64, out: Transitions, fired: list[tuple[int, I64, I64]]
 ) -> None:
     """Closes found by the quiet path (several per sensor possible), in time order."""
     order = np.lexsort((ct, ci))
@@ -790,7 +610,7 @@ def _batch_rates(st: RulesState, ci: I64, cb: I64, cm: F64) -> tuple[F64, B]:
     return rate, ok
 
 
-def _stale_changes(st: RulesState, batch: Batch, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+def _stale_changes(st: RulesState, batch: Batch, out: Transitions, fired: list[tuple[int, I64, I64]]) -> None:
     for j in range(batch.stale_idx.size):
         i, flag, t = int(batch.stale_idx[j]), bool(batch.stale_flag[j]), int(batch.stale_ts[j])
         st.stale_own[i] = False
@@ -809,7 +629,7 @@ def _round(
     ts: I64,
     val: F64,
     q: NDArray[np.int8],
-    out: _Out,
+    out: Transitions,
     fired: list[tuple[int, I64, I64]],
 ) -> None:
     """One reading per sensor (rows unique)."""
@@ -879,7 +699,9 @@ def _round(
     _accept(st, ei, et, ev, out, fired)
 
 
-def _accept(st: RulesState, ei: I64, et: I64, ev: F64, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+def _accept(
+    st: RulesState, ei: I64, et: I64, ev: F64, out: Transitions, fired: list[tuple[int, I64, I64]]
+) -> None:
     """One judged reading per sensor ``ei`` goes into the windows (spike ring, buckets)."""
     k = st.settings.spike_samples
     st.last_val[ei] = ev
@@ -891,7 +713,7 @@ def _accept(st: RulesState, ei: I64, et: I64, ev: F64, out: _Out, fired: list[tu
 
 
 def _limits(
-    st: RulesState, ei: I64, et: I64, ev: F64, held: F64, out: _Out, fired: list[tuple[int, I64, I64]]
+    st: RulesState, ei: I64, et: I64, ev: F64, held: F64, out: Transitions, fired: list[tuple[int, I64, I64]]
 ) -> None:
     lim = st.model.limits[:, ei]
     db = st.model.deadband[ei]
@@ -901,7 +723,7 @@ def _limits(
         _step(st, c, ei, et, ev <= lim[c], ev <= lim[c] + db, ev, held, out, fired)
 
 
-def _spikes(st: RulesState, ui: I64, ut: I64, uv: F64, out: _Out) -> tuple[B, I64]:
+def _spikes(st: RulesState, ui: I64, ut: I64, uv: F64, out: Transitions) -> tuple[B, I64]:
     """Spike test.
 
     Returns:
@@ -910,7 +732,7 @@ def _spikes(st: RulesState, ui: I64, ut: I64, uv: F64, out: _Out) -> tuple[B, I6
     """
     s, m = st.settings, st.model
     keep = np.ones(ui.size, dtype=bool)
-    steps = _EMPTY_I
+    steps = EMPTY_I
     pend = st.susp[ui]
     if pend.any():
         j = ui[pend]
@@ -950,7 +772,9 @@ def _spikes(st: RulesState, ui: I64, ut: I64, uv: F64, out: _Out) -> tuple[B, I6
     return keep, steps
 
 
-def _buckets(st: RulesState, ei: I64, et: I64, ev: F64, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+def _buckets(
+    st: RulesState, ei: I64, et: I64, ev: F64, out: Transitions, fired: list[tuple[int, I64, I64]]
+) -> None:
     s = st.settings
     bucket_us = round(s.bucket_s * 1e6)
     b = (et + st.phase_us[ei]) // bucket_us
@@ -973,7 +797,9 @@ def _buckets(st: RulesState, ei: I64, et: I64, ev: F64, out: _Out, fired: list[t
     st.cur_n[ei] += 1
 
 
-def _closed(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+def _closed(
+    st: RulesState, ci: I64, cb: I64, t: I64, out: Transitions, fired: list[tuple[int, I64, I64]]
+) -> None:
     """Bucket ``cb`` of sensors ``ci`` closed at ``t``: rate of change and trend."""
     _rate(st, ci, cb, t, out, fired)
     pm = st.model.predict[ci]
@@ -981,7 +807,9 @@ def _closed(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out, fired: list[tup
         _predict(st, ci[pm], cb[pm], t[pm], out)
 
 
-def _rate(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+def _rate(
+    st: RulesState, ci: I64, cb: I64, t: I64, out: Transitions, fired: list[tuple[int, I64, I64]]
+) -> None:
     m, s = st.model, st.settings
     has = ~np.isnan(m.rate_rise[ci]) | ~np.isnan(m.rate_fall[ci])
     if not has.any():
@@ -997,7 +825,7 @@ def _rate(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out, fired: list[tuple
 
 
 def _rate_step(
-    st: RulesState, ci: I64, t: I64, rate: F64, ok: B, out: _Out, fired: list[tuple[int, I64, I64]]
+    st: RulesState, ci: I64, t: I64, rate: F64, ok: B, out: Transitions, fired: list[tuple[int, I64, I64]]
 ) -> None:
     m, s = st.model, st.settings
     held = st.rate_val[ci]
@@ -1071,7 +899,9 @@ def _screen(st: RulesState, ci: I64, a: F64, b: F64) -> B:
     return need
 
 
-def _predict(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out, win: tuple[F64, F64] | None = None) -> None:
+def _predict(
+    st: RulesState, ci: I64, cb: I64, t: I64, out: Transitions, win: tuple[F64, F64] | None = None
+) -> None:
     """Trend prediction of HH / LL for sensors ``ci`` whose bucket ``cb`` closed at ``t``."""
     s, m = st.settings, st.model
     nslots = st.bmean.shape[1]
@@ -1113,7 +943,7 @@ def _predict(st: RulesState, ci: I64, cb: I64, t: I64, out: _Out, win: tuple[F64
         _step(st, c, ci, t, raw_off, raw_on, fit.level, held, out)
 
 
-def _expire(st: RulesState, idx: I64, t: I64, out: _Out) -> None:
+def _expire(st: RulesState, idx: I64, t: I64, out: Transitions) -> None:
     """Time-based clears due before readings at ``t`` (as `_timed` would have found them at a tick)."""
     s = st.settings
     off = round(s.fault_off_delay_s * 1e6)
@@ -1139,7 +969,7 @@ def _expire(st: RulesState, idx: I64, t: I64, out: _Out) -> None:
         out.add(CHAT, di, cu[due], np.zeros(di.size, dtype=bool), st.last_val[di])
 
 
-def _timed(st: RulesState, now: int, out: _Out, fired: list[tuple[int, I64, I64]]) -> None:
+def _timed(st: RulesState, now: int, out: Transitions, fired: list[tuple[int, I64, I64]]) -> None:
     s, m = st.settings, st.model
     off = round(s.fault_off_delay_s * 1e6)
     for flags, last, code in ((st.oor, st.oor_last, OOR), (st.bad, st.bad_last, BAD)):
@@ -1170,7 +1000,7 @@ def _timed(st: RulesState, now: int, out: _Out, fired: list[tuple[int, I64, I64]
             out.add(STALE, silent, limit[silent], np.ones(silent.size, dtype=bool), st.last_val[silent])
 
 
-def _superseded(st: RulesState, now: int, out: _Out) -> None:
+def _superseded(st: RulesState, now: int, out: Transitions) -> None:
     """A prediction clears (at once) when the limit it predicted is reached."""
     for c, lim in ((PHH, HH), (PLL, LL)):
         done = np.flatnonzero(st.active[c] & st.active[lim])
@@ -1186,12 +1016,12 @@ def _superseded(st: RulesState, now: int, out: _Out) -> None:
             )
 
 
-def _chattering(st: RulesState, fired: list[tuple[int, I64, I64]], out: _Out) -> None:
+def _chattering(st: RulesState, fired: list[tuple[int, I64, I64]], out: Transitions) -> None:
     """N activations of one condition within the window: chattering, until a window passes without any."""
     s = st.settings
     count, window = s.chattering_count, round(s.chattering_window_s * 1e6)
     for c, idx, t in fired:
-        if c >= _CHAT_ROWS or idx.size == 0:
+        if c >= CHAT_ROWS or idx.size == 0:
             continue
         pos = st.chat_pos[c, idx].astype(np.int64)
         st.chat_t[c, idx, pos] = t
@@ -1208,7 +1038,7 @@ def _chattering(st: RulesState, fired: list[tuple[int, I64, I64]], out: _Out) ->
             out.add(CHAT, ni, t[new], np.ones(ni.size, dtype=bool), st.last_val[ni])
 
 
-def _votes(st: RulesState, now: int, out: _Out) -> None:
+def _votes(st: RulesState, now: int, out: Transitions) -> None:
     g = st.model.groups
     mem = g.members
     up = (st.active[H, mem] | st.active[HH, mem]) & ~(st.bad | st.oor | st.stuck | st.stale)[mem]
@@ -1221,84 +1051,3 @@ def _votes(st: RulesState, now: int, out: _Out) -> None:
         for gi in ch:
             out.votes.append((int(gi), now, row == 0, bool(new[gi]), int(counts[gi])))
         st.vote[row] = new
-
-
-# --------------------------------------------------------------------------- #
-# Findings                                                                     #
-# --------------------------------------------------------------------------- #
-
-
-def _findings(st: RulesState, out: _Out) -> list[Finding]:
-    m = st.model
-    res: list[tuple[int, int, Finding]] = []
-    for code, idx, ts, act, val in out.items:
-        for j in range(idx.size):
-            i, t, a, v = int(idx[j]), int(ts[j]), bool(act[j]), float(val[j])
-            f = _finding(st, code, i, t, a, v)
-            res.append((t, _SORT.get(code, 5), f))
-    for gi, t, confirmed, a, cnt in out.votes:
-        g = m.groups
-        en, zh = messages.vote_text(g.ids[gi], confirmed, a, cnt, int(g.k[gi]), int(g.n[gi]))
-        f = Finding(
-            hazard_source=g.hazard_sources[gi],
-            sensor=g.ids[gi],
-            condition=Condition.VOTE_CONFIRMED if confirmed else Condition.VOTE_UNCONFIRMED,
-            level=Level.SECOND if confirmed else Level.FIRST,
-            active=a,
-            ts_us=t,
-            value=float(cnt),
-            limit=float(g.k[gi]),
-            message_en=en,
-            message_zh=zh,
-        )
-        res.append((t, 4, f))
-    res.sort(key=lambda x: (x[0], x[1], x[2].hazard_source, x[2].sensor or "", x[2].condition, x[2].active))
-    return [f for _, _, f in res]
-
-
-def _finding(st: RulesState, code: int, i: int, t: int, a: bool, v: float) -> Finding:
-    m = st.model
-    s = m.sensors[i]
-    hs = s.hazard_source
-    vv = None if np.isnan(v) else v
-    if code in (HH, H, L, LL):
-        name = LIMIT_NAMES[code]
-        lim = float(m.limits[code, i])
-        gas = bool(m.gas[i])
-        if gas and code in (HH, H):
-            cond = Condition.GAS_SECOND if code == HH else Condition.GAS_FIRST
-        else:
-            cond = Condition(name)
-        en, zh = messages.limit_text(s, name, a, v, lim, gas)
-        lvl = Level.SECOND if code in (HH, LL) else Level.FIRST
-        return Finding(hs, s.tag, cond, lvl, a, t, vv, lim, None, en, zh)
-    if code == RATE:
-        lim = float(m.rate_rise[i] if (np.isnan(v) or v >= 0) else m.rate_fall[i])
-        if np.isnan(lim):
-            lim = float(np.nanmax([m.rate_rise[i], m.rate_fall[i]]))
-        en, zh = messages.rate_text(s, a, 0.0 if np.isnan(v) else v, lim)
-        return Finding(hs, s.tag, Condition.RATE, Level.FIRST, a, t, vv, lim, None, en, zh)
-    if code in (PHH, PLL):
-        row = 0 if code == PHH else 1
-        lim = float(m.limits[0 if code == PHH else 3, i])
-        at = int(st.pred_at[row, i])
-        exp = at if (a and at != NONE) else None
-        eta_s = (at - t) / 1e6 if at != NONE else float("nan")
-        en, zh = messages.predict_text(
-            s, "hh" if code == PHH else "ll", a, v, float(st.pred_slope[i]), lim, eta_s
-        )
-        cond = Condition.PREDICT_HH if code == PHH else Condition.PREDICT_LL
-        return Finding(hs, s.tag, cond, Level.PREDICTIVE, a, t, vv, lim, exp, en, zh)
-    detail = ""
-    if code == STUCK:
-        detail = f"{st.settings.stuck_after_s / 60:g} min"
-    elif code == STALE:
-        detail = st.reasons.get(i, "") or "no reading"
-    elif code == CHAT:
-        detail = f"{st.settings.chattering_count}/{st.settings.chattering_window_s:g}"
-    kind = "chattering" if code == CHAT else _FAULT_NAME[code]
-    en, zh = messages.fault_text(s, kind, a, v, detail)
-    lim_v: float | None = None
-    if code == OOR and vv is not None:
-        lim_v = float(m.hi_ok[i] if vv > m.hi_ok[i] else m.lo_ok[i])
-    return Finding(hs, s.tag, _FAULT_COND[code], Level.FAULT, a, t, vv, lim_v, None, en, zh)
