@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import structlog
+from numpy.typing import NDArray
 
 from hazmon.plant.findings import Finding
 from hazmon.plant.model import Limits, Plant
@@ -30,7 +31,8 @@ class RulesRunner:
     Counters (``counters``): readings, evaluated, late (older than or equal to
     the sensor's last reading: dropped), faulty (readings not used because the
     sensor has a fault), spikes_held, unknown_tag (readings for tags not in the
-    plant: dropped and logged once per tag), findings.
+    plant: dropped and logged once per tag), bad_value (a reading whose time,
+    value or quality is not a number: dropped and logged), findings.
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class RulesRunner:
         )
         self._index = self._state.model.index
         self._unknown: dict[str, int] = {}
+        self._bad_values = 0
         self._findings = 0
 
     @property
@@ -56,7 +59,7 @@ class RulesRunner:
     @property
     def counters(self) -> dict[str, int]:
         c = dict(self._state.counters)
-        c.pop("stale_reasons", None)
+        c["bad_value"] = self._bad_values
         c["unknown_tag"] = sum(self._unknown.values())
         c["findings"] = self._findings
         return c
@@ -69,12 +72,15 @@ class RulesRunner:
         if readings:
             tags, tss, vals, qs = zip(*readings, strict=True)
             idx = np.fromiter((index.get(t, -1) for t in tags), dtype=np.int64, count=len(tags))
-            ts = np.array(tss, dtype=np.int64)
-            val = np.array(vals, dtype=np.float64)
-            q = np.array(qs, dtype=np.int8)
+            try:
+                ts = np.array(tss, dtype=np.int64)
+                val = np.array(vals, dtype=np.float64)
+                q = np.array(qs, dtype=np.int8)
+            except (TypeError, ValueError, OverflowError):
+                ts, val, q, idx = self._one_by_one(readings, idx)
             known = idx >= 0
             if not known.all():
-                for j in np.flatnonzero(~known).tolist():
+                for j in np.flatnonzero(idx == -1).tolist():
                     self._unknown_tag(tags[j])
                 idx, ts, val, q = idx[known], ts[known], val[known], q[known]
         else:
@@ -100,6 +106,25 @@ class RulesRunner:
             tuple(s_reason),
         )
         return self._run(batch, now_us)
+
+    def _one_by_one(
+        self, readings: Sequence[Reading], idx: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int8], NDArray[np.int64]]:
+        """Arrays from readings of which some are malformed: those are dropped, counted and logged."""
+        ts = np.zeros(len(readings), dtype=np.int64)
+        val = np.zeros(len(readings))
+        q = np.zeros(len(readings), dtype=np.int8)
+        idx = idx.copy()
+        for j, r in enumerate(readings):
+            try:
+                ts[j], val[j], q[j] = int(r.ts_us), float(r.value), int(r.quality)
+                if not 0 <= q[j] <= 2:
+                    raise ValueError(f"quality {r.quality!r}")
+            except (TypeError, ValueError, OverflowError) as e:
+                idx[j] = -2  # not counted as an unknown tag
+                self._bad_values += 1
+                log.warning("bad_reading", tag=r.tag, reason=str(e), dropped=True)
+        return ts, val, q, idx
 
     def tick(self, now_us: int) -> list[Finding]:
         """Time-based transitions at ``now_us`` (delays elapsing, spike hold, chattering ending…)."""

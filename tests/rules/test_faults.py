@@ -163,3 +163,14 @@ def test_late_and_unknown_readings_are_counted_and_dropped(example_plant: Plant)
     assert r.process([Reading("LT-101", at(5), 2.2), Reading("XX-999", at(10), 1.0)], [], at(10)) == []
     c = r.counters
     assert (c["late"], c["unknown_tag"], c["readings"]) == (1, 1, 2)
+
+
+def test_malformed_readings_are_dropped_and_counted_the_rest_judged(example_plant: Plant) -> None:
+    from hazmon.plant import Reading
+
+    r = runner(example_plant)
+    bad = Reading("LT-101", at(0), "high")  # type: ignore[arg-type]
+    good = [Reading("LT-102", at(t), 1.95) for t in range(6)]
+    fs = r.process([bad, *good], [], at(5))
+    assert rows(fs) == [(5.0, "LT-102", "h", True)]
+    assert (r.counters["bad_value"], r.counters["unknown_tag"], r.counters["readings"]) == (1, 0, 6)
