@@ -13,6 +13,7 @@ import yaml
 from hazmon.cli import main
 from hazmon.grafana.build import BOARDS, DEFAULT_OUT, check, render, render_json
 from hazmon.grafana.common import SCHEMA_VERSION
+from hazmon.grafana.queries import DEFAULT_MIN_INTERVAL
 from hazmon.grafana.texts import _T, LOCALES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,6 +141,8 @@ def test_datasource_credentials_come_from_the_environment() -> None:
     text = (PROVISIONING / "datasources" / "hazmon.yaml").read_text(encoding="utf-8")
     d = yaml.safe_load(text)["datasources"][0]
     assert d["jsonData"]["timescaledb"] is True
+    # the tests expand $__interval with the same minimum interval Grafana will use
+    assert d["jsonData"]["timeInterval"] == DEFAULT_MIN_INTERVAL
     assert d["secureJsonData"]["password"] == "${HAZMON_GRAFANA_DB_PASSWORD}"
     assert d["user"] == "${HAZMON_GRAFANA_DB_USER}"
     assert d["jsonData"]["database"] == "${HAZMON_GRAFANA_DB_NAME}"
