@@ -1046,8 +1046,20 @@ def _votes(st: RulesState, now: int, out: Transitions) -> None:
     counts = np.where(g.n > 0, counts, 0)
     conf = counts >= g.k
     unconf = (counts >= 1) & ~conf
-    for row, new in ((0, conf), (1, unconf)):
-        ch = np.flatnonzero(st.vote[row] != new)
-        for gi in ch:
-            out.votes.append((int(gi), now, row == 0, bool(new[gi]), int(counts[gi])))
-        st.vote[row] = new
+    changed = np.flatnonzero((st.vote[0] != conf) | (st.vote[1] != unconf))
+    if changed.size == 0:
+        return
+    # a vote changes when the last of its members' transitions in this call happened
+    last: dict[int, int] = {}
+    for code, idx, ts, _act, _val in out.items:
+        if code in (HH, H, BAD, OOR, STUCK, STALE):
+            for i, t in zip(idx.tolist(), ts.tolist(), strict=True):
+                last[i] = max(last.get(i, t), t)
+    for gi in changed.tolist():
+        members = mem[g.start[gi] : g.start[gi + 1]].tolist()
+        t = max((last[i] for i in members if i in last), default=now)
+        for row, new in ((0, conf), (1, unconf)):
+            if st.vote[row, gi] != new[gi]:
+                out.votes.append((gi, t, row == 0, bool(new[gi]), int(counts[gi])))
+    st.vote[0] = conf
+    st.vote[1] = unconf

@@ -50,6 +50,11 @@ def test_chlorine_leak_first_then_second_level_downwind_only(example_plant: Plan
     # the leak is isolated at 35 min: everything clears, second level before first
     cleared = [(f.sensor, f.condition) for f in gas if not f.active]
     assert cleared[:2] == [("AT-101", Condition.GAS_SECOND), ("AT-101", Condition.GAS_FIRST)]
+    # one detector of the 2-of-6 ring: unconfirmed, timed with the detector's own alarm
+    # (batches of a minute: the vote takes the time of the member's transition)
+    vote = next(f for f in fs if f.condition is Condition.VOTE_UNCONFIRMED and f.active)
+    assert vote.ts_us == first_at(fs, "AT-101", Condition.GAS_FIRST)
+    assert not [f for f in fs if f.condition is Condition.VOTE_CONFIRMED]
     second = next(f for f in gas if f.condition is Condition.GAS_SECOND)
     assert second.level is Level.SECOND and second.limit == pytest.approx(2.0 * 24.055 / 70.906)
 
