@@ -20,13 +20,13 @@ def test_expected_services() -> None:
     assert set(SERVICES) == {"timescaledb", "mosquitto", "simulator", "hazmon", "grafana"}
     assert SERVICES["timescaledb"]["image"].startswith("timescale/timescaledb:")
     assert SERVICES["mosquitto"]["image"].startswith("eclipse-mosquitto:2")
-    assert SERVICES["grafana"]["image"].startswith("grafana/grafana:")
+    assert SERVICES["grafana"]["image"].startswith("grafana/grafana-oss:11.")
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_mounted_files_exist(name: str) -> None:
     for vol in SERVICES[name].get("volumes", []):
-        src = vol.split(":")[0]
+        src = re.sub(r"\$\{(\w+):-([^}]*)\}", r"\2", vol).split(":")[0]  # compose's ${VAR:-default}
         if src.startswith("./"):
             assert (ROOT / src).exists(), f"{name}: mounts {src}, which is not in the repository"
         else:
@@ -83,3 +83,29 @@ def test_the_plant_file_reads_the_urls_compose_sets(monkeypatch: pytest.MonkeyPa
     plant = load(ROOT / "examples/plant.yaml")
     assert plant.opcua[0].url == "opc.tcp://simulator:4840/hazmon"
     assert plant.mqtt[0].url == "mqtt://mosquitto:1883"
+
+
+def _mounts(svc: dict[str, Any], **env: str) -> dict[str, str]:
+    """container path -> repository path, with compose's ${VAR:-default} expanded."""
+
+    def expand(v: str) -> str:
+        return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1), m.group(2)), v)
+
+    return {expand(v).split(":")[1]: expand(v).split(":")[0] for v in svc["volumes"]}
+
+
+@pytest.mark.parametrize("locale", ["zh", "en"])
+def test_grafana_mounts_what_its_provisioning_reads(locale: str) -> None:
+    graf = SERVICES["grafana"]
+    mounts = _mounts(graf, HAZMON_LOCALE=locale)
+    dashboards = ROOT / mounts["/var/lib/grafana/dashboards/hazmon"]
+    assert dashboards == ROOT / "grafana" / "dashboards" / locale
+    providers = ROOT / mounts["/etc/grafana/provisioning/dashboards"] / "hazmon.yaml"
+    for p in yaml.safe_load(providers.read_text())["providers"]:
+        sub = p["options"]["path"].removeprefix("/var/lib/grafana/dashboards/hazmon/")
+        assert list((dashboards / sub).glob("*.json")), f"provider {p['name']} finds no dashboard"
+    home = graf["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (dashboards / home.removeprefix("/var/lib/grafana/dashboards/hazmon/")).exists()
+    ds = (ROOT / mounts["/etc/grafana/provisioning/datasources"] / "hazmon.yaml").read_text()
+    for var in re.findall(r"\$\{(HAZMON_GRAFANA_\w+)\}", ds):
+        assert var in graf["environment"], f"the data source reads {var}, which compose does not set"
