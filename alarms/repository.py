@@ -99,18 +99,17 @@ async def insert_alarm(
     return AlarmRow(int(row[0]), key[0], key[1], key[2], position, st, now_us)
 
 
-async def append_event(conn: Conn, alarm_id: int, e: Event) -> int:
-    cur = await conn.execute(
+async def append_event(conn: Conn, alarm_id: int, e: Event) -> None:
+    """Append one event (no round trip wait in pipeline mode; its id is currval of the sequence)."""
+    await conn.execute(
         "INSERT INTO alarm_event (alarm_id, at_us, kind, actor, comment, data) "
-        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        "VALUES (%s, %s, %s, %s, %s, %s)",
         (alarm_id, e.at_us, e.kind.value, e.actor, e.comment, Jsonb(dict(e.data or {}))),
     )
-    row = await cur.fetchone()
-    assert row is not None
-    return int(row[0])
 
 
-async def save_projection(conn: Conn, a: AlarmRow, now_us: int, last_event_id: int | None) -> None:
+async def save_projection(conn: Conn, a: AlarmRow, now_us: int, after_event: bool) -> None:
+    """Write the folded state; ``after_event``: the event just appended in this session is the last."""
     s = a.state
     tier = Tier(max(1, min(4, s.tier or 1)))
     await conn.execute(
@@ -119,7 +118,10 @@ async def save_projection(conn: Conn, a: AlarmRow, now_us: int, last_event_id: i
                out_of_service = %s, bureau_step = %s, activations = %s, repeats = %s,
                activated_at_us = %s, cleared_at_us = %s, acked_at_us = %s, acked_by = %s,
                last_seen_us = %s, value = %s, limit_value = %s, message_en = %s, message_zh = %s,
-               folded = %s, last_event_id = coalesce(%s, last_event_id), updated_at = now()
+               folded = %s,
+               last_event_id = CASE WHEN %s THEN currval(pg_get_serial_sequence('alarm_event', 'id'))
+                                    ELSE last_event_id END,
+               updated_at = now()
            WHERE id = %s""",
         (
             s.level,
@@ -146,7 +148,7 @@ async def save_projection(conn: Conn, a: AlarmRow, now_us: int, last_event_id: i
             s.message_en,
             s.message_zh,
             Jsonb(s.to_json()),
-            last_event_id,
+            after_event,
             a.id,
         ),
     )
@@ -170,10 +172,9 @@ class Queued:
 
 
 async def queue(conn: Conn, enterprise_id: str, rows: list[Queued]) -> int:
-    """Insert outbox rows; a dedup key already there is left alone. Returns rows inserted."""
-    n = 0
+    """Insert outbox rows; a dedup key already there is left alone. Returns rows offered."""
     for q in rows:
-        cur = await conn.execute(
+        await conn.execute(
             """INSERT INTO alarm_notification (enterprise_id, alarm_id, dedup_key, purpose, recipient,
                    notifier, address, hazard_source, tier, due_us, next_try_us, status, message)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -194,8 +195,7 @@ async def queue(conn: Conn, enterprise_id: str, rows: list[Queued]) -> int:
                 Jsonb(q.message),
             ),
         )
-        n += cur.rowcount
-    return n
+    return len(rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +287,8 @@ async def cancel_pending(conn: Conn, alarm_id: int, why: str) -> int:
     """Cancel queued escalations and repeats of one alarm (acknowledged, shelved...)."""
     cur = await conn.execute(
         """UPDATE alarm_notification SET status = 'cancelled', last_error = %s
-           WHERE alarm_id = %s AND status = 'pending' AND purpose IN ('escalation', 'repeat')""",
+           WHERE alarm_id = %s AND status = 'pending' AND purpose IN ('escalation', 'repeat')
+           RETURNING id""",
         (why, alarm_id),
     )
-    return cur.rowcount
+    return len(await cur.fetchall())

@@ -194,6 +194,7 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
         ),
         flood_count=1_000_000,
         repeat_s=0,
+        synchronous_commit=not args.async_commit,
     )
     config = DaemonConfig(
         path=str(tmp / "hazmon.yaml"),
@@ -248,7 +249,11 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
     sent_at: dict[str, float] = {}
     missing = 0
     t_load0, n_load0 = time.time(), sent.value
+    deadline = time.monotonic() + args.budget_s
     for i in range(args.alarms):
+        if time.monotonic() > deadline:
+            print(f"time budget of {args.budget_s:g} s used up after {i} probes; reporting what was measured")
+            break
         tag = f"PB-{i:04d}"
         arrived[tag] = asyncio.Event()
         key = uuid.uuid4().hex
@@ -292,6 +297,8 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
             events[ev] = events.get(ev, 0) + 1
     noteworthy = {k: v for k, v in events.items() if k not in ("sensor stale", "sensor fresh")}
     print(f"daemon log: {sum(events.values())} warnings/errors {noteworthy or ''}")
+    how = "asynchronously" if args.async_commit else "durably (synchronous_commit on)"
+    print(f"alarm events committed {how}")
     ms = [x * 1000 for x in lat]
     rtt_ms = [x * 1000 for x in rtt]
     print(
@@ -343,7 +350,11 @@ def main() -> None:
     ap.add_argument("--load-sensors", type=int, default=5_000)
     ap.add_argument("--interval", type=float, default=0.25, help="s between probes")
     ap.add_argument("--warmup", type=float, default=5.0)
-    ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--timeout", type=float, default=10.0, help="s to wait for one notification")
+    ap.add_argument(
+        "--async-commit", action="store_true", help="alarms.synchronous_commit: false (see alarms/README.md)"
+    )
+    ap.add_argument("--budget-s", type=float, default=300.0, help="stop probing after this many s")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed: still drop the scratch database
     name = f"hazmon_bench_alarms_{uuid.uuid4().hex[:8]}"
