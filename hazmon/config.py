@@ -124,22 +124,25 @@ def parse_config(n: Node, base_dir: Path) -> DaemonConfig | None:
             extra[section] = None
         else:
             extra[section] = parser(m[section])
-    if plant is None:
-        return None
 
     def rel(p: str) -> str:
         return str(p if os.path.isabs(p) else (base_dir / p))
 
+    # every section is read before giving up, so one run reports every problem of the file
+    instance = opt(m, "instance", lambda x: x.text(r"[A-Za-z0-9_.\-]*", "letters, digits, '_', '-', '.'"), "")
+    database = opt(m, "database", _database, DatabaseSettings())
+    http = opt(m, "http", _http, HttpSettings())
+    collector = opt(m, "collector", parse_collector, CollectorSettings())
+    if plant is None:
+        return None
     return DaemonConfig(
         path=str(n.ctx.file),
         plant_file=rel(plant),
         data_dir=rel(data_dir),
-        instance=opt(
-            m, "instance", lambda x: x.text(r"[A-Za-z0-9_.\-]*", "letters, digits, '_', '-', '.'"), ""
-        ),
-        database=opt(m, "database", _database, DatabaseSettings()),
-        http=opt(m, "http", _http, HttpSettings()),
-        collector=opt(m, "collector", parse_collector, CollectorSettings()),
+        instance=instance,
+        database=database,
+        http=http,
+        collector=collector,
         rules=extra["rules"],
         alarms=extra["alarms"],
         sections_without_parser=tuple(unparsed),

@@ -82,6 +82,14 @@ def test_decode(
     assert all(isinstance(r, Reject) and r.detail for r in d.rejects)
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["2026-02-30T10:00:00Z", "2026-11-28T24:00:00Z", "2026-11-28T10:60:00Z", "2026-11-28T10:00:00", "x"],
+)
+def test_impossible_calendar_times_are_refused_on_both_paths(text: str) -> None:
+    assert parse_ts(text) is None
+
+
 def test_rfc3339_keeps_microseconds_exactly() -> None:
     assert parse_ts("2026-11-28T10:00:00.000001Z") == 1_795_860_000_000_001
     assert parse_ts("1970-01-01T00:00:00Z") == 0
