@@ -85,6 +85,7 @@ class BatchWriter:
         self._spool_full_raised = False
         self._replayed: dict[Path, int] = {}  # segment -> batches of it already committed
         self.db_up = False
+        self._dirty: tuple[int, int] | None = None  # source-time range committed since `take_dirty`
         m = metrics
         m.declare("hazmon_readings_written_total", "counter", "Readings committed to PostgreSQL (new rows)")
         m.declare("hazmon_readings_spooled_total", "counter", "Readings appended to the on-disk spool")
@@ -106,6 +107,16 @@ class BatchWriter:
             "1 when the last database operation succeeded",
             lambda: {(): float(self.db_up)},
         )
+
+    def mark_dirty(self, lo_us: int, hi_us: int) -> None:
+        """Widen the committed source-time range by [lo_us, hi_us]."""
+        d = self._dirty
+        self._dirty = (lo_us, hi_us) if d is None else (min(d[0], lo_us), max(d[1], hi_us))
+
+    def take_dirty(self) -> tuple[int, int] | None:
+        """(min, max) source time in µs of the readings committed since the last call (rollup refresh)."""
+        d, self._dirty = self._dirty, None
+        return d
 
     @property
     def buffered(self) -> int:
@@ -234,6 +245,7 @@ class BatchWriter:
             return 0
         dt = time.perf_counter() - t0
         self.db_up = True
+        self.mark_dirty(int(cols.ts_us.min()), int(cols.ts_us.max()))
         self.metrics.inc("hazmon_write_duration_seconds_sum", dt)
         self.metrics.inc("hazmon_write_duration_seconds_count")
         self.metrics.set("hazmon_write_duration_seconds_last", dt)

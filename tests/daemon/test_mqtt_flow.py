@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from hazmon.daemon import Daemon
 from hazmon.plant import MqttBinding, Plant, Quality, Reading
@@ -22,10 +24,17 @@ from tests.daemon.helpers import (
 T0 = 1_795_860_000_123_456  # 2026-11-28T...: µs precision on purpose
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_example_plant_mqtt_flows_into_readings_exactly(
-    example_plant: Plant, db_dsn: str, mqtt_broker: tuple[str, int], topic_prefix: str, tmp_path: Path
+    example_plant: Plant,
+    db_dsn: str,
+    mqtt_broker: tuple[str, int],
+    topic_prefix: str,
+    tmp_path: Path,
+    protocol: str,
 ) -> None:
     plant = mqtt_only(example_plant.retarget(topic_prefix=topic_prefix))
+    plant = replace(plant, mqtt=tuple(replace(b, protocol=protocol) for b in plant.mqtt))
     sensors = plant.sensors()
     sent: list[Reading] = []
     for k in range(5):
@@ -46,7 +55,11 @@ async def test_example_plant_mqtt_flows_into_readings_exactly(
                 body = await resp.text()
             async with http.get(f"http://127.0.0.1:{d.http_port}/healthz") as resp:
                 health = await resp.text()
+        await d.upkeep_once()  # what the plain-mode upkeep task does every minute
     assert rows(db_dsn) == as_rows(sent)
+    # the rollups cover exactly what was committed (late or replayed minutes included)
+    assert count(db_dsn, "SELECT sum(n) FROM readings_1m") == len(sent)
+    assert count(db_dsn, "SELECT sum(n) FROM readings_1h") == len(sent)
     assert f'hazmon_readings_received_total{{source="gds"}} {len(sent)}' in body
     assert '"status": "ok"' in health
     assert '"gds": true' in health
