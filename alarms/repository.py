@@ -74,12 +74,15 @@ async def insert_alarm(
     tier: Tier,
     now_us: int,
 ) -> AlarmRow:
+    """The alarm row for ``key``: created in the normal state, or the existing one."""
     st = AlarmState(level=level, tier=int(tier))
     cur = await conn.execute(
         """INSERT INTO alarm (enterprise_id, hazard_source, sensor, condition, position, region_code, level,
                tier, tier_name, state, active, acked, last_seen_us, folded)
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'normal', false, true, %s, %s)
-           RETURNING id""",
+           ON CONFLICT (enterprise_id, hazard_source, sensor, condition)
+               DO UPDATE SET last_seen_us = greatest(alarm.last_seen_us, EXCLUDED.last_seen_us)
+           RETURNING id, folded""",
         (
             enterprise_id,
             key[0],
@@ -96,7 +99,8 @@ async def insert_alarm(
     )
     row = await cur.fetchone()
     assert row is not None
-    return AlarmRow(int(row[0]), key[0], key[1], key[2], position, st, now_us)
+    # the row may exist already (written by an earlier run whose state this one has not loaded)
+    return AlarmRow(int(row[0]), key[0], key[1], key[2], position, state_from_json(row[1]), now_us)
 
 
 async def append_event(conn: Conn, alarm_id: int, e: Event) -> None:

@@ -430,3 +430,14 @@ async def test_kpi_views_for_grafana(make_service: MakeService, db_dsn: str) -> 
     assert rows(db_dsn, "SELECT chattering_alarms FROM alarm_kpi_chattering") == [(1,)]
     targets = dict(rows(db_dsn, "SELECT key, value FROM alarm_kpi_target"))
     assert (targets["acceptable_per_hour"], targets["flood_count"]) == (6.0, 10.0)
+
+
+async def test_alarm_row_written_elsewhere_is_reused_not_duplicated(
+    make_service: MakeService, db_dsn: str
+) -> None:
+    """A row this process has not loaded (another run wrote it) is taken over, not a unique-key failure."""
+    svc = await make_service(repeat_s=0)
+    other = await make_service(repeat_s=0)  # started before the alarm exists: does not know it
+    await svc.handle([gas(T0)], T0)
+    await other.handle([gas(T0 + 5 * S, active=False)], T0 + 5 * S)
+    assert rows(db_dsn, "SELECT count(*) FROM alarm WHERE sensor = 'AT-101'") == [(1,)]
