@@ -73,8 +73,11 @@ def plant_yaml(n: int, mqtt_port: int, opcua_port: int, prefix: str, opcua: bool
             b = f"{{endpoint: gds, topic: {prefix}/batch/all, payload: batch}}"
         else:
             b = f"{{endpoint: gds, topic: {prefix}/single/B{i:05d}}}"
+        # MQTT sensors are fed slower than 1 Hz here: a 60 s period keeps them from going stale
+        # (and the rules and alarms busy with that) during the bench; OPC UA items sample at 1 s
+        period = 1 if opcua else 60
         out.append(
-            f'      - {{tag: B{i:05d}, kind: temperature, unit: "°C", range: [-40, 80], period_s: 1, '
+            f'      - {{tag: B{i:05d}, kind: temperature, unit: "°C", range: [-40, 80], period_s: {period}, '
             f"binding: {b}}}\n"
         )
     return "".join(out)
