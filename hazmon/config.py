@@ -8,8 +8,8 @@
     database: {dsn: ..., migrate: true, storage_mode: auto, retention_days: 400}
     http: {host: 127.0.0.1, port: 9108}
     collector: {...}            # hazmon.collector.parse_settings
-    rules: {...}                # hazmon.rules.parse_settings      (HOOK, see _COMPONENT_PARSERS)
-    alarms: {...}               # hazmon.alarms.parse_settings     (HOOK, see _COMPONENT_PARSERS)
+    rules: {...}                # hazmon.rules.parse_settings
+    alarms: {...}               # hazmon.alarms.parse_settings
 
 Parsed once with `hazmon.plant.yamlnode`: every problem of the file (and of the
 plant file it names) is reported as ``file:line: field.path: reason``.
@@ -17,17 +17,19 @@ plant file it names) is reported as ``file:line: field.path: reason``.
 
 from __future__ import annotations
 
-import importlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hazmon.alarms import AlarmSettings
+from hazmon.alarms import parse_settings as parse_alarms
 from hazmon.collector import CollectorSettings
 from hazmon.collector import parse_settings as parse_collector
 from hazmon.plant import Plant, load
 from hazmon.plant.standards import RETENTION_DEFAULT_DAYS, RETENTION_MIN_DAYS
 from hazmon.plant.yamlnode import Node, opt, parse_file, req
+from hazmon.rules import RulesSettings
+from hazmon.rules import parse_settings as parse_rules
 from hazmon.store import dsn_from_env
 
 __all__ = ["DaemonConfig", "DatabaseSettings", "HttpSettings", "load_config", "parse_config"]
@@ -59,26 +61,8 @@ class DaemonConfig:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     collector: CollectorSettings = field(default_factory=CollectorSettings)
-    rules: object | None = None  # what hazmon.rules.parse_settings returns, when that exists
-    alarms: object | None = None  # what hazmon.alarms.parse_settings returns, when that exists
-    sections_without_parser: tuple[str, ...] = ()  # given, but the component is not installed yet
-
-
-# ---- HOOK POINT: component sections parsed by their own component -------------------------
-# Each entry: section name -> module whose `parse_settings(node: Node) -> Settings | None`
-# parses it (recording problems on the node, like hazmon.collector.parse_settings). While the
-# module has no parse_settings yet, the section is optional and is kept unparsed (the daemon
-# logs that it is ignored).
-_COMPONENT_PARSERS: dict[str, str] = {
-    "rules": "hazmon.rules",
-    "alarms": "hazmon.alarms",
-}
-
-
-def _component_parser(section: str) -> Callable[[Node], object | None] | None:
-    mod = importlib.import_module(_COMPONENT_PARSERS[section])
-    fn = getattr(mod, "parse_settings", None)
-    return fn if callable(fn) else None
+    rules: RulesSettings | None = None  # None: the rules' defaults
+    alarms: AlarmSettings | None = None  # None: the alarms' defaults
 
 
 def _database(n: Node) -> DatabaseSettings | None:
@@ -107,23 +91,14 @@ def _http(n: Node) -> HttpSettings | None:
 
 def parse_config(n: Node, base_dir: Path) -> DaemonConfig | None:
     """The daemon config from the document's root node (problems recorded on ``n``)."""
-    m = n.mapping({"plant", "data_dir", "instance", "database", "http", "collector", *_COMPONENT_PARSERS})
+    m = n.mapping({"plant", "data_dir", "instance", "database", "http", "collector", "rules", "alarms"})
     if m is None:
         return None
     plant = req(m, "plant", n, Node.text)
     data_dir = opt(m, "data_dir", Node.text, "data")
-    extra: dict[str, object | None] = {}
-    unparsed: list[str] = []
-    for section in _COMPONENT_PARSERS:
-        if section not in m:
-            extra[section] = None
-            continue
-        parser = _component_parser(section)
-        if parser is None:
-            unparsed.append(section)
-            extra[section] = None
-        else:
-            extra[section] = parser(m[section])
+    # each component parses its own section (problems recorded on the same document)
+    rules = parse_rules(m["rules"]) if "rules" in m else None
+    alarms = parse_alarms(m["alarms"]) if "alarms" in m else None
 
     def rel(p: str) -> str:
         return str(p if os.path.isabs(p) else (base_dir / p))
@@ -143,9 +118,8 @@ def parse_config(n: Node, base_dir: Path) -> DaemonConfig | None:
         database=database,
         http=http,
         collector=collector,
-        rules=extra["rules"],
-        alarms=extra["alarms"],
-        sections_without_parser=tuple(unparsed),
+        rules=rules,
+        alarms=alarms,
     )
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import time
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from hazmon.alarms import AlarmService
 from hazmon.collector import (
     BatchWriter,
     DeadLetters,
@@ -42,6 +42,7 @@ from hazmon.collector.opcua import inputs_for_plant
 from hazmon.config import DaemonConfig
 from hazmon.http import HttpServer
 from hazmon.plant import Condition, Finding, Level, Limits, Plant, Reading, StaleChange, from_us
+from hazmon.rules import RulesRunner
 from hazmon.store import (
     StorageSettings,
     connect,
@@ -114,15 +115,6 @@ class Wiring:
     system_findings: list[Finding] = field(
         default_factory=list
     )  # the last 100 raised, for /healthz and tests
-
-
-def _optional(module: str, attr: str) -> Any:
-    """A component class when that component is installed, else None (the daemon runs without it)."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    return getattr(mod, attr, None)
 
 
 def wire(
@@ -227,25 +219,20 @@ def wire(
         )
     )
 
-    # ---- HOOK POINT: rules and alarms (optional until those components exist) ----------
-    rules_cls = _optional("hazmon.rules", "RulesRunner")
-    if rules_cls is not None:
-        rules = w.rules = rules_cls(plant, config.rules, overrides)
-        metrics.gauge_fn(
-            "hazmon_rules_counters",
-            "Rules engine counters, by counter",
-            lambda: {(("counter", k),): float(v) for k, v in rules.counters.items()},
-        )
-    alarms_cls = _optional("hazmon.alarms", "AlarmService")
-    if alarms_cls is not None:
-        alarms = w.alarms = alarms_cls(plant, config.alarms, config.database.resolved_dsn())
-        w.http.mount(alarms.routes())
-        metrics.gauge_fn(
-            "hazmon_alarms_counters",
-            "Alarm service counters, by counter",
-            lambda: {(("counter", k),): float(v) for k, v in alarms.metrics().items()},
-        )
-    # ------------------------------------------------------------------------------------
+    # ---- rules (readings -> findings) and alarms (findings -> notifications) ----------------
+    rules = w.rules = RulesRunner(plant, config.rules, overrides)
+    metrics.gauge_fn(
+        "hazmon_rules_counters",
+        "Rules engine counters, by counter",
+        lambda: {(("counter", k),): float(v) for k, v in rules.counters.items()},
+    )
+    alarms = w.alarms = AlarmService(plant, config.alarms, config.database.resolved_dsn())
+    w.http.mount(alarms.routes())
+    metrics.gauge_fn(
+        "hazmon_alarms_counters",
+        "Alarm service counters, by counter",
+        lambda: {(("counter", k),): float(v) for k, v in alarms.metrics().items()},
+    )
     m = metrics
     m.gauge_fn("hazmon_queue_readings", "Readings in the collector queue", lambda: {(): float(queue.depth)})
     m.gauge_fn(
@@ -293,8 +280,6 @@ class Daemon:
 
     async def start(self) -> None:
         await asyncio.to_thread(Path(self.config.data_dir).mkdir, parents=True, exist_ok=True)
-        for s in self.config.sections_without_parser:
-            log.warning(f"config section '{s}' ignored: hazmon.{s} has no parse_settings yet", section=s)
         ids, overrides = await asyncio.to_thread(self._registry)
         loop = asyncio.get_running_loop()
         self.w = w = wire(
