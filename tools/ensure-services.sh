@@ -54,12 +54,19 @@ if ! port_open "$MQTT_PORT"; then
   say "starting Mosquitto"
   if [ -f "$conf" ] && grep -q '^listener' "$conf"; then "$mosq" -d -c "$conf"
   else
-    # Debian's default config has no listener line: MQTT 2.x then listens on
-    # loopback only, which is what we want; keep queued QoS 1 messages.
-    mkdir -p /tmp/hazmon-mosquitto
-    printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n' "$MQTT_PORT" > /tmp/hazmon-mosquitto/mosquitto.conf
-    "$mosq" -d -c /tmp/hazmon-mosquitto/mosquitto.conf
+    # Debian's default config has no listener line. Ours listens on loopback,
+    # keeps sessions and queued QoS 1 messages across a restart (persistence) and
+    # never drops them for a slow subscriber (the default max_queued_messages 1000 does).
+    d=/var/tmp/hazmon-mosquitto; mkdir -p "$d"
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_queued_messages 0\nmax_inflight_messages 0\n' \
+      "$MQTT_PORT" "$d" > "$d/mosquitto.conf"
+    "$mosq" -d -c "$d/mosquitto.conf"
   fi
   wait_port "$MQTT_PORT" || { say "error: Mosquitto does not answer on 127.0.0.1:$MQTT_PORT"; exit 1; }
+fi
+conf=/etc/mosquitto/mosquitto.conf
+if [ -f "$conf" ] && ! grep -qs '^max_queued_messages 0' "$conf" /etc/mosquitto/conf.d/*.conf 2>/dev/null; then
+  say "note: $conf keeps Mosquitto's default max_queued_messages (1000), which drops QoS 1 messages"
+  say "      for a slow subscriber; for production set 'max_queued_messages 0' (see docker/mosquitto/)"
 fi
 say "PostgreSQL 127.0.0.1:$PGPORT and Mosquitto 127.0.0.1:$MQTT_PORT are up"

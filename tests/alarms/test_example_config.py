@@ -14,7 +14,7 @@ def test_example_config_has_alarms_with_tokens_per_role(tmp_path: Path) -> None:
     cfg = tmp_path / "hazmon.yaml"
     cfg.write_text(
         text.replace("plant: plant.yaml", f"plant: {ROOT / 'examples' / 'plant.yaml'}").replace(
-            "../build/demo-data/alarm-tokens.yaml", "alarm-tokens.yaml"
+            "../var/demo/alarm-tokens.yaml", "alarm-tokens.yaml"
         )
     )
     config, _ = load_config(cfg)
