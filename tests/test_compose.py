@@ -61,8 +61,10 @@ def test_ports_match_what_the_services_listen_on() -> None:
     sim_url = SERVICES["simulator"]["environment"]["HAZMON_DCS_URL"]
     assert sim_url == SERVICES["hazmon"]["environment"]["HAZMON_DCS_URL"]
     assert _container_ports(SERVICES["simulator"]) == {int(sim_url.split(":")[2].split("/")[0])}
-    listen = SERVICES["hazmon"]["environment"]["HAZMON_HTTP_LISTEN"]
-    assert _container_ports(SERVICES["hazmon"]) == {int(listen.rsplit(":", 1)[1])}
+    cfg = yaml.safe_load((ROOT / SERVICES["hazmon"]["command"][2]).read_text())
+    assert cfg["http"]["host"] == "0.0.0.0"  # reachable through the published port
+    assert _container_ports(SERVICES["hazmon"]) == {cfg["http"]["port"]}
+    assert cfg["data_dir"] in {v.split(":")[1] for v in SERVICES["hazmon"]["volumes"]}
     assert _container_ports(SERVICES["timescaledb"]) == {5432}
     assert _container_ports(SERVICES["grafana"]) == {3000}
     gds = SERVICES["hazmon"]["environment"]["HAZMON_GDS_URL"]
@@ -109,3 +111,21 @@ def test_grafana_mounts_what_its_provisioning_reads(locale: str) -> None:
     ds = (ROOT / mounts["/etc/grafana/provisioning/datasources"] / "hazmon.yaml").read_text()
     for var in re.findall(r"\$\{(HAZMON_GRAFANA_\w+)\}", ds):
         assert var in graf["environment"], f"the data source reads {var}, which compose does not set"
+
+
+def test_the_docker_daemon_config_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from hazmon.config import load_config
+
+    for k, v in SERVICES["hazmon"]["environment"].items():
+        monkeypatch.setenv(k, str(v))
+    src = ROOT / SERVICES["hazmon"]["command"][2]
+    # a copy whose only change keeps the token file (created at load) out of /var/lib
+    text = src.read_text().replace("/var/lib/hazmon/alarm-tokens.yaml", str(tmp_path / "tokens.yaml"))
+    text = text.replace("../../examples/plant.yaml", str(ROOT / "examples/plant.yaml"))
+    assert text.count(str(tmp_path)) == 1
+    copy = tmp_path / "hazmon.yaml"
+    copy.write_text(text)
+    cfg, plant = load_config(copy)
+    assert cfg.data_dir == "/var/lib/hazmon"
+    assert cfg.alarms is not None
+    assert plant.mqtt[0].url == "mqtt://mosquitto:1883"
