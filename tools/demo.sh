@@ -41,8 +41,9 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT INT TERM
 
 if has simulate; then
-  say "starting the simulator (scenario normal, real time) — log: $RUN/simulator.log"
-  $HZ simulate -c "$PLANT" --scenario normal --speed 1 > "$RUN/simulator.log" 2>&1 &
+  scenario=${DEMO_SCENARIO:-normal}
+  say "starting the simulator (scenario $scenario, real time) — log: $RUN/simulator.log"
+  $HZ simulate -c "$PLANT" --scenario "$scenario" --speed 1 > "$RUN/simulator.log" 2>&1 &
   pids+=($!)
   sleep 3
 fi
@@ -56,7 +57,7 @@ if has run; then
     $HZ alarms tokens -c "$CONFIG" 2>/dev/null || true
   fi
   echo "daemon HTTP: http://127.0.0.1:8470/healthz  /metrics"
-  echo "try:  $HZ simulate -c $PLANT --scenario chlorine-leak --speed 10 --no-opcua   (in another terminal)"
+  echo "the whole alarm chain: DEMO_SCENARIO=chlorine-leak make demo   (scenarios: $HZ simulate --list)"
 fi
 
 say "running; Ctrl-C stops the demo"
