@@ -20,6 +20,19 @@ from tests.collector.opcua_helpers import opcua_only, server_for
 from tests.daemon.helpers import wait_for
 
 T0 = 1_795_860_000_000_000
+
+
+async def _gather(q: ReadingQueue, n: int, limit_s: float = 30.0) -> list[Reading]:
+    """At least ``n`` readings from the queue, or a failure naming how many came (never a hang)."""
+    got: list[Reading] = []
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while len(got) < n:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{len(got)} of {n} readings arrived within {limit_s} s")
+        got += await q.get(1000, 1.0)
+    return got
+
+
 FAST = OpcUaSettings(reconnect_min_s=0.2, reconnect_max_s=1.0, watchdog_s=0.5, timeout_s=3.0)
 
 
@@ -72,9 +85,7 @@ async def test_unknown_node_ids_reported_once_by_name_and_the_rest_keep_working(
         conn.start()  # type: ignore[attr-defined]
         await wait_for(conn.connected.is_set, "connected")  # type: ignore[attr-defined]
         await server.send([Reading(s.tag, T0, 1.25) for s in plant.sensors()])
-        got: list[Reading] = []
-        while len(got) < len(plant.sensors()):
-            got += await q.get(1000, 5.0)
+        got = await _gather(q, len(plant.sensors()))
     finally:
         await conn.stop()  # type: ignore[attr-defined]
         await server.stop()
@@ -137,9 +148,7 @@ async def test_basic256sha256_with_certificate_files_and_username(
         conn.start()  # type: ignore[attr-defined]
         await wait_for(conn.connected.is_set, "secure session", 20)  # type: ignore[attr-defined]
         await server.send([Reading(s.tag, T0 + 5, 2.5) for s in plant.sensors()])
-        got: list[Reading] = []
-        while len(got) < len(plant.sensors()):
-            got += await q.get(1000, 5.0)
+        got = await _gather(q, len(plant.sensors()))
     finally:
         await conn.stop()  # type: ignore[attr-defined]
         await server.stop()
