@@ -63,6 +63,7 @@ class DaemonConfig:
     collector: CollectorSettings = field(default_factory=CollectorSettings)
     rules: RulesSettings | None = None  # None: the rules' defaults
     alarms: AlarmSettings | None = None  # None: the alarms' defaults
+    alarms_enabled: bool = True  # `alarms: false`: this instance runs no alarm service (scale-out)
 
 
 def _database(n: Node) -> DatabaseSettings | None:
@@ -98,7 +99,12 @@ def parse_config(n: Node, base_dir: Path) -> DaemonConfig | None:
     data_dir = opt(m, "data_dir", Node.text, "data")
     # each component parses its own section (problems recorded on the same document)
     rules = parse_rules(m["rules"]) if "rules" in m else None
-    alarms = parse_alarms(m["alarms"]) if "alarms" in m else None
+    # `alarms: false` on every scale-out instance but one: one alarm service per plant,
+    # or two would race on the same alarms and notify twice
+    alarms_enabled = not (
+        "alarms" in m and m["alarms"].node.tag.endswith(":bool") and m["alarms"].flag() is False
+    )
+    alarms = parse_alarms(m["alarms"]) if "alarms" in m and alarms_enabled else None
 
     def rel(p: str) -> str:
         return str(p if os.path.isabs(p) else (base_dir / p))
@@ -120,6 +126,7 @@ def parse_config(n: Node, base_dir: Path) -> DaemonConfig | None:
         collector=collector,
         rules=rules,
         alarms=alarms,
+        alarms_enabled=alarms_enabled,
     )
 
 

@@ -226,13 +226,14 @@ def wire(
         "Rules engine counters, by counter",
         lambda: {(("counter", k),): float(v) for k, v in rules.counters.items()},
     )
-    alarms = w.alarms = AlarmService(plant, config.alarms, config.database.resolved_dsn())
-    w.http.mount(alarms.routes())
-    metrics.gauge_fn(
-        "hazmon_alarms_counters",
-        "Alarm service counters, by counter",
-        lambda: {(("counter", k),): float(v) for k, v in alarms.metrics().items()},
-    )
+    if config.alarms_enabled:
+        alarms = w.alarms = AlarmService(plant, config.alarms, config.database.resolved_dsn())
+        w.http.mount(alarms.routes())
+        metrics.gauge_fn(
+            "hazmon_alarms_counters",
+            "Alarm service counters, by counter",
+            lambda: {(("counter", k),): float(v) for k, v in alarms.metrics().items()},
+        )
     m = metrics
     m.gauge_fn("hazmon_queue_readings", "Readings in the collector queue", lambda: {(): float(queue.depth)})
     m.gauge_fn(

@@ -71,3 +71,17 @@ def test_a_problem_is_reported_once_when_the_rest_is_fine(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as e:
         load_config(f)
     assert [str(p) for p in e.value.problems] == [f"{f}:2: collector.stale_factor: must be >= 1, got 0"]
+
+
+def test_alarms_false_runs_no_alarm_service(tmp_path: Path) -> None:
+    """Scale-out: every instance but one says `alarms: false` (one alarm service per plant)."""
+    from hazmon.config import parse_config
+    from hazmon.plant.yamlnode import parse_document
+
+    def cfg(extra: str) -> object:
+        return parse_document(f"plant: plant.yaml\n{extra}", "x.yaml", lambda n: parse_config(n, tmp_path))
+
+    off = cfg("alarms: false\n")
+    on = cfg("alarms: {repeat_s: 600}\n")
+    assert (off.alarms_enabled, off.alarms) == (False, None)  # type: ignore[attr-defined]
+    assert on.alarms_enabled and on.alarms is not None  # type: ignore[attr-defined]

@@ -64,7 +64,8 @@ def test_two_daemons_split_a_shared_subscription_and_store_everything_once(
         cfg.write_text(
             f"plant: plant.yaml\ndata_dir: data-{inst}\ninstance: {inst}\n"
             f"database: {{dsn: '{db_dsn}', storage_mode: plain}}\nhttp: {{port: {port}}}\n"
-            "collector: {flush_interval_s: 0.2}\n"
+            "collector: {flush_interval_s: 0.2}\n" + ("alarms: false\n" if inst == "b" else "")
+            # one alarm service per plant: the second instance runs none
         )
         log = (tmp_path / f"daemon-{inst}.log").open("wb")
         p = subprocess.Popen(
