@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hazmon.plant import ConfigError, Plant, Reading, from_us, load, to_us
-from hazmon.simulators import Simulation, load_scenario, parse_duration, scenario_names
+from hazmon.simulators import Scenario, Simulation, load_scenario, parse_duration, scenario_names
 from hazmon.simulators.mqtt_publisher import MqttPublishError
 from hazmon.simulators.opcua_server import OpcUaServerError
 from hazmon.simulators.recording import (
@@ -107,6 +107,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=_replay)
 
 
+def _load_scenario(name: str) -> Scenario | None:
+    """The scenario, or None after printing every problem of its file."""
+    try:
+        return load_scenario(name)
+    except ConfigError as e:
+        for prob in e.problems:
+            print(prob, file=sys.stderr)
+        return None
+
+
 def _load_plant(path: str) -> Plant | None:
     try:
         return load(path)
@@ -157,11 +167,8 @@ def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per 
     plant = _load_plant(args.plant)
     if plant is None:
         return 1
-    try:
-        scenario = load_scenario(args.scenario)
-    except ConfigError as e:
-        for prob in e.problems:
-            print(prob, file=sys.stderr)
+    scenario = _load_scenario(args.scenario)
+    if scenario is None:
         return 1
     plant = shift_opcua_ports(plant, args.opcua_port_offset)
     start_us = args.start if args.start is not None else int(time.time()) * 1_000_000
@@ -262,11 +269,8 @@ def _record(args: argparse.Namespace) -> int:
             n = w.count
         print(f"{args.output}: {n} readings from the database", file=sys.stderr)
         return 0
-    try:
-        scenario = load_scenario(args.scenario)
-    except ConfigError as e:
-        for prob in e.problems:
-            print(prob, file=sys.stderr)
+    scenario = _load_scenario(args.scenario)
+    if scenario is None:
         return 1
     start_us = args.start if args.start is not None else int(time.time()) * 1_000_000
     duration = args.duration if args.duration is not None else scenario.duration_s
