@@ -22,7 +22,7 @@ from hazmon.plant.model import (
     Sensor,
     SensorKind,
 )
-from hazmon.plant.reading import Quality, Reading, StaleChange, from_us, to_us
+from hazmon.plant.reading import Quality, Reading, ReadingBatch, StaleChange, from_us, to_us
 from hazmon.plant.standards import Grade, Level, Tier
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "Problem",
     "Quality",
     "Reading",
+    "ReadingBatch",
     "Sensor",
     "SensorKind",
     "StaleChange",

@@ -7,11 +7,16 @@ values into `Reading`. Timestamps are integer microseconds since the Unix epoch
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import NamedTuple
 
-__all__ = ["Quality", "Reading", "StaleChange", "from_us", "to_us"]
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Quality", "Reading", "ReadingBatch", "StaleChange", "from_us", "to_us"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -42,6 +47,84 @@ class Reading(NamedTuple):
     ts_us: int
     value: float
     quality: Quality = Quality.GOOD
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ReadingBatch:
+    """Readings as columns, in arrival order: what flows from collectors to consumers.
+
+    Collectors decode a message of 500 readings straight into these columns, and
+    the writer (COPY) and the rules (numpy) consume columns, so no per-reading
+    Python object is built on the hot path. ``batch.readings()`` gives the
+    `Reading` view for code that wants one value at a time.
+
+    Attributes:
+        tags: the sensor tag of each row.
+        ts_us: source timestamps, µs since the epoch (int64).
+        value: values in engineering units (float64, finite).
+        quality: `Quality` codes (int8).
+    """
+
+    tags: Sequence[str]
+    ts_us: NDArray[np.int64]
+    value: NDArray[np.float64]
+    quality: NDArray[np.int8]
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+    @classmethod
+    def empty(cls) -> ReadingBatch:
+        return cls([], np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.int8))
+
+    @classmethod
+    def from_readings(cls, readings: Sequence[Reading]) -> ReadingBatch:
+        """Columns of ``readings`` (raises TypeError / ValueError / OverflowError on a malformed one)."""
+        if not readings:
+            return cls.empty()
+        tags, ts, vals, qs = zip(*readings, strict=True)
+        return cls(
+            list(tags),
+            np.array(ts, dtype=np.int64),
+            np.array(vals, dtype=np.float64),
+            np.array(qs, dtype=np.int8),
+        )
+
+    @classmethod
+    def concat(cls, batches: Iterable[ReadingBatch]) -> ReadingBatch:
+        bs = [b for b in batches if len(b)]
+        if not bs:
+            return cls.empty()
+        if len(bs) == 1:
+            return bs[0]
+        tags: list[str] = []
+        for b in bs:
+            tags.extend(b.tags)
+        return cls(
+            tags,
+            np.concatenate([b.ts_us for b in bs]),
+            np.concatenate([b.value for b in bs]),
+            np.concatenate([b.quality for b in bs]),
+        )
+
+    def slice(self, lo: int, hi: int) -> ReadingBatch:
+        return ReadingBatch(self.tags[lo:hi], self.ts_us[lo:hi], self.value[lo:hi], self.quality[lo:hi])
+
+    def take(self, rows: NDArray[np.intp]) -> ReadingBatch:
+        """The rows at ``rows`` (a boolean mask or indices), in that order."""
+        idx = np.flatnonzero(rows) if rows.dtype == np.bool_ else rows
+        return ReadingBatch(
+            [self.tags[i] for i in idx.tolist()], self.ts_us[idx], self.value[idx], self.quality[idx]
+        )
+
+    def readings(self) -> list[Reading]:
+        """One `Reading` per row (for tests and one-at-a-time code; not the hot path)."""
+        return [
+            Reading(t, ts, v, Quality(q))
+            for t, ts, v, q in zip(
+                self.tags, self.ts_us.tolist(), self.value.tolist(), self.quality.tolist(), strict=True
+            )
+        ]
 
 
 class StaleChange(NamedTuple):
