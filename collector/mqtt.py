@@ -268,9 +268,10 @@ class MqttInput:
                 payload=payload,
                 now_us=now_us,
             )
-        if d.readings:
-            self.metrics.inc("hazmon_readings_received_total", len(d.readings), self._labels)
-            return self.queue.put_threadsafe(d.readings)
+        n = d.count()
+        if n:
+            self.metrics.inc("hazmon_readings_received_total", n, self._labels)
+            return self.queue.put_threadsafe(d.batch())
         return True
 
 

@@ -4,6 +4,10 @@ Bounded by readings, not by messages, so memory is bounded whatever the batch
 sizes. Producers wait while it is full (the MQTT network thread with
 `put_threadsafe`, OPC UA handlers with `await put`): a full queue pushes back
 to the broker or server session instead of dropping readings here.
+
+It carries `ReadingBatch` columns; a producer may also hand it a list of
+`Reading` (converted once, at the door). The daemon's consumer takes columns
+with `get_batch`; `get` gives `Reading`s for tests and one-at-a-time code.
 """
 
 from __future__ import annotations
@@ -14,9 +18,26 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 
-from hazmon.plant.reading import Reading
+import structlog
+
+from hazmon.plant.reading import Quality, Reading, ReadingBatch
 
 __all__ = ["ReadingQueue"]
+
+
+Chunk = ReadingBatch | list[Reading]
+
+log = structlog.get_logger("hazmon.collector.queue")
+
+
+def _chunk(readings: Sequence[Reading] | ReadingBatch) -> Chunk:
+    # lists stay lists until `get_batch`: one conversion per gathered batch, not one per
+    # single-reading message
+    return readings if isinstance(readings, ReadingBatch) else list(readings)
+
+
+def _slice(c: Chunk, lo: int, hi: int) -> Chunk:
+    return c.slice(lo, hi) if isinstance(c, ReadingBatch) else c[lo:hi]
 
 
 class ReadingQueue:
@@ -27,7 +48,7 @@ class ReadingQueue:
             raise ValueError("max_readings must be >= 1")
         self.max_readings = max_readings
         self._loop = loop
-        self._chunks: deque[list[Reading]] = deque()
+        self._chunks: deque[Chunk] = deque()
         self._count = 0
         self._lock = threading.Lock()
         self._not_full = threading.Condition(self._lock)
@@ -36,6 +57,7 @@ class ReadingQueue:
         self._not_full_async.set()
         self._closed = False
         self.waits = 0  # times a producer found the queue full (exported as a metric)
+        self.malformed = 0  # readings a producer built wrong, dropped and logged (exported)
 
     @property
     def depth(self) -> int:
@@ -47,19 +69,11 @@ class ReadingQueue:
             self._closed = True
             self._not_full.notify_all()
 
-    def _append_locked(self, readings: list[Reading]) -> None:
-        was_empty = self._count == 0
-        self._chunks.append(readings)
-        self._count += len(readings)
-        if self._count >= self.max_readings:
-            self._loop.call_soon_threadsafe(self._not_full_async.clear)
-        if was_empty:
-            self._loop.call_soon_threadsafe(self._not_empty.set)
-
-    def put_threadsafe(self, readings: Sequence[Reading]) -> bool:
+    def put_threadsafe(self, readings: Sequence[Reading] | ReadingBatch) -> bool:
         """Append from a thread, waiting while full. False once closed."""
-        if not readings:
+        if not len(readings):
             return True
+        batch = _chunk(readings)
         with self._lock:
             if self._count >= self.max_readings:
                 self.waits += 1
@@ -67,21 +81,29 @@ class ReadingQueue:
                 self._not_full.wait(0.5)
             if self._closed:
                 return False
-            self._append_locked(list(readings))
+            was_empty = self._count == 0
+            self._chunks.append(batch)
+            self._count += len(batch)
+            if self._count >= self.max_readings:
+                self._loop.call_soon_threadsafe(self._not_full_async.clear)
+            if was_empty:
+                # one wake-up per empty -> non-empty edge, not one per message
+                self._loop.call_soon_threadsafe(self._not_empty.set)
             return True
 
-    async def put(self, readings: Sequence[Reading]) -> bool:
+    async def put(self, readings: Sequence[Reading] | ReadingBatch) -> bool:
         """Append from the event loop, awaiting while full. False once closed."""
-        if not readings:
+        if not len(readings):
             return True
+        batch = _chunk(readings)
         while True:
             with self._lock:
                 if self._closed:
                     return False
                 if self._count < self.max_readings:
                     was_empty = self._count == 0
-                    self._chunks.append(list(readings))
-                    self._count += len(readings)
+                    self._chunks.append(batch)
+                    self._count += len(batch)
                     if self._count >= self.max_readings:
                         self._not_full_async.clear()
                     if was_empty:
@@ -92,27 +114,64 @@ class ReadingQueue:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._not_full_async.wait(), 0.2)
 
-    async def get(self, max_n: int, wait_s: float) -> list[Reading]:
-        """Up to ``max_n`` readings in arrival order; [] after ``wait_s`` s with none."""
+    async def get_batch(self, max_n: int, wait_s: float) -> ReadingBatch:
+        """Up to ``max_n`` readings in arrival order, as columns; empty after ``wait_s`` s with none."""
         if self._count == 0:
             try:
                 await asyncio.wait_for(self._not_empty.wait(), wait_s)
             except TimeoutError:
-                return []
-        out: list[Reading] = []
+                return ReadingBatch.empty()
+        parts: list[Chunk] = []
+        n = 0
         with self._lock:
-            while self._chunks and len(out) < max_n:
+            while self._chunks and n < max_n:
                 chunk = self._chunks[0]
-                room = max_n - len(out)
+                room = max_n - n
                 if len(chunk) <= room:
-                    out.extend(self._chunks.popleft())
+                    parts.append(self._chunks.popleft())
+                    n += len(chunk)
                 else:
-                    out.extend(chunk[:room])
-                    self._chunks[0] = chunk[room:]
-            self._count -= len(out)
+                    parts.append(_slice(chunk, 0, room))
+                    self._chunks[0] = _slice(chunk, room, len(chunk))
+                    n += room
+            self._count -= n
             if self._count == 0:
                 self._not_empty.clear()
             if self._count < self.max_readings:
                 self._not_full_async.set()
                 self._not_full.notify_all()
+        return ReadingBatch.concat(self._columns(parts))
+
+    def _columns(self, parts: list[Chunk]) -> list[ReadingBatch]:
+        out: list[ReadingBatch] = []
+        rows: list[Reading] = []
+        for p in parts:
+            if isinstance(p, ReadingBatch):
+                if rows:
+                    out.append(self._from_rows(rows))
+                    rows = []
+                out.append(p)
+            else:
+                rows.extend(p)
+        if rows:
+            out.append(self._from_rows(rows))
         return out
+
+    def _from_rows(self, rows: list[Reading]) -> ReadingBatch:
+        try:
+            return ReadingBatch.from_readings(rows)
+        except (TypeError, ValueError, OverflowError):
+            good = []
+            for r in rows:
+                try:
+                    good.append(Reading(str(r.tag), int(r.ts_us), float(r.value), Quality(r.quality)))
+                except (TypeError, ValueError, OverflowError) as e:
+                    self.malformed += 1
+                    log.error(
+                        "malformed reading from a collector dropped", reading=repr(r)[:120], error=str(e)
+                    )
+            return ReadingBatch.from_readings(good)
+
+    async def get(self, max_n: int, wait_s: float) -> list[Reading]:
+        """Up to ``max_n`` readings in arrival order; [] after ``wait_s`` s with none."""
+        return (await self.get_batch(max_n, wait_s)).readings()

@@ -43,11 +43,14 @@ class StaleTracker:
     def seen(self, tags: Iterable[str], now_us: int) -> list[StaleChange]:
         """Readings arrived for ``tags`` at ``now_us``; returns the sensors that came back."""
         last = self._last
+        fresh = dict.fromkeys(tags, now_us)  # one C-level pass over a batch's tags
+        if not fresh.keys() <= last.keys():
+            fresh = {t: now_us for t in fresh if t in last}  # unknown tags are the collectors' to report
+        last.update(fresh)
         out: list[StaleChange] = []
-        for t in tags:
-            if t in last:
-                last[t] = now_us
-                if t in self._stale and not self._is_down(t):
+        if self._stale:
+            for t in sorted(self._stale & fresh.keys()):
+                if not self._is_down(t):
                     self._stale.discard(t)
                     out.append(StaleChange(t, False, now_us, "readings resumed"))
         return out

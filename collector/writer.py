@@ -24,13 +24,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import structlog
 
 from hazmon.collector.deadletter import DeadLetters
 from hazmon.collector.metrics import Metrics
 from hazmon.collector.spool import Spool, SpoolFullError
-from hazmon.plant.reading import Reading, from_us
+from hazmon.plant.reading import Reading, ReadingBatch, from_us
 from hazmon.store import ReadingColumns, UnknownTagError, connect_async, is_temporary, write_readings_async
 
 __all__ = ["BatchWriter", "SystemEvent"]
@@ -75,7 +76,8 @@ class BatchWriter:
         self.write_timeout_s = write_timeout_s
         self.retry_max_s = retry_max_s
         self.on_system = on_system or (lambda key, active, msg: None)
-        self._buf: list[Reading] = []
+        self._buf: list[ReadingBatch] = []
+        self._buffered = 0
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -96,7 +98,7 @@ class BatchWriter:
         m.declare("hazmon_write_duration_seconds_count", "counter", "Batch writes")
         m.declare("hazmon_write_duration_seconds_last", "gauge", "Duration of the last batch write")
         m.gauge_fn(
-            "hazmon_writer_buffer_readings", "Readings buffered in the writer", lambda: {(): len(self._buf)}
+            "hazmon_writer_buffer_readings", "Readings buffered in the writer", lambda: {(): self._buffered}
         )
         m.gauge_fn(
             "hazmon_spool_readings", "Readings waiting in the spool", lambda: {(): float(self.spool.rows)}
@@ -120,19 +122,23 @@ class BatchWriter:
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        return self._buffered
 
     async def room(self, limit: int) -> None:
         """Wait until at most ``limit`` readings are buffered (backpressure on the consumer)."""
-        while len(self._buf) > limit:
+        while self._buffered > limit:
             self._room.clear()
             self._wake.set()
             await self._room.wait()
 
-    def add(self, readings: Sequence[Reading]) -> None:
+    def add(self, readings: ReadingBatch | Sequence[Reading]) -> None:
         """Buffer readings for the next flush (never waits for the database)."""
-        self._buf.extend(readings)
-        if len(self._buf) >= self.batch_max:
+        if not len(readings):
+            return
+        b = readings if isinstance(readings, ReadingBatch) else ReadingBatch.from_readings(readings)
+        self._buf.append(b)
+        self._buffered += len(b)
+        if self._buffered >= self.batch_max:
             self._wake.set()
 
     # -- the loop ------------------------------------------------------------------------
@@ -155,7 +161,7 @@ class BatchWriter:
 
     async def flush(self, final: bool = False) -> None:
         while self._buf:
-            chunk, self._buf = self._buf[: self.batch_max], self._buf[self.batch_max :]
+            chunk = self._take(self.batch_max)
             self._room.set()
             cols = self._columns(chunk)
             if len(cols):
@@ -166,25 +172,38 @@ class BatchWriter:
             await self._store_dead_letters()
 
     # -- pieces --------------------------------------------------------------------------
-    def _columns(self, readings: list[Reading]) -> ReadingColumns:
+    def _take(self, n: int) -> ReadingBatch:
+        """The oldest (up to) ``n`` buffered readings."""
+        parts: list[ReadingBatch] = []
+        got = 0
+        while self._buf and got < n:
+            b = self._buf[0]
+            if len(b) <= n - got:
+                parts.append(self._buf.pop(0))
+                got += len(b)
+            else:
+                parts.append(b.slice(0, n - got))
+                self._buf[0] = b.slice(n - got, len(b))
+                got = n
+        self._buffered -= got
+        return ReadingBatch.concat(parts)
+
+    def _columns(self, batch: ReadingBatch) -> ReadingColumns:
         try:
-            return ReadingColumns.from_readings(readings, self.ids)
+            return ReadingColumns.from_batch(batch, self.ids)
         except UnknownTagError:
-            known = []
-            for r in readings:
-                if r.tag in self.ids:
-                    known.append(r)
-                else:
-                    self.dead.add(
-                        "writer",
-                        r.tag,
-                        reason="unknown_tag",
-                        detail="tag not in the registry",
-                        tag=r.tag,
-                        payload=repr(tuple(r)).encode(),
-                        now_us=_now_us(),
-                    )
-            return ReadingColumns.from_readings(known, self.ids)
+            known = np.fromiter((t in self.ids for t in batch.tags), dtype=bool, count=len(batch))
+            for r in batch.take(~known).readings():
+                self.dead.add(
+                    "writer",
+                    r.tag,
+                    reason="unknown_tag",
+                    detail="tag not in the registry",
+                    tag=r.tag,
+                    payload=repr(tuple(r)).encode(),
+                    now_us=_now_us(),
+                )
+            return ReadingColumns.from_batch(batch.take(known), self.ids)
 
     async def _ensure_conn(self) -> bool:
         if self._conn is not None and not self._conn.closed:

@@ -41,7 +41,17 @@ from hazmon.collector import (
 from hazmon.collector.opcua import inputs_for_plant
 from hazmon.config import DaemonConfig
 from hazmon.http import HttpServer
-from hazmon.plant import Condition, Finding, Level, Limits, Plant, Reading, StaleChange, from_us
+from hazmon.plant import (
+    Condition,
+    Finding,
+    Level,
+    Limits,
+    Plant,
+    Reading,
+    ReadingBatch,
+    StaleChange,
+    from_us,
+)
 from hazmon.rules import RulesRunner
 from hazmon.store import (
     StorageSettings,
@@ -69,7 +79,7 @@ class RulesLike(Protocol):
     """What the daemon calls on `hazmon.rules.RulesRunner`."""
 
     def process(
-        self, readings: Sequence[Reading], stale: Sequence[StaleChange], now_us: int
+        self, readings: Sequence[Reading] | ReadingBatch, stale: Sequence[StaleChange], now_us: int
     ) -> list[Finding]: ...
     def tick(self, now_us: int) -> list[Finding]: ...
     def set_overrides(self, overrides: dict[str, Limits]) -> None: ...
@@ -241,6 +251,11 @@ def wire(
         "Times a collector waited on a full queue",
         lambda: {(): float(queue.waits)},
     )
+    m.gauge_fn(
+        "hazmon_queue_malformed_readings",
+        "Readings a collector built wrong (not a number, bad quality), dropped and logged",
+        lambda: {(): float(queue.malformed)},
+    )
     m.gauge_fn("hazmon_stale_sensors", "Sensors currently stale", lambda: {(): float(stale.stale_count)})
     m.gauge_fn(
         "hazmon_dead_letters_pending", "Dead letters not yet stored", lambda: {(): float(dead.pending)}
@@ -383,16 +398,17 @@ class Daemon:
         assert w is not None
         batch_max = self.config.collector.batch_max_readings
         while True:
-            batch = await w.queue.get(batch_max, 0.2)
-            if not batch and self._stopping.is_set() and w.queue.depth == 0:
+            batch = await w.queue.get_batch(batch_max, 0.2)
+            if not len(batch) and self._stopping.is_set() and w.queue.depth == 0:
                 break
-            if batch and len(batch) < batch_max // 2:
+            if len(batch) and len(batch) < batch_max // 2:
                 # gather a little: rules and writer cost per call, and single-reading messages
                 # would otherwise wake this loop once per message (measured: 336 µs per message)
                 await asyncio.sleep(_GATHER_S)
-                batch += await w.queue.get(batch_max - len(batch), 0)
+                more = await w.queue.get_batch(batch_max - len(batch), 0)
+                batch = ReadingBatch.concat([batch, more])
             t = now_us()
-            changes = w.stale.seen([r.tag for r in batch], t) if batch else []
+            changes = w.stale.seen(batch.tags, t) if len(batch) else []
             if w.pending_stale:
                 changes = w.pending_stale + changes
                 w.pending_stale.clear()
@@ -401,16 +417,14 @@ class Daemon:
             await w.writer.room(4 * batch_max)  # the writer is behind: push back on the queue
         self._consumer_done = True
 
-    async def _rules_and_alarms(
-        self, batch: Sequence[Reading], changes: Sequence[StaleChange], t: int
-    ) -> None:
+    async def _rules_and_alarms(self, batch: ReadingBatch, changes: Sequence[StaleChange], t: int) -> None:
         w = self.w
         assert w is not None
         for c in changes:
             (log.warning if c.stale else log.info)(
                 "sensor stale" if c.stale else "sensor fresh", tag=c.tag, reason=c.reason
             )
-        if w.rules is not None and (batch or changes):
+        if w.rules is not None and (len(batch) or changes):
             try:
                 found = w.rules.process(batch, changes, t)
             except Exception:  # a rules bug must not stop the collectors and the writer

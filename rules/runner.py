@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from hazmon.plant.findings import Finding
 from hazmon.plant.model import Limits, Plant
-from hazmon.plant.reading import Reading, StaleChange
+from hazmon.plant.reading import Reading, ReadingBatch, StaleChange
 from hazmon.rules.engine import Batch, RulesState, evaluate, initial_state
 from hazmon.rules.model import build_model
 from hazmon.rules.settings import RulesSettings
@@ -65,11 +65,23 @@ class RulesRunner:
         return c
 
     def process(
-        self, readings: Sequence[Reading], stale: Sequence[StaleChange], now_us: int
+        self, readings: Sequence[Reading] | ReadingBatch, stale: Sequence[StaleChange], now_us: int
     ) -> list[Finding]:
-        """Evaluate new readings and stale changes at ``now_us``; the findings they cause."""
+        """Evaluate new readings (`Reading`s or columns) and stale changes at ``now_us``; their findings."""
         index = self._index
-        if readings:
+        if isinstance(readings, ReadingBatch):
+            tags = readings.tags
+            try:
+                idx = np.array(list(map(index.__getitem__, tags)), dtype=np.int64).reshape(-1)
+            except KeyError:
+                idx = np.fromiter((index.get(t, -1) for t in tags), dtype=np.int64, count=len(tags))
+            ts, val, q = readings.ts_us, readings.value, readings.quality
+            known = idx >= 0
+            if not known.all():
+                for j in np.flatnonzero(~known).tolist():
+                    self._unknown_tag(tags[j])
+                idx, ts, val, q = idx[known], ts[known], val[known], q[known]
+        elif readings:
             tags, tss, vals, qs = zip(*readings, strict=True)
             idx = np.fromiter((index.get(t, -1) for t in tags), dtype=np.int64, count=len(tags))
             try:

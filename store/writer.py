@@ -17,7 +17,7 @@ import numpy.typing as npt
 import psycopg
 from psycopg import errors as pge
 
-from hazmon.plant.reading import Reading
+from hazmon.plant.reading import Reading, ReadingBatch
 
 __all__ = [
     "ReadingColumns",
@@ -79,6 +79,24 @@ class ReadingColumns:
             np.fromiter((r.ts_us for r in rs), dtype=np.int64, count=len(rs)),
             np.fromiter((r.value for r in rs), dtype=np.float64, count=len(rs)),
             np.fromiter((int(r.quality) for r in rs), dtype=np.int16, count=len(rs)),
+        )
+
+    @classmethod
+    def from_batch(cls, batch: ReadingBatch, ids: Mapping[str, int]) -> ReadingColumns:
+        """Columns for a `ReadingBatch` (tags mapped through the registry, the rest by numpy).
+
+        Raises:
+            UnknownTagError: a tag has no id (callers dead-letter it first).
+        """
+        try:
+            sid = np.array(list(map(ids.__getitem__, batch.tags)), dtype=np.int32)
+        except KeyError as e:
+            raise UnknownTagError(e.args[0]) from None
+        return cls(
+            sid.reshape(-1),
+            batch.ts_us.astype(np.int64, copy=False),
+            batch.value.astype(np.float64, copy=False),
+            batch.quality.astype(np.int16),
         )
 
     @classmethod
