@@ -73,6 +73,12 @@ class AlarmSettings:
             (default). False trades that for latency: a PostgreSQL crash (not a hazmon
             crash) could then lose the last ~0.6 s of alarm events.
         assessment_check_s: how often assessment status is re-read from the database.
+        own_thread: the service's database and notification work runs on an event loop
+            of its own, in a thread of its own (default), so an event loop busy with
+            ingest does not hold up alarms; False: on the caller's loop.
+        trace: keep the latency trace of each alarm's first notification in memory
+            (`AlarmService.traces`: finding, handed over, recorded, claimed, sent);
+            for ``bench/alarm_latency.py --trace``.
     """
 
     locale: str = "zh"
@@ -94,6 +100,8 @@ class AlarmSettings:
     assessment_check_s: float = 3600.0
     token_file: str = ""
     synchronous_commit: bool = True
+    own_thread: bool = True
+    trace: bool = False
 
     def position_of(self, hazard_source: str) -> str:
         return self.positions.get(hazard_source, self.default_position)
@@ -352,6 +360,8 @@ def parse_settings(n: Node) -> AlarmSettings | None:
             "assessment_check_s",
             "token_file",
             "synchronous_commit",
+            "own_thread",
+            "trace",
         }
     )
     if m is None:
@@ -408,4 +418,6 @@ def parse_settings(n: Node) -> AlarmSettings | None:
         assessment_check_s=check,
         token_file=token_file,
         synchronous_commit=opt(m, "synchronous_commit", Node.flag, True),
+        own_thread=opt(m, "own_thread", Node.flag, True),
+        trace=opt(m, "trace", Node.flag, False),
     )

@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import threading
 import time
-from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import structlog
@@ -73,6 +74,11 @@ SENSOR_FAULTS: frozenset[Condition] = frozenset(
 _UPDATE_EVENT_EVERY_US = (
     60_000_000  # a repeating finding is recorded at most once a minute (or on a tier change)
 )
+
+
+_T = TypeVar("_T")
+
+_TRACE_KEEP = 10_000  # latency traces kept in memory (settings.trace)
 
 
 def build_notifier(cfg: NotifierConfig, plant: Plant) -> Notifier:
@@ -163,17 +169,57 @@ class AlarmService:
         self._dlock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # settings.own_thread: the service's loop
+        self._thread: threading.Thread | None = None
         self._repeat_done: dict[tuple[int, int], int] = {}
         self.counters: dict[str, int] = dict.fromkeys(Counters.__dataclass_fields__, 0)
         self.started = False
         self._dirty = False
+        # latency trace (settings.trace): stages of each alarm until its first notification is sent
+        self.traces: deque[dict[str, Any]] = deque(maxlen=_TRACE_KEEP)
+        self._tracing: dict[int, dict[str, Any]] = {}
+        self._raised: list[tuple[repo.AlarmRow, int]] = []
 
     # ------------------------------------------------------------------ life
 
     async def start(self) -> None:
-        """Connect, load the alarms and the pending outbox, and start the dispatcher."""
+        """Connect, load the alarms and the pending outbox, and start the dispatcher.
+
+        With ``settings.own_thread`` this starts the service's thread and event loop
+        first; every coroutine of the service then runs there (`_run`).
+        """
         if self.started:
             return
+        if self.settings.own_thread and self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="hazmon-alarms", daemon=True)
+            thread.start()
+            self._loop, self._thread = loop, thread
+        try:
+            await self._run(self._start())
+        except BaseException:
+            await self._stop_thread()
+            raise
+
+    async def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        """Run one of the service's coroutines on its own loop (or here, without own_thread)."""
+        loop = self._loop
+        if loop is None or loop is asyncio.get_running_loop():
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    async def _stop_thread(self) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join)
+        loop.close()
+
+    async def _start(self) -> None:
+        # asyncio primitives belong to the loop that first waits on them: new ones per start
+        self._wlock, self._dlock, self._wake = asyncio.Lock(), asyncio.Lock(), asyncio.Event()
         self._w = await self._connect_writer()
         self._d = await self._connect_dispatcher()
         rows = await repo.load_alarms(self._w, self.enterprise)
@@ -254,6 +300,13 @@ class AlarmService:
         return c
 
     async def close(self) -> None:
+        """Stop the dispatcher, close notifiers and connections (and the service's thread)."""
+        try:
+            await self._run(self._close())
+        finally:
+            await self._stop_thread()
+
+    async def _close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -341,14 +394,41 @@ class AlarmService:
         """Record findings (a repeat updates its alarm) and queue what they require."""
         if not self.started:
             await self.start()
+        await self._run(self._handle(list(findings), now_us))
+
+    async def _handle(self, findings: Sequence[Finding], now_us: int) -> None:
         self._advance(now_us)
         if not findings:
             return
+        handed = _real_now_us()
         async with self._wlock, self._tx():
+            locked = _real_now_us()
+            self._raised.clear()
             for f in findings:
                 await self._finding(f, now_us)
+            issued = _real_now_us()
         self.counters["findings"] += len(findings)
         self._wake.set()
+        if self.settings.trace:
+            self._trace_recorded(handed, locked, issued, _real_now_us())
+
+    def _trace_recorded(self, handed_us: int, locked_us: int, issued_us: int, committed_us: int) -> None:
+        """Stages of each alarm raised by the batch just committed."""
+        for a, _ in self._raised:
+            t = self._tracing.get(a.id)
+            if t is not None:
+                t.update(
+                    handed_us=handed_us, locked_us=locked_us, issued_us=issued_us, committed_us=committed_us
+                )
+        self._raised.clear()
+        while len(self._tracing) > _TRACE_KEEP:  # alarms that never notify must not pile up
+            del self._tracing[next(iter(self._tracing))]
+
+    def _trace_stage(self, rows: Sequence[repo.Outgoing], stage: str, at_us: int) -> None:
+        for o in rows:
+            t = self._tracing.get(o.alarm_id) if o.alarm_id is not None else None
+            if t is not None and o.purpose == "escalation" and o.message.get("step") == 0:
+                t.setdefault(stage, at_us)
 
     async def _alarm_for(self, f: Finding, tier: Tier) -> repo.AlarmRow:
         key = (f.hazard_source, f.sensor, f.condition.value)
@@ -475,6 +555,15 @@ class AlarmService:
         self.counters["events"] += 1
         await repo.save_projection(self._conn, a, max(now_us, e.at_us), after_event=True)
         if e.kind is EventKind.RAISED and a.state.activations > before.activations:
+            if self.settings.trace:  # before the commit: the dispatcher may claim before we resume
+                self._raised.append((a, e.at_us))
+                self._tracing[a.id] = {
+                    "alarm_id": a.id,
+                    "hazard_source": a.hazard_source,
+                    "sensor": a.sensor,
+                    "condition": a.condition,
+                    "finding_us": e.at_us,  # the finding's time (its reading's source time)
+                }
             await self._activation(a, e.at_us)
         elif a.state.schedule != before.schedule and a.state.schedule_from_us is not None:
             await self._queue_schedule(a, flooded=False)
@@ -567,6 +656,9 @@ class AlarmService:
         """Time passes: shelve expiry, repeats, assessment checks, then send what is due."""
         if not self.started:
             await self.start()
+        await self._run(self._tick(now_us))
+
+    async def _tick(self, now_us: int) -> None:
         self._advance(now_us)
         extra: list[Finding] = []
         every = round(self.settings.assessment_check_s * 1e6)
@@ -584,7 +676,7 @@ class AlarmService:
                         a, Event(EventKind.UNSHELVED, s.shelved_until_us, comment="shelving expired"), now_us
                     )
                 await self._repeat(a, now_us)
-        await self.dispatch()
+        await self._dispatch()
 
     async def _repeat(self, a: repo.AlarmRow, now_us: int) -> None:
         s = a.state
@@ -639,6 +731,11 @@ class AlarmService:
         """
         if not self.started:
             await self.start()
+        return await self._run(self._act(alarm_id, kind, actor, comment, data))
+
+    async def _act(
+        self, alarm_id: int, kind: EventKind, actor: str, comment: str, data: Mapping[str, Any] | None
+    ) -> repo.AlarmRow:
         now = self.now_us()
         async with self._wlock:
             a = self._by_id.get(alarm_id)
@@ -655,6 +752,10 @@ class AlarmService:
         return a
 
     async def events(self, alarm_id: int) -> list[dict[str, Any]]:
+        """The audit trail of one alarm, oldest first."""
+        return await self._run(self._events(alarm_id))
+
+    async def _events(self, alarm_id: int) -> list[dict[str, Any]]:
         async with self._wlock:
             cur = await self._conn.execute(
                 "SELECT id, at_us, kind, actor, comment, data FROM alarm_event "
@@ -698,7 +799,7 @@ class AlarmService:
             await self._wake.wait()
             self._wake.clear()
             try:
-                await self.dispatch()
+                await self._dispatch()
             except Exception:  # the loop must survive a database hiccup; the rows stay queued
                 log.exception("alarm dispatch failed; will retry on the next wake-up")
                 await asyncio.sleep(1.0)
@@ -706,15 +807,22 @@ class AlarmService:
 
     async def dispatch(self) -> int:
         """Send every notification due at the service's now; returns messages sent."""
+        return await self._run(self._dispatch())
+
+    async def _dispatch(self) -> int:
         async with self._dlock:
             if self._d is None or self._d.closed or self._d.broken:
                 self._d = await self._connect_dispatcher()
             now = self._now_us or _real_now_us()
             sent = 0
             while True:
+                woke = _real_now_us()
                 rows = await repo.claim_due(self._d, self.enterprise, now)
                 if not rows:
                     return sent
+                if self._tracing:
+                    self._trace_stage(rows, "dispatch_us", woke)  # the dispatcher started its claim
+                    self._trace_stage(rows, "claimed_us", _real_now_us())
                 sent += await self._send_batch(rows, now)
 
     def _still_wanted(self, o: repo.Outgoing, now_us: int) -> str | None:
@@ -808,6 +916,8 @@ class AlarmService:
         except Exception as e:  # a notifier bug must not stop the others: retried, then dead-lettered
             log.exception("notifier raised", notifier=key[0])
             return msg, True, e
+        if err is None and self._tracing:
+            self._trace_stage(group, "sent_us", _real_now_us())
         return msg, retry, err
 
     async def _settle(
@@ -849,6 +959,11 @@ class AlarmService:
                             ),
                         )
             self.counters["sent"] += 1
+            if self._tracing:
+                for o in group:
+                    t = self._tracing.get(o.alarm_id) if o.alarm_id is not None else None
+                    if t is not None and "sent_us" in t:
+                        self.traces.append(self._tracing.pop(t["alarm_id"]))
             return 1
         attempts = max(o.attempts for o in group)
         nxt = next_attempt(self.settings.retry, attempts, retry, now_us)

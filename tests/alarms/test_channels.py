@@ -221,9 +221,8 @@ BAD = [
     (
         "bogus: 1\n",
         "hazmon.yaml:1: bogus: unknown key 'bogus' (allowed: api_url, assessment_check_s, "
-        "default_position, escalation, flood, locale, notifiers, positions, repeat_s, retry, shelve_max_s, "
-        "synchronous_commit, "
-        "token_file, tokens)",
+        "default_position, escalation, flood, locale, notifiers, own_thread, positions, repeat_s, retry, "
+        "shelve_max_s, synchronous_commit, token_file, tokens, trace)",
     ),
 ]
 

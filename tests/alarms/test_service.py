@@ -441,3 +441,39 @@ async def test_alarm_row_written_elsewhere_is_reused_not_duplicated(
     await svc.handle([gas(T0)], T0)
     await other.handle([gas(T0 + 5 * S, active=False)], T0 + 5 * S)
     assert rows(db_dsn, "SELECT count(*) FROM alarm WHERE sensor = 'AT-101'") == [(1,)]
+
+
+@pytest.mark.parametrize("own_thread", [True, False])
+async def test_service_on_its_own_thread_or_the_callers_loop(
+    make_service: MakeService, hook: HttpReceiver, own_thread: bool
+) -> None:
+    """Same chain either way; with own_thread the service's loop is not the caller's."""
+    import asyncio
+
+    svc = await make_service(repeat_s=0, own_thread=own_thread)
+    assert (svc._loop is not None and svc._loop is not asyncio.get_running_loop()) is own_thread
+    await svc.handle([gas(T0)], T0)
+    await svc.dispatch()
+    (a,) = [a for a in svc.alarms() if a.sensor == "AT-101"]
+    await svc.act(a.id, EventKind.ACKED, "op1")
+    await at(svc, 600)
+    assert who_when(hook.payloads(), "AT-101") == [
+        ("control_room", 0, "escalation"),
+        ("operational", 0, "escalation"),
+    ]
+    assert [e["kind"] for e in await svc.events(a.id)][:2] == ["raised", "notified"]
+
+
+async def test_trace_keeps_each_stage_in_order(make_service: MakeService) -> None:
+    svc = await make_service(repeat_s=0, trace=True)
+    await svc.handle([gas(T0)], T0)
+    await svc.dispatch()
+    (t,) = [t for t in svc.traces if t["sensor"] == "AT-101"]
+    assert t["finding_us"] == T0
+    stages = ["handed_us", "locked_us", "issued_us", "committed_us", "claimed_us", "sent_us"]
+    assert [t[k] for k in stages] == sorted(t[k] for k in stages)
+    assert t["dispatch_us"] <= t["claimed_us"]
+    untraced = await make_service(repeat_s=0)
+    await untraced.handle([gas(T0, tag="AT-102", cond=Condition.GAS_FIRST, value=1.1)], T0)
+    await untraced.dispatch()
+    assert list(untraced.traces) == []
