@@ -664,28 +664,50 @@ class AlarmService:
         every = round(self.settings.assessment_check_s * 1e6)
         if self._grades_checked_us is None or now_us - self._grades_checked_us >= every:
             extra = await self._refresh_grades(now_us)
-        async with self._wlock, self._tx():
-            for f in extra:
-                known = self._alarms.get((f.hazard_source, None, f.condition.value))
-                if f.active or (known is not None and known.state.active):
-                    await self._finding(f, now_us)
-            for a in list(self._alarms.values()):
-                s = a.state
-                if s.shelved_until_us is not None and s.shelved_until_us <= now_us:
-                    await self._record(
-                        a, Event(EventKind.UNSHELVED, s.shelved_until_us, comment="shelving expired"), now_us
-                    )
-                await self._repeat(a, now_us)
+        if extra or any(self._tick_work(a, now_us) for a in self._alarms.values()):
+            # only then the write lock and a transaction: a tick with nothing to record must
+            # not hold up the findings of a new alarm
+            async with self._wlock, self._tx():
+                for f in extra:
+                    known = self._alarms.get((f.hazard_source, None, f.condition.value))
+                    if f.active or (known is not None and known.state.active):
+                        await self._finding(f, now_us)
+                for a in list(self._alarms.values()):
+                    s = a.state
+                    if s.shelved_until_us is not None and s.shelved_until_us <= now_us:
+                        await self._record(
+                            a,
+                            Event(EventKind.UNSHELVED, s.shelved_until_us, comment="shelving expired"),
+                            now_us,
+                        )
+                    await self._repeat(a, now_us)
         await self._dispatch()
 
-    async def _repeat(self, a: repo.AlarmRow, now_us: int) -> None:
+    def _tick_work(self, a: repo.AlarmRow, now_us: int) -> bool:
+        """Whether the tick at ``now_us`` records something for ``a`` (shelving expired, a repeat due)."""
+        s = a.state
+        if s.shelved_until_us is not None and s.shelved_until_us <= now_us:
+            return True
+        return self._repeat_due(a, now_us) is not None
+
+    def _repeat_due(self, a: repo.AlarmRow, now_us: int) -> int | None:
+        """The number of the repeat due now for ``a``, None when none is."""
         s = a.state
         every = round(self.settings.repeat_s * 1e6)
         if every <= 0 or s.schedule_from_us is None or not needs_escalation(s, now_us):
-            return
+            return None
         n = (now_us - s.schedule_from_us) // every
         if n < 1 or self._repeat_done.get((a.id, s.schedule), 0) >= n:
+            return None
+        return n
+
+    async def _repeat(self, a: repo.AlarmRow, now_us: int) -> None:
+        n = self._repeat_due(a, now_us)
+        if n is None:
             return
+        s = a.state
+        assert s.schedule_from_us is not None
+        every = round(self.settings.repeat_s * 1e6)
         self._repeat_done[(a.id, s.schedule)] = n
         steps = self.settings.escalation.get(Tier(max(1, min(4, s.tier))), ())
         first = steps[0].recipients if steps else (Recipient.CONTROL_ROOM,)
@@ -934,7 +956,7 @@ class AlarmService:
         assert self._d is not None
         ids = [o.id for o in group]
         if err is None:
-            async with self._d.transaction():
+            async with self._d.pipeline(), self._d.transaction():  # one round trip, not 3 + events
                 await repo.mark_sent(self._d, ids, now_us)
                 for o in group:
                     if o.alarm_id is not None:
