@@ -7,7 +7,7 @@ acknowledging (or shelving, suppression, out of service) stops the rest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -15,13 +15,18 @@ from hazmon.plant.model import Plant
 from hazmon.plant.standards import ESCALATION_DEFAULTS, Tier
 
 __all__ = [
+    "TOLD",
     "Contact",
     "EscalationStep",
+    "Planned",
     "Policy",
     "Recipient",
+    "Replan",
+    "Route",
     "Scheduled",
     "contacts",
     "default_policy",
+    "replan",
     "schedule",
 ]
 
@@ -86,6 +91,79 @@ def schedule(policy: Policy, tier: Tier, start_us: int) -> list[Scheduled]:
         due = start_us + round(st.after_s * 1e6)
         out.extend(Scheduled(i, due, r) for r in st.recipients)
     return out
+
+
+Route = tuple[str, str, str]
+"""(notifier name, address, contact name) a recipient is reached by."""
+
+TOLD: frozenset[str] = frozenset({"sent", "sending", "dead", "flooded"})
+"""Outbox states in which a recipient counts as told (or given up on): never queued again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """An escalation row already in the outbox for the alarm's current schedule."""
+
+    id: int
+    recipient: str
+    notifier: str
+    address: str
+    due_us: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Replan:
+    """What a tier change does to the outbox.
+
+    Attributes:
+        cancel: ids of pending rows the new tier does not have (or has at another time).
+        queue: the new tier's steps not yet in the outbox: (step, route); due ``step.due_us``
+            (in the past for steps already due: they go out at once).
+        kept: pending rows the new tier has at the same time, for the same address.
+        skipped: steps of the new tier whose recipient was already told (not sent again).
+    """
+
+    cancel: list[int]
+    queue: list[tuple[Scheduled, Route]]
+    kept: int
+    skipped: int
+
+
+def replan(
+    policy: Policy,
+    tier: Tier,
+    start_us: int,
+    routes: Callable[[Recipient], Sequence[Route]],
+    existing: Sequence[Planned],
+) -> Replan:
+    """The escalation of ``tier`` applied to an alarm whose schedule started at ``start_us``.
+
+    A recipient already told in this schedule (same notifier and address) is not told
+    again; the new tier's steps that are due already are queued at their (past) due time,
+    so they go out at once; pending steps of the old tier that the new one does not have
+    at the same time are cancelled.
+    """
+    told = {(p.recipient, p.notifier, p.address) for p in existing if p.status in TOLD}
+    pending = {
+        (p.recipient, p.notifier, p.address, p.due_us): p.id for p in existing if p.status == "pending"
+    }
+    keep: set[int] = set()
+    queue: list[tuple[Scheduled, Route]] = []
+    skipped = 0
+    for sch in schedule(policy, tier, start_us):
+        for route in routes(sch.recipient):
+            notifier, address, _ = route
+            if (sch.recipient.value, notifier, address) in told:
+                skipped += 1
+                continue
+            same = pending.get((sch.recipient.value, notifier, address, sch.due_us))
+            if same is not None:
+                keep.add(same)
+            else:
+                queue.append((sch, route))
+    cancel = sorted(i for i in pending.values() if i not in keep)
+    return Replan(cancel, queue, len(keep), skipped)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ SYSTEM = "system"
 class EventKind(StrEnum):
     RAISED = "raised"  # the condition became active (a new activation / episode)
     UPDATED = "updated"  # the same condition found again while active (value, tier)
+    TIER_CHANGED = "tier_changed"  # its hazard source's grade or assessment status changed
     CLEARED = "cleared"  # the condition is gone
     ACKED = "acked"
     SHELVED = "shelved"
@@ -92,7 +93,8 @@ class Event:
         actor: ``system`` or the name of the API token that acted.
         comment: free text from the person.
         data: kind-specific details (JSON-safe): raised/updated: level, tier,
-            latching, value, limit, message_en, message_zh; shelved: until_us, reason.
+            latching, value, limit, message_en, message_zh; shelved: until_us, reason;
+            tier_changed: tier, from_tier, grade, reason.
     """
 
     kind: EventKind
@@ -221,6 +223,8 @@ def apply(s: AlarmState, e: Event) -> AlarmState:  # noqa: PLR0911, PLR0912 - on
         return replace(s, schedule=s.schedule + 1, schedule_from_us=e.at_us)
     if k is EventKind.UPDATED:
         return replace(_finding_fields(s, e), repeats=s.repeats + 1)
+    if k is EventKind.TIER_CHANGED:  # the escalation schedule keeps its start; its steps are re-planned
+        return replace(s, tier=int(e.get("tier", s.tier)))
     if k is EventKind.CLEARED:
         if not s.active:
             return s

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from hazmon.alarms.escalation import Planned
 from hazmon.alarms.lifecycle import AlarmState, Event, state_from_json, status
 from hazmon.plant.standards import Tier
 
@@ -21,6 +22,7 @@ __all__ = [
     "Queued",
     "append_event",
     "claim_due",
+    "escalation_rows",
     "insert_alarm",
     "load_alarms",
     "mark_dead",
@@ -285,6 +287,21 @@ async def mark_dead(
                VALUES (%s, %s, %s, %s, %s, %s, %s)""",
             (r.id, r.notifier, r.address, r.attempts, error[:2000], Jsonb(message), now_us),
         )
+
+
+async def escalation_rows(conn: Conn, alarm_id: int, schedule: int) -> list[Planned]:
+    """The escalation rows of one alarm's schedule, except cancelled ones."""
+    cur = await conn.execute(
+        """SELECT id, recipient, notifier, address, due_us, status FROM alarm_notification
+           WHERE alarm_id = %s AND purpose = 'escalation' AND status <> 'cancelled'
+             AND (message->>'schedule')::int = %s
+           ORDER BY id""",
+        (alarm_id, schedule),
+    )
+    return [
+        Planned(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]))
+        for r in await cur.fetchall()
+    ]
 
 
 async def cancel_pending(conn: Conn, alarm_id: int, why: str) -> int:

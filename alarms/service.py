@@ -38,7 +38,7 @@ from aiohttp import web
 from hazmon.alarms import repository as repo
 from hazmon.alarms.api import build_routes
 from hazmon.alarms.config import AlarmSettings, NotifierConfig
-from hazmon.alarms.escalation import Recipient, contacts, schedule
+from hazmon.alarms.escalation import Recipient, contacts, replan, schedule
 from hazmon.alarms.flood import FloodDetector
 from hazmon.alarms.lifecycle import (
     SYSTEM,
@@ -160,6 +160,7 @@ class AlarmService:
         self._by_id: dict[int, repo.AlarmRow] = {}
         self._faulty: dict[str, set[str]] = defaultdict(set)
         self._grades: dict[str, SourceGrade] = {}
+        self._regraded: dict[str, str | None] = {}  # hazard source -> why its grade was what it was
         self._grades_checked_us: int | None = None
         self._flood = FloodDetector(settings.flood_count, settings.flood_window_s)
         self._now_us = 0
@@ -343,7 +344,13 @@ class AlarmService:
                 return dict(latest_assessments(c, self.enterprise, day))
 
         records = await asyncio.to_thread(read)
+        old = self._grades
         self._grades = source_grades(self.plant, records, day)
+        for hs_id, g in self._grades.items():
+            was = old.get(hs_id)
+            if was is None or (was.grade, was.reason) != (g.grade, g.reason):
+                # its active alarms are checked for a new tier by the next tick (under the lock)
+                self._regraded.setdefault(hs_id, was.reason if was is not None else None)
         self._grades_checked_us = now_us
         out: list[Finding] = []
         ts = now_us or self._now_us or _real_now_us()
@@ -467,6 +474,8 @@ class AlarmService:
                 "message_zh": f.message_zh,
             }
             if a.state.active:
+                if int(tier) != a.state.tier:  # its source's grade changed before the tick saw it
+                    await self._retier(a, tier, at, now_us)
                 if int(tier) == a.state.tier and at - a.last_update_event_us < _UPDATE_EVENT_EVERY_US:
                     await repo.save_projection(self._conn, a, now_us, after_event=False)
                     return
@@ -664,7 +673,7 @@ class AlarmService:
         every = round(self.settings.assessment_check_s * 1e6)
         if self._grades_checked_us is None or now_us - self._grades_checked_us >= every:
             extra = await self._refresh_grades(now_us)
-        if extra or any(self._tick_work(a, now_us) for a in self._alarms.values()):
+        if extra or self._regraded or any(self._tick_work(a, now_us) for a in self._alarms.values()):
             # only then the write lock and a transaction: a tick with nothing to record must
             # not hold up the findings of a new alarm
             async with self._wlock, self._tx():
@@ -681,7 +690,87 @@ class AlarmService:
                             now_us,
                         )
                     await self._repeat(a, now_us)
+                await self._apply_grades(now_us)
+            self._regraded.clear()
         await self._dispatch()
+
+    async def _apply_grades(self, now_us: int) -> None:
+        """Active alarms of re-graded hazard sources take their new tier (caller's transaction)."""
+        for hs_id in self._regraded:
+            g = self._grades.get(hs_id)
+            if g is None:
+                continue
+            for a in list(self._alarms.values()):
+                if a.hazard_source != hs_id or not a.state.showing_active:
+                    continue
+                try:
+                    level, condition = Level(a.state.level), Condition(a.condition)
+                except ValueError:  # written by another version: leave it alone
+                    continue
+                tier = tier_for(level, condition, g.grade, self.plant.tiers)
+                if int(tier) != a.state.tier:
+                    await self._retier(a, tier, now_us, now_us)
+
+    async def _retier(self, a: repo.AlarmRow, tier: Tier, at_us: int, now_us: int) -> None:
+        """Record the tier change (audit event) and apply the new tier's escalation.
+
+        The schedule keeps its start (the activation, or the end of shelving/suppression):
+        recipients told already are not told again, steps of the new tier already due are
+        queued due now, pending steps of the old tier not in the new one are cancelled.
+        """
+        old = Tier(max(1, min(4, a.state.tier or 1)))
+        g = self._grades.get(a.hazard_source)
+        why = g.reason if g is not None else f"grade {int(self.grade_of(a.hazard_source))} (plant-wide alarm)"
+        was = self._regraded.get(a.hazard_source)
+        comment = f"tier {old.colour} ({old.zh}) -> {tier.colour} ({tier.zh}): {a.hazard_source} {why}"
+        if was:
+            comment += f" (was: {was})"
+        data = {
+            "tier": int(tier),
+            "from_tier": int(old),
+            "grade": int(self.grade_of(a.hazard_source)),
+            "reason": why,
+        }
+        await self._record(a, Event(EventKind.TIER_CHANGED, at_us, SYSTEM, comment, data), now_us)
+        s = a.state
+        if s.schedule_from_us is None or not needs_escalation(s, max(now_us, at_us)):
+            return  # acknowledged, shelved, suppressed...: the tier only
+        existing = await repo.escalation_rows(self._conn, a.id, s.schedule)
+        plan = replan(
+            self.settings.escalation,
+            tier,
+            s.schedule_from_us,
+            lambda r: self._routes(r, a.hazard_source),
+            existing,
+        )
+        if plan.cancel:
+            await repo.mark_cancelled(self._conn, plan.cancel, f"tier changed to {tier.colour}")
+            self.counters["cancelled"] += len(plan.cancel)
+        rows = [
+            repo.Queued(
+                f"esc:{a.id}:{s.schedule}:t{at_us}:{sch.step}:{sch.recipient.value}:{notifier}:{addr}",
+                a.id,
+                "escalation",
+                sch.recipient.value,
+                notifier,
+                addr,
+                a.hazard_source,
+                int(tier),
+                sch.due_us,
+                {"schedule": s.schedule, "step": sch.step, "contact": who, "tier_changed_us": at_us},
+            )
+            for sch, (notifier, addr, who) in plan.queue
+        ]
+        self.counters["queued"] += await repo.queue(self._conn, self.enterprise, rows)
+        log.info(
+            "alarm tier changed",
+            alarm_id=a.id,
+            tier=tier.colour,
+            from_tier=old.colour,
+            queued=len(rows),
+            cancelled=len(plan.cancel),
+            not_again=plan.skipped,
+        )
 
     def _tick_work(self, a: repo.AlarmRow, now_us: int) -> bool:
         """Whether the tick at ``now_us`` records something for ``a`` (shelving expired, a repeat due)."""

@@ -16,7 +16,7 @@ from hazmon.alarms import AlarmService, EventKind, TransitionError
 from hazmon.alarms.notifier import RetryPolicy
 from hazmon.plant import Plant
 from hazmon.plant.findings import Condition
-from hazmon.plant.standards import Grade
+from hazmon.plant.standards import Grade, Tier
 from tests.alarms.helpers import SECRET, T0, S, assess_all, gas, rows, webhook_settings, who_when
 from tests.alarms.receivers import HttpReceiver
 
@@ -477,3 +477,66 @@ async def test_trace_keeps_each_stage_in_order(make_service: MakeService) -> Non
     await untraced.handle([gas(T0, tag="AT-102", cond=Condition.GAS_FIRST, value=1.1)], T0)
     await untraced.dispatch()
     assert list(untraced.traces) == []
+
+
+async def test_new_assessment_gives_active_alarms_their_new_tier(
+    make_service: MakeService, hook: HttpReceiver, db_dsn: str, example_plant: Plant
+) -> None:
+    """cl2-tankfarm assessed grade 2, then grade 1: a first-level gas alarm goes yellow -> orange."""
+    from datetime import date
+
+    from hazmon.plant.assessment import AssessmentRecord
+    from hazmon.store import add_assessment, connect
+
+    svc = await make_service(repeat_s=0, assessment_check_s=1)
+    first = Condition.GAS_FIRST
+    await svc.handle([gas(T0, tag="AT-102", cond=first, value=1.1)], T0)
+    await svc.handle([gas(T0, tag="AT-103", cond=first, value=1.2)], T0)
+    await at(svc, 0)
+    (a,) = [x for x in svc.alarms() if x.sensor == "AT-102"]
+    (b,) = [x for x in svc.alarms() if x.sensor == "AT-103"]
+    await svc.act(b.id, EventKind.ACKED, "op1")  # acknowledged: takes the tier, escalates no more
+    assert (a.state.tier, b.state.tier) == (int(Tier.YELLOW), int(Tier.YELLOW))
+    await at(svc, 600)
+    assert who_when(hook.payloads(), "AT-102") == [("control_room", 0, "escalation")]
+    with connect(db_dsn) as c:
+        add_assessment(
+            c,
+            example_plant.enterprise.id,
+            AssessmentRecord(
+                "cl2-tankfarm", date(2026, 11, 1), "Second Assessor", 95.0, Grade.ONE, date(2026, 11, 5)
+            ),
+        )
+        c.commit()
+    await at(svc, 700)
+    assert (a.state.tier, b.state.tier) == (int(Tier.ORANGE), int(Tier.ORANGE))
+    got = rows(
+        db_dsn,
+        "SELECT e.actor, e.comment, e.data->>'from_tier', e.data->>'tier', e.at_us FROM alarm_event e "
+        "WHERE e.alarm_id = %s AND e.kind = 'tier_changed'",
+        a.id,
+    )
+    assert len(got) == 1
+    actor, comment, was, now, at_us = got[0]
+    assert (actor, was, now, at_us) == ("system", "2", "3", T0 + 700 * S)
+    assert "yellow" in comment and "orange" in comment and "assessed grade 1" in comment
+    assert "assessed grade 2" in comment  # what it was before, and why
+    assert rows(db_dsn, "SELECT tier, tier_name FROM alarm WHERE id = %s", b.id) == [(3, "orange")]
+    assert (
+        len(rows(db_dsn, "SELECT 1 FROM alarm_event WHERE alarm_id = %s AND kind = 'tier_changed'", b.id))
+        == 1
+    )
+    # orange from the activation: operational at once and technical + principal at 10 min are
+    # due already and go out now; the control room is not told again
+    sent = who_when(hook.payloads(), "AT-102")
+    assert sent == [
+        ("control_room", 0, "escalation"),
+        ("operational", 0, "escalation"),
+        ("principal", 600, "escalation"),
+        ("technical", 600, "escalation"),
+    ]
+    assert who_when(hook.payloads(), "AT-103") == [("control_room", 0, "escalation")]
+    await at(svc, 1799)
+    await at(svc, 3600)  # yellow's 15 min and 60 min steps were cancelled; orange's county at 30 min
+    assert who_when(hook.payloads(), "AT-102") == [*sent, ("bureau_county", 1800, "escalation")]
+    assert who_when(hook.payloads(), "AT-103") == [("control_room", 0, "escalation")]
