@@ -28,11 +28,14 @@ __all__ = [
     "mark_dead",
     "mark_retry",
     "mark_sent",
+    "outgoing",
     "queue",
+    "queue_claimed",
     "save_projection",
 ]
 
 Conn = psycopg.AsyncConnection[tuple[Any, ...]]
+Cursor = psycopg.AsyncCursor[tuple[Any, ...]]
 
 
 @dataclass(slots=True)
@@ -204,6 +207,46 @@ async def queue(conn: Conn, enterprise_id: str, rows: list[Queued]) -> int:
     return len(rows)
 
 
+_RETURNING = "id, alarm_id, purpose, recipient, notifier, address, hazard_source, due_us, attempts, message"
+
+
+async def queue_claimed(conn: Conn, enterprise_id: str, rows: list[Queued]) -> list[Cursor]:
+    """Insert outbox rows due now as already claimed (``sending``, attempt 1).
+
+    The recording transaction claims them itself, so the dispatcher sends them right
+    after the commit without a claim round trip; a crash before they are marked sent
+    leaves them ``sending``, which the next start turns back to ``pending`` (like any
+    claimed row). Returns the cursors whose rows (`outgoing`) the caller fetches after
+    its commit; a dedup key already there is left alone and returns no row.
+    """
+    out: list[Cursor] = []
+    for q in rows:
+        out.append(
+            await conn.execute(
+                f"""INSERT INTO alarm_notification (enterprise_id, alarm_id, dedup_key, purpose, recipient,
+                       notifier, address, hazard_source, tier, due_us, next_try_us, status, attempts, message)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'sending', 1, %s)
+                   ON CONFLICT (dedup_key) DO NOTHING
+                   RETURNING {_RETURNING}""",
+                (
+                    enterprise_id,
+                    q.alarm_id,
+                    q.dedup_key,
+                    q.purpose,
+                    q.recipient,
+                    q.notifier,
+                    q.address,
+                    q.hazard_source,
+                    q.tier,
+                    q.due_us,
+                    q.due_us,
+                    Jsonb(q.message),
+                ),
+            )
+        )
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """A claimed outbox row."""
@@ -231,22 +274,23 @@ async def claim_due(conn: Conn, enterprise_id: str, now_us: int, limit: int = 20
                      message""",
         (enterprise_id, now_us, limit),
     )
-    out = [
-        Outgoing(
-            int(r[0]),
-            None if r[1] is None else int(r[1]),
-            str(r[2]),
-            str(r[3]),
-            str(r[4]),
-            str(r[5]),
-            r[6],
-            int(r[7]),
-            int(r[8]),
-            r[9] if isinstance(r[9], dict) else json.loads(r[9]),
-        )
-        for r in await cur.fetchall()
-    ]
-    return sorted(out, key=lambda o: o.id)
+    return sorted((outgoing(r) for r in await cur.fetchall()), key=lambda o: o.id)
+
+
+def outgoing(r: tuple[Any, ...]) -> Outgoing:
+    """An outbox row as returned by `claim_due` / `queue_claimed`."""
+    return Outgoing(
+        int(r[0]),
+        None if r[1] is None else int(r[1]),
+        str(r[2]),
+        str(r[3]),
+        str(r[4]),
+        str(r[5]),
+        r[6],
+        int(r[7]),
+        int(r[8]),
+        r[9] if isinstance(r[9], dict) else json.loads(r[9]),
+    )
 
 
 async def mark_sent(conn: Conn, ids: list[int], now_us: int) -> None:

@@ -180,6 +180,8 @@ class AlarmService:
         self.traces: deque[dict[str, Any]] = deque(maxlen=_TRACE_KEEP)
         self._tracing: dict[int, dict[str, Any]] = {}
         self._raised: list[tuple[repo.AlarmRow, int]] = []
+        self._claimed: list[repo.Cursor] = []  # rows queued as claimed in the open transaction
+        self._ready: list[repo.Outgoing] = []  # ...committed: the dispatcher sends them without a claim
 
     # ------------------------------------------------------------------ life
 
@@ -522,16 +524,21 @@ class AlarmService:
         """
         if self._dirty:
             await self._resync()
+        self._claimed.clear()
         try:
             # pipeline mode: statements go out without waiting for each answer (one round
             # trip per new alarm instead of five per finding); errors surface at commit
             async with self._conn.pipeline(), self._conn.transaction():
                 yield
         except BaseException:
+            self._claimed.clear()
             self._dirty = True
             with contextlib.suppress(Exception):
                 await self._resync()
             raise
+        claimed, self._claimed = self._claimed, []
+        for cur in claimed:  # committed: hand them to the dispatcher
+            self._ready.extend(repo.outgoing(r) for r in await cur.fetchall())
 
     async def _resync(self) -> None:
         w = self._w
@@ -638,7 +645,18 @@ class AlarmService:
                         "flooded" if flooded and sch.step == 0 else "pending",
                     )
                 )
-        self.counters["queued"] += await repo.queue(self._conn, self.enterprise, rows)
+        await self._queue(rows)
+
+    async def _queue(self, rows: list[repo.Queued]) -> None:
+        """Put rows in the outbox (caller's transaction); those due now go in already claimed."""
+        now = self._now_us
+        due = [q for q in rows if q.status == "pending" and q.due_us <= now]
+        later = [q for q in rows if not (q.status == "pending" and q.due_us <= now)]
+        if due:
+            self._claimed.extend(await repo.queue_claimed(self._conn, self.enterprise, due))
+        if later:
+            await repo.queue(self._conn, self.enterprise, later)
+        self.counters["queued"] += len(rows)
 
     async def _queue_flood_summary(self, start_us: int) -> None:
         due = start_us + round(self.settings.flood_summary_delay_s * 1e6)
@@ -657,7 +675,7 @@ class AlarmService:
             )
             for notifier, addr, who in self._routes(Recipient.CONTROL_ROOM, None)
         ]
-        self.counters["queued"] += await repo.queue(self._conn, self.enterprise, rows)
+        await self._queue(rows)
 
     # ----------------------------------------------------------------- tick
 
@@ -761,7 +779,7 @@ class AlarmService:
             )
             for sch, (notifier, addr, who) in plan.queue
         ]
-        self.counters["queued"] += await repo.queue(self._conn, self.enterprise, rows)
+        await self._queue(rows)
         log.info(
             "alarm tier changed",
             alarm_id=a.id,
@@ -816,7 +834,7 @@ class AlarmService:
             for r in first
             for notifier, addr, who in self._routes(r, a.hazard_source)
         ]
-        self.counters["queued"] += await repo.queue(self._conn, self.enterprise, rows)
+        await self._queue(rows)
 
     # --------------------------------------------------------------- people
 
@@ -926,6 +944,12 @@ class AlarmService:
                 self._d = await self._connect_dispatcher()
             now = self._now_us or _real_now_us()
             sent = 0
+            if self._ready:  # claimed by the transaction that queued them
+                rows, self._ready = sorted(self._ready, key=lambda o: o.id), []
+                if self._tracing:
+                    self._trace_stage(rows, "dispatch_us", _real_now_us())
+                    self._trace_stage(rows, "claimed_us", _real_now_us())
+                sent += await self._send_batch(rows, now)
             while True:
                 woke = _real_now_us()
                 rows = await repo.claim_due(self._d, self.enterprise, now)

@@ -186,7 +186,7 @@ STAGES = (
     ("alarm statements issued (alarm row round trip)", "locked_us", "issued_us"),
     ("commit (WAL flush, pipeline results)", "issued_us", "committed_us"),
     ("committed -> dispatcher claim starts", "committed_us", "dispatch_us"),
-    ("claim round trip", "dispatch_us", "claimed_us"),
+    ("claim round trip (none: claimed by the commit)", "dispatch_us", "claimed_us"),
     ("claimed -> webhook received (render, POST)", "claimed_us", "webhook"),
 )
 

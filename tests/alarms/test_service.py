@@ -540,3 +540,27 @@ async def test_new_assessment_gives_active_alarms_their_new_tier(
     await at(svc, 3600)  # yellow's 15 min and 60 min steps were cancelled; orange's county at 30 min
     assert who_when(hook.payloads(), "AT-102") == [*sent, ("bureau_county", 1800, "escalation")]
     assert who_when(hook.payloads(), "AT-103") == [("control_room", 0, "escalation")]
+
+
+async def test_steps_due_now_are_claimed_by_the_recording_transaction(
+    make_service: MakeService, hook: HttpReceiver, db_dsn: str
+) -> None:
+    """No claim round trip for a new alarm's first messages: committed 'sending', sent from memory."""
+    svc = await make_service(repeat_s=0, own_thread=False)  # the dispatcher cannot run before we look
+    await svc.handle([gas(T0)], T0)
+    got = rows(
+        db_dsn,
+        "SELECT recipient, status, attempts FROM alarm_notification WHERE due_us <= %s ORDER BY recipient",
+        T0,
+    )
+    assert got == [("control_room", "sending", 1), ("operational", "sending", 1)]
+    later = rows(db_dsn, "SELECT DISTINCT status, attempts FROM alarm_notification WHERE due_us > %s", T0)
+    assert later == [("pending", 0)]
+    assert await svc.dispatch() == 2
+    assert who_when(hook.payloads(), "AT-101") == [
+        ("control_room", 0, "escalation"),
+        ("operational", 0, "escalation"),
+    ]
+    assert rows(db_dsn, "SELECT DISTINCT status FROM alarm_notification WHERE due_us <= %s", T0) == [
+        ("sent",)
+    ]
