@@ -1,0 +1,62 @@
+"""The writer's permanent-failure path on a real PostgreSQL: refused readings are dead letters.
+
+A database that refuses a batch for good (here: the daemon's role may not insert
+into ``readings``) must not lose the readings silently or retry forever: each one
+is kept in ``collector_dead_letter`` with reason ``db_rejected``, the database's
+words and the reading itself, and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from hazmon.collector import BatchWriter, DeadLetters, Metrics, Spool
+from hazmon.plant import Quality, Reading, ReadingBatch
+from hazmon.store import sensor_ids
+from tests.conftest import ADMIN_DSN
+
+
+def test_a_batch_the_database_refuses_for_good_is_dead_lettered_reading_by_reading(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    role = f"hazmon_noinsert_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(db_dsn, autocommit=True) as c:
+        c.execute(f'CREATE ROLE "{role}" LOGIN')
+        c.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
+        c.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
+        c.execute(f'GRANT INSERT ON collector_dead_letter TO "{role}"')
+        c.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+        ids = sensor_ids(c, "hx-chem")
+    user_dsn = db_dsn.replace("postgres@", f"{role}@", 1)
+    assert user_dsn != db_dsn, "the test DSN names the postgres user"
+    try:
+        metrics = Metrics()
+        dead = DeadLetters(metrics)
+        writer = BatchWriter(user_dsn, ids, Spool(tmp_path / "spool", 1 << 20), dead, metrics)
+        tags = sorted(ids)[:3]
+        rows = [Reading(t, 1_795_860_000_000_000 + k, 1.5 + k, Quality.GOOD) for k, t in enumerate(tags)]
+        writer.add(ReadingBatch.from_readings(rows))
+        asyncio.run(writer.flush(final=True))
+        asyncio.run(writer._close_conn())
+
+        assert metrics.get("hazmon_write_errors_total", {"kind": "permanent"}) == 1
+        assert metrics.get("hazmon_readings_written_total") == 0
+        assert len(writer.spool) == 0, "a permanent refusal is not retried from the spool"
+        with psycopg.connect(db_dsn) as c:
+            assert c.execute("SELECT count(*) FROM readings").fetchone() == (0,)
+            got = c.execute(
+                "SELECT source, reason, tag, detail, convert_from(payload, 'UTF8') FROM collector_dead_letter "
+                "ORDER BY tag"
+            ).fetchall()
+        assert [(g[0], g[1], g[2]) for g in got] == [("writer", "db_rejected", t) for t in tags]
+        assert all("permission denied" in g[3] for g in got), got[0][3]
+        assert [g[4] for g in got] == [f"{t},{r.ts_us},{r.value!r},0" for t, r in zip(tags, rows, strict=True)]
+    finally:
+        with psycopg.connect(db_dsn, autocommit=True) as c:
+            c.execute(f'DROP OWNED BY "{role}"')
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as c:
+            c.execute(f'DROP ROLE IF EXISTS "{role}"')
