@@ -100,13 +100,14 @@ class _Rng:
         self._u: list[float] = []
 
     def normal(self) -> float:
-        if not self._n:
-            self._n = np.clip(self.gen.standard_normal(_NOISE_BLOCK), -_NOISE_CLIP, _NOISE_CLIP).tolist()
+        if not self._n:  # refilled in place: the engine's hot loop holds the list
+            block = np.clip(self.gen.standard_normal(_NOISE_BLOCK), -_NOISE_CLIP, _NOISE_CLIP)
+            self._n.extend(block.tolist())
         return self._n.pop()
 
     def uniform(self) -> float:
         if not self._u:
-            self._u = self.gen.random(_NOISE_BLOCK).tolist()
+            self._u.extend(self.gen.random(_NOISE_BLOCK).tolist())
         return self._u.pop()
 
 
@@ -129,6 +130,11 @@ class _Vessel:
     alpha: float = 0.0
     hold_until_us: int = 0
     next_mode: str = "fill"
+    level: float = 0.0  # level_m() of the current volume, kept by set_volume
+
+    def set_volume(self, volume: float) -> None:
+        self.volume = volume
+        self.level = self.level_m()
 
     def level_m(self) -> float:
         v = self.volume
@@ -281,7 +287,7 @@ class Simulation:
             draw_to,
             self.scenario.auto_operation,
         )
-        v.volume = v.volume_at(level0)
+        v.set_volume(v.volume_at(level0))
         v.alpha_dt = self.tick_us / 1e6
         v.alpha = lag_alpha(v.alpha_dt, tau)
         v.next_mode = "fill" if self._rng.uniform() < 0.5 else "draw"
@@ -313,7 +319,7 @@ class Simulation:
         k = s.kind
         if k is SensorKind.LEVEL and v is not None:
             scale = _LEVEL_SCALE.get(s.unit, 100.0 / v.eq.height_m)
-            return lambda: v.level_m() * scale
+            return lambda: v.level * scale
         if k is SensorKind.TEMPERATURE:
             off = 273.15 if s.unit == "K" else 0.0
             if v is not None:
@@ -403,7 +409,7 @@ class Simulation:
         """Level (m), volume (m³), temperature (°C) and pumps of one equipment: for tests and demos."""
         v = self._vessels[equipment]
         return {
-            "level_m": v.level_m(),
+            "level_m": v.level,
             "volume_m3": v.volume,
             "temp_c": v.temp_c,
             "in_m3_h": v.in_m3_h,
@@ -475,13 +481,13 @@ class Simulation:
             if v.auto:
                 self._operate(v, t_us)
             cap = v.eq.capacity_m3
-            v.volume = min(cap, max(0.0, v.volume + (v.in_m3_h - v.out_m3_h) * dt / 3600.0))
+            v.set_volume(min(cap, max(0.0, v.volume + (v.in_m3_h - v.out_m3_h) * dt / 3600.0)))
         if self._leaks or any(c.gas_lagged > 1e-9 for c in self._gas):
             self._disperse(dt, t_us)
 
     def _operate(self, v: _Vessel, t_us: int) -> None:
         """Automatic operation: fill to the upper target, hold, draw to the lower, hold."""
-        level = v.level_m()
+        level = v.level
         rate = _AUTO_FILL_PER_H * v.eq.capacity_m3
         if (v.mode == "fill" and level >= v.fill_to_m) or (v.mode == "draw" and level <= v.draw_to_m):
             v.next_mode = "draw" if v.mode == "fill" else "fill"
@@ -562,6 +568,10 @@ class Simulation:
             del self._outages[name]
         self._advance(t_us)
         outages = self._outages
+        rng = self._rng
+        normals = rng._n  # refilled in place by rng.normal()
+        append = out.append
+        good, bad = Quality.GOOD, Quality.BAD
         for ch in self._channels:
             if ch.faults:
                 ch.faults = [f for f in ch.faults if f.end_us is None or f.end_us > t_us]
@@ -571,7 +581,23 @@ class Simulation:
                 if outages and ch.endpoint in outages:
                     self.counters["outage"] += 1
                     continue
-                self._read(ch, ts, out)
+                if ch.faults:
+                    self._read(ch, ts, out)
+                    continue
+                # _read without faults, inline (the same numbers in the same order)
+                value = ch.true_value() + ch.sigma * (normals.pop() if normals else rng.normal())
+                lo, hi = ch.lo, ch.hi
+                quality = good
+                if value < lo:
+                    value = lo if ch.zero_suppress else max(value, ch.sat_lo)
+                    if value < lo:
+                        quality = bad  # saturated: within the NE 43 failure limits already
+                elif value > hi:
+                    value = min(value, ch.sat_hi)
+                    quality = bad
+                if ch.decimals is not None:
+                    value = round(value, ch.decimals)
+                append(Reading(ch.tag, ts, value, quality))
 
     def steps(self, duration_s: float, step_s: float = 1.0) -> Iterator[tuple[int, list[Reading]]]:
         """Advance ``duration_s`` of simulated time, yielding (now_us, readings of that step).
