@@ -5,7 +5,7 @@
     plant: plant.yaml           # the plant file, relative to this file
     data_dir: /var/lib/hazmon   # spool and registry cache live here
     instance: ""                # scale-out: appended to the MQTT client id (see collector/README.md)
-    database: {dsn: ..., migrate: true, storage_mode: auto, retention_days: 400}
+    database: {dsn: ..., migrate: true, storage_mode: auto, retention_days: 400, assessments_refresh_s: 60}
     http: {host: 127.0.0.1, port: 9108}
     collector: {...}            # hazmon.collector.parse_settings
     rules: {...}                # hazmon.rules.parse_settings
@@ -41,6 +41,9 @@ class DatabaseSettings:
     migrate: bool = True  # apply migrations and load the plant registry on start
     storage_mode: str = "auto"
     retention_days: int = RETENTION_DEFAULT_DAYS
+    # assessment limit overrides are re-read this often, so a record added while the daemon
+    # runs (`hazmon assessment add`) takes effect without a restart
+    assessments_refresh_s: float = 60.0
 
     def resolved_dsn(self) -> str:
         return self.dsn or dsn_from_env()
@@ -67,7 +70,7 @@ class DaemonConfig:
 
 
 def _database(n: Node) -> DatabaseSettings | None:
-    m = n.mapping({"dsn", "migrate", "storage_mode", "retention_days"})
+    m = n.mapping({"dsn", "migrate", "storage_mode", "retention_days", "assessments_refresh_s"})
     if m is None:
         return None
     d = DatabaseSettings()
@@ -76,6 +79,7 @@ def _database(n: Node) -> DatabaseSettings | None:
         opt(m, "migrate", Node.flag, d.migrate),
         opt(m, "storage_mode", lambda x: x.choice(("auto", "plain", "timescaledb")), d.storage_mode),
         opt(m, "retention_days", lambda x: x.whole(RETENTION_MIN_DAYS), d.retention_days),
+        opt(m, "assessments_refresh_s", lambda x: x.num(1.0), d.assessments_refresh_s),
     )
 
 

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import structlog
 
 from hazmon.alarms import AlarmService
+from hazmon.alarms.tiers import load_limit_overrides
 from hazmon.collector import (
     BatchWriter,
     DeadLetters,
@@ -57,7 +58,6 @@ from hazmon.store import (
     StorageSettings,
     connect,
     connect_async,
-    latest_assessments,
     migrate,
     sensor_ids,
     storage_mode,
@@ -284,6 +284,8 @@ class Daemon:
         self._findings_ready = asyncio.Event()
         self._storage_mode = ""
         self.rollup_refreshes = 0
+        self.overrides_reloads = 0  # times changed assessment overrides were given to the rules
+        self._overrides: dict[str, Limits] = {}
         self._consumer_done = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -308,6 +310,7 @@ class Daemon:
             asyncio.create_task(w.writer.run(), name="writer"),
             asyncio.create_task(self._consume(), name="consumer"),
             asyncio.create_task(self._tick(), name="tick"),
+            asyncio.create_task(self._assessments(), name="assessments"),
         ]
         if w.alarms is not None:
             self._tasks.append(asyncio.create_task(self._alarms(), name="alarms"))
@@ -376,9 +379,8 @@ class Daemon:
                 else:
                     ids = sensor_ids(conn, self.plant.enterprise.id)
                 self._storage_mode = storage_mode(conn) or ""
-                overrides: dict[str, Limits] = {}
-                for rec in latest_assessments(conn, self.plant.enterprise.id).values():
-                    overrides.update(rec.overrides)
+                overrides = load_limit_overrides(conn, self.plant)
+            self._overrides = overrides
             cache.write_text(json.dumps(ids))
             return ids, overrides
         except Exception as e:
@@ -480,6 +482,36 @@ class Daemon:
             except Exception:
                 w.metrics.inc("hazmon_pipeline_errors_total", 1, {"stage": "tick"})
                 log.exception("rules/alarms tick failed")
+
+    async def _assessments(self) -> None:
+        """Re-read assessment limit overrides; changed ones go to the rules without a restart.
+
+        The alarm service re-reads grades on its own; this is the rules' half (the
+        limits agreed in an assessment take precedence over the plant file).
+        """
+        w = self.w
+        assert w is not None
+        dsn = self.config.database.resolved_dsn()
+
+        def read() -> dict[str, Limits]:
+            with connect(dsn) as conn:
+                return load_limit_overrides(conn, self.plant)
+
+        while True:
+            await asyncio.sleep(self.config.database.assessments_refresh_s)
+            try:
+                got = await asyncio.to_thread(read)
+            except Exception as e:  # the database may be down: keep the limits we have
+                log.warning("assessment overrides not re-read; keeping the current ones", error=str(e))
+                continue
+            if got != self._overrides and w.rules is not None:
+                changed = sorted(
+                    t for t in got.keys() | self._overrides.keys() if got.get(t) != self._overrides.get(t)
+                )
+                self._overrides = got
+                w.rules.set_overrides(got)
+                self.overrides_reloads += 1
+                log.info("assessment limit overrides changed; rules use them now", tags=changed)
 
     async def _plain_upkeep(self) -> None:
         """Plain PostgreSQL: the jobs TimescaleDB policies do (store/migrations/0002_readings.plain.sql).
