@@ -64,6 +64,7 @@ class CollectorSettings:
         stale_factor: a sensor with no reading for this many periods is stale.
         dead_letter_max_pending: dead letters kept in memory while the database is down.
         dead_letter_payload_bytes: payload bytes kept per dead letter.
+        dead_letter_retention_days: stored dead letters older than this are deleted (daily).
         log_interval_s: at most one log line per refusal reason per interval.
         log_payload_cut: payload characters shown in a log line.
     """
@@ -76,6 +77,7 @@ class CollectorSettings:
     stale_factor: float = 3.0
     dead_letter_max_pending: int = 100_000
     dead_letter_payload_bytes: int = 65_536
+    dead_letter_retention_days: int = 30
     log_interval_s: float = 10.0
     log_payload_cut: int = 200
     spool: SpoolSettings = field(default_factory=SpoolSettings)
@@ -155,6 +157,7 @@ def parse_settings(n: Node) -> CollectorSettings | None:
             "stale_factor",
             "dead_letter_max_pending",
             "dead_letter_payload_bytes",
+            "dead_letter_retention_days",
             "log_interval_s",
             "log_payload_cut",
             "spool",
@@ -180,6 +183,7 @@ def parse_settings(n: Node) -> CollectorSettings | None:
         stale,
         opt(m, "dead_letter_max_pending", _whole1, d.dead_letter_max_pending),
         opt(m, "dead_letter_payload_bytes", lambda x: x.whole(0), d.dead_letter_payload_bytes),
+        opt(m, "dead_letter_retention_days", _whole1, d.dead_letter_retention_days),
         opt(m, "log_interval_s", lambda x: x.num(0), d.log_interval_s),
         opt(m, "log_payload_cut", lambda x: x.whole(0), d.log_payload_cut),
         opt(m, "spool", _spool, d.spool),

@@ -64,6 +64,7 @@ class BatchWriter:
         flush_interval_s: float = 1.0,
         write_timeout_s: float = 5.0,
         retry_max_s: float = 10.0,
+        dead_letter_retention_days: int = 30,
         on_system: SystemEvent | None = None,
     ) -> None:
         self.dsn = dsn
@@ -75,6 +76,8 @@ class BatchWriter:
         self.flush_interval_s = flush_interval_s
         self.write_timeout_s = write_timeout_s
         self.retry_max_s = retry_max_s
+        self.dead_letter_retention_days = dead_letter_retention_days
+        self._pruned_at = float("-inf")  # monotonic time of the last dead-letter retention run
         self.on_system = on_system or (lambda key, active, msg: None)
         self._buf: list[ReadingBatch] = []
         self._buffered = 0
@@ -94,6 +97,9 @@ class BatchWriter:
         m.declare("hazmon_readings_replayed_total", "counter", "Readings written from the spool")
         m.declare("hazmon_readings_dropped_total", "counter", "Readings lost, by reason (spool_full)")
         m.declare("hazmon_write_errors_total", "counter", "Failed database writes, by kind")
+        m.declare(
+            "hazmon_dead_letters_pruned_total", "counter", "Stored dead letters deleted by their retention"
+        )
         m.declare("hazmon_write_duration_seconds_sum", "counter", "Time spent in batch writes")
         m.declare("hazmon_write_duration_seconds_count", "counter", "Batch writes")
         m.declare("hazmon_write_duration_seconds_last", "gauge", "Duration of the last batch write")
@@ -170,6 +176,34 @@ class BatchWriter:
             await self._replay(time_budget_s=0.5 if not final else self.write_timeout_s)
         if self.dead.pending and await self._ensure_conn():
             await self._store_dead_letters()
+        if not final and time.monotonic() - self._pruned_at > 86_400:
+            await self.prune_dead_letters()
+
+    async def prune_dead_letters(self) -> int:
+        """Delete stored dead letters older than the retention (the writer does it once a day)."""
+        if not await self._ensure_conn():
+            return 0
+        assert self._conn is not None
+        self._pruned_at = time.monotonic()
+        try:
+            cur = await asyncio.wait_for(
+                self._conn.execute(
+                    "DELETE FROM collector_dead_letter WHERE received_at < now() - make_interval(days => %s)",
+                    (self.dead_letter_retention_days,),
+                ),
+                self.write_timeout_s,
+            )
+        except Exception as e:  # retried tomorrow; the table only grows meanwhile
+            self.metrics.inc("hazmon_write_errors_total", 1, {"kind": "dead_letter_retention"})
+            log.warning("dead-letter retention failed", error=str(e) or type(e).__name__)
+            if is_temporary(e) or isinstance(e, TimeoutError):
+                await self._close_conn()
+            return 0
+        n = max(cur.rowcount, 0)
+        self.metrics.inc("hazmon_dead_letters_pruned_total", n)
+        if n:
+            log.info("dead letters past their retention deleted", n=n, days=self.dead_letter_retention_days)
+        return n
 
     # -- pieces --------------------------------------------------------------------------
     def _take(self, n: int) -> ReadingBatch:

@@ -185,6 +185,7 @@ def wire(
         flush_interval_s=cs.flush_interval_s,
         write_timeout_s=cs.write_timeout_s,
         retry_max_s=cs.retry_max_s,
+        dead_letter_retention_days=cs.dead_letter_retention_days,
         on_system=system_event,
     )
     w = Wiring(

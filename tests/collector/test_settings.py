@@ -39,7 +39,7 @@ def test_sample_conf_loads_and_equals_the_defaults() -> None:
         (
             "collector: {bogus: 1}\n",
             "x.yaml:1: collector.bogus: unknown key 'bogus' (allowed: batch_max_readings, dead_letter_max_pending, "
-            "dead_letter_payload_bytes, flush_interval_s, log_interval_s, log_payload_cut, mqtt, opcua, "
+            "dead_letter_payload_bytes, dead_letter_retention_days, flush_interval_s, log_interval_s, log_payload_cut, mqtt, opcua, "
             "queue_max_readings, retry_max_s, spool, stale_factor, write_timeout_s)",
         ),
     ],

@@ -54,9 +54,40 @@ def test_a_batch_the_database_refuses_for_good_is_dead_lettered_reading_by_readi
             ).fetchall()
         assert [(g[0], g[1], g[2]) for g in got] == [("writer", "db_rejected", t) for t in tags]
         assert all("permission denied" in g[3] for g in got), got[0][3]
-        assert [g[4] for g in got] == [f"{t},{r.ts_us},{r.value!r},0" for t, r in zip(tags, rows, strict=True)]
+        assert [g[4] for g in got] == [
+            f"{t},{r.ts_us},{r.value!r},0" for t, r in zip(tags, rows, strict=True)
+        ]
     finally:
         with psycopg.connect(db_dsn, autocommit=True) as c:
             c.execute(f'DROP OWNED BY "{role}"')
         with psycopg.connect(ADMIN_DSN, autocommit=True) as c:
             c.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_dead_letters_past_their_retention_are_deleted(db_dsn: str, tmp_path: Path) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as c:
+        for age_days in (45, 31, 29, 1):
+            c.execute(
+                "INSERT INTO collector_dead_letter (received_at, source, topic, reason, detail, tag, payload, "
+                "payload_len) VALUES (now() - make_interval(days => %s), 'gds', 't', 'not_json', 'x', NULL, "
+                "'{', 1)",
+                (age_days,),
+            )
+        ids = sensor_ids(c, "hx-chem")
+    metrics = Metrics()
+    writer = BatchWriter(
+        db_dsn,
+        ids,
+        Spool(tmp_path / "spool", 1 << 20),
+        DeadLetters(metrics),
+        metrics,
+        dead_letter_retention_days=30,
+    )
+    asyncio.run(writer.flush())  # the first flush with the database up runs the daily retention
+    asyncio.run(writer._close_conn())
+    assert metrics.get("hazmon_dead_letters_pruned_total") == 2
+    with psycopg.connect(db_dsn) as c:
+        left = c.execute(
+            "SELECT round(extract(epoch FROM now() - received_at) / 86400) FROM collector_dead_letter ORDER BY 1"
+        ).fetchall()
+    assert [int(r[0]) for r in left] == [1, 29]
