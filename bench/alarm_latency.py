@@ -136,8 +136,16 @@ def _instrument(arrived: dict[str, int], raised: dict[str, tuple[int, int]]) -> 
     RulesRunner.process = stamped_process  # type: ignore[method-assign]
 
 
-def run_daemon(config: DaemonConfig, plant: Plant, ready: Any, stop: Any, paths: tuple[str, str]) -> None:
-    """The daemon in this process until ``stop``; ``paths``: its log and trace files ('': no trace)."""
+def run_daemon(
+    config: DaemonConfig, plant: Plant, ready: Any, stop: Any, paths: tuple[str, str], *, switch_s: float
+) -> None:
+    """The daemon in this process until ``stop``; ``paths``: its log and trace files ('': no trace).
+
+    ``switch_s``: the interpreter's thread switch interval (0: Python's default, 5 ms); the
+    collector's network thread and the alarm service's thread wait up to this long for the GIL.
+    """
+    if switch_s > 0:
+        sys.setswitchinterval(switch_s)
     from hazmon.daemon import Daemon  # noqa: PLC0415 - imported in the child process
     from hazmon.logs import configure_logging  # noqa: PLC0415
 
@@ -333,7 +341,10 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
     log_path = str(tmp / "daemon.log")
     trace_path = str(tmp / "trace.json") if args.trace else ""
     daemon = ctx.Process(
-        target=run_daemon, args=(config, plant, ready, stop, (log_path, trace_path)), daemon=True
+        target=run_daemon,
+        args=(config, plant, ready, stop, (log_path, trace_path)),
+        kwargs={"switch_s": args.switch_interval_ms / 1000},
+        daemon=True,
     )
     daemon.start()
     if not await asyncio.to_thread(ready.wait, 120):
@@ -424,7 +435,8 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
     noteworthy = {k: v for k, v in events.items() if k not in ("sensor stale", "sensor fresh")}
     print(f"daemon log: {sum(events.values())} warnings/errors {noteworthy or ''}")
     how = "asynchronously" if args.async_commit else "durably (synchronous_commit on)"
-    print(f"alarm events committed {how}")
+    switch = f"{args.switch_interval_ms:g} ms" if args.switch_interval_ms > 0 else "Python's default"
+    print(f"alarm events committed {how}; daemon thread switch interval {switch}")
     ms = [x * 1000 for x in lat]
     rtt_ms = [x * 1000 for x in rtt]
     print(
@@ -484,6 +496,12 @@ def main() -> None:
     )
     ap.add_argument("--budget-s", type=float, default=300.0, help="stop probing after this many s")
     ap.add_argument("--trace", action="store_true", help="p50 / p99 of each stage of the path")
+    ap.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        default=0.0,
+        help="sys.setswitchinterval in the daemon's process (0: Python's default of 5 ms)",
+    )
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed: still drop the scratch database
     name = f"hazmon_bench_alarms_{uuid.uuid4().hex[:8]}"
