@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import orjson
 
 from hazmon.plant.model import MqttBinding, Plant
 from hazmon.plant.reading import Quality, Reading, ReadingBatch, to_us
@@ -259,6 +260,11 @@ def decode(  # noqa: PLR0911, PLR0912 - one early return per payload format and 
     if route is None:
         out.rejects.append(Reject("unknown_topic", f"no sensor is bound to topic '{topic}'"))
         return out
+    if route.all_v:
+        cols = _fast_batch(payload, route.fields, now_us, max_future_us)
+        if cols is not None:
+            out.columns = cols
+            return out
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -288,11 +294,6 @@ def decode(  # noqa: PLR0911, PLR0912 - one early return per payload format and 
     if not isinstance(items, list):
         out.rejects.append(Reject("bad_shape", 'expected {"readings": [...]}'))
         return out
-    if route.all_v:
-        cols = _batch_columns(items, route.fields, now_us, max_future_us)
-        if cols is not None:
-            out.columns = cols
-            return out
     for i, item in enumerate(items):
         tag = item.get("tag") if isinstance(item, dict) else None
         if not isinstance(tag, str):
@@ -318,6 +319,28 @@ def decode(  # noqa: PLR0911, PLR0912 - one early return per payload format and 
 _TS_LINES = re.compile(r"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z\n)*")
 _NUMBER = {int, float}
 _MAX_MS = 9_000_000_000_000_000  # epoch ms beyond the year 285,000: * 1000 overflows int64
+
+
+def _fast_batch(
+    payload: bytes, fields: Mapping[str, str], now_us: int, max_future_us: int
+) -> ReadingBatch | None:
+    """A well-formed batch message as columns (orjson + numpy), or None for the exact path.
+
+    orjson parses 3x faster than the standard library and is never more lenient
+    for what reaches the columns (it refuses NaN, infinities and bad UTF-8; an
+    integer beyond 64 bits becomes a float, which `_batch_columns` declines for
+    timestamps and qualities and converts to the same float64 for values).
+    Whatever it declines is decoded again by the standard-library path, entry by
+    entry, with every refusal's reason.
+    """
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    items = doc.get("readings") if isinstance(doc, dict) else None
+    if not isinstance(items, list) or not items:
+        return None
+    return _batch_columns(items, fields, now_us, max_future_us)
 
 
 def _batch_columns(  # noqa: PLR0911 - each return declines the fast path for one reason

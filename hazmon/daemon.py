@@ -68,7 +68,10 @@ __all__ = ["AlarmsLike", "Daemon", "RulesLike", "Wiring", "now_us", "wire"]
 
 log = structlog.get_logger("hazmon.daemon")
 
-_GATHER_S = 0.05  # a reading waits at most this long before the rules see it
+# a reading waits at most this long before the rules see it. Gathering bounds the consumer's
+# per-iteration cost (a wake-up, the writer and rules calls: ~0.3 ms) to ~3 % of a core when
+# single-reading messages arrive faster than it; 50 ms was most of the alarm latency's p50
+_GATHER_S = 0.01
 
 
 def now_us() -> int:
