@@ -980,21 +980,25 @@ class AlarmService:
     async def _send_batch(self, rows: list[repo.Outgoing], now_us: int) -> int:
         assert self._d is not None
         drop: dict[str, list[int]] = defaultdict(list)
-        groups: dict[tuple[str, str, str | None, str, str], list[repo.Outgoing]] = defaultdict(list)
+        # first attempts and attempts again (retry, resend after a crash) are grouped apart:
+        # a message sent again carries the same rows as before, so the same delivery id
+        first: dict[tuple[str, str, str | None, str, str], list[repo.Outgoing]] = defaultdict(list)
+        again: dict[tuple[str, str, str | None, str, str], list[repo.Outgoing]] = defaultdict(list)
         for o in rows:
             why = self._still_wanted(o, now_us)
             if why is not None:
                 drop[why].append(o.id)
             else:
+                groups = again if o.attempts > 1 else first
                 groups[(o.notifier, o.address, o.hazard_source, o.purpose, o.recipient)].append(o)
         for why, ids in drop.items():
             await repo.mark_cancelled(self._d, ids, why)
             self.counters["cancelled"] += len(ids)
-        keys = list(groups)
-        outcomes = await asyncio.gather(*(self._deliver(k, groups[k], now_us) for k in keys))
+        todo = [(k, g) for groups in (first, again) for k, g in groups.items()]
+        outcomes = await asyncio.gather(*(self._deliver(k, g, now_us) for k, g in todo))
         sent = 0
-        for k, (msg, retry, err) in zip(keys, outcomes, strict=True):  # one connection: settle one by one
-            sent += await self._settle(k, groups[k], msg, retry=retry, err=err, now_us=now_us)
+        for (k, g), (msg, retry, err) in zip(todo, outcomes, strict=True):  # one connection: one by one
+            sent += await self._settle(k, g, msg, retry=retry, err=err, now_us=now_us)
         return sent
 
     def _message_for(

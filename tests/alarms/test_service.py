@@ -564,3 +564,44 @@ async def test_steps_due_now_are_claimed_by_the_recording_transaction(
     assert rows(db_dsn, "SELECT DISTINCT status FROM alarm_notification WHERE due_us <= %s", T0) == [
         ("sent",)
     ]
+
+
+async def test_message_sent_again_after_a_crash_keeps_its_delivery_id(
+    make_service: MakeService, hook: HttpReceiver, db_dsn: str
+) -> None:
+    """Sent, then the process died before the 'sent' mark: the resend is the same message.
+
+    Another alarm's step for the same person falls due in the same round; it goes in a
+    message of its own instead of changing the resent message's delivery id.
+    """
+    import psycopg
+
+    svc = await make_service(repeat_s=0, own_thread=False)
+    await svc.handle([gas(T0)], T0)
+    await at(svc, 0)
+    await svc.handle([gas(T0 + 100 * S, tag="AT-102")], T0 + 100 * S)
+    await at(svc, 100)
+    await at(svc, 300)  # AT-101's technical + principal step
+
+    def technical(sensor: str) -> list[dict[str, Any]]:
+        return [
+            p
+            for p in hook.payloads()
+            if p["recipient"] == "technical" and any(a["sensor"] == sensor for a in p["alarms"])
+        ]
+
+    (before,) = technical("AT-101")
+    with psycopg.connect(db_dsn, autocommit=True) as c:  # the crash: sent, never marked
+        c.execute(
+            "UPDATE alarm_notification SET status = 'sending' WHERE recipient = 'technical' AND status = 'sent'"
+        )
+    await svc.close()
+    again = await make_service(repeat_s=0, own_thread=False)
+    await at(again, 400)  # the resend and AT-102's own technical step, in one round
+    twice = technical("AT-101")
+    assert len(twice) == 2
+    assert twice[1]["delivery_id"] == before["delivery_id"]
+    assert [a["sensor"] for a in twice[1]["alarms"]] == ["AT-101"]
+    (other,) = technical("AT-102")
+    assert [a["sensor"] for a in other["alarms"]] == ["AT-102"]
+    assert other["delivery_id"] != before["delivery_id"]
