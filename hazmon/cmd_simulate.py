@@ -19,10 +19,10 @@ from hazmon.simulators.opcua_server import OpcUaServerError
 from hazmon.simulators.recording import (
     RecordingError,
     RecordingWriter,
+    Replay,
     db_readings,
     read_header,
     read_recording,
-    steps_of,
 )
 from hazmon.simulators.serving import build_sinks, run_stream, shift_opcua_ports
 
@@ -192,7 +192,8 @@ def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per 
                 "start_us": start_us,
             },
         )
-        steps = _tee(steps, writer.write)
+        rec = writer
+        steps = _tee(steps, lambda batch: rec.write(batch, sim.outage_changes()))
     sinks = build_sinks(
         plant, args.data_dir, opcua=not args.no_opcua, mqtt=not args.no_mqtt, client_id=args.client_id
     )
@@ -290,7 +291,7 @@ def _record(args: argparse.Namespace) -> int:
     }
     with RecordingWriter(args.output, header) as w:
         for _, batch in sim.steps(duration, 60.0):
-            w.write(batch)
+            w.write(batch, sim.outage_changes())
         n = w.count
     print(f"{args.output}: {n} readings, scenario {scenario.name}, seed {args.seed}", file=sys.stderr)
     return 0
@@ -318,14 +319,16 @@ def _replay(args: argparse.Namespace) -> int:
         plant, args.data_dir, opcua=not args.no_opcua, mqtt=not args.no_mqtt, client_id=args.client_id
     )
     progress = _Progress(start_us, end_us if isinstance(end_us, int) else None)
+    replay = Replay(args.file, start_us)
     try:
         counters = asyncio.run(
             run_stream(
-                steps_of(read_recording(args.file), start_us),
+                replay.steps(),
                 plant,
                 sinks,
                 start_us=start_us,
                 speed=args.speed,
+                down=lambda: replay.down_endpoints,
                 progress=progress,
             )
         )

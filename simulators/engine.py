@@ -17,6 +17,7 @@ import bisect
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,7 +50,7 @@ from hazmon.simulators.scenario import (
     load_scenario,
 )
 
-__all__ = ["Simulation", "endpoint_of"]
+__all__ = ["OutageChange", "Simulation", "endpoint_of"]
 
 # Transmitter behaviour (simulation choices, not cited numbers): noise standard
 # deviation as a fraction of span, truncated at ±4 σ like a filtered transmitter.
@@ -85,6 +86,14 @@ _NOISE_BLOCK = 1 << 16
 
 _LEVEL_SCALE = {"m": 1.0, "mm": 1000.0}
 _PRESSURE_SCALE = {"MPa": 1e-6, "kPa": 1e-3, "bar": 1e-5, "Pa": 1.0}
+
+
+class OutageChange(NamedTuple):
+    """An endpoint going away (``down``) or coming back, at the simulated tick it took effect."""
+
+    ts_us: int
+    endpoint: str
+    down: bool
 
 
 def endpoint_of(sensor: Sensor) -> str:
@@ -239,6 +248,7 @@ class Simulation:
         self._events: list[Event] = list(sc.events)
         self._event_i = 0
         self._outages: dict[str, int] = {}  # endpoint -> back at (µs)
+        self._outage_changes: list[OutageChange] = []  # not yet taken by outage_changes()
         periods = [s.period_s for s in plant.sensors()] or [1.0]
         self.tick_us = max(100_000, int(min(1.0, *periods) * 1e6))
         self._vessels: dict[str, _Vessel] = {}
@@ -405,6 +415,16 @@ class Simulation:
     def down_endpoints(self) -> frozenset[str]:
         return frozenset(self._outages)
 
+    def outage_changes(self) -> list[OutageChange]:
+        """Endpoints that went away or came back since the last call, in time order (for recordings).
+
+        Each change carries the tick at which it took effect: from a ``down``
+        change on, the endpoint's readings are suppressed and its server is
+        away, until the ``up`` change.
+        """
+        changes, self._outage_changes = self._outage_changes, []
+        return changes
+
     def vessel_state(self, equipment: str) -> dict[str, float]:
         """Level (m), volume (m³), temperature (°C) and pumps of one equipment: for tests and demos."""
         v = self._vessels[equipment]
@@ -561,11 +581,16 @@ class Simulation:
 
     def _tick(self, t_us: int, out: list[Reading]) -> None:
         events = self._events
+        was_down = set(self._outages) if self._outages else set()
         while self._event_i < len(events) and self.start_us + int(events[self._event_i].at_s * 1e6) <= t_us:
             self._apply(events[self._event_i])
             self._event_i += 1
         for name in [n for n, back in self._outages.items() if back <= t_us]:
             del self._outages[name]
+        if was_down or self._outages:
+            now_down = set(self._outages)
+            self._outage_changes.extend(OutageChange(t_us, n, False) for n in sorted(was_down - now_down))
+            self._outage_changes.extend(OutageChange(t_us, n, True) for n in sorted(now_down - was_down))
         self._advance(t_us)
         outages = self._outages
         rng = self._rng
