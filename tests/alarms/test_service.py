@@ -519,8 +519,7 @@ async def test_new_assessment_gives_active_alarms_their_new_tier(
     assert len(got) == 1
     actor, comment, was, now, at_us = got[0]
     assert (actor, was, now, at_us) == ("system", "2", "3", T0 + 700 * S)
-    assert "yellow" in comment and "orange" in comment and "assessed grade 1" in comment
-    assert "assessed grade 2" in comment  # what it was before, and why
+    assert comment == "tier yellow (黄) -> orange (橙): cl2-tankfarm assessed grade 1 (was: assessed grade 2)"
     assert rows(db_dsn, "SELECT tier, tier_name FROM alarm WHERE id = %s", b.id) == [(3, "orange")]
     assert (
         len(rows(db_dsn, "SELECT 1 FROM alarm_event WHERE alarm_id = %s AND kind = 'tier_changed'", b.id))
