@@ -32,6 +32,7 @@ class StaleTracker:
         self._last: dict[str, int] = dict.fromkeys(periods_s, start_us)
         self._stale: set[str] = set()
         self._down: dict[str, set[str]] = {}  # source -> its tags while it is down
+        self._unheard: set[str] = set(periods_s)  # no reading yet since watching began
 
     @property
     def stale_count(self) -> int:
@@ -47,6 +48,8 @@ class StaleTracker:
         if not fresh.keys() <= last.keys():
             fresh = {t: now_us for t in fresh if t in last}  # unknown tags are the collectors' to report
         last.update(fresh)
+        if self._unheard:
+            self._unheard -= fresh.keys()
         out: list[StaleChange] = []
         if self._stale:
             for t in sorted(self._stale & fresh.keys()):
@@ -83,11 +86,17 @@ class StaleTracker:
                 out.append(StaleChange(t, True, now_us, reason))
         return out
 
-    def source_up(self, source: str, now_us: int) -> None:
-        """The source is back: its sensors turn fresh with their next reading.
+    def source_up(self, source: str, now_us: int, tags: Iterable[str] = ()) -> None:
+        """The source is (back) up: its sensors turn fresh with their next reading.
 
-        Their clocks restart now, so a sensor that stays silent after the
-        reconnect is stale again (already) and a reading clears it.
+        The clocks of its sensors that went down with it restart so that one
+        still silent after the reconnect is stale again at once and a reading
+        clears it. Its sensors never heard from (``tags`` of the source) start
+        their clock now: a link that takes a while to come up at start (10,000
+        OPC UA items subscribing) is not taken for 10,000 silent sensors.
         """
         for t in self._down.pop(source, set()):
             self._last[t] = max(self._last[t], now_us - self._limit_us[t])
+        for t in tags:
+            if t in self._unheard and t not in self._stale:
+                self._last[t] = max(self._last[t], now_us)

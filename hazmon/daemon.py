@@ -270,7 +270,7 @@ def wire(
 def _source_state(w: Wiring, source: str, connected: bool, reason: str) -> None:
     tags = next((i.tags for i in w.inputs if i.name == source), [])
     if connected:
-        w.stale.source_up(source, now_us())
+        w.stale.source_up(source, now_us(), tags)
     else:
         w.pending_stale.extend(w.stale.source_down(source, tags, now_us(), reason))
 

@@ -37,3 +37,17 @@ def test_source_down_marks_all_its_sensors_at_once_and_they_recover_by_reading()
         StaleChange("A", True, 10 * S, "no reading for 3 s (3 x 1 s)"),
         StaleChange("C", True, 10 * S, "no reading for 3 s (3 x 1 s)"),
     ]
+
+
+def test_a_sensor_never_heard_from_is_timed_from_its_source_coming_up() -> None:
+    # 10,000 OPC UA items take a while to subscribe: the link coming up starts their clocks
+    t = StaleTracker({"A": 1.0, "B": 1.0, "M": 1.0}, 3.0, start_us=0)
+    t.source_up("dcs", 5 * S, ["A", "B"])
+    assert t.check(6 * S) == [StaleChange("M", True, 6 * S, "no reading for 3 s (3 x 1 s)")]
+    t.seen(["A"], 6 * S)
+    assert t.check(7 * S) == []
+    assert t.check(8 * S) == [StaleChange("B", True, 8 * S, "no reading for 3 s (3 x 1 s)")]
+    # a reconnect later does not restart the clock of a sensor already heard from or stale
+    t.source_up("dcs", 20 * S, ["A", "B"])
+    assert t.is_stale("B")
+    assert t.check(20 * S) == [StaleChange("A", True, 20 * S, "no reading for 3 s (3 x 1 s)")]
