@@ -228,6 +228,13 @@ def print_trace(trace_path: str, sent_at: dict[str, float], got: dict[str, float
         xs = [(rows[s][b] - rows[s][a]) / 1000 for s in complete]
         if xs:
             print(f"  {name:<52} p50 {pct(xs, 50):7.1f}   p99 {pct(xs, 99):7.1f}   max {max(xs):7.1f}")
+    for name, a, b in (
+        ("before the alarm service: publish -> handle()", "publish", "handed_us"),
+        ("the alarm service: handle() -> webhook received", "handed_us", "webhook"),
+    ):
+        xs = [(rows[s][b] - rows[s][a]) / 1000 for s in complete]
+        if xs:
+            print(f"  {name:<52} p50 {pct(xs, 50):7.1f}   p99 {pct(xs, 99):7.1f}   max {max(xs):7.1f}")
     stalls = [(int(a), int(b)) for a, b in doc.get("stalls", [])]
 
     def stalled_ms(a_us: float, b_us: float) -> float:
