@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from hazmon.collector import (
     ReadingQueue,
     Spool,
     StaleTracker,
+    SystemEvent,
     TopicMap,
 )
 from hazmon.collector.opcua import inputs_for_plant
@@ -128,6 +130,7 @@ class Wiring:
     system_findings: list[Finding] = field(
         default_factory=list
     )  # the last 100 raised, for /healthz and tests
+    system_event: SystemEvent | None = None  # raise / clear a condition of the daemon itself
 
 
 def wire(
@@ -158,17 +161,20 @@ def wire(
     stale = StaleTracker({s.tag: s.period_s for s in plant.sensors()}, cs.stale_factor, now_us())
     pending_findings: list[Finding] = []
     system_findings: list[Finding] = []
+    active_keys: set[str] = set()
 
     def system_event(key: str, active: bool, message: str) -> None:
-        # writer (spool full / spool I/O error) -> a system finding -> alarms
+        # writer (spool full / spool I/O error), an unclean previous run -> a system finding -> alarms.
+        # The plant has one system alarm: it stays active while any condition is.
         metrics.set("hazmon_system_condition", float(active), {"key": key})
+        (active_keys.add if active else active_keys.discard)(key)
         system_findings.append(
             Finding(
                 plant.enterprise.id,
                 None,
                 Condition.SYSTEM,
                 Level.FAULT,
-                active,
+                bool(active_keys),
                 now_us(),
                 message_en=message,
                 message_zh=f"系统故障：{message}",
@@ -204,6 +210,7 @@ def wire(
         HttpServer(config.http.host, config.http.port, metrics, health),
         pending_findings=pending_findings,
         system_findings=system_findings,
+        system_event=system_event,
     )
 
     def source_state(source: str, connected: bool, reason: str) -> None:
@@ -307,6 +314,7 @@ class Daemon:
         self.w = w = wire(
             config=self.config, plant=self.plant, ids=ids, overrides=overrides, loop=loop, health=self.health
         )
+        await asyncio.to_thread(self._previous_run, w)
         if w.alarms is not None:
             await w.alarms.start()
         self.http_port = await w.http.start()
@@ -315,6 +323,7 @@ class Daemon:
             asyncio.create_task(self._consume(), name="consumer"),
             asyncio.create_task(self._tick(), name="tick"),
             asyncio.create_task(self._assessments(), name="assessments"),
+            asyncio.create_task(self._mark_running(), name="running-marker"),
         ]
         if w.alarms is not None:
             self._tasks.append(asyncio.create_task(self._alarms(), name="alarms"))
@@ -362,7 +371,65 @@ class Daemon:
             await w.alarms.close()
         await w.http.stop()
         self.w = None
+        with contextlib.suppress(OSError):
+            self._marker.unlink(missing_ok=True)  # a clean stop: nothing was left in memory
         log.info("hazmon daemon stopped")
+
+    # -- unclean stops ------------------------------------------------------------------------
+    @property
+    def _marker(self) -> Path:
+        return Path(self.config.data_dir) / "running.json"
+
+    def _previous_run(self, w: Wiring) -> None:
+        """A marker left by the previous run means it ended without `stop` (crash, kill -9, power cut).
+
+        Readings acknowledged to the broker but still in memory (queue, writer buffer)
+        were then lost; the marker's last snapshot says how many at most. That loss
+        cannot be undone here, but it is not silent: an error log line, the
+        ``hazmon_previous_run_unclean`` gauge, and a system alarm.
+        """
+        w.metrics.declare(
+            "hazmon_previous_run_unclean", "gauge", "1 when the previous run ended without a clean stop"
+        )
+        m = self._marker
+        if not m.exists():
+            w.metrics.set("hazmon_previous_run_unclean", 0)
+            return
+        try:
+            snap = json.loads(m.read_text())
+            held, at = int(snap["in_memory"]), str(snap["at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            held, at = -1, "unknown"
+        what = f"up to {held} readings held in memory" if held >= 0 else "an unknown number of readings"
+        msg = (
+            f"the previous daemon run ended without a clean stop (last seen {at}); {what} "
+            "then were acknowledged to the broker but may not be in the database"
+        )
+        log.error("previous run ended uncleanly", marker=str(m), in_memory=held, last_seen=at)
+        w.metrics.set("hazmon_previous_run_unclean", 1)
+        if w.system_event is not None:
+            w.system_event("unclean_shutdown", True, msg)
+            w.system_event("unclean_shutdown", False, "recorded: " + msg)  # an event, not a standing state
+
+    def _write_marker(self) -> None:
+        w = self.w
+        if w is None:
+            return
+        tmp = self._marker.with_suffix(".tmp")
+        held = w.queue.depth + w.writer.buffered
+        tmp.write_text(
+            json.dumps({"pid": os.getpid(), "at": from_us(now_us()).isoformat(), "in_memory": held})
+        )
+        tmp.replace(self._marker)
+
+    async def _mark_running(self) -> None:
+        """Keep the running marker's snapshot (readings in memory) current, every second."""
+        while True:
+            try:
+                await asyncio.to_thread(self._write_marker)
+            except OSError as e:
+                log.warning("running marker not written", error=str(e))
+            await asyncio.sleep(1.0)
 
     async def run_until(self, stop: asyncio.Event) -> None:
         async with self:
