@@ -401,7 +401,11 @@ class OpcUaConnection:
 
     async def _client(self) -> Client:
         ep = self.endpoint
-        c = Client(ep.url, timeout=self.settings.timeout_s)
+        # asyncua's own supervisor probes the server every ``watchdog_intervall`` with that as the
+        # timeout (default 1 s): a server or loop busy for a second under 10,000 items looked like a
+        # lost connection, and every "loss" re-created the whole subscription. Same patience as any
+        # request; our `_watchdog` checks as often as configured.
+        c = Client(ep.url, timeout=self.settings.timeout_s, watchdog_intervall=self.settings.timeout_s)
         c.application_uri = "urn:hazmon:collector"
         c.name = c.description = "hazmon collector"
         if ep.username:
