@@ -158,6 +158,9 @@ class AlarmService:
                 self._serves.setdefault(name, tuple(Recipient))
         self._alarms: dict[tuple[str, str | None, str], repo.AlarmRow] = {}
         self._by_id: dict[int, repo.AlarmRow] = {}
+        # sensor tag -> its alarms: a sensor turning faulty suppresses its process alarms without
+        # a scan of every alarm (10,000 sensors going stale at once made that quadratic)
+        self._by_sensor: dict[str, list[repo.AlarmRow]] = defaultdict(list)
         self._faulty: dict[str, set[str]] = defaultdict(set)
         self._grades: dict[str, SourceGrade] = {}
         self._regraded: dict[str, str | None] = {}  # hazard source -> why its grade was what it was
@@ -229,6 +232,8 @@ class AlarmService:
         for a in rows:
             self._alarms[a.key] = a
             self._by_id[a.id] = a
+            if a.sensor:
+                self._by_sensor[a.sensor].append(a)
         async with self._w.transaction():
             cur = await self._w.execute(
                 "UPDATE alarm_notification SET status = 'pending' "
@@ -456,6 +461,8 @@ class AlarmService:
             )
             self._alarms[key] = a
             self._by_id[a.id] = a
+            if a.sensor:
+                self._by_sensor[a.sensor].append(a)
         return a
 
     async def _finding(self, f: Finding, now_us: int) -> None:
@@ -506,8 +513,8 @@ class AlarmService:
         now_faulty = bool(faults)
         if was == now_faulty:
             return
-        for a in list(self._alarms.values()):
-            if a.sensor != tag or a.condition in SENSOR_FAULTS:
+        for a in list(self._by_sensor.get(tag, ())):
+            if a.condition in SENSOR_FAULTS:
                 continue
             if now_faulty and not a.state.suppressed:
                 await self._record(a, Event(EventKind.SUPPRESSED, at, comment=f"sensor {condition}"), at)
@@ -551,6 +558,10 @@ class AlarmService:
         rows = await repo.load_alarms(self._conn, self.enterprise)
         self._alarms = {a.key: a for a in rows}
         self._by_id = {a.id: a for a in rows}
+        self._by_sensor = defaultdict(list)
+        for a in rows:
+            if a.sensor:
+                self._by_sensor[a.sensor].append(a)
         self._faulty = defaultdict(set)
         for a in rows:
             if a.sensor and a.condition in SENSOR_FAULTS and a.state.active:
