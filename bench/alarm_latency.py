@@ -333,6 +333,7 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
         repeat_s=0,
         synchronous_commit=not args.async_commit,
         trace=args.trace,
+        own_thread=not args.shared_loop,
     )
     config = DaemonConfig(
         path=str(tmp / "hazmon.yaml"),
@@ -443,7 +444,8 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
     print(f"daemon log: {sum(events.values())} warnings/errors {noteworthy or ''}")
     how = "asynchronously" if args.async_commit else "durably (synchronous_commit on)"
     switch = f"{args.switch_interval_ms:g} ms" if args.switch_interval_ms > 0 else "Python's default"
-    print(f"alarm events committed {how}; daemon thread switch interval {switch}")
+    where = "the daemon's event loop" if args.shared_loop else "its own thread and loop"
+    print(f"alarm events committed {how}; daemon thread switch interval {switch}; alarm service on {where}")
     ms = [x * 1000 for x in lat]
     rtt_ms = [x * 1000 for x in rtt]
     print(
@@ -503,6 +505,11 @@ def main() -> None:
     )
     ap.add_argument("--budget-s", type=float, default=300.0, help="stop probing after this many s")
     ap.add_argument("--trace", action="store_true", help="p50 / p99 of each stage of the path")
+    ap.add_argument(
+        "--shared-loop",
+        action="store_true",
+        help="alarms.own_thread: false (the alarm service on the daemon's event loop, as before)",
+    )
     ap.add_argument(
         "--switch-interval-ms",
         type=float,
