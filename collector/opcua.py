@@ -8,11 +8,13 @@ backoff. After every (re)connect it attaches its input to the fresh session:
 - `SubscribeInput` creates one subscription and its monitored items in batches
   of ``items_per_request`` (10,000 items take a handful of requests), reads the
   revised publishing interval, sampling intervals and queue sizes back and logs
-  where the server gave less than asked. Notifications arrive through our own
-  publish callback, which puts them on the bounded queue and is awaited by
-  asyncua's publish loop: a full queue delays the next Publish request (the
-  server queues) instead of dropping (asyncua's iterator queue silently drops
-  the oldest at 1,000; its handler style costs a task per value).
+  where the server gave less than asked. Its own publish loop sends one Publish
+  request after another and awaits putting each response's readings on the
+  bounded queue: a full queue delays the next Publish request (the server
+  queues) instead of dropping (asyncua's iterator queue silently drops the
+  oldest at 1,000; its handler style costs a task per value). Responses are
+  read from their bytes into `ReadingBatch` columns (see "the fast path"
+  below), with asyncua's decoder for anything unusual.
 - `PollInput` reads every node each ``min(period)`` with one Read request per
   batch, for servers without subscriptions; a value whose source timestamp did
   not change is not a new reading.
