@@ -125,6 +125,9 @@ class MqttPublisher:
         c.max_inflight_messages_set(self.max_inflight)
         c.max_queued_messages_set(self.max_queued)
         c.reconnect_delay_set(1, 10)
+        # an exception in one of our callbacks (a log stream closed under us) must not end
+        # paho's network thread: publishing would then wait for acknowledgements forever
+        c.suppress_exceptions = True
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,32 +134,41 @@ async def test_replay_stops_and_restarts_the_servers_where_the_recording_did(
     assert sorted(set(gds_away)) == [START + t * S for t in range(70, 90)]
 
 
+def _hazmon(*args: str) -> str:
+    """Run the real CLI in a process of its own (its logging must not outlive this test's streams)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "hazmon", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr
+
+
 @pytest.mark.slow
 def test_hazmon_replay_reproduces_the_recorded_outages(
-    tmp_path: Path, private_mosquitto: PrivateMosquitto, topic_prefix: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, private_mosquitto: PrivateMosquitto, topic_prefix: str
 ) -> None:
     plant_file = _private_plant_file(tmp_path, private_mosquitto.port, free_port(), topic_prefix)
     scenario = tmp_path / "outages.yaml"
     scenario.write_text(SCENARIO, encoding="utf-8")
     rec = tmp_path / "served.hzrec.gz"
+    data = str(tmp_path / "d")
     # recorded while serving (hazmon simulate --record), replayed with hazmon replay
-    args = [
-        "simulate",
-        "-c",
-        str(plant_file),
-        "--scenario",
-        str(scenario),
-        "--seed",
-        "2",
-        "--start",
-        START_ISO,
-    ]
-    args += ["--duration", "120", "--speed", "max", "--data-dir", str(tmp_path / "d"), "--record", str(rec)]
-    assert main(args) == 0
+    _hazmon(
+        *(
+            "simulate",
+            "-c",
+            str(plant_file),
+            "--scenario",
+            str(scenario),
+            "--seed",
+            "2",
+            "--start",
+            START_ISO,
+        ),
+        *("--duration", "120", "--speed", "max", "--data-dir", data, "--record", str(rec)),
+    )
     assert read_outages(rec) == EXPECTED_CHANGES
-    capsys.readouterr()
-    args = ["replay", str(rec), "-c", str(plant_file), "--speed", "max", "--data-dir", str(tmp_path / "d")]
-    assert main(args) == 0
-    report = capsys.readouterr().err.strip().splitlines()[-1]
+    err = _hazmon("replay", str(rec), "-c", str(plant_file), "--speed", "max", "--data-dir", data)
+    report = err.strip().splitlines()[-1]
     assert "outages=2" in report, report
     assert "starts=2 stops=2" in report and "connects=2 disconnects=2" in report, report
