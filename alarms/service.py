@@ -8,10 +8,21 @@ Pipeline, in one place (`handle` / `tick` → `_record` → outbox → `_dispatc
    ``alarm`` in the same transaction, together with every notification it
    schedules (outbox ``alarm_notification``, one row per step, recipient,
    notifier and address, unique by a dedup key);
-3. `_dispatch` claims due rows (``sending``, committed), drops those the alarm
-   no longer needs (acknowledged, shelved, new schedule), groups the rest per
-   notifier, address and hazard source, sends them, and marks them ``sent`` (or
-   retries with backoff, or records a dead letter) — the one retry stage.
+3. `_dispatch` claims due rows (``sending``, committed; rows due at once are
+   inserted already claimed by the transaction of step 2 and handed over in
+   memory), drops those the alarm no longer needs (acknowledged, shelved, new
+   schedule), groups the rest per notifier, address and hazard source (a row sent
+   before only with rows sent before, so a resend keeps its delivery id), sends
+   them, and marks them ``sent`` (or retries with backoff, or records a dead
+   letter) — the one retry stage.
+
+With ``settings.own_thread`` (the default) all of this runs on an event loop of
+the service's own, in its own thread: the public coroutines hand their work there
+(`_run`), so a caller's loop busy with ingest does not delay alarms.
+
+When a hazard source's grade changes (`_refresh_grades`, then the next `tick`),
+its active alarms take their new tier: a ``tier_changed`` event and the new tier's
+escalation re-planned from the schedule's start (`escalation.replan`).
 
 Nothing is sent before it is recorded, so ``kill -9`` at any point loses no alarm
 and no pending escalation. A crash between a send and its ``sent`` mark resends
