@@ -513,8 +513,9 @@ def main() -> None:
     ap.add_argument(
         "--switch-interval-ms",
         type=float,
-        default=0.0,
-        help="sys.setswitchinterval in the daemon's process (0: Python's default of 5 ms)",
+        default=1.0,
+        help="sys.setswitchinterval in the daemon's process (default 1 ms, as `hazmon run` sets it; "
+        "0: Python's default of 5 ms)",
     )
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed: still drop the scratch database
