@@ -258,6 +258,7 @@ class Simulation:
         self._channels = [self._make_channel(s) for s in plant.sensors()]
         self._by_tag = {c.sensor.tag: c for c in self._channels}
         self._gas = [c for c in self._channels if c.gas_pos is not None]
+        self._plume = False  # some detector still sees gas (so the plume must be followed)
         self.endpoints = {e.name for e in plant.opcua} | {b.name for b in plant.mqtt}
         self._check_events()
         self.counters: dict[str, int] = {"readings": 0, "dropout": 0, "outage": 0}
@@ -500,9 +501,10 @@ class Simulation:
             v.temp_c += alpha * (amb - v.temp_c) + v.heat_c_per_h * dt / 3600.0
             if v.auto:
                 self._operate(v, t_us)
-            cap = v.eq.capacity_m3
-            v.set_volume(min(cap, max(0.0, v.volume + (v.in_m3_h - v.out_m3_h) * dt / 3600.0)))
-        if self._leaks or any(c.gas_lagged > 1e-9 for c in self._gas):
+            if v.in_m3_h != v.out_m3_h:  # otherwise volume and level stay as they are
+                cap = v.eq.capacity_m3
+                v.set_volume(min(cap, max(0.0, v.volume + (v.in_m3_h - v.out_m3_h) * dt / 3600.0)))
+        if self._leaks or self._plume:
             self._disperse(dt, t_us)
 
     def _operate(self, v: _Vessel, t_us: int) -> None:
@@ -532,6 +534,7 @@ class Simulation:
                         unit = "%VOL" if ch.sensor.kind is SensorKind.OXYGEN else ch.sensor.unit
                         target += to_detector_unit(c, chem, unit, ch.sensor.chemical)
             ch.gas_lagged += lag_alpha(dt, ch.gas_tau_s) * (target - ch.gas_lagged)
+        self._plume = any(c.gas_lagged > 1e-9 for c in self._gas)  # detectors still settling
 
     @staticmethod
     def _sees(s: Sensor, gas: Chemical) -> bool:
@@ -596,6 +599,7 @@ class Simulation:
         rng = self._rng
         normals = rng._n  # refilled in place by rng.normal()
         append = out.append
+        new = tuple.__new__  # Reading(...) without its Python-level __new__
         good, bad = Quality.GOOD, Quality.BAD
         for ch in self._channels:
             if ch.faults:
@@ -622,7 +626,7 @@ class Simulation:
                     quality = bad
                 if ch.decimals is not None:
                     value = round(value, ch.decimals)
-                append(Reading(ch.tag, ts, value, quality))
+                append(new(Reading, (ch.tag, ts, value, quality)))
 
     def steps(self, duration_s: float, step_s: float = 1.0) -> Iterator[tuple[int, list[Reading]]]:
         """Advance ``duration_s`` of simulated time, yielding (now_us, readings of that step).
