@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -156,8 +157,18 @@ def run_daemon(
     arrived: dict[str, int] = {}
     raised: dict[str, tuple[int, int]] = {}
     stalls: list[tuple[int, int]] = []
+    gcs: list[tuple[int, float]] = []  # (generation, pause ms) of every cyclic collection
     if trace_path:
         _instrument(arrived, raised)
+        gc_t0 = [0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                gc_t0[0] = time.perf_counter()
+            else:
+                gcs.append((info["generation"], (time.perf_counter() - gc_t0[0]) * 1000))
+
+        gc.callbacks.append(on_gc)
 
     async def watch_loop() -> None:  # when the daemon's event loop could not run a 2 ms timer on time
         while True:
@@ -179,7 +190,7 @@ def run_daemon(
             traces = list(getattr(svc, "traces", ()))
             if watcher is not None:
                 watcher.cancel()
-            doc = {"arrived": arrived, "raised": raised, "alarms": traces, "stalls": stalls}
+            doc = {"arrived": arrived, "raised": raised, "alarms": traces, "stalls": stalls, "gc": gcs}
             await asyncio.to_thread(Path(trace_path).write_text, json.dumps(doc))
 
     asyncio.run(main())
@@ -249,6 +260,14 @@ def print_trace(trace_path: str, sent_at: dict[str, float], got: dict[str, float
             print(
                 f"  daemon event loop stalled (>5 ms) during the {name:<18} p50 {pct(xs, 50):7.1f}   "
                 f"p99 {pct(xs, 99):7.1f}   max {max(xs):7.1f}"
+            )
+    gcs = doc.get("gc", [])
+    for g in (0, 1, 2):
+        ms = [p for gen, p in gcs if gen == g]
+        if ms:
+            print(
+                f"  garbage collections of generation {g}: {len(ms):6d}, pause p99 {pct(ms, 99):6.1f} ms, "
+                f"max {max(ms):6.1f} ms, total {sum(ms) / 1000:6.2f} s"
             )
     slow = sorted(complete, key=lambda s: rows[s]["webhook"] - rows[s]["publish"])[-5:]
     print("  slowest probes, ms per stage in the order above:")

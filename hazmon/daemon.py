@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import time
@@ -329,6 +330,11 @@ class Daemon:
             self._tasks.append(asyncio.create_task(self._alarms(), name="alarms"))
         if self._storage_mode == "plain":
             self._tasks.append(asyncio.create_task(self._plain_upkeep(), name="upkeep"))
+        # everything built so far (plant model, registry, rules windows, alarm state) lives as long
+        # as the daemon: out of the collector's sight, a full collection no longer walks it
+        # (those walks were 50 ms pauses of every thread, seen in the alarm latency's tail)
+        gc.collect()
+        gc.freeze()
         for i in w.inputs:
             i.start()
         log.info(
