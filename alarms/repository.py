@@ -188,23 +188,26 @@ async def queue(conn: Conn, enterprise_id: str, rows: list[Queued]) -> int:
                    notifier, address, hazard_source, tier, due_us, next_try_us, status, message)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (dedup_key) DO NOTHING""",
-            (
-                enterprise_id,
-                q.alarm_id,
-                q.dedup_key,
-                q.purpose,
-                q.recipient,
-                q.notifier,
-                q.address,
-                q.hazard_source,
-                q.tier,
-                q.due_us,
-                q.due_us,
-                q.status,
-                Jsonb(q.message),
-            ),
+            (*_outbox_row(enterprise_id, q), q.status, Jsonb(q.message)),
         )
     return len(rows)
+
+
+def _outbox_row(enterprise_id: str, q: Queued) -> tuple[object, ...]:
+    """The outbox columns both inserts share, enterprise_id .. next_try_us (first try when due)."""
+    return (
+        enterprise_id,
+        q.alarm_id,
+        q.dedup_key,
+        q.purpose,
+        q.recipient,
+        q.notifier,
+        q.address,
+        q.hazard_source,
+        q.tier,
+        q.due_us,
+        q.due_us,
+    )
 
 
 _RETURNING = "id, alarm_id, purpose, recipient, notifier, address, hazard_source, due_us, attempts, message"
@@ -228,20 +231,7 @@ async def queue_claimed(conn: Conn, enterprise_id: str, rows: list[Queued]) -> l
                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'sending', 1, %s)
                    ON CONFLICT (dedup_key) DO NOTHING
                    RETURNING {_RETURNING}""",
-                (
-                    enterprise_id,
-                    q.alarm_id,
-                    q.dedup_key,
-                    q.purpose,
-                    q.recipient,
-                    q.notifier,
-                    q.address,
-                    q.hazard_source,
-                    q.tier,
-                    q.due_us,
-                    q.due_us,
-                    Jsonb(q.message),
-                ),
+                (*_outbox_row(enterprise_id, q), Jsonb(q.message)),
             )
         )
     return out
