@@ -49,7 +49,7 @@ from aiohttp import web
 from hazmon.alarms import repository as repo
 from hazmon.alarms.api import build_routes
 from hazmon.alarms.config import AlarmSettings, NotifierConfig
-from hazmon.alarms.escalation import Recipient, contacts, replan, schedule
+from hazmon.alarms.escalation import Recipient, Route, Scheduled, contacts, replan, schedule
 from hazmon.alarms.flood import FloodDetector
 from hazmon.alarms.lifecycle import (
     SYSTEM,
@@ -651,22 +651,9 @@ class AlarmService:
         tier = Tier(max(1, min(4, s.tier)))
         rows: list[repo.Queued] = []
         for sch in schedule(self.settings.escalation, tier, s.schedule_from_us):
-            for notifier, addr, who in self._routes(sch.recipient, a.hazard_source):
-                rows.append(
-                    repo.Queued(
-                        f"esc:{a.id}:{s.schedule}:{sch.step}:{sch.recipient.value}:{notifier}:{addr}",
-                        a.id,
-                        "escalation",
-                        sch.recipient.value,
-                        notifier,
-                        addr,
-                        a.hazard_source,
-                        int(tier),
-                        sch.due_us,
-                        {"schedule": s.schedule, "step": sch.step, "contact": who},
-                        "flooded" if flooded and sch.step == 0 else "pending",
-                    )
-                )
+            for route in self._routes(sch.recipient, a.hazard_source):
+                status = "flooded" if flooded and sch.step == 0 else "pending"
+                rows.append(_escalation(a, tier, sch, route, status=status))
         await self._queue(rows)
 
     async def _queue(self, rows: list[repo.Queued]) -> None:
@@ -786,21 +773,7 @@ class AlarmService:
         if plan.cancel:
             await repo.mark_cancelled(self._conn, plan.cancel, f"tier changed to {tier.colour}")
             self.counters["cancelled"] += len(plan.cancel)
-        rows = [
-            repo.Queued(
-                f"esc:{a.id}:{s.schedule}:t{at_us}:{sch.step}:{sch.recipient.value}:{notifier}:{addr}",
-                a.id,
-                "escalation",
-                sch.recipient.value,
-                notifier,
-                addr,
-                a.hazard_source,
-                int(tier),
-                sch.due_us,
-                {"schedule": s.schedule, "step": sch.step, "contact": who, "tier_changed_us": at_us},
-            )
-            for sch, (notifier, addr, who) in plan.queue
-        ]
+        rows = [_escalation(a, tier, sch, route, tier_changed_us=at_us) for sch, route in plan.queue]
         await self._queue(rows)
         log.info(
             "alarm tier changed",
@@ -1170,6 +1143,37 @@ class AlarmService:
     def metrics(self) -> dict[str, int]:
         """Counters: findings, events, queued, sent, retried, dead, cancelled, no_address, refused calls."""
         return dict(self.counters)
+
+
+def _escalation(
+    a: repo.AlarmRow,
+    tier: Tier,
+    sch: Scheduled,
+    route: Route,
+    *,
+    status: str = "pending",
+    tier_changed_us: int | None = None,
+) -> repo.Queued:
+    """The outbox row of one escalation step to one address (a tier change keys its own rows)."""
+    notifier, addr, who = route
+    s = a.state
+    again = f"t{tier_changed_us}:" if tier_changed_us is not None else ""
+    message: dict[str, Any] = {"schedule": s.schedule, "step": sch.step, "contact": who}
+    if tier_changed_us is not None:
+        message["tier_changed_us"] = tier_changed_us
+    return repo.Queued(
+        f"esc:{a.id}:{s.schedule}:{again}{sch.step}:{sch.recipient.value}:{notifier}:{addr}",
+        a.id,
+        "escalation",
+        sch.recipient.value,
+        notifier,
+        addr,
+        a.hazard_source,
+        int(tier),
+        sch.due_us,
+        message,
+        status,
+    )
 
 
 def _iso(us: int) -> str:
