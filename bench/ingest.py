@@ -84,6 +84,11 @@ def plant_yaml(n: int, mqtt_port: int, opcua_port: int, prefix: str, opcua: bool
     return "".join(out)
 
 
+def daemon_argv(config: Path) -> list[str]:
+    """`hazmon run` as its own process (its CPU and memory are read from /proc)."""
+    return [sys.executable, "-m", "hazmon", "--log-level", "warning", "run", "-c", str(config)]
+
+
 def proc_cpu_s(pid: int) -> float:
     f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
@@ -245,16 +250,7 @@ def main() -> None:  # noqa: PLR0912 - the phases read top to bottom
         )
         log = (work / "daemon.log").open("wb")
         daemon = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hazmon",
-                "--log-level",
-                "warning",
-                "run",
-                "-c",
-                str(work / "hazmon.yaml"),
-            ],
+            daemon_argv(work / "hazmon.yaml"),
             cwd=work,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -462,14 +458,7 @@ async def opcua_phase(  # noqa: PLR0917 - a bench script's one call site
         pass
     log = (work / "daemon-opcua.log").open("wb")
     daemon = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hazmon",
-        "--log-level",
-        "warning",
-        "run",
-        "-c",
-        str(work / "hazmon-opcua.yaml"),
+        *daemon_argv(work / "hazmon-opcua.yaml"),
         cwd=work,
         stdout=log,
         stderr=subprocess.STDOUT,
