@@ -9,7 +9,7 @@ same batch twice stores it once: when the fast path meets an existing
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,12 +138,26 @@ _MERGE = (
 def write_readings(conn: psycopg.Connection[tuple[object, ...]], cols: ReadingColumns) -> int:
     """Write one batch in its own transaction; returns the rows newly stored.
 
+    On an autocommit connection the COPY is its own transaction: one statement,
+    two round trips, no BEGIN / SAVEPOINT / COMMIT around it (each of those is a
+    round trip the writer would wait for). Only a batch meeting stored rows takes
+    the staged merge, in a transaction of its own.
+
     Raises whatever psycopg raises; `hazmon.store.db.is_temporary` tells the
     caller whether to keep the batch and retry.
     """
     if len(cols) == 0:
         return 0
     data = encode_copy_binary(cols)
+    if conn.autocommit:
+        try:
+            with conn.cursor() as cur, cur.copy(_COPY_SQL.format(table="readings")) as cp:
+                cp.write(data)
+            return len(cols)
+        except pge.UniqueViolation:
+            pass
+        with conn.transaction():
+            return _merge(conn, data)
     with conn.transaction():
         try:
             with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY_SQL.format(table="readings")) as cp:
@@ -151,21 +165,52 @@ def write_readings(conn: psycopg.Connection[tuple[object, ...]], cols: ReadingCo
             return len(cols)
         except pge.UniqueViolation:
             pass
-        with conn.cursor() as cur:
-            cur.execute(_STAGE)
-            with cur.copy(_COPY_SQL.format(table="readings_stage")) as cp:
-                cp.write(data)
-            cur.execute(_MERGE)
-            return cur.rowcount
+        return _merge(conn, data)
+
+
+def _merge(conn: psycopg.Connection[tuple[object, ...]], data: bytes) -> int:
+    """COPY into the staging table, then insert what is not stored yet (inside the caller's transaction)."""
+    with conn.cursor() as cur:
+        cur.execute(_STAGE)
+        with cur.copy(_COPY_SQL.format(table="readings_stage")) as cp:
+            cp.write(data)
+        cur.execute(_MERGE)
+        return cur.rowcount
 
 
 async def write_readings_async(
-    conn: psycopg.AsyncConnection[tuple[object, ...]], cols: ReadingColumns
+    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    cols: ReadingColumns,
+    *,
+    data: bytes | None = None,
+    on_sent: Callable[[], None] | None = None,
 ) -> int:
-    """`write_readings` for an async connection."""
+    """`write_readings` for an async connection.
+
+    Args:
+        conn: the connection (autocommit: the COPY is its own transaction).
+        cols: the batch.
+        data: ``encode_copy_binary(cols)`` when the caller encoded it already.
+        on_sent: called once, when the rows are handed to the connection and the
+            server is storing them; a pipelining caller prepares its next batch
+            there, so the server does not wait for it between batches.
+    """
     if len(cols) == 0:
         return 0
-    data = encode_copy_binary(cols)
+    if data is None:
+        data = encode_copy_binary(cols)
+    if conn.autocommit:
+        try:
+            async with conn.cursor() as cur, cur.copy(_COPY_SQL.format(table="readings")) as cp:
+                await cp.write(data)
+                if on_sent is not None:
+                    on_sent()
+                    on_sent = None
+            return len(cols)
+        except pge.UniqueViolation:
+            pass
+        async with conn.transaction():
+            return await _merge_async(conn, data)
     async with conn.transaction():
         try:
             async with (
@@ -174,12 +219,20 @@ async def write_readings_async(
                 cur.copy(_COPY_SQL.format(table="readings")) as cp,
             ):
                 await cp.write(data)
+                if on_sent is not None:
+                    on_sent()
+                    on_sent = None
             return len(cols)
         except pge.UniqueViolation:
             pass
-        async with conn.cursor() as cur:
-            await cur.execute(_STAGE)
-            async with cur.copy(_COPY_SQL.format(table="readings_stage")) as cp:
-                await cp.write(data)
-            await cur.execute(_MERGE)
-            return cur.rowcount
+        return await _merge_async(conn, data)
+
+
+async def _merge_async(conn: psycopg.AsyncConnection[tuple[object, ...]], data: bytes) -> int:
+    """`_merge` for an async connection."""
+    async with conn.cursor() as cur:
+        await cur.execute(_STAGE)
+        async with cur.copy(_COPY_SQL.format(table="readings_stage")) as cp:
+            await cp.write(data)
+        await cur.execute(_MERGE)
+        return cur.rowcount

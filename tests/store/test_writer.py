@@ -11,6 +11,7 @@ from hazmon.store import (
     UnknownTagError,
     connect,
     connect_async,
+    encode_copy_binary,
     sensor_ids,
     write_readings,
     write_readings_async,
@@ -46,8 +47,15 @@ def test_round_trip_is_exact(db_dsn: str, example_plant: Plant) -> None:
     assert set(back) == expected
 
 
-def test_writing_the_same_batch_twice_stores_it_once(db_dsn: str, example_plant: Plant) -> None:
-    with connect(db_dsn) as c:
+# autocommit: the COPY is its own transaction (the daemon's writer); without: inside the caller's
+AUTOCOMMIT = pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "in-transaction"])
+
+
+@AUTOCOMMIT
+def test_writing_the_same_batch_twice_stores_it_once(
+    db_dsn: str, example_plant: Plant, autocommit: bool
+) -> None:
+    with connect(db_dsn, autocommit=autocommit) as c:
         ids = sensor_ids(c, example_plant.enterprise.id)
         cols = ReadingColumns.from_readings(_batch(ids, 2000), ids)
         assert write_readings(c, cols) == 2000
@@ -56,8 +64,11 @@ def test_writing_the_same_batch_twice_stores_it_once(db_dsn: str, example_plant:
         assert _checksum(c) == first
 
 
-def test_a_partly_overlapping_batch_stores_only_the_new_rows(db_dsn: str, example_plant: Plant) -> None:
-    with connect(db_dsn) as c:
+@AUTOCOMMIT
+def test_a_partly_overlapping_batch_stores_only_the_new_rows(
+    db_dsn: str, example_plant: Plant, autocommit: bool
+) -> None:
+    with connect(db_dsn, autocommit=autocommit) as c:
         ids = sensor_ids(c, example_plant.enterprise.id)
         a = _batch(ids, 1000)
         b = _batch(ids, 1000, T0 + 10_000_000)  # 10 s later: half overlaps a
@@ -70,19 +81,33 @@ def test_a_partly_overlapping_batch_stores_only_the_new_rows(db_dsn: str, exampl
         )
 
 
-async def test_async_writer_matches_sync(db_dsn: str, example_plant: Plant) -> None:
+@AUTOCOMMIT
+async def test_async_writer_matches_sync(db_dsn: str, example_plant: Plant, autocommit: bool) -> None:
     with connect(db_dsn) as c:
         ids = sensor_ids(c, example_plant.enterprise.id)
     cols = ReadingColumns.from_readings(_batch(ids, 3000), ids)
-    conn = await connect_async(db_dsn)
+    day = 86_400_000_000  # clear of cols
+    a = ReadingColumns.from_readings(_batch(ids, 1000, T0 + day), ids)
+    b = ReadingColumns.from_readings(_batch(ids, 1000, T0 + day + 10_000_000), ids)  # half overlaps a
+    sent: list[str] = []
+    conn = await connect_async(db_dsn, autocommit=autocommit)
     async with conn:
-        assert await write_readings_async(conn, cols) == 3000
-        assert await write_readings_async(conn, cols) == 0
-    with connect(db_dsn) as c:
-        assert c.execute("SELECT count(*), sum(value) FROM readings").fetchone() == (
-            3000,
-            pytest.approx(float(np.sum(cols.value))),
+        assert await write_readings_async(conn, cols, on_sent=lambda: sent.append("first")) == 3000
+        assert sent == ["first"], "on_sent is called once, when the rows are with the server"
+        # pre-encoded data is what is written; on a conflict on_sent is called at most once
+        got = await write_readings_async(
+            conn, cols, data=encode_copy_binary(cols), on_sent=lambda: sent.append("again")
         )
+        assert got == 0
+        assert sent in (["first"], ["first", "again"])
+        await write_readings_async(conn, a)
+        new = len(set(zip(b.sensor_id, b.ts_us, strict=True)) - set(zip(a.sensor_id, a.ts_us, strict=True)))
+        assert 0 < new < 1000
+        assert await write_readings_async(conn, b) == new
+        if not autocommit:
+            await conn.commit()
+    with connect(db_dsn) as c:
+        assert c.execute("SELECT count(*) FROM readings").fetchone() == (3000 + len(a) + new,)
 
 
 def test_nan_values_and_empty_batches(db_dsn: str, example_plant: Plant) -> None:
