@@ -14,12 +14,22 @@ when `batch_max_readings` are buffered or after `flush_interval_s`:
 4. When the spool is full the batch is dropped: counted in
    ``hazmon_readings_dropped_total`` and reported once through ``on_system``
    (the daemon turns it into a system alarm).
+
+With ``own_thread`` (what the daemon uses) `run` does all of this on an event
+loop of the writer's own thread. The COPY then waits only for PostgreSQL, not for
+the daemon's loop: sharing the loop with the rules and the consumer, each of the
+COPY's round trips and socket writes waited behind their batches, PostgreSQL sat
+idle 40 % of the time and the daemon wrote at half the raw COPY rate. `add`,
+`room`, `stop`, `buffered`, `db_up` and the dirty range are safe to use from the
+daemon's loop; ``on_system`` is called back on the loop that awaits `run`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -32,7 +42,14 @@ from hazmon.collector.deadletter import DeadLetters
 from hazmon.collector.metrics import Metrics
 from hazmon.collector.spool import Spool, SpoolFullError
 from hazmon.plant.reading import Reading, ReadingBatch, from_us
-from hazmon.store import ReadingColumns, UnknownTagError, connect_async, is_temporary, write_readings_async
+from hazmon.store import (
+    ReadingColumns,
+    UnknownTagError,
+    connect_async,
+    encode_copy_binary,
+    is_temporary,
+    write_readings_async,
+)
 
 __all__ = ["BatchWriter", "SystemEvent"]
 
@@ -66,6 +83,7 @@ class BatchWriter:
         retry_max_s: float = 10.0,
         dead_letter_retention_days: int = 30,
         on_system: SystemEvent | None = None,
+        own_thread: bool = False,
     ) -> None:
         self.dsn = dsn
         self.ids = dict(ids)
@@ -78,12 +96,16 @@ class BatchWriter:
         self.retry_max_s = retry_max_s
         self.dead_letter_retention_days = dead_letter_retention_days
         self._pruned_at = float("-inf")  # monotonic time of the last dead-letter retention run
-        self.on_system = on_system or (lambda key, active, msg: None)
+        self._on_system = on_system or (lambda key, active, msg: None)
+        self.own_thread = own_thread
+        self._loop: asyncio.AbstractEventLoop | None = None  # the writer's loop while `run` runs
+        self._home: asyncio.AbstractEventLoop | None = None  # the loop awaiting `run` (on_system's)
+        self._lock = threading.Lock()  # _buf, _buffered, _dirty: touched from both loops
+        self._room_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._buf: list[ReadingBatch] = []
         self._buffered = 0
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._wake = asyncio.Event()
-        self._room = asyncio.Event()
         self._stopping = False
         self._retry_at = 0.0
         self._backoff = 0.0
@@ -118,13 +140,46 @@ class BatchWriter:
 
     def mark_dirty(self, lo_us: int, hi_us: int) -> None:
         """Widen the committed source-time range by [lo_us, hi_us]."""
-        d = self._dirty
-        self._dirty = (lo_us, hi_us) if d is None else (min(d[0], lo_us), max(d[1], hi_us))
+        with self._lock:
+            d = self._dirty
+            self._dirty = (lo_us, hi_us) if d is None else (min(d[0], lo_us), max(d[1], hi_us))
 
     def take_dirty(self) -> tuple[int, int] | None:
         """(min, max) source time in µs of the readings committed since the last call (rollup refresh)."""
-        d, self._dirty = self._dirty, None
+        with self._lock:
+            d, self._dirty = self._dirty, None
         return d
+
+    def on_system(self, key: str, active: bool, message: str) -> None:
+        """Report a loss condition on the loop that awaits `run` (the daemon's)."""
+        home = self._home
+        if home is None or home is self._loop or home.is_closed():
+            self._on_system(key, active, message)
+        else:
+            home.call_soon_threadsafe(self._on_system, key, active, message)
+
+    def _poke(self) -> None:
+        """Wake `run` (from any thread)."""
+        loop = self._loop
+        if loop is None:
+            self._wake.set()
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    def _roomy(self) -> None:
+        """Wake every `room` waiter (they re-check the level themselves)."""
+        with self._lock:
+            waiters, self._room_waiters = self._room_waiters, []
+        for loop, ev in waiters:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(ev.set)
 
     @property
     def buffered(self) -> int:
@@ -133,23 +188,59 @@ class BatchWriter:
     async def room(self, limit: int) -> None:
         """Wait until at most ``limit`` readings are buffered (backpressure on the consumer)."""
         while self._buffered > limit:
-            self._room.clear()
-            self._wake.set()
-            await self._room.wait()
+            ev = asyncio.Event()
+            with self._lock:
+                self._room_waiters.append((asyncio.get_running_loop(), ev))
+            self._poke()
+            # the level may have dropped between the check and the registration: look again soon
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ev.wait(), 0.1)
 
     def add(self, readings: ReadingBatch | Sequence[Reading]) -> None:
-        """Buffer readings for the next flush (never waits for the database)."""
+        """Buffer readings for the next flush (never waits for the database; any thread)."""
         if not len(readings):
             return
         b = readings if isinstance(readings, ReadingBatch) else ReadingBatch.from_readings(readings)
-        self._buf.append(b)
-        self._buffered += len(b)
-        if self._buffered >= self.batch_max:
-            self._wake.set()
+        with self._lock:
+            self._buf.append(b)
+            self._buffered += len(b)
+            full = self._buffered >= self.batch_max
+        if full:
+            self._poke()
 
     # -- the loop ------------------------------------------------------------------------
     async def run(self) -> None:
-        """Flush on size or interval until `stop`; then a final flush that spools what it cannot write."""
+        """Flush on size or interval until `stop`; then a final flush that spools what it cannot write.
+
+        With ``own_thread`` the loop runs on the writer's thread; this coroutine waits for it.
+        """
+        self._home = asyncio.get_running_loop()
+        if not self.own_thread:
+            self._loop = self._home
+            await self._run()
+            return
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="hazmon-writer", daemon=True)
+        thread.start()
+        self._loop = loop
+        fut = asyncio.run_coroutine_threadsafe(self._run(), loop)
+        try:
+            await asyncio.wrap_future(fut)
+        finally:
+            if not fut.done():  # cancelled here: the final flush (spooling what it cannot write) first
+                self.stop()
+                await asyncio.to_thread(concurrent.futures.wait, [fut], 2 * self.write_timeout_s + 1)
+                fut.cancel()
+            loop.call_soon_threadsafe(loop.stop)
+            await asyncio.to_thread(thread.join)
+            loop.close()
+            self._loop = None
+
+    async def _run(self) -> None:
+        # asyncio primitives belong to the loop that first waits on them: this one
+        self._wake = asyncio.Event()
+        if self._buffered >= self.batch_max or self._stopping:
+            self._wake.set()
         try:
             while not self._stopping:
                 with contextlib.suppress(TimeoutError):
@@ -163,15 +254,32 @@ class BatchWriter:
     def stop(self) -> None:
         """Ask `run` to make its final flush and return (await the task running `run`)."""
         self._stopping = True
-        self._wake.set()
+        self._poke()
 
     async def flush(self, final: bool = False) -> None:
-        while self._buf:
-            chunk = self._take(self.batch_max)
-            self._room.set()
-            cols = self._columns(chunk)
-            if len(cols):
-                await self._write_or_spool(cols)
+        # pipelined: while the server stores one batch, the next is taken, mapped and encoded,
+        # so it does not wait for us between batches (it idled 18 % of the time before)
+        ahead: list[tuple[ReadingColumns, bytes]] = []
+
+        def prepare() -> None:
+            if self._buf and not ahead:
+                ahead.append(self._next())
+
+        writing: list[ReadingColumns] = []
+        try:
+            while self._buf or ahead:
+                cols, data = ahead.pop() if ahead else self._next()
+                if len(cols):
+                    writing.append(cols)
+                    await self._write_or_spool(cols, data, prepare)
+                    writing.pop()
+        except BaseException:
+            # interrupted (cancelled) mid-write: the batch in flight may or may not be committed
+            # and the next one is out of the buffer; both are kept on disk (writes are idempotent)
+            for cols in writing + [c for c, _ in ahead]:
+                self._to_spool(cols)
+            await self._close_conn()
+            raise
         if len(self.spool) and await self._ensure_conn():
             await self._replay(time_budget_s=0.5 if not final else self.write_timeout_s)
         if self.dead.pending and await self._ensure_conn():
@@ -206,20 +314,28 @@ class BatchWriter:
         return n
 
     # -- pieces --------------------------------------------------------------------------
+    def _next(self) -> tuple[ReadingColumns, bytes]:
+        """The next batch to write, as columns and as COPY data."""
+        chunk = self._take(self.batch_max)
+        self._roomy()
+        cols = self._columns(chunk)
+        return cols, encode_copy_binary(cols) if len(cols) else b""
+
     def _take(self, n: int) -> ReadingBatch:
         """The oldest (up to) ``n`` buffered readings."""
         parts: list[ReadingBatch] = []
         got = 0
-        while self._buf and got < n:
-            b = self._buf[0]
-            if len(b) <= n - got:
-                parts.append(self._buf.pop(0))
-                got += len(b)
-            else:
-                parts.append(b.slice(0, n - got))
-                self._buf[0] = b.slice(n - got, len(b))
-                got = n
-        self._buffered -= got
+        with self._lock:
+            while self._buf and got < n:
+                b = self._buf[0]
+                if len(b) <= n - got:
+                    parts.append(self._buf.pop(0))
+                    got += len(b)
+                else:
+                    parts.append(b.slice(0, n - got))
+                    self._buf[0] = b.slice(n - got, len(b))
+                    got = n
+            self._buffered -= got
         return ReadingBatch.concat(parts)
 
     def _columns(self, batch: ReadingBatch) -> ReadingColumns:
@@ -273,14 +389,22 @@ class BatchWriter:
             with contextlib.suppress(TimeoutError, psycopg.Error, OSError):
                 await asyncio.wait_for(c.close(), 1.0)
 
-    async def _write(self, cols: ReadingColumns) -> int | None:
-        """Rows newly stored, or None when the batch must be kept (temporary failure)."""
+    async def _write(
+        self, cols: ReadingColumns, data: bytes | None = None, on_sent: Callable[[], None] | None = None
+    ) -> int | None:
+        """Rows newly stored, or None when the batch must be kept (temporary failure).
+
+        ``data`` is the batch's COPY data when already encoded; ``on_sent`` is called
+        (at most once) while the server stores the rows (`write_readings_async`).
+        """
         if not await self._ensure_conn():
             return None
         assert self._conn is not None
         t0 = time.perf_counter()
         try:
-            n = await asyncio.wait_for(write_readings_async(self._conn, cols), self.write_timeout_s)
+            n = await asyncio.wait_for(
+                write_readings_async(self._conn, cols, data=data, on_sent=on_sent), self.write_timeout_s
+            )
         except TimeoutError as e:
             self._failed("timeout", e)
             await self._close_conn()
@@ -315,9 +439,11 @@ class BatchWriter:
                 "writer", tag, reason="db_rejected", detail=why[:200], tag=tag, payload=body, now_us=now
             )
 
-    async def _write_or_spool(self, cols: ReadingColumns) -> None:
+    async def _write_or_spool(
+        self, cols: ReadingColumns, data: bytes | None = None, on_sent: Callable[[], None] | None = None
+    ) -> None:
         if not len(self.spool):
-            n = await self._write(cols)
+            n = await self._write(cols, data, on_sent)
             if n is not None:
                 return
         self._to_spool(cols)

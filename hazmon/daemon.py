@@ -197,6 +197,7 @@ def wire(
         retry_max_s=cs.retry_max_s,
         dead_letter_retention_days=cs.dead_letter_retention_days,
         on_system=system_event,
+        own_thread=True,  # its COPYs wait for PostgreSQL only, not behind the rules on this loop
     )
     w = Wiring(
         metrics,
