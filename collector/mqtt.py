@@ -90,6 +90,11 @@ class MqttInput:
         metrics.declare(
             "hazmon_mqtt_subscribed", "gauge", "1 while every topic filter is subscribed (SUBACK ok)"
         )
+        metrics.declare(
+            "hazmon_mqtt_sessions_lost_total",
+            "counter",
+            "Reconnects on which the broker no longer had our session (what it held for us is lost)",
+        )
         metrics.set("hazmon_source_connected", 0, self._labels)
         metrics.set("hazmon_mqtt_subscribed", 0, self._labels)
         self._connects = 0
@@ -188,6 +193,16 @@ class MqttInput:
         self._connects += 1
         if self._connects > 1:
             self.metrics.inc("hazmon_source_reconnects_total", 1, self._labels)
+            if not flags.session_present:
+                # we asked to resume (clean start off): the broker restarted without persistence, or
+                # our session expired. Whatever it was holding for us while we were away is gone.
+                self.metrics.inc("hazmon_mqtt_sessions_lost_total", 1, self._labels)
+                log.error(
+                    "mqtt broker did not keep our session: readings published while we were "
+                    "disconnected are lost (check the broker's persistence and session expiry)",
+                    source=self.name,
+                    session_expiry_s=self.broker.session_expiry_s,
+                )
         rc, _mid = client.subscribe([(f, self.broker.qos) for f in self.filters])
         self._check(rc, "subscribe")
         self.connected.set()

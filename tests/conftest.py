@@ -7,6 +7,7 @@ never at import time.
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import socket
@@ -143,7 +144,10 @@ class PrivateMosquitto:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {workdir}/\n"
-            "max_queued_messages 0\nmax_inflight_messages 0\n" + extra_conf
+            "max_queued_messages 0\nmax_inflight_messages 0\n"
+            # started as root, Mosquitto switches to user mosquitto, cannot write its persistence
+            # file here and (silently) keeps no session across a restart: stay this test's user
+            f"user {getpass.getuser()}\n" + extra_conf
         )
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -57,9 +57,11 @@ if ! port_open "$MQTT_PORT"; then
     # Debian's default config has no listener line. Ours listens on loopback,
     # keeps sessions and queued QoS 1 messages across a restart (persistence) and
     # never drops them for a slow subscriber (the default max_queued_messages 1000 does).
+    # `user`: started as root, Mosquitto would switch to user mosquitto, could not write its
+    # persistence file in $d, and would keep no session across a restart, silently.
     d=/var/tmp/hazmon-mosquitto; mkdir -p "$d"
-    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_queued_messages 0\nmax_inflight_messages 0\n' \
-      "$MQTT_PORT" "$d" > "$d/mosquitto.conf"
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_queued_messages 0\nmax_inflight_messages 0\nuser %s\n' \
+      "$MQTT_PORT" "$d" "$(id -un)" > "$d/mosquitto.conf"
     "$mosq" -d -c "$d/mosquitto.conf"
   fi
   wait_port "$MQTT_PORT" || { say "error: Mosquitto does not answer on 127.0.0.1:$MQTT_PORT"; exit 1; }

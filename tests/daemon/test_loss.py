@@ -11,6 +11,7 @@ import pytest
 from hazmon.collector import CollectorSettings, SpoolSettings
 from hazmon.daemon import Daemon
 from hazmon.plant import MqttBinding, Plant, Reading
+from tests.conftest import PrivateMosquitto
 from tests.daemon.helpers import (
     Publisher,
     as_rows,
@@ -139,31 +140,70 @@ async def test_full_spool_drops_counted_and_raises_a_system_finding(
 async def test_broker_restart_during_a_qos1_stream_loses_nothing(
     example_plant: Plant, db_dsn: str, private_mosquitto: object, tmp_path: Path
 ) -> None:
+    """Readings the broker holds for the daemon's session survive the broker's restart.
+
+    The daemon reaches the broker through a proxy the test cuts, so the middle
+    part of the stream is certainly queued in the broker for the daemon's session
+    (not already delivered) when the broker restarts.
+    """
     broker = private_mosquitto
-    url = f"mqtt://127.0.0.1:{broker.port}"  # type: ignore[attr-defined]
-    plant = mqtt_only(example_plant.retarget(mqtt_urls={"gds": url}))
+    proxy = CuttableProxy("127.0.0.1", broker.port)  # type: ignore[attr-defined]
+    await proxy.start()
+    plant = mqtt_only(example_plant.retarget(mqtt_urls={"gds": f"mqtt://127.0.0.1:{proxy.port}"}))
     topics = _topics(plant)
-    first, second = _stream(plant, 40), _stream(plant, 40, 40)
+    first, held, second = _stream(plant, 20), _stream(plant, 20, 20), _stream(plant, 20, 40)
+
+    def publish(readings: list[Reading]) -> None:
+        pub = Publisher("127.0.0.1", broker.port)  # type: ignore[attr-defined]
+        for r in readings:
+            pub.publish(topics[r.tag], json_payload(r))
+        pub.close()  # every PUBACK in: the broker owns them now
+
     async with Daemon(daemon_config(tmp_path, db_dsn, plant), plant) as d:
         assert d.w is not None
         w = d.w
-        await wait_for(w.inputs[0].subscribed.is_set, "subscription")  # type: ignore[attr-defined]
-        pub = Publisher("127.0.0.1", broker.port)  # type: ignore[attr-defined]
-        for r in first:
-            pub.publish(topics[r.tag], json_payload(r))
-        pub.close()  # every PUBACK in: the broker owns them now
-        broker.stop()  # type: ignore[attr-defined]  # some may still be queued for the daemon's session
-        await wait_for(lambda: not w.inputs[0].connected.is_set(), "daemon sees the broker gone")  # type: ignore[attr-defined]
+        mq = w.inputs[0]
+        await wait_for(mq.subscribed.is_set, "subscription")  # type: ignore[attr-defined]
+        publish(first)
+        await wait_for(lambda: count(db_dsn) >= len(first), "the first part stored")
+        await proxy.cut()  # the daemon is away; its session stays on the broker
+        await wait_for(lambda: not mq.connected.is_set(), "daemon sees the broker gone")  # type: ignore[attr-defined]
+        publish(held)  # queued for the daemon's session
+        broker.stop()  # type: ignore[attr-defined]
         broker.start()  # type: ignore[attr-defined]
-        await wait_for(w.inputs[0].subscribed.is_set, "resubscribed after the restart", 30)  # type: ignore[attr-defined]
-        pub = Publisher("127.0.0.1", broker.port)  # type: ignore[attr-defined]
-        for r in second:
-            pub.publish(topics[r.tag], json_payload(r))
-        pub.close()
-        await wait_for(lambda: count(db_dsn) >= len(first) + len(second), "every reading stored")
+        await proxy.restore()
+        await wait_for(mq.subscribed.is_set, "resubscribed after the restart", 30)  # type: ignore[attr-defined]
+        publish(second)
+        await wait_for(lambda: count(db_dsn) >= len(first) + len(held) + len(second), "every reading stored")
         reconnects = w.metrics.total("hazmon_source_reconnects_total")
-    assert rows(db_dsn) == as_rows(first + second)
+        lost_sessions = w.metrics.total("hazmon_mqtt_sessions_lost_total")
+    await proxy.cut()
+    assert rows(db_dsn) == as_rows(first + held + second)
     assert reconnects >= 1
+    assert lost_sessions == 0, "the broker kept the session across its restart"
+
+
+async def test_a_session_the_broker_did_not_keep_is_reported(
+    example_plant: Plant, db_dsn: str, tmp_path: Path
+) -> None:
+    """A broker restarted without persistence forgets the session: that loss is counted, not silent."""
+    (tmp_path / "broker").mkdir()
+    broker = PrivateMosquitto(tmp_path / "broker", "persistence false\n")
+    broker.start()
+    try:
+        plant = mqtt_only(example_plant.retarget(mqtt_urls={"gds": f"mqtt://127.0.0.1:{broker.port}"}))
+        async with Daemon(daemon_config(tmp_path, db_dsn, plant), plant) as d:
+            assert d.w is not None
+            mq = d.w.inputs[0]
+            await wait_for(mq.subscribed.is_set, "subscription")  # type: ignore[attr-defined]
+            assert d.w.metrics.total("hazmon_mqtt_sessions_lost_total") == 0
+            broker.stop()
+            await wait_for(lambda: not mq.connected.is_set(), "daemon sees the broker gone")  # type: ignore[attr-defined]
+            broker.start()
+            await wait_for(mq.subscribed.is_set, "resubscribed after the restart", 30)  # type: ignore[attr-defined]
+            assert d.w.metrics.total("hazmon_mqtt_sessions_lost_total") == 1
+    finally:
+        broker.stop()
 
 
 @pytest.mark.slow
