@@ -8,14 +8,24 @@ while the daemon is away are delivered when it returns; it resubscribes on every
 
 paho runs its network loop in a thread. Payloads are decoded there (pure
 `hazmon.collector.payload.decode`) and readings are put on the bounded
-`ReadingQueue`; when the queue is full the thread waits, which delays the
-PUBACK and pushes back on the broker instead of dropping anything here
-(paho acknowledges a QoS 1 message only after the message callback returns).
+`ReadingQueue`; when the queue is full the thread waits, which pushes back on
+the broker instead of dropping anything here.
+
+With ``ack: durable`` (the default) a QoS 1 message is acknowledged only when
+its readings are committed or fsynced in the spool: the queue runs its PUBACK
+once the writer has settled everything up to it, in arrival order. A crash or
+kill -9 then loses nothing: the broker delivers the unacknowledged messages
+again, and the writes are idempotent. An ack is sent only on the connection the
+message came in on; after a reconnect the broker redelivers instead. On stop
+the input is paused first (new messages are left with the broker) and stays
+connected until the writer has settled what was queued, so the acks go out.
+``ack: received`` restores paho's own behaviour (ack when the callback returns).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import ssl
 import threading
@@ -36,6 +46,7 @@ from hazmon.collector.payload import TopicMap, decode, subscription_filters
 from hazmon.collector.queue import ReadingQueue
 from hazmon.collector.settings import MqttSettings
 from hazmon.plant.model import MqttBroker
+from hazmon.plant.reading import ReadingBatch
 
 __all__ = ["MqttInput", "MqttPublishError", "SourceState", "publish_checked"]
 
@@ -78,6 +89,9 @@ class MqttInput:
         self._max_future_us = int(settings.max_future_s * 1_000_000)
         self._labels = {"source": self.name}
         self._client: paho.Client | None = None
+        self.manual_ack = settings.ack == "durable"
+        self._gen = 0  # connection generation: an ack is only sent on the connection it came in on
+        self._draining = False  # stopping: new messages are left unacknowledged for the broker
         metrics.declare("hazmon_readings_received_total", "counter", "Readings decoded, by source")
         metrics.declare("hazmon_messages_received_total", "counter", "Messages received, by source")
         metrics.declare("hazmon_source_connected", "gauge", "1 while the source is connected")
@@ -89,6 +103,16 @@ class MqttInput:
         )
         metrics.declare(
             "hazmon_mqtt_subscribed", "gauge", "1 while every topic filter is subscribed (SUBACK ok)"
+        )
+        metrics.declare(
+            "hazmon_mqtt_duplicates_received_total",
+            "counter",
+            "QoS 1 messages the broker delivered again (DUP: sent before, not acknowledged), by source",
+        )
+        metrics.declare(
+            "hazmon_mqtt_redelivery_total",
+            "counter",
+            "QoS 1 messages left unacknowledged for the broker to deliver again, by source and why",
         )
         metrics.declare(
             "hazmon_mqtt_sessions_lost_total",
@@ -108,6 +132,7 @@ class MqttInput:
             client_id=self.client_id,
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
             clean_session=None if v5 else False,
+            manual_ack=self.manual_ack,
         )
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
@@ -190,6 +215,7 @@ class MqttInput:
             self.metrics.inc("hazmon_mqtt_errors_total", 1, {**self._labels, "what": "connack"})
             log.error("mqtt connection refused", source=self.name, reason=str(reason))
             return
+        self._gen += 1  # acks still due for the previous connection are not sent on this one
         self._connects += 1
         if self._connects > 1:
             self.metrics.inc("hazmon_source_reconnects_total", 1, self._labels)
@@ -247,9 +273,37 @@ class MqttInput:
         log.warning("mqtt disconnected; reconnecting", source=self.name, reason=str(reason))
         self.on_state(self.name, False, f"broker {self.name} disconnected: {reason}")
 
+    def pause(self) -> None:
+        """Stop taking messages but stay connected (the daemon's stop, before the writer drains).
+
+        Messages arriving from now on are not acknowledged: the broker keeps them for
+        our session and delivers them again. The connection stays up so the acks of
+        what is already queued reach the broker once it is committed.
+        """
+        self._draining = True
+
+    def _ack(self, gen: int, mid: int, qos: int) -> None:
+        """PUBACK one message, from the writer's thread, once its readings are settled."""
+        c = self._client
+        if c is None or gen != self._gen:
+            # the connection it came in on is gone: the broker delivers it again (stored once)
+            self.metrics.inc("hazmon_mqtt_redelivery_total", 1, {**self._labels, "why": "reconnected"})
+            return
+        rc = c.ack(mid, qos)
+        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            self._check(rc, "ack")
+
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        if msg.dup:
+            self.metrics.inc("hazmon_mqtt_duplicates_received_total", 1, self._labels)
+        ack = None
+        if self.manual_ack and msg.qos > 0:
+            if self._draining:
+                self.metrics.inc("hazmon_mqtt_redelivery_total", 1, {**self._labels, "why": "stopping"})
+                return
+            ack = functools.partial(self._ack, self._gen, msg.mid, msg.qos)
         try:
-            if not self.handle(msg.topic, bytes(msg.payload), time.time_ns() // 1000):
+            if not self.handle(msg.topic, bytes(msg.payload), time.time_ns() // 1000, ack):
                 # the queue closed before this input stopped: cannot happen in the daemon's
                 # stop order (inputs first), but it must not pass silently if it does
                 self.metrics.inc("hazmon_readings_dropped_total", 1, {"reason": "queue_closed"})
@@ -265,10 +319,16 @@ class MqttInput:
                 payload=bytes(msg.payload),
                 now_us=time.time_ns() // 1000,
             )
+            if ack is not None:  # kept as a dead letter: acknowledged in turn
+                self.queue.put_threadsafe(ReadingBatch.empty(), ack)
 
-    def handle(self, topic: str, payload: bytes, now_us: int) -> bool:
+    def handle(
+        self, topic: str, payload: bytes, now_us: int, ack: Callable[[], None] | None = None
+    ) -> bool:
         """Decode one message and queue its readings (waits while the queue is full).
 
+        ``ack`` (the message's PUBACK) runs once its readings are committed or
+        spooled; a message without readings (all dead letters) is acknowledged in turn.
         Returns False only when the queue was closed and the readings were not queued.
         """
         self.metrics.inc("hazmon_messages_received_total", 1, self._labels)
@@ -286,8 +346,8 @@ class MqttInput:
         n = d.count()
         if n:
             self.metrics.inc("hazmon_readings_received_total", n, self._labels)
-            return self.queue.put_threadsafe(d.batch())
-        return True
+            return self.queue.put_threadsafe(d.batch(), ack)
+        return self.queue.put_threadsafe(ReadingBatch.empty(), ack)
 
 
 class MqttPublishError(RuntimeError):

@@ -8,6 +8,12 @@ to the broker or server session instead of dropping readings here.
 It carries `ReadingBatch` columns; a producer may also hand it a list of
 `Reading` (converted once, at the door). The daemon's consumer takes columns
 with `get_batch`; `get` gives `Reading`s for tests and one-at-a-time code.
+
+Acknowledgements ride on positions: every reading put gets the next position,
+and a producer may attach an ``ack`` to what it puts (the MQTT input's PUBACK).
+The consumer hands `taken` (the position up to which it took readings) to the
+writer with each batch; once the writer has committed or spooled everything up
+to a position it calls `settled`, and the acks up to there run, in put order.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -58,10 +64,53 @@ class ReadingQueue:
         self._closed = False
         self.waits = 0  # times a producer found the queue full (exported as a metric)
         self.malformed = 0  # readings a producer built wrong, dropped and logged (exported)
+        self._put_pos = 0  # readings ever put
+        self._taken_pos = 0  # readings ever taken by the consumer
+        self._settled_pos = 0  # readings the writer has committed or spooled (`settled`)
+        self._acks: deque[tuple[int, Callable[[], None]]] = deque()  # (position, ack), put order
 
     @property
     def depth(self) -> int:
         return self._count
+
+    @property
+    def taken(self) -> int:
+        """The position up to which the consumer has taken readings (hand it to the writer)."""
+        return self._taken_pos
+
+    @property
+    def pending_acks(self) -> int:
+        """Acks waiting for their readings to be settled (committed or spooled)."""
+        return len(self._acks)
+
+    def settled(self, pos: int) -> None:
+        """Everything put up to position ``pos`` is committed or spooled: run the acks up to there.
+
+        Called by the writer (from its thread); the acks run here, in put order.
+        """
+        due: list[Callable[[], None]] = []
+        with self._lock:
+            self._settled_pos = max(self._settled_pos, pos)
+            while self._acks and self._acks[0][0] <= self._settled_pos:
+                due.append(self._acks.popleft()[1])
+        for ack in due:
+            try:
+                ack()
+            except Exception:  # one failed ack must not stop the others or the writer
+                log.exception("acknowledgement failed")
+
+    def _register(self, n: int, ack: Callable[[], None] | None) -> bool:
+        """Advance the put position by ``n`` and file ``ack`` there (caller holds the lock).
+
+        True when the ack is due at once: nothing before it is still unsettled.
+        """
+        self._put_pos += n
+        if ack is None:
+            return False
+        if n == 0 and not self._acks and self._put_pos <= self._settled_pos:
+            return True
+        self._acks.append((self._put_pos, ack))
+        return False
 
     def close(self) -> None:
         """Wake blocked producers; later puts are refused (returns False)."""
@@ -69,9 +118,22 @@ class ReadingQueue:
             self._closed = True
             self._not_full.notify_all()
 
-    def put_threadsafe(self, readings: Sequence[Reading] | ReadingBatch) -> bool:
-        """Append from a thread, waiting while full. False once closed."""
+    def put_threadsafe(
+        self, readings: Sequence[Reading] | ReadingBatch, ack: Callable[[], None] | None = None
+    ) -> bool:
+        """Append from a thread, waiting while full. False once closed.
+
+        ``ack`` runs once everything put up to and including these readings is
+        settled (committed or spooled); with no readings, once everything before is.
+        """
         if not len(readings):
+            if ack is not None:
+                with self._lock:
+                    due = self._register(0, ack)
+                if due:
+                    ack()
+                else:  # wake the consumer: it hands the position to the writer, which settles it
+                    self._loop.call_soon_threadsafe(self._not_empty.set)
             return True
         batch = _chunk(readings)
         with self._lock:
@@ -84,6 +146,7 @@ class ReadingQueue:
             was_empty = self._count == 0
             self._chunks.append(batch)
             self._count += len(batch)
+            self._register(len(batch), ack)
             if self._count >= self.max_readings:
                 self._loop.call_soon_threadsafe(self._not_full_async.clear)
             if was_empty:
@@ -104,6 +167,7 @@ class ReadingQueue:
                     was_empty = self._count == 0
                     self._chunks.append(batch)
                     self._count += len(batch)
+                    self._register(len(batch), None)
                     if self._count >= self.max_readings:
                         self._not_full_async.clear()
                     if was_empty:
@@ -135,6 +199,7 @@ class ReadingQueue:
                     self._chunks[0] = _slice(chunk, room, len(chunk))
                     n += room
             self._count -= n
+            self._taken_pos += n
             if self._count == 0:
                 self._not_empty.clear()
             if self._count < self.max_readings:

@@ -10,7 +10,17 @@ from dataclasses import dataclass, field
 
 from hazmon.plant.yamlnode import Node, opt
 
-__all__ = ["CollectorSettings", "MqttSettings", "OpcUaSettings", "SpoolSettings", "parse_settings"]
+__all__ = [
+    "ACK_MODES",
+    "CollectorSettings",
+    "MqttSettings",
+    "OpcUaSettings",
+    "SpoolSettings",
+    "parse_settings",
+]
+
+
+ACK_MODES = ("durable", "received")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +40,17 @@ class SpoolSettings:
 
 @dataclass(frozen=True, slots=True)
 class MqttSettings:
+    """MQTT inputs.
+
+    Attributes:
+        ack: when a QoS 1 message is acknowledged to the broker. ``durable`` (the
+            default): once its readings are committed or fsynced in the spool, so a
+            crash or kill -9 loses nothing (the broker delivers the rest again, and
+            writes are idempotent). ``received``: as soon as it is in hazmon's queue
+            (what paho does by itself); a crash then loses what was in memory.
+    """
+
+    ack: str = "durable"
     keepalive_s: int = 30
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
@@ -106,7 +127,9 @@ def _spool(n: Node) -> SpoolSettings | None:
 
 
 def _mqtt(n: Node) -> MqttSettings | None:
-    m = n.mapping({"keepalive_s", "reconnect_min_s", "reconnect_max_s", "max_future_s", "max_inflight"})
+    m = n.mapping(
+        {"ack", "keepalive_s", "reconnect_min_s", "reconnect_max_s", "max_future_s", "max_inflight"}
+    )
     if m is None:
         return None
     d = MqttSettings()
@@ -115,6 +138,7 @@ def _mqtt(n: Node) -> MqttSettings | None:
     if hi < lo:
         m["reconnect_max_s"].problem(f"must be >= reconnect_min_s ({lo:g}), got {hi:g}")
     return MqttSettings(
+        opt(m, "ack", lambda x: x.choice(ACK_MODES), d.ack),
         opt(m, "keepalive_s", lambda x: x.whole(5), d.keepalive_s),
         lo,
         hi,

@@ -31,6 +31,7 @@ import concurrent.futures
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -84,6 +85,7 @@ class BatchWriter:
         dead_letter_retention_days: int = 30,
         on_system: SystemEvent | None = None,
         own_thread: bool = False,
+        on_settled: Callable[[int], None] | None = None,
     ) -> None:
         self.dsn = dsn
         self.ids = dict(ids)
@@ -104,6 +106,13 @@ class BatchWriter:
         self._room_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._buf: list[ReadingBatch] = []
         self._buffered = 0
+        # settling: `add(batch, upto)` files the caller's position `upto` at the count of readings
+        # added so far; once that many are committed, spooled or dropped (counted), `on_settled`
+        # gets the position (the queue then runs the MQTT acks up to there)
+        self._on_settled = on_settled
+        self._added_n = 0
+        self._settled_n = 0
+        self._marks: deque[tuple[int, int]] = deque()
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -196,17 +205,46 @@ class BatchWriter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ev.wait(), 0.1)
 
-    def add(self, readings: ReadingBatch | Sequence[Reading]) -> None:
-        """Buffer readings for the next flush (never waits for the database; any thread)."""
-        if not len(readings):
-            return
+    def add(self, readings: ReadingBatch | Sequence[Reading], upto: int | None = None) -> None:
+        """Buffer readings for the next flush (never waits for the database; any thread).
+
+        ``upto``: the producer's position after these readings; `on_settled` gets it
+        once they (and everything added before) are committed or spooled.
+        """
         b = readings if isinstance(readings, ReadingBatch) else ReadingBatch.from_readings(readings)
+        due: int | None = None
         with self._lock:
-            self._buf.append(b)
-            self._buffered += len(b)
+            if len(b):
+                self._buf.append(b)
+                self._buffered += len(b)
+                self._added_n += len(b)
+            if upto is not None:
+                self._marks.append((self._added_n, upto))
+                due = self._due()
             full = self._buffered >= self.batch_max
+        if due is not None and self._on_settled is not None:
+            self._on_settled(due)
         if full:
             self._poke()
+
+    def poke(self) -> None:
+        """Flush now, whatever is buffered (the consumer: acks are waiting and the queue ran dry)."""
+        self._poke()
+
+    def _due(self) -> int | None:
+        """The last filed position whose readings are all settled (caller holds the lock)."""
+        pos = None
+        while self._marks and self._marks[0][0] <= self._settled_n:
+            pos = self._marks.popleft()[1]
+        return pos
+
+    def _settle(self, n: int) -> None:
+        """``n`` more readings (in add order) are committed, spooled or counted as dropped."""
+        with self._lock:
+            self._settled_n += n
+            due = self._due()
+        if due is not None and self._on_settled is not None:
+            self._on_settled(due)
 
     # -- the loop ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -259,7 +297,7 @@ class BatchWriter:
     async def flush(self, final: bool = False) -> None:
         # pipelined: while the server stores one batch, the next is taken, mapped and encoded,
         # so it does not wait for us between batches (it idled 18 % of the time before)
-        ahead: list[tuple[ReadingColumns, bytes]] = []
+        ahead: list[tuple[ReadingColumns, bytes, int]] = []
 
         def prepare() -> None:
             if self._buf and not ahead:
@@ -268,15 +306,17 @@ class BatchWriter:
         writing: list[ReadingColumns] = []
         try:
             while self._buf or ahead:
-                cols, data = ahead.pop() if ahead else self._next()
+                cols, data, taken = ahead.pop() if ahead else self._next()
                 if len(cols):
                     writing.append(cols)
                     await self._write_or_spool(cols, data, prepare)
                     writing.pop()
+                self._settle(taken)  # committed, spooled, dead-lettered or counted as dropped
         except BaseException:
             # interrupted (cancelled) mid-write: the batch in flight may or may not be committed
-            # and the next one is out of the buffer; both are kept on disk (writes are idempotent)
-            for cols in writing + [c for c, _ in ahead]:
+            # and the next one is out of the buffer; both are kept on disk (writes are idempotent).
+            # Not settled: their MQTT messages stay unacknowledged and the broker delivers them again.
+            for cols in writing + [c for c, _, _ in ahead]:
                 self._to_spool(cols)
             await self._close_conn()
             raise
@@ -314,12 +354,12 @@ class BatchWriter:
         return n
 
     # -- pieces --------------------------------------------------------------------------
-    def _next(self) -> tuple[ReadingColumns, bytes]:
-        """The next batch to write, as columns and as COPY data."""
+    def _next(self) -> tuple[ReadingColumns, bytes, int]:
+        """The next batch to write: columns, COPY data, and how many buffered readings it took."""
         chunk = self._take(self.batch_max)
         self._roomy()
         cols = self._columns(chunk)
-        return cols, encode_copy_binary(cols) if len(cols) else b""
+        return cols, encode_copy_binary(cols) if len(cols) else b"", len(chunk)
 
     def _take(self, n: int) -> ReadingBatch:
         """The oldest (up to) ``n`` buffered readings."""

@@ -198,6 +198,7 @@ def wire(
         dead_letter_retention_days=cs.dead_letter_retention_days,
         on_system=system_event,
         own_thread=True,  # its COPYs wait for PostgreSQL only, not behind the rules on this loop
+        on_settled=queue.settled,  # committed or spooled up to a queue position: MQTT acks go out
     )
     w = Wiring(
         metrics,
@@ -259,6 +260,11 @@ def wire(
         )
     m = metrics
     m.gauge_fn("hazmon_queue_readings", "Readings in the collector queue", lambda: {(): float(queue.depth)})
+    m.gauge_fn(
+        "hazmon_mqtt_unacked_messages",
+        "QoS 1 messages taken in but not yet acknowledged (their readings are not committed or spooled yet)",
+        lambda: {(): float(queue.pending_acks)},
+    )
     m.gauge_fn(
         "hazmon_queue_full_waits",
         "Times a collector waited on a full queue",
@@ -349,12 +355,22 @@ class Daemon:
         )
 
     async def stop(self) -> None:
-        """Inputs first (the broker keeps what we did not take), then drain queue and writer."""
+        """Inputs first (the broker keeps what we did not take), then drain queue and writer.
+
+        An MQTT input acknowledging on commit is only paused here (connected, taking
+        nothing new) and stopped after the writer, so the acks of what it queued go out.
+        """
         w = self.w
         if w is None:
             return
+        later: list[Input] = []
         for i in w.inputs:
-            await i.stop()
+            pause = getattr(i, "pause", None)
+            if pause is not None and getattr(i, "manual_ack", False):
+                pause()
+                later.append(i)
+            else:
+                await i.stop()
         self._stopping.set()
         consumer = next(t for t in self._tasks if t.get_name() == "consumer")
         with contextlib.suppress(asyncio.CancelledError):
@@ -363,6 +379,8 @@ class Daemon:
         writer = next(t for t in self._tasks if t.get_name() == "writer")
         with contextlib.suppress(asyncio.CancelledError):
             await writer
+        for i in later:
+            await i.stop()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -390,9 +408,11 @@ class Daemon:
     def _previous_run(self, w: Wiring) -> None:
         """A marker left by the previous run means it ended without `stop` (crash, kill -9, power cut).
 
-        Readings acknowledged to the broker but still in memory (queue, writer buffer)
-        were then lost; the marker's last snapshot says how many at most. That loss
-        cannot be undone here, but it is not silent: an error log line, the
+        MQTT QoS 1 messages acknowledged on commit (``ack: durable``) come again from
+        the broker. Readings no broker keeps for us (OPC UA, QoS 0, ``ack: received``)
+        that were in memory (queue, writer buffer) were lost; the marker's last
+        snapshot says how many readings were in memory at most. That loss cannot be
+        undone here, but it is not silent: an error log line, the
         ``hazmon_previous_run_unclean`` gauge, and a system alarm.
         """
         w.metrics.declare(
@@ -408,10 +428,14 @@ class Daemon:
         except (OSError, ValueError, KeyError, TypeError):
             held, at = -1, "unknown"
         what = f"up to {held} readings held in memory" if held >= 0 else "an unknown number of readings"
-        msg = (
-            f"the previous daemon run ended without a clean stop (last seen {at}); {what} "
-            "then were acknowledged to the broker but may not be in the database"
-        )
+        if self.config.collector.mqtt.ack == "durable":
+            fate = (
+                "then may not be in the database: MQTT QoS 1 messages among them were not acknowledged "
+                "and the broker delivers them again; OPC UA and QoS 0 readings among them are lost"
+            )
+        else:
+            fate = "then were acknowledged to the broker (ack: received) but may not be in the database"
+        msg = f"the previous daemon run ended without a clean stop (last seen {at}); {what} {fate}"
         log.error("previous run ended uncleanly", marker=str(m), in_memory=held, last_seen=at)
         w.metrics.set("hazmon_previous_run_unclean", 1)
         if w.system_event is not None:
@@ -477,6 +501,7 @@ class Daemon:
         w = self.w
         assert w is not None
         batch_max = self.config.collector.batch_max_readings
+        ack_flush_at = max(1, self.config.collector.mqtt.max_inflight // 2)
         while True:
             batch = await w.queue.get_batch(batch_max, 0.2)
             if not len(batch) and self._stopping.is_set() and w.queue.depth == 0:
@@ -492,7 +517,11 @@ class Daemon:
             if w.pending_stale:
                 changes = w.pending_stale + changes
                 w.pending_stale.clear()
-            w.writer.add(batch)
+            w.writer.add(batch, w.queue.taken)  # settled up to there: the queue runs the acks
+            if w.queue.pending_acks and (w.queue.depth == 0 or w.queue.pending_acks >= ack_flush_at):
+                # messages wait for their acks and the broker sends no more than its in-flight
+                # window: write now rather than at the next size or interval flush
+                w.writer.poke()
             await self._rules_and_alarms(batch, changes, t)
             await w.writer.room(4 * batch_max)  # the writer is behind: push back on the queue
         self._consumer_done = True

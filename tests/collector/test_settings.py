@@ -37,6 +37,10 @@ def test_sample_conf_loads_and_equals_the_defaults() -> None:
         ),
         ("collector:\n  spool: {max_mb: -1}\n", "x.yaml:2: collector.spool.max_mb: must be > 0, got -1"),
         (
+            "collector:\n  mqtt: {ack: commit}\n",
+            "x.yaml:2: collector.mqtt.ack: 'commit' is not one of: durable, received",
+        ),
+        (
             "collector: {bogus: 1}\n",
             "x.yaml:1: collector.bogus: unknown key 'bogus' (allowed: batch_max_readings, dead_letter_max_pending, "
             "dead_letter_payload_bytes, dead_letter_retention_days, flush_interval_s, log_interval_s, log_payload_cut, mqtt, opcua, "

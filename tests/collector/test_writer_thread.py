@@ -204,3 +204,47 @@ def test_a_write_interrupted_mid_copy_keeps_its_batches_on_disk(db_dsn: str, tmp
     asyncio.run(drain())
     assert len(again.spool) == 0
     assert _stored(db_dsn) == _expected(db_dsn, ids, 3_000)
+
+
+def test_positions_are_settled_only_after_their_readings_are_committed_or_spooled(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    """What the MQTT acks wait for: `on_settled(pos)` comes after the rows up to pos are durable."""
+    ids = _ids(db_dsn)
+    dead_dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/x"  # nothing listens: all spooled
+    for dsn, durable_by in ((db_dsn, "committed"), (dead_dsn, "spooled")):
+        metrics = Metrics()
+        spool = Spool(tmp_path / durable_by, 64 << 20)
+        settled: list[tuple[int, int]] = []  # (position, readings committed or spooled by then)
+
+        def record(
+            pos: int, m: Metrics = metrics, sp: Spool = spool, out: list[tuple[int, int]] = settled
+        ) -> None:
+            out.append((pos, int(m.get("hazmon_readings_written_total")) + sp.rows))
+
+        writer = BatchWriter(
+            dsn,
+            ids,
+            spool,
+            DeadLetters(metrics),
+            metrics,
+            batch_max_readings=1_000,
+            write_timeout_s=2.0,
+            on_settled=record,
+        )
+        pos = 0
+        for first in range(0, 4_900, 700):
+            writer.add(_batch(ids, 700, first), pos + 700)
+            pos += 700
+        writer.add(ReadingBatch.empty(), pos)  # a message without readings: after everything before
+
+        async def drain(w: BatchWriter = writer) -> None:
+            await w.flush()
+            await w._close_conn()
+
+        asyncio.run(drain())
+        assert settled, durable_by
+        assert [p for p, _ in settled] == sorted(p for p, _ in settled), "in order"
+        assert settled[-1][0] == pos == 4_900
+        for p, durable in settled:
+            assert durable >= p, f"position {p} settled with only {durable} readings {durable_by}"

@@ -245,3 +245,35 @@ async def test_daemon_restart_during_a_qos1_stream_loses_nothing(
     await asyncio.to_thread(t.join)
     assert 0 < stored_by_first < len(stream)
     assert rows(db_dsn) == as_rows(stream)
+
+
+async def test_a_clean_stop_acknowledges_everything_it_stored(
+    example_plant: Plant, db_dsn: str, private_mosquitto: object, tmp_path: Path
+) -> None:
+    """Acks on commit go out before the disconnect: the next start gets nothing a second time."""
+    broker = private_mosquitto
+    plant = mqtt_only(example_plant.retarget(mqtt_urls={"gds": f"mqtt://127.0.0.1:{broker.port}"}))  # type: ignore[attr-defined]
+    topics = _topics(plant)
+    stream = _stream(plant, 30)
+    cfg = daemon_config(tmp_path, db_dsn, plant)
+    async with Daemon(cfg, plant) as d:
+        assert d.w is not None
+        w = d.w
+        await wait_for(w.inputs[0].subscribed.is_set, "subscription")  # type: ignore[attr-defined]
+        pub = Publisher("127.0.0.1", broker.port)  # type: ignore[attr-defined]
+        for r in stream:
+            pub.publish(topics[r.tag], json_payload(r))
+        pub.close()
+        # stop as soon as every message is in: some are still waiting for their commit and ack
+        await wait_for(
+            lambda: w.metrics.total("hazmon_messages_received_total") >= len(stream), "every message received"
+        )
+    assert count(db_dsn) == len(stream), "the stop drained the queue and the writer"
+    async with Daemon(cfg, plant) as d:
+        assert d.w is not None
+        w = d.w
+        await wait_for(w.inputs[0].subscribed.is_set, "subscription after the restart")  # type: ignore[attr-defined]
+        await asyncio.sleep(1.0)  # anything the broker still held for the session arrives now
+        again = w.metrics.total("hazmon_messages_received_total")
+    assert again == 0, f"{again} messages came a second time: their acks did not go out at the stop"
+    assert rows(db_dsn) == as_rows(stream)

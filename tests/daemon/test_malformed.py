@@ -101,17 +101,21 @@ async def test_10000_malformed_payloads_are_counted_and_dead_lettered(
         assert d.w is not None
         w = d.w
         await wait_for(w.inputs[0].subscribed.is_set, "subscription")  # type: ignore[attr-defined]
-        pub = Publisher(*mqtt_broker)
-        for i, (p, unknown_topic) in enumerate(payloads):
-            s = sensors[i % len(sensors)]
-            assert isinstance(s.binding, MqttBinding)
-            topic = f"{prefix}/plant/cl2-tankfarm/NOPE-{i % 7}" if unknown_topic else s.binding.topic
-            pub.publish(topic, p)
-            if i % 10 == 0:  # valid readings around the malformed ones
-                r = Reading(s.tag, T0 + i, math.ldexp(i, -3))
-                valid.append(r)
-                pub.publish(s.binding.topic, json_payload(r))
-        pub.close()
+
+        def publish() -> None:  # from a thread: the daemon's loop (this test's) keeps running
+            pub = Publisher(*mqtt_broker)
+            for i, (p, unknown_topic) in enumerate(payloads):
+                s = sensors[i % len(sensors)]
+                assert isinstance(s.binding, MqttBinding)
+                topic = f"{prefix}/plant/cl2-tankfarm/NOPE-{i % 7}" if unknown_topic else s.binding.topic
+                pub.publish(topic, p)
+                if i % 10 == 0:  # valid readings around the malformed ones
+                    r = Reading(s.tag, T0 + i, math.ldexp(i, -3))
+                    valid.append(r)
+                    pub.publish(s.binding.topic, json_payload(r))
+            pub.close()
+
+        await asyncio.to_thread(publish)
         n = len(payloads)
         await wait_for(
             lambda: w.metrics.total("hazmon_dead_letters_total") >= n, "every payload counted", 120

@@ -1,10 +1,13 @@
-"""kill -9 of the daemon is not a silent loss: the next start says so, with a system alarm.
+"""kill -9 of the daemon: MQTT QoS 1 loses nothing, and the next start says what happened.
 
-Readings acknowledged to the broker but still in memory when the process dies
-cannot be recovered by the daemon; what it can do is never let that pass
-unnoticed. A marker in the data dir, refreshed every second with how many
-readings are held in memory, is removed by a clean stop; finding it at start
-raises the alarm. A clean stop (SIGTERM) leaves no marker behind.
+With ``ack: durable`` (the default) a QoS 1 message is acknowledged only once its
+readings are committed or spooled, so the broker delivers again whatever the
+killed process held in memory: the whole stream ends up in the database once.
+Readings that no broker keeps for us (OPC UA, QoS 0, ``ack: received``) die with
+the process; that must never pass unnoticed. A marker in the data dir, refreshed
+every second with how many readings are held in memory, is removed by a clean
+stop; finding it at start raises the alarm. A clean stop (SIGTERM) leaves no
+marker behind.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -21,7 +25,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import free_port
+from hazmon.plant import MqttBinding, Reading, load
+from tests.conftest import PrivateMosquitto, free_port
+from tests.daemon.helpers import Publisher, as_rows, count, json_payload, rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,3 +111,85 @@ def test_kill_9_is_reported_at_the_next_start_and_a_clean_stop_is_not(
         assert third.wait(60) == 0
     finally:
         third.kill()
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_qos1_stream_loses_no_reading(db_dsn: str, tmp_path: Path) -> None:
+    (tmp_path / "broker").mkdir()
+    broker = PrivateMosquitto(tmp_path / "broker")  # persistent: it keeps our session and our messages
+    broker.start()
+    try:
+        _kill_9_mid_stream(broker, db_dsn, tmp_path)
+    finally:
+        broker.stop()
+
+
+def _kill_9_mid_stream(broker: PrivateMosquitto, db_dsn: str, tmp_path: Path) -> None:
+    text = (ROOT / "examples" / "plant.yaml").read_text()
+    text = text.replace("mqtt://127.0.0.1:1883", f"mqtt://127.0.0.1:{broker.port}")
+    text = text.replace("client_id: hazmon-hx-chem", f"client_id: {tmp_path.name[:20]}")
+    text = text.replace("opc.tcp://127.0.0.1:4840/hazmon", f"opc.tcp://127.0.0.1:{free_port()}/hazmon")
+    (tmp_path / "plant.yaml").write_text(text)
+    sensors = [s for s in load(tmp_path / "plant.yaml").sensors() if isinstance(s.binding, MqttBinding)]
+    t0 = 1_795_860_000_000_000
+    stream = [
+        Reading(s.tag, t0 + k * 1_000_000 + i, round(k * 0.37 + i * 1.1, 6))
+        for k in range(400)
+        for i, s in enumerate(sensors)
+    ]
+    topic = {s.tag: s.binding.topic for s in sensors if isinstance(s.binding, MqttBinding)}
+    port = free_port()
+    (tmp_path / "hazmon.yaml").write_text(
+        f"plant: plant.yaml\ndata_dir: data\ndatabase: {{dsn: '{db_dsn}', storage_mode: plain}}\n"
+        f"http: {{port: {port}}}\nalarms: false\n"
+    )
+
+    def start(n: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hazmon", "run", "-c", str(tmp_path / "hazmon.yaml")],
+            cwd=tmp_path,
+            stdout=(tmp_path / f"daemon-{n}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+
+    done = threading.Event()
+
+    def publish() -> None:
+        pub = Publisher("127.0.0.1", broker.port)
+        for r in stream:
+            pub.publish(topic[r.tag], json_payload(r))
+        pub.close()  # every PUBACK in: the broker owns every message
+        done.set()
+
+    publisher = threading.Thread(target=publish)
+    first = start(1)
+    try:
+        _wait(lambda: _metric(port, "hazmon_mqtt_subscribed") == 1, "first daemon subscribed")
+        publisher.start()
+        # kill it mid-stream, while it holds messages it has not acknowledged
+        _wait(
+            lambda: (_metric(port, "hazmon_readings_received_total") or 0) > len(stream) // 3
+            and (_metric(port, "hazmon_mqtt_unacked_messages") or 0) > 0,
+            "a third received, with messages unacknowledged",
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        first.kill()
+    stored_by_first = count(db_dsn)
+
+    second = start(2)
+    try:
+        _wait(done.is_set, "publisher done")
+        _wait(lambda: count(db_dsn) >= len(stream), "every reading stored", 120)
+        redelivered = _metric(port, "hazmon_mqtt_duplicates_received_total") or 0
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0
+    finally:
+        second.kill()
+        publisher.join(60)
+    assert 0 < stored_by_first < len(stream)
+    assert rows(db_dsn) == as_rows(stream), "every reading once: none lost, none twice"
+    assert redelivered > 0, "the broker delivered again what the killed daemon had not acknowledged"
+    assert "previous run ended uncleanly" in (tmp_path / "daemon-2.log").read_text()
