@@ -201,11 +201,7 @@ async def write_readings_async(
         data = encode_copy_binary(cols)
     if conn.autocommit:
         try:
-            async with conn.cursor() as cur, cur.copy(_COPY_SQL.format(table="readings")) as cp:
-                await cp.write(data)
-                if on_sent is not None:
-                    on_sent()
-                    on_sent = None
+            await _copy_in_async(conn, data, on_sent)
             return len(cols)
         except pge.UniqueViolation:
             pass
@@ -213,19 +209,22 @@ async def write_readings_async(
             return await _merge_async(conn, data)
     async with conn.transaction():
         try:
-            async with (
-                conn.transaction(),
-                conn.cursor() as cur,
-                cur.copy(_COPY_SQL.format(table="readings")) as cp,
-            ):
-                await cp.write(data)
-                if on_sent is not None:
-                    on_sent()
-                    on_sent = None
+            async with conn.transaction():
+                await _copy_in_async(conn, data, on_sent)
             return len(cols)
         except pge.UniqueViolation:
             pass
         return await _merge_async(conn, data)
+
+
+async def _copy_in_async(
+    conn: psycopg.AsyncConnection[tuple[object, ...]], data: bytes, on_sent: Callable[[], None] | None
+) -> None:
+    """COPY ``data`` into ``readings``; ``on_sent`` once the rows are with the server, before its verdict."""
+    async with conn.cursor() as cur, cur.copy(_COPY_SQL.format(table="readings")) as cp:
+        await cp.write(data)
+        if on_sent is not None:
+            on_sent()
 
 
 async def _merge_async(conn: psycopg.AsyncConnection[tuple[object, ...]], data: bytes) -> int:

@@ -51,6 +51,24 @@ def _wait(cond: Callable[[], bool], what: str, limit_s: float = 60.0) -> None:
         time.sleep(0.2)
 
 
+def _config(tmp_path: Path, db_dsn: str, http_port: int, extra: str = "") -> None:
+    (tmp_path / "hazmon.yaml").write_text(
+        f"plant: plant.yaml\ndata_dir: data\ndatabase: {{dsn: '{db_dsn}', storage_mode: plain}}\n"
+        f"http: {{port: {http_port}}}\n" + extra
+    )
+
+
+def _start(tmp_path: Path, n: int) -> subprocess.Popen[bytes]:
+    """`hazmon run` as a process of its own (so it can be killed with SIGKILL), logging to daemon-n.log."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hazmon", "run", "-c", str(tmp_path / "hazmon.yaml")],
+        cwd=tmp_path,
+        stdout=(tmp_path / f"daemon-{n}.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
 @pytest.mark.slow
 def test_kill_9_is_reported_at_the_next_start_and_a_clean_stop_is_not(
     db_dsn: str, topic_prefix: str, tmp_path: Path
@@ -61,22 +79,10 @@ def test_kill_9_is_reported_at_the_next_start_and_a_clean_stop_is_not(
     text = text.replace("opc.tcp://127.0.0.1:4840/hazmon", f"opc.tcp://127.0.0.1:{free_port()}/hazmon")
     (tmp_path / "plant.yaml").write_text(text)
     port = free_port()
-    (tmp_path / "hazmon.yaml").write_text(
-        f"plant: plant.yaml\ndata_dir: data\ndatabase: {{dsn: '{db_dsn}', storage_mode: plain}}\n"
-        f"http: {{port: {port}}}\n"
-    )
+    _config(tmp_path, db_dsn, port)
     marker = tmp_path / "data" / "running.json"
 
-    def start(n: int) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "hazmon", "run", "-c", str(tmp_path / "hazmon.yaml")],
-            cwd=tmp_path,
-            stdout=(tmp_path / f"daemon-{n}.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-
-    first = start(1)
+    first = _start(tmp_path, 1)
     try:
         _wait(lambda: _metric(port, "hazmon_previous_run_unclean") == 0, "first daemon up")
         _wait(marker.exists, "the running marker")
@@ -86,7 +92,7 @@ def test_kill_9_is_reported_at_the_next_start_and_a_clean_stop_is_not(
         first.kill()
     assert marker.exists(), "kill -9 leaves the marker behind"
 
-    second = start(2)
+    second = _start(tmp_path, 2)
     try:
         _wait(lambda: _metric(port, "hazmon_previous_run_unclean") == 1, "second daemon reporting the kill")
 
@@ -104,7 +110,7 @@ def test_kill_9_is_reported_at_the_next_start_and_a_clean_stop_is_not(
     assert "previous run ended uncleanly" in log2
     assert not marker.exists(), "a clean stop removes the marker"
 
-    third = start(3)
+    third = _start(tmp_path, 3)
     try:
         _wait(lambda: _metric(port, "hazmon_previous_run_unclean") == 0, "third daemon: the stop was clean")
         third.send_signal(signal.SIGTERM)
@@ -139,19 +145,7 @@ def _kill_9_mid_stream(broker: PrivateMosquitto, db_dsn: str, tmp_path: Path) ->
     ]
     topic = {s.tag: s.binding.topic for s in sensors if isinstance(s.binding, MqttBinding)}
     port = free_port()
-    (tmp_path / "hazmon.yaml").write_text(
-        f"plant: plant.yaml\ndata_dir: data\ndatabase: {{dsn: '{db_dsn}', storage_mode: plain}}\n"
-        f"http: {{port: {port}}}\nalarms: false\n"
-    )
-
-    def start(n: int) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "hazmon", "run", "-c", str(tmp_path / "hazmon.yaml")],
-            cwd=tmp_path,
-            stdout=(tmp_path / f"daemon-{n}.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+    _config(tmp_path, db_dsn, port, "alarms: false\n")
 
     done = threading.Event()
 
@@ -163,14 +157,16 @@ def _kill_9_mid_stream(broker: PrivateMosquitto, db_dsn: str, tmp_path: Path) ->
         done.set()
 
     publisher = threading.Thread(target=publish)
-    first = start(1)
+    first = _start(tmp_path, 1)
     try:
         _wait(lambda: _metric(port, "hazmon_mqtt_subscribed") == 1, "first daemon subscribed")
         publisher.start()
         # kill it mid-stream, while it holds messages it has not acknowledged
         _wait(
-            lambda: (_metric(port, "hazmon_readings_received_total") or 0) > len(stream) // 3
-            and (_metric(port, "hazmon_mqtt_unacked_messages") or 0) > 0,
+            lambda: (
+                (_metric(port, "hazmon_readings_received_total") or 0) > len(stream) // 3
+                and (_metric(port, "hazmon_mqtt_unacked_messages") or 0) > 0
+            ),
             "a third received, with messages unacknowledged",
         )
         first.send_signal(signal.SIGKILL)
@@ -179,7 +175,7 @@ def _kill_9_mid_stream(broker: PrivateMosquitto, db_dsn: str, tmp_path: Path) ->
         first.kill()
     stored_by_first = count(db_dsn)
 
-    second = start(2)
+    second = _start(tmp_path, 2)
     try:
         _wait(done.is_set, "publisher done")
         _wait(lambda: count(db_dsn) >= len(stream), "every reading stored", 120)
