@@ -30,6 +30,12 @@ class CuttableProxy:
         except OSError:
             w.close()
             return
+        if self._server is None:
+            # cut while this connection was being set up: it must not survive the cut
+            # (it did once, and a 'stopped' database went on taking writes through it)
+            w.transport.abort()
+            uw.transport.abort()
+            return
         self._writers |= {w, uw}
         await asyncio.gather(self._pipe(r, uw), self._pipe(ur, w))
         self._writers -= {w, uw}
