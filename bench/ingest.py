@@ -213,7 +213,7 @@ def main() -> None:  # noqa: PLR0912 - the phases read top to bottom
     base = (time.time_ns() // 1000) - 86_400_000_000
     print(
         f"hazmon ingest bench — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, {n} sensors, "
-        "plain PostgreSQL, private Mosquitto"
+        "plain PostgreSQL, private Mosquitto, MQTT acks on commit (the default ack: durable)"
     )
     daemon: subprocess.Popen[bytes] | None = None
     try:
