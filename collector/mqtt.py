@@ -115,6 +115,11 @@ class MqttInput:
             "QoS 1 messages left unacknowledged for the broker to deliver again, by source and why",
         )
         metrics.declare(
+            "hazmon_mqtt_qos0_discarded_total",
+            "counter",
+            "QoS 0 messages that arrived while the input was stopping (QoS 0 is never delivered again)",
+        )
+        metrics.declare(
             "hazmon_mqtt_sessions_lost_total",
             "counter",
             "Reconnects on which the broker no longer had our session (what it held for us is lost)",
@@ -276,8 +281,9 @@ class MqttInput:
     def pause(self) -> None:
         """Stop taking messages but stay connected (the daemon's stop, before the writer drains).
 
-        Messages arriving from now on are not acknowledged: the broker keeps them for
-        our session and delivers them again. The connection stays up so the acks of
+        QoS 1 messages arriving from now on are not acknowledged: the broker keeps them
+        for our session and delivers them again (QoS 0 ones are counted and dropped, as
+        they would be lost while we are disconnected). The connection stays up so the acks of
         what is already queued reach the broker once it is committed.
         """
         self._draining = True
@@ -296,11 +302,14 @@ class MqttInput:
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
         if msg.dup:
             self.metrics.inc("hazmon_mqtt_duplicates_received_total", 1, self._labels)
+        if self._draining:  # stopping: the queue drains to the writer and takes nothing new
+            if msg.qos > 0:  # unacknowledged: the broker delivers it again
+                self.metrics.inc("hazmon_mqtt_redelivery_total", 1, {**self._labels, "why": "stopping"})
+            else:  # QoS 0 is never delivered again: lost, as it would be while we are disconnected
+                self.metrics.inc("hazmon_mqtt_qos0_discarded_total", 1, self._labels)
+            return
         ack = None
         if self.manual_ack and msg.qos > 0:
-            if self._draining:
-                self.metrics.inc("hazmon_mqtt_redelivery_total", 1, {**self._labels, "why": "stopping"})
-                return
             ack = functools.partial(self._ack, self._gen, msg.mid, msg.qos)
         try:
             if not self.handle(msg.topic, bytes(msg.payload), time.time_ns() // 1000, ack):
@@ -322,9 +331,7 @@ class MqttInput:
             if ack is not None:  # kept as a dead letter: acknowledged in turn
                 self.queue.put_threadsafe(ReadingBatch.empty(), ack)
 
-    def handle(
-        self, topic: str, payload: bytes, now_us: int, ack: Callable[[], None] | None = None
-    ) -> bool:
+    def handle(self, topic: str, payload: bytes, now_us: int, ack: Callable[[], None] | None = None) -> bool:
         """Decode one message and queue its readings (waits while the queue is full).
 
         ``ack`` (the message's PUBACK) runs once its readings are committed or

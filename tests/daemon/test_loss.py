@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,40 @@ async def test_a_clean_stop_acknowledges_everything_it_stored(
         again = w.metrics.total("hazmon_messages_received_total")
     assert again == 0, f"{again} messages came a second time: their acks did not go out at the stop"
     assert rows(db_dsn) == as_rows(stream)
+
+
+async def test_stop_completes_while_a_qos0_stream_keeps_coming(
+    example_plant: Plant, db_dsn: str, private_mosquitto: object, tmp_path: Path
+) -> None:
+    """A paused input takes nothing new, so the drain ends even if the plant keeps publishing."""
+    broker = private_mosquitto
+    plant = mqtt_only(example_plant.retarget(mqtt_urls={"gds": f"mqtt://127.0.0.1:{broker.port}"}))  # type: ignore[attr-defined]
+    plant = replace(plant, mqtt=tuple(replace(b, qos=0) for b in plant.mqtt))
+    sensor = next(s for s in plant.sensors() if isinstance(s.binding, MqttBinding))
+    assert isinstance(sensor.binding, MqttBinding)
+    stop_publishing = threading.Event()
+
+    def publish() -> None:
+        pub = Publisher("127.0.0.1", broker.port)  # type: ignore[attr-defined]
+        k = 0
+        while not stop_publishing.is_set():
+            pub.publish(sensor.binding.topic, json_payload(Reading(sensor.tag, T0 + k, 1.0)), qos=0)  # type: ignore[union-attr]
+            k += 1
+        pub.close()
+
+    d = Daemon(daemon_config(tmp_path, db_dsn, plant), plant)
+    await d.start()
+    assert d.w is not None
+    w = d.w
+    publisher = threading.Thread(target=publish)
+    try:
+        await wait_for(w.inputs[0].subscribed.is_set, "subscription")  # type: ignore[attr-defined]
+        publisher.start()
+        await wait_for(lambda: w.metrics.total("hazmon_readings_written_total") > 100, "the stream flowing")
+        await asyncio.wait_for(d.stop(), 30)  # the stream goes on all the while
+        discarded = w.metrics.total("hazmon_mqtt_qos0_discarded_total")
+    finally:
+        stop_publishing.set()
+        await asyncio.to_thread(publisher.join, 30)
+        await d.stop()
+    assert discarded > 0, "QoS 0 messages that came during the stop are counted"
