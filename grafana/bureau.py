@@ -11,6 +11,7 @@ from grafanalib.core import Dashboard, Template, Templating, Time
 
 from hazmon.grafana.common import (
     DATASOURCE,
+    HOURS_IN_RANGE,
     SCHEMA_VERSION,
     Grid,
     Sql,
@@ -211,7 +212,7 @@ ORDER BY r.next_due, enterprise, r.code""",
                 f"""
 SELECT k.hour AS "time", {ename} AS metric, sum(k.alarms) AS value
 FROM alarm_kpi_hourly k JOIN enterprise en ON en.id = k.enterprise_id
-WHERE {_REGION} AND $__timeFilter(k.hour)
+WHERE {_REGION} AND {HOURS_IN_RANGE}
 GROUP BY 1, 2 ORDER BY 1""",
                 "time_series",
             )

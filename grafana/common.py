@@ -27,6 +27,7 @@ __all__ = [
     "DATASOURCE_NAME",
     "DATASOURCE_TYPE",
     "DATASOURCE_UID",
+    "HOURS_IN_RANGE",
     "SCHEMA_VERSION",
     "Grid",
     "Sql",
@@ -49,6 +50,15 @@ DATASOURCE: dict[str, str] = {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}
 
 SCHEMA_VERSION = 39
 """Dashboard JSON schema version written (Grafana 10.4 / 11); Grafana migrates older ones."""
+
+HOURS_IN_RANGE = (
+    "k.hour > $__timeFrom()::timestamptz - interval '1 hour' AND k.hour <= $__timeTo()::timestamptz"
+)
+"""Hourly buckets (``k.hour``, the hour's start) that overlap the dashboard's range.
+
+``$__timeFilter(k.hour)`` keeps only buckets that start inside the range: at 02:02 with
+"last 1 hour" that is the 02:00 bucket alone, and the alarms of 01:02-02:00 vanish.
+"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from grafanalib.core import Dashboard, Templating, Time
 
 from hazmon.grafana.common import (
+    HOURS_IN_RANGE,
     SCHEMA_VERSION,
     Grid,
     Sql,
@@ -172,7 +173,7 @@ WHERE a.enterprise_id = {ent} AND e.kind = 'raised' AND e.at > now() - interval 
                 f"""
 SELECT k.hour AS "time", sum(k.alarms) AS alarms
 FROM alarm_kpi_hourly k
-WHERE k.enterprise_id = {ent} AND $__timeFilter(k.hour)
+WHERE k.enterprise_id = {ent} AND {HOURS_IN_RANGE}
 GROUP BY 1 ORDER BY 1""",
                 "time_series",
             )
