@@ -40,6 +40,11 @@ def _stream(plant: Plant, n_rounds: int, start: int = 0) -> list[Reading]:
     ]
 
 
+def _via(plant: Plant, port: int) -> Plant:
+    """The example plant's MQTT sensors alone, reading from the broker (or proxy) on ``port``."""
+    return mqtt_only(plant.retarget(mqtt_urls={"gds": f"mqtt://127.0.0.1:{port}"}))
+
+
 def _topics(plant: Plant) -> dict[str, str]:
     return {s.tag: s.binding.topic for s in plant.sensors() if isinstance(s.binding, MqttBinding)}
 
@@ -150,7 +155,7 @@ async def test_broker_restart_during_a_qos1_stream_loses_nothing(
     broker = private_mosquitto
     proxy = CuttableProxy("127.0.0.1", broker.port)  # type: ignore[attr-defined]
     await proxy.start()
-    plant = mqtt_only(example_plant.retarget(mqtt_urls={"gds": f"mqtt://127.0.0.1:{proxy.port}"}))
+    plant = _via(example_plant, proxy.port)
     topics = _topics(plant)
     first, held, second = _stream(plant, 20), _stream(plant, 20, 20), _stream(plant, 20, 40)
 
@@ -192,7 +197,7 @@ async def test_a_session_the_broker_did_not_keep_is_reported(
     broker = PrivateMosquitto(tmp_path / "broker", "persistence false\n")
     broker.start()
     try:
-        plant = mqtt_only(example_plant.retarget(mqtt_urls={"gds": f"mqtt://127.0.0.1:{broker.port}"}))
+        plant = _via(example_plant, broker.port)
         async with Daemon(daemon_config(tmp_path, db_dsn, plant), plant) as d:
             assert d.w is not None
             mq = d.w.inputs[0]
@@ -212,8 +217,7 @@ async def test_daemon_restart_during_a_qos1_stream_loses_nothing(
     example_plant: Plant, db_dsn: str, private_mosquitto: object, tmp_path: Path
 ) -> None:
     broker = private_mosquitto
-    url = f"mqtt://127.0.0.1:{broker.port}"  # type: ignore[attr-defined]
-    plant = mqtt_only(example_plant.retarget(mqtt_urls={"gds": url}))
+    plant = _via(example_plant, broker.port)  # type: ignore[attr-defined]
     topics = _topics(plant)
     stream = _stream(plant, 150)
     half = threading.Event()
@@ -253,7 +257,7 @@ async def test_a_clean_stop_acknowledges_everything_it_stored(
 ) -> None:
     """Acks on commit go out before the disconnect: the next start gets nothing a second time."""
     broker = private_mosquitto
-    plant = mqtt_only(example_plant.retarget(mqtt_urls={"gds": f"mqtt://127.0.0.1:{broker.port}"}))  # type: ignore[attr-defined]
+    plant = _via(example_plant, broker.port)  # type: ignore[attr-defined]
     topics = _topics(plant)
     stream = _stream(plant, 30)
     cfg = daemon_config(tmp_path, db_dsn, plant)
@@ -285,7 +289,7 @@ async def test_stop_completes_while_a_qos0_stream_keeps_coming(
 ) -> None:
     """A paused input takes nothing new, so the drain ends even if the plant keeps publishing."""
     broker = private_mosquitto
-    plant = mqtt_only(example_plant.retarget(mqtt_urls={"gds": f"mqtt://127.0.0.1:{broker.port}"}))  # type: ignore[attr-defined]
+    plant = _via(example_plant, broker.port)  # type: ignore[attr-defined]
     plant = replace(plant, mqtt=tuple(replace(b, qos=0) for b in plant.mqtt))
     sensor = next(s for s in plant.sensors() if isinstance(s.binding, MqttBinding))
     assert isinstance(sensor.binding, MqttBinding)
