@@ -301,6 +301,8 @@ class Daemon:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._findings_ready = asyncio.Event()
+        self._alarms_idle = asyncio.Event()  # clear while findings are being handed to the alarm service
+        self._alarms_idle.set()
         self._storage_mode = ""
         self.rollup_refreshes = 0
         self.overrides_reloads = 0  # times changed assessment overrides were given to the rules
@@ -381,6 +383,11 @@ class Daemon:
             await writer
         for i in later:
             await i.stop()
+        # findings being recorded are not cut off halfway (cancelled, they were neither recorded nor
+        # kept: an alarm or its return to normal could be lost at a stop); what is left after is
+        # handled below
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._alarms_idle.wait(), 30)
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -558,12 +565,18 @@ class Daemon:
                 continue
             findings = list(w.pending_findings)
             w.pending_findings.clear()
+            self._alarms_idle.clear()
+            failed = False
             try:
                 await w.alarms.handle(findings, now_us())
             except Exception:
+                failed = True
                 w.metrics.inc("hazmon_pipeline_errors_total", 1, {"stage": "alarms"})
                 log.exception("alarm service failed; findings kept and retried", n=len(findings))
                 w.pending_findings[:0] = findings
+            finally:
+                self._alarms_idle.set()
+            if failed:
                 await asyncio.sleep(1.0)
                 self._findings_ready.set()
 
