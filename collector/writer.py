@@ -167,8 +167,8 @@ class BatchWriter:
         else:
             home.call_soon_threadsafe(self._on_system, key, active, message)
 
-    def _poke(self) -> None:
-        """Wake `run` (from any thread)."""
+    def poke(self) -> None:
+        """Wake `run` to flush now, from any thread (the consumer: acks wait and the queue ran dry)."""
         loop = self._loop
         if loop is None:
             self._wake.set()
@@ -200,7 +200,7 @@ class BatchWriter:
             ev = asyncio.Event()
             with self._lock:
                 self._room_waiters.append((asyncio.get_running_loop(), ev))
-            self._poke()
+            self.poke()
             # the level may have dropped between the check and the registration: look again soon
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ev.wait(), 0.1)
@@ -222,14 +222,9 @@ class BatchWriter:
                 self._marks.append((self._added_n, upto))
                 due = self._due()
             full = self._buffered >= self.batch_max
-        if due is not None and self._on_settled is not None:
-            self._on_settled(due)
+        self._report_settled(due)
         if full:
-            self._poke()
-
-    def poke(self) -> None:
-        """Flush now, whatever is buffered (the consumer: acks are waiting and the queue ran dry)."""
-        self._poke()
+            self.poke()
 
     def _due(self) -> int | None:
         """The last filed position whose readings are all settled (caller holds the lock)."""
@@ -238,13 +233,16 @@ class BatchWriter:
             pos = self._marks.popleft()[1]
         return pos
 
+    def _report_settled(self, pos: int | None) -> None:
+        if pos is not None and self._on_settled is not None:
+            self._on_settled(pos)
+
     def _settle(self, n: int) -> None:
         """``n`` more readings (in add order) are committed, spooled or counted as dropped."""
         with self._lock:
             self._settled_n += n
             due = self._due()
-        if due is not None and self._on_settled is not None:
-            self._on_settled(due)
+        self._report_settled(due)
 
     # -- the loop ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -292,7 +290,7 @@ class BatchWriter:
     def stop(self) -> None:
         """Ask `run` to make its final flush and return (await the task running `run`)."""
         self._stopping = True
-        self._poke()
+        self.poke()
 
     async def flush(self, final: bool = False) -> None:
         # pipelined: while the server stores one batch, the next is taken, mapped and encoded,
