@@ -68,6 +68,7 @@ from hazmon.alarms.notify_mqtt import MqttNotifier, MqttSettings
 from hazmon.alarms.notify_sms import SmsNotifier, SmsSettings
 from hazmon.alarms.notify_webhook import WebhookNotifier, WebhookSettings
 from hazmon.alarms.tiers import SourceGrade, latching, source_grades, tier_for
+from hazmon.plant.aio import cancel_and_wait
 from hazmon.plant.findings import Condition, Finding
 from hazmon.plant.model import Plant
 from hazmon.plant.standards import ALARM_TARGETS, Grade, Level, Tier
@@ -326,11 +327,8 @@ class AlarmService:
             await self._stop_thread()
 
     async def _close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         for n in self.notifiers.values():
             await n.close()
         for c in (self._w, self._d):
@@ -1044,7 +1042,8 @@ class AlarmService:
         if notifier is None:
             return msg, False, RuntimeError(f"notifier '{key[0]}' is not configured any more")
         try:
-            retry, err = await asyncio.wait_for(notifier.notify(msg), self.settings.retry.timeout_s)
+            async with asyncio.timeout(self.settings.retry.timeout_s):
+                retry, err = await notifier.notify(msg)
         except TimeoutError as e:
             return msg, True, e
         except Exception as e:  # a notifier bug must not stop the others: retried, then dead-lettered

@@ -428,7 +428,8 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
         sent_at[tag] = t0
         pub.publish(f"{prefix}/probe/{tag}", json.dumps({"ts": iso(now_us()), "v": 80.0}), qos=1)
         try:
-            await asyncio.wait_for(arrived[tag].wait(), args.timeout)
+            async with asyncio.timeout(args.timeout):
+                await arrived[tag].wait()
             lat.append(got[tag] - t0)
         except TimeoutError:
             missing += 1

@@ -496,7 +496,8 @@ async def opcua_phase(  # noqa: PLR0917 - a bench script's one call site
         daemon.send_signal(signal.SIGTERM)
         await daemon.wait()
         try:  # it stops by itself 5 s after its last update (kill() on an ended one raised)
-            await asyncio.wait_for(server.wait(), 30)
+            async with asyncio.timeout(30):
+                await server.wait()
         except TimeoutError:
             server.kill()
             await server.wait()

@@ -176,13 +176,15 @@ class ReadingQueue:
                 self.waits += 1
             # the flag is also cleared from other threads: re-check at least every 0.2 s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._not_full_async.wait(), 0.2)
+                async with asyncio.timeout(0.2):
+                    await self._not_full_async.wait()
 
     async def get_batch(self, max_n: int, wait_s: float) -> ReadingBatch:
         """Up to ``max_n`` readings in arrival order, as columns; empty after ``wait_s`` s with none."""
         if self._count == 0:
             try:
-                await asyncio.wait_for(self._not_empty.wait(), wait_s)
+                async with asyncio.timeout(wait_s):
+                    await self._not_empty.wait()
             except TimeoutError:
                 return ReadingBatch.empty()
         parts: list[Chunk] = []

@@ -203,7 +203,8 @@ class BatchWriter:
             self.poke()
             # the level may have dropped between the check and the registration: look again soon
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ev.wait(), 0.1)
+                async with asyncio.timeout(0.1):
+                    await ev.wait()
 
     def add(self, readings: ReadingBatch | Sequence[Reading], upto: int | None = None) -> None:
         """Buffer readings for the next flush (never waits for the database; any thread).
@@ -280,7 +281,8 @@ class BatchWriter:
         try:
             while not self._stopping:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+                    async with asyncio.timeout(self.flush_interval_s):
+                        await self._wake.wait()
                 self._wake.clear()
                 await self.flush()
             await self.flush(final=True)
@@ -332,13 +334,11 @@ class BatchWriter:
         assert self._conn is not None
         self._pruned_at = time.monotonic()
         try:
-            cur = await asyncio.wait_for(
-                self._conn.execute(
+            async with asyncio.timeout(self.write_timeout_s):
+                cur = await self._conn.execute(
                     "DELETE FROM collector_dead_letter WHERE received_at < now() - make_interval(days => %s)",
                     (self.dead_letter_retention_days,),
-                ),
-                self.write_timeout_s,
-            )
+                )
         except Exception as e:  # retried tomorrow; the table only grows meanwhile
             self.metrics.inc("hazmon_write_errors_total", 1, {"kind": "dead_letter_retention"})
             log.warning("dead-letter retention failed", error=str(e) or type(e).__name__)
@@ -400,9 +400,8 @@ class BatchWriter:
         if now < self._retry_at:
             return False
         try:
-            self._conn = await asyncio.wait_for(
-                connect_async(self.dsn, autocommit=True), self.write_timeout_s
-            )
+            async with asyncio.timeout(self.write_timeout_s):
+                self._conn = await connect_async(self.dsn, autocommit=True)
             self._backoff = 0.0
             self.db_up = True
             log.info("database connected")
@@ -425,7 +424,8 @@ class BatchWriter:
         c, self._conn = self._conn, None
         if c is not None:
             with contextlib.suppress(TimeoutError, psycopg.Error, OSError):
-                await asyncio.wait_for(c.close(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await c.close()
 
     async def _write(
         self, cols: ReadingColumns, data: bytes | None = None, on_sent: Callable[[], None] | None = None
@@ -440,9 +440,8 @@ class BatchWriter:
         assert self._conn is not None
         t0 = time.perf_counter()
         try:
-            n = await asyncio.wait_for(
-                write_readings_async(self._conn, cols, data=data, on_sent=on_sent), self.write_timeout_s
-            )
+            async with asyncio.timeout(self.write_timeout_s):
+                n = await write_readings_async(self._conn, cols, data=data, on_sent=on_sent)
         except TimeoutError as e:
             self._failed("timeout", e)
             await self._close_conn()

@@ -33,6 +33,7 @@ import paho.mqtt.client as mqtt
 import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
+from hazmon.plant.aio import cancel_and_wait
 from hazmon.plant.model import MqttBinding, MqttBroker, Plant
 from hazmon.plant.reading import Reading
 from hazmon.simulators.payloads import encode
@@ -278,7 +279,8 @@ class MqttPublisher:
             raise MqttPublishError(f"mqtt {self.name} ({self.broker.url}): {e}") from e
         self._task = asyncio.create_task(self._keep_connected(c), name=f"mqtt-{self.name}")
         try:
-            await asyncio.wait_for(self._up.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._up.wait()
         except TimeoutError:
             await self._close(c)
             raise MqttPublishError(
@@ -287,10 +289,7 @@ class MqttPublisher:
 
     async def _close(self, c: mqtt.Client) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         if self._connected:
             c.disconnect()  # queues DISCONNECT and writes it; paho then closes the socket
             if c.want_write():
@@ -356,7 +355,8 @@ class MqttPublisher:
                 self._waiting = False
                 break
             try:
-                await asyncio.wait_for(self._drained.wait(), 0.1)
+                async with asyncio.timeout(0.1):
+                    await self._drained.wait()
             except TimeoutError:
                 self._waiting = False
         info = c.publish(topic, payload, qos=self.qos)

@@ -33,7 +33,8 @@ async def test_10000_items_subscribe_in_batches_and_a_full_burst_arrives() -> No
     )
     try:
         conn.start()
-        await asyncio.wait_for(conn.connected.wait(), 60)
+        async with asyncio.timeout(60):
+            await conn.connected.wait()
         assert inp.create_requests == 10 and len(inp.unknown) == 0
         initial: list[Reading] = []
         while len(initial) < N:

@@ -130,7 +130,8 @@ def test_loss_conditions_are_reported_on_the_daemons_loop(db_dsn: str, tmp_path:
         for first in range(0, 40_000, 2_000):
             writer.add(_batch(ids, 2_000, first))
             await asyncio.sleep(0.02)
-        await asyncio.wait_for(first_report[0].wait(), 20)
+        async with asyncio.timeout(20):
+            await first_report[0].wait()
         writer.stop()
         await task
 

@@ -312,7 +312,8 @@ async def test_stop_completes_while_a_qos0_stream_keeps_coming(
         await wait_for(w.inputs[0].subscribed.is_set, "subscription")  # type: ignore[attr-defined]
         publisher.start()
         await wait_for(lambda: w.metrics.total("hazmon_readings_written_total") > 100, "the stream flowing")
-        await asyncio.wait_for(d.stop(), 30)  # the stream goes on all the while
+        async with asyncio.timeout(30):  # the stream goes on all the while
+            await d.stop()
         discarded = w.metrics.total("hazmon_mqtt_qos0_discarded_total")
     finally:
         stop_publishing.set()

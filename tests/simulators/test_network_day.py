@@ -158,7 +158,8 @@ async def test_one_day_of_normal_at_speed_1000_over_the_network(
             _read_opcua_until(f"opc.tcp://127.0.0.1:{opcua_port}/hazmon", opcua_sensors, done, seen)
         )
         try:
-            rc = await asyncio.wait_for(proc.wait(), 280)
+            async with asyncio.timeout(280):
+                rc = await proc.wait()
         finally:
             elapsed = time.monotonic() - t0
             done.set()
