@@ -54,6 +54,7 @@ from hazmon.collector.deadletter import DeadLetters
 from hazmon.collector.metrics import Metrics
 from hazmon.collector.queue import ReadingQueue
 from hazmon.collector.settings import OpcUaSettings
+from hazmon.plant.aio import cancel_and_wait
 from hazmon.plant.model import OpcUaBinding, OpcUaEndpoint, Plant, Sensor
 from hazmon.plant.reading import Quality, Reading, ReadingBatch, to_us
 
@@ -879,17 +880,15 @@ class OpcUaConnection:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"opcua:{self.name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)  # not a bare cancel(): asyncua's requests can lose one
 
     async def _watchdog(self, client: Client) -> None:
         node = client.get_node(_SERVER_STATE)
         while True:
             await asyncio.sleep(self.settings.watchdog_s)
-            await asyncio.wait_for(node.read_value(), self.settings.timeout_s)
+            async with asyncio.timeout(self.settings.timeout_s):
+                await node.read_value()
 
     async def _run(self) -> None:
         s = self.settings
@@ -900,7 +899,8 @@ class OpcUaConnection:
             reason = ""
             try:
                 client = await self._client()
-                await asyncio.wait_for(client.connect(), s.timeout_s)
+                async with asyncio.timeout(s.timeout_s):
+                    await client.connect()
                 await self.input.attach(client)
                 self.sessions += 1
                 if self.sessions > 1:
@@ -912,23 +912,19 @@ class OpcUaConnection:
                 down_reported = False
                 backoff = s.reconnect_min_s
                 runs = [
-                    asyncio.create_task(self.input.run(client)),
-                    asyncio.create_task(self._watchdog(client)),
+                    asyncio.create_task(self.input.run(client), name=f"opcua:{self.name}:input"),
+                    asyncio.create_task(self._watchdog(client), name=f"opcua:{self.name}:watchdog"),
                 ]
                 try:
                     done, _ = await asyncio.wait(runs, return_when=asyncio.FIRST_EXCEPTION)
                     for t in done:
                         t.result()
                 finally:
-                    for t in runs:
-                        t.cancel()
-                    for t in runs:
-                        with contextlib.suppress(asyncio.CancelledError, Exception):
-                            await t
+                    # the first failure was raised above; the others end with it
+                    await cancel_and_wait(*runs, raise_errors=False)
             except asyncio.CancelledError:
                 if client is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(client.disconnect(), 2.0)
+                    await _disconnect(client)
                 raise
             except RuntimeError as e:  # configuration problems (password, certificate): keep retrying, loudly
                 reason = str(e)
@@ -947,10 +943,16 @@ class OpcUaConnection:
                 self.on_state(self.name, False, f"endpoint {self.name} unavailable: {reason}")
                 down_reported = True
             if client is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(client.disconnect(), 2.0)
+                await _disconnect(client)
             await asyncio.sleep(backoff)
             backoff = min(s.reconnect_max_s, backoff * 2)
+
+
+async def _disconnect(client: Client) -> None:
+    """Close the session and the socket, best effort (the server may be gone), within 2 s."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(2.0):
+            await client.disconnect()
 
 
 def inputs_for_plant(

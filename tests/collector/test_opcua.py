@@ -8,13 +8,21 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from hazmon.collector import DeadLetters, Metrics, OpcUaSettings, ReadingQueue
-from hazmon.collector.opcua import Item, PollInput, SubscribeInput, inputs_for_plant, quality_of
+from hazmon.collector.opcua import (
+    Item,
+    OpcUaConnection,
+    PollInput,
+    SubscribeInput,
+    inputs_for_plant,
+    quality_of,
+)
 from hazmon.plant import OpcUaBinding, Plant, Quality, Reading
 from tests.collector.opcua_helpers import opcua_only, server_for
 from tests.daemon.helpers import wait_for
@@ -92,6 +100,54 @@ async def test_unknown_node_ids_reported_once_by_name_and_the_rest_keep_working(
     assert sorted(r.tag for r in got) == sorted(s.tag for s in plant.sensors())
     assert conn.input.unknown == {"LT-999", "LT-998"}  # type: ignore[attr-defined]
     assert m.total("hazmon_opcua_item_errors_total") == 2
+
+
+class _LosesOneCancel(PollInput):
+    """Polls as usual but loses its first cancel, as a task inside asyncua's requests can on
+    Python 3.11 (asyncio.wait_for, CPython gh-86296; see hazmon.plant.aio)."""
+
+    lost = 0
+    ended = False
+
+    async def run(self, client: Any) -> None:
+        try:
+            while True:
+                try:
+                    await super().run(client)
+                except asyncio.CancelledError:
+                    if self.lost:
+                        raise
+                    self.lost += 1
+        finally:
+            self.ended = True
+
+
+async def test_stop_ends_even_when_the_input_loses_a_cancel(example_plant: Plant, tmp_path: Path) -> None:
+    """CI hung 300 s in a collector stop: the watchdog lost its cancel in wait_for and looped on."""
+    plant = opcua_only(example_plant, mode="poll")
+    server = server_for(plant, tmp_path)
+    await server.start()
+    m = Metrics()
+    q = ReadingQueue(100_000, asyncio.get_running_loop())
+    (plain,) = inputs_for_plant(
+        plant, queue=q, dead=DeadLetters(m), metrics=m, settings=FAST, on_state=lambda *a: None
+    )
+    inp = _LosesOneCancel("dcs", plain.input.items, queue=q, dead=DeadLetters(m), metrics=m, settings=FAST)
+    conn = OpcUaConnection(plant.opcua[0], inp, FAST, m, lambda *a: None)
+    try:
+        conn.start()
+        await wait_for(conn.connected.is_set, "connected")
+        await server.send([Reading(s.tag, T0, 1.5) for s in plant.sensors()])
+        await _gather(q, 1)  # polling
+        stopping = asyncio.create_task(conn.stop())
+        # a deadline against hanging (pytest's is 300 s), not a timing assertion; not
+        # asyncio.timeout: the old stop() swallowed the cancel that would have reported it
+        done, _ = await asyncio.wait({stopping}, timeout=30)
+        assert done, "the collector's stop() did not end"
+        stopping.result()
+    finally:
+        await server.stop()
+    assert inp.lost == 1 and inp.ended
 
 
 async def test_revised_queue_sizes_and_intervals_are_read_back(example_plant: Plant, tmp_path: Path) -> None:
