@@ -56,6 +56,7 @@ from hazmon.plant import (
     StaleChange,
     from_us,
 )
+from hazmon.plant.aio import cancel_and_wait
 from hazmon.rules import RulesRunner
 from hazmon.store import (
     StorageSettings,
@@ -387,12 +388,9 @@ class Daemon:
         # kept: an alarm or its return to normal could be lost at a stop); what is left after is
         # handled below
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._alarms_idle.wait(), 30)
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+            async with asyncio.timeout(30):
+                await self._alarms_idle.wait()
+        await cancel_and_wait(*self._tasks)
         w.queue.close()
         if w.alarms is not None:
             if w.pending_findings:
@@ -574,6 +572,9 @@ class Daemon:
                 w.metrics.inc("hazmon_pipeline_errors_total", 1, {"stage": "alarms"})
                 log.exception("alarm service failed; findings kept and retried", n=len(findings))
                 w.pending_findings[:0] = findings
+            except asyncio.CancelledError:  # a stop that could not wait: its final pass takes them
+                w.pending_findings[:0] = findings
+                raise
             finally:
                 self._alarms_idle.set()
             if failed:
