@@ -53,40 +53,37 @@ async def test_a_task_that_lost_its_cancel_is_cancelled_again_and_ends() -> None
     assert task.cancelled()
 
 
-async def test_cleanup_inside_the_grace_is_not_cut_short() -> None:
-    cleaned: list[str] = []
+async def _with_cleanup(cleanup_s: float, ended: list[str]) -> asyncio.Task[None]:
+    """A running task whose cleanup (a disconnect, a last write) takes ``cleanup_s``."""
 
     async def worker() -> None:
         try:
             await asyncio.sleep(3600)
         finally:
-            await asyncio.sleep(0.3)  # a disconnect, a last write
-            cleaned.append("done")
+            await asyncio.sleep(cleanup_s)
+            ended.append("cleaned up")
 
     t = asyncio.create_task(worker())
     await asyncio.sleep(0)
+    return t
+
+
+async def test_cleanup_inside_the_grace_is_not_cut_short() -> None:
+    ended: list[str] = []
+    t = await _with_cleanup(0.3, ended)
     await cancel_and_wait(t, grace_s=2.0)
-    assert cleaned == ["done"] and t.cancelled()
+    assert ended == ["cleaned up"] and t.cancelled()
 
 
 async def test_a_cancelled_caller_waits_for_the_tasks_then_is_cancelled() -> None:
     ended: list[str] = []
-
-    async def worker() -> None:
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            await asyncio.sleep(0.2)
-            ended.append("worker")
-
-    w = asyncio.create_task(worker())
-    await asyncio.sleep(0)
+    w = await _with_cleanup(0.2, ended)
     caller = asyncio.create_task(cancel_and_wait(w))
     await asyncio.sleep(0.05)
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
-    assert ended == ["worker"] and w.done()  # nothing left running behind the caller
+    assert ended == ["cleaned up"] and w.done()  # nothing left running behind the caller
 
 
 async def test_the_first_error_is_raised_unless_asked_not_to() -> None:
