@@ -35,6 +35,7 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -45,7 +46,7 @@ from asyncua.client.client import Client
 from asyncua.common.utils import Buffer
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from asyncua.ua.ua_binary import struct_from_binary as _struct_from_binary
-from asyncua.ua.uaerrors import BadNoSubscription, BadTimeout, UaError
+from asyncua.ua.uaerrors import BadNoSubscription, BadTimeout, UaError, UaStatusCodeError
 from asyncua.ua.uatypes import MAX_OPC_FILETIME
 from cryptography import x509
 from numpy.typing import NDArray
@@ -79,6 +80,14 @@ SourceState = Callable[[str, bool, str], None]
 _SERVER_STATE = "i=2259"  # Server_ServerStatus_State
 _OVERFLOW = 0x0480  # StatusCode info bits: DataValue info type + Overflow
 _WAITING_FOR_INITIAL_DATA = 0x80320000
+# HistoryRead (backfill): values per node per request (the server hands a continuation point for
+# more), and a bound on the rounds so a server that never finishes cannot hold the connection
+_HISTORY_VALUES_PER_REQUEST = 1000
+_ACCESS_HISTORY_READ = 0x04  # AccessLevel bit: the server keeps history of the node (Part 3 §8.57)
+_HISTORY_MAX_ROUNDS = 1000
+# a gap is read back from a little before the newest value received: a value sampled just before
+# the connection went may still have been in the server's queue
+_BACKFILL_OVERLAP_US = 10_000_000
 
 
 def quality_of(status: int) -> Quality:
@@ -390,8 +399,133 @@ class _Base:
         self.settings = settings
         self.labels = {"source": name}
         self.unknown: set[str] = set()  # tags whose node is missing, reported once
+        # the newest source timestamp handed on (µs): where a gap after a lost connection begins
+        self.seen_upto_us: int | None = None
+        self.no_history: set[str] = set()  # tags whose node the server keeps no history of
         metrics.declare("hazmon_readings_received_total", "counter", "Readings decoded, by source")
         metrics.declare("hazmon_opcua_item_errors_total", "counter", "Nodes refused by the server, by status")
+        metrics.declare(
+            "hazmon_opcua_backfilled_total", "counter", "Readings of a gap read back from server history"
+        )
+        metrics.declare(
+            "hazmon_opcua_history_unavailable_items",
+            "gauge",
+            "Items whose server keeps no history: a gap in their connection is not filled",
+        )
+
+    async def _put(self, batch: ReadingBatch | list[Reading]) -> None:
+        """Readings onto the queue; the newest source timestamp is remembered for a backfill."""
+        if isinstance(batch, ReadingBatch):
+            newest = int(batch.ts_us.max()) if len(batch) else None
+        else:
+            newest = max((r.ts_us for r in batch), default=None)
+        if newest is not None and (self.seen_upto_us is None or newest > self.seen_upto_us):
+            self.seen_upto_us = min(newest, time.time_ns() // 1000)  # a device clock ahead is not trusted
+        await self.queue.put(batch)
+
+    async def backfill(self, client: Client, since_us: int, until_us: int) -> int:
+        """What the server historized between ``since_us`` and ``until_us``, onto the queue.
+
+        Per ``items_per_request`` nodes: one Read of their AccessLevel (is there history?), then
+        HistoryRead (raw), following continuation points. Items whose node keeps no history are
+        counted and named; their gap shows as stale as before. Values already stored come again
+        and are dropped as duplicates (store, rules). Returns the number of readings queued.
+        """
+        nodes = [(it, nid) for it in self.items if it.tag not in self.unknown and (nid := _node_id(it.node))]
+        details = ua.ReadRawModifiedDetails(
+            IsReadModified=False,
+            StartTime=_dt(since_us),
+            EndTime=_dt(until_us),
+            NumValuesPerNode=_HISTORY_VALUES_PER_REQUEST,
+            ReturnBounds=False,
+        )
+        total = 0
+        no_history: dict[str, str] = {}
+        n = self.settings.items_per_request
+        for i in range(0, len(nodes), n):
+            todo = await self._historized(client, nodes[i : i + n], no_history)
+            for _round in range(_HISTORY_MAX_ROUNDS):
+                if not todo:
+                    break
+                todo, queued = await self._history_round(
+                    client, details, todo, (since_us, until_us), no_history
+                )
+                total += queued
+        self.no_history = set(no_history)
+        self.metrics.set("hazmon_opcua_history_unavailable_items", len(no_history), self.labels)
+        if no_history:
+            log.warning(
+                "opcua server keeps no history of some items: their gap is not filled (stale instead)",
+                source=self.name,
+                items=len(no_history),
+                first=sorted(no_history)[:5],
+                status=sorted(set(no_history.values())),
+            )
+        log.info(
+            "opcua gap read back from history",
+            source=self.name,
+            readings=total,
+            since=_dt(since_us).isoformat(),
+            until=_dt(until_us).isoformat(),
+        )
+        return total
+
+    async def _historized(
+        self, client: Client, chunk: list[tuple[Item, Any]], no_history: dict[str, str]
+    ) -> list[tuple[Item, Any, bytes | None]]:
+        """The nodes of ``chunk`` whose AccessLevel has HistoryRead (the others go to ``no_history``)."""
+        access = await client.uaclient.read(
+            ua.ReadParameters(
+                NodesToRead=[
+                    ua.ReadValueId(NodeId=nid, AttributeId=ua.AttributeIds.AccessLevel) for _, nid in chunk
+                ]
+            )
+        )
+        out: list[tuple[Item, Any, bytes | None]] = []
+        for (it, nid), dv in zip(chunk, access, strict=True):
+            good = dv.StatusCode is None or dv.StatusCode.is_good()
+            level = dv.Value.Value if dv.Value is not None and good else 0
+            if isinstance(level, int) and level & _ACCESS_HISTORY_READ:
+                out.append((it, nid, None))
+            else:  # servers answer HistoryRead of such a node with nothing, or an error
+                no_history[it.tag] = "AccessLevel without HistoryRead"
+        return out
+
+    async def _history_round(
+        self,
+        client: Client,
+        details: Any,
+        todo: list[tuple[Item, Any, bytes | None]],
+        window: tuple[int, int],
+        no_history: dict[str, str],
+    ) -> tuple[list[tuple[Item, Any, bytes | None]], int]:
+        """One HistoryRead of ``todo``: its readings onto the queue; (nodes with more, readings queued)."""
+        params = ua.HistoryReadParameters(
+            HistoryReadDetails=details,
+            TimestampsToReturn=ua.TimestampsToReturn.Both,
+            ReleaseContinuationPoints=False,
+            NodesToRead=[ua.HistoryReadValueId(NodeId=nid, ContinuationPoint=cp) for _, nid, cp in todo],
+        )
+        results = await client.uaclient.history_read(params)
+        now = time.time_ns() // 1000
+        rows: list[Reading] = []
+        more: list[tuple[Item, Any, bytes | None]] = []
+        for (it, nid, cp), res in zip(todo, results, strict=True):
+            if not res.StatusCode.is_good():
+                no_history[it.tag] = res.StatusCode.name
+                continue
+            for dv in getattr(res.HistoryData, "DataValues", None) or []:
+                r = self._reading(it, dv, now)
+                if r is not None and window[0] <= r.ts_us <= window[1]:
+                    rows.append(r)
+            if res.ContinuationPoint and res.ContinuationPoint != cp:  # the same one again: no progress
+                more.append((it, nid, res.ContinuationPoint))
+        rows.sort(key=lambda r: r.ts_us)
+        if rows:
+            self.metrics.inc("hazmon_readings_received_total", len(rows), self.labels)
+            self.metrics.inc("hazmon_opcua_backfilled_total", len(rows), self.labels)
+            await self._put(rows)
+        return more, len(rows)
 
     def _node_problem(self, it: Item, status: str) -> None:
         if it.tag in self.unknown:
@@ -456,6 +590,10 @@ class _Base:
             )
             return None
         return Reading(it.tag, ts_us, fv, q)
+
+
+def _dt(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, UTC)
 
 
 def _node_id(node: str) -> Any | None:
@@ -666,7 +804,7 @@ class SubscribeInput(_Base):
             self.metrics.inc("hazmon_readings_received_total", n, self.labels)
             for b in out:
                 if len(b):
-                    await self.queue.put(b)
+                    await self._put(b)
         if lost:
             raise ConnectionError(f"subscription lost: {lost}")
         return sub, seq, notified
@@ -785,7 +923,7 @@ class PollInput(_Base):
                 out.append(r)
         if out:
             self.metrics.inc("hazmon_readings_received_total", len(out), self.labels)
-            await self.queue.put(out)
+            await self._put(out)
         return len(out)
 
     async def run(self, client: Client) -> None:
@@ -831,7 +969,10 @@ class OpcUaConnection:
         self.connected = asyncio.Event()
         self.sessions = 0
         self._task: asyncio.Task[None] | None = None
+        self._backfill_from_us: int | None = None
+        self._gaps: list[tuple[int, int]] = []  # (since, until) µs: to be read back from history
         self._labels = {"source": self.name}
+        metrics.declare("hazmon_opcua_gaps_pending", "gauge", "Gaps still to be read back from history")
         metrics.declare("hazmon_source_connected", "gauge", "1 while the source is connected")
         metrics.declare(
             "hazmon_source_reconnects_total", "counter", "Connections made after the first, by source"
@@ -876,8 +1017,62 @@ class OpcUaConnection:
             )
         return c
 
-    def start(self) -> None:
+    def start(self, backfill_from_us: int | None = None) -> None:
+        """Connect and collect until `stop`.
+
+        Args:
+            backfill_from_us: the newest reading already stored for this endpoint (µs); the
+                first connection reads back what the server historized since (a daemon restart
+                or a kill -9 then leaves no gap where the server keeps history).
+        """
+        self._backfill_from_us = backfill_from_us
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"opcua:{self.name}")
+
+    def _note_gap(self) -> None:
+        """At a (re)connect: the time since the newest value received (or stored, at start) is a gap."""
+        max_s = self.settings.backfill_max_s
+        seen = self.input.seen_upto_us if self.input.seen_upto_us is not None else self._backfill_from_us
+        self._backfill_from_us = None
+        if max_s <= 0 or seen is None:
+            return
+        now = time.time_ns() // 1000
+        since = seen - _BACKFILL_OVERLAP_US
+        oldest = now - round(max_s * 1e6)
+        if since < oldest:
+            log.warning(
+                "opcua gap longer than backfill_max_s: history before it is not read",
+                source=self.name,
+                gap_from=_dt(seen).isoformat(),
+                read_from=_dt(oldest).isoformat(),
+                backfill_max_s=max_s,
+            )
+            since = oldest
+        self._gaps.append((since, now))
+        self.metrics.set("hazmon_opcua_gaps_pending", len(self._gaps), self._labels)
+
+    async def _fill_gaps(self, client: Client) -> None:
+        """Read the pending gaps back from the server's history, oldest first.
+
+        A gap stays pending until read in full: a connection lost meanwhile reads it again on the
+        next one (the values read twice are dropped as duplicates).
+        """
+        while self._gaps:
+            since, until = self._gaps[0]
+            try:
+                await self.input.backfill(client, since, until)
+            except UaStatusCodeError as e:  # the server does not do HistoryRead at all
+                self.metrics.set(
+                    "hazmon_opcua_history_unavailable_items", len(self.input.items), self._labels
+                )
+                log.warning(
+                    "opcua server refused HistoryRead: a gap in the connection is not filled (stale instead)",
+                    source=self.name,
+                    status=str(e),
+                )
+                self._gaps.clear()
+            else:
+                self._gaps.pop(0)
+            self.metrics.set("hazmon_opcua_gaps_pending", len(self._gaps), self._labels)
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -901,6 +1096,7 @@ class OpcUaConnection:
                 client = await self._client()
                 async with asyncio.timeout(s.timeout_s):
                     await client.connect()
+                self._note_gap()
                 await self.input.attach(client)
                 self.sessions += 1
                 if self.sessions > 1:
@@ -915,6 +1111,10 @@ class OpcUaConnection:
                     asyncio.create_task(self.input.run(client), name=f"opcua:{self.name}:input"),
                     asyncio.create_task(self._watchdog(client), name=f"opcua:{self.name}:watchdog"),
                 ]
+                if self._gaps:  # live values first; the gap's come beside them (stored, too late to judge)
+                    runs.append(
+                        asyncio.create_task(self._fill_gaps(client), name=f"opcua:{self.name}:backfill")
+                    )
                 try:
                     done, _ = await asyncio.wait(runs, return_when=asyncio.FIRST_EXCEPTION)
                     for t in done:

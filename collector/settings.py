@@ -70,6 +70,9 @@ class OpcUaSettings:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 10.0
     watchdog_s: float = 5.0  # how often the connection is checked
+    # after a lost connection (and at start, from the last stored reading), values the server
+    # historized during the gap are read back with HistoryRead, up to this far back (0: off)
+    backfill_max_s: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +169,7 @@ def _opcua(n: Node) -> OpcUaSettings | None:
         lo,
         hi,
         opt(m, "watchdog_s", _pos, d.watchdog_s),
+        opt(m, "backfill_max_s", lambda x: x.num(0), d.backfill_max_s),
     )
 
 

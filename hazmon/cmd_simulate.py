@@ -68,6 +68,14 @@ def _serving_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--data-dir", default=_DEFAULT_DATA_DIR, help="where server certificates are kept")
     p.add_argument(
+        "--opcua-history",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="OPC UA servers keep every value this long for HistoryRead (the daemon reads a gap back); "
+        "0 keeps none (default). Real-time runs: at --speed > 1 the history keeps the future",
+    )
+    p.add_argument(
         "--client-id", default=None, help="MQTT client id prefix (default hazmon-sim-<broker>-<pid>)"
     )
 
@@ -195,7 +203,12 @@ def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per 
         rec = writer
         steps = _tee(steps, lambda batch: rec.write(batch, sim.outage_changes()))
     sinks = build_sinks(
-        plant, args.data_dir, opcua=not args.no_opcua, mqtt=not args.no_mqtt, client_id=args.client_id
+        plant,
+        args.data_dir,
+        opcua=not args.no_opcua,
+        mqtt=not args.no_mqtt,
+        client_id=args.client_id,
+        opcua_history_s=args.opcua_history,
     )
     progress = _Progress(start_us, start_us + int(duration * 1e6) if args.duration is not None else None)
     print(
@@ -316,7 +329,12 @@ def _replay(args: argparse.Namespace) -> int:
         start_us = first.ts_us - 1
     plant = shift_opcua_ports(plant, args.opcua_port_offset)
     sinks = build_sinks(
-        plant, args.data_dir, opcua=not args.no_opcua, mqtt=not args.no_mqtt, client_id=args.client_id
+        plant,
+        args.data_dir,
+        opcua=not args.no_opcua,
+        mqtt=not args.no_mqtt,
+        client_id=args.client_id,
+        opcua_history_s=args.opcua_history,
     )
     progress = _Progress(start_us, end_us if isinstance(end_us, int) else None)
     replay = Replay(args.file, start_us)

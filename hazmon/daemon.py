@@ -24,9 +24,11 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import psycopg
 import structlog
 
 from hazmon.alarms import AlarmService
@@ -42,7 +44,7 @@ from hazmon.collector import (
     SystemEvent,
     TopicMap,
 )
-from hazmon.collector.opcua import inputs_for_plant
+from hazmon.collector.opcua import OpcUaConnection, inputs_for_plant
 from hazmon.config import DaemonConfig
 from hazmon.http import HttpServer
 from hazmon.plant import (
@@ -50,6 +52,7 @@ from hazmon.plant import (
     Finding,
     Level,
     Limits,
+    OpcUaBinding,
     Plant,
     Reading,
     ReadingBatch,
@@ -63,6 +66,7 @@ from hazmon.store import (
     connect,
     connect_async,
     migrate,
+    newest_reading_us,
     sensor_ids,
     storage_mode,
     sync_registry,
@@ -308,6 +312,7 @@ class Daemon:
         self.rollup_refreshes = 0
         self.overrides_reloads = 0  # times changed assessment overrides were given to the rules
         self._overrides: dict[str, Limits] = {}
+        self._newest_stored: dict[str, int] = {}  # OPC UA endpoint -> newest stored reading (µs)
         self._consumer_done = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -346,7 +351,10 @@ class Daemon:
         gc.collect()
         gc.freeze()
         for i in w.inputs:
-            i.start()
+            if isinstance(i, OpcUaConnection):
+                i.start(backfill_from_us=self._newest_stored.get(i.name))
+            else:
+                i.start()
         log.info(
             "hazmon daemon running",
             plant=self.plant.path,
@@ -487,6 +495,7 @@ class Daemon:
                     ids = sensor_ids(conn, self.plant.enterprise.id)
                 self._storage_mode = storage_mode(conn) or ""
                 overrides = load_limit_overrides(conn, self.plant)
+                self._newest_stored = self._newest_per_endpoint(conn, ids)
             self._overrides = overrides
             cache.write_text(json.dumps(ids))
             return ids, overrides
@@ -499,6 +508,30 @@ class Daemon:
                 cache=str(cache),
             )
             return {str(k): int(v) for k, v in json.loads(cache.read_text()).items()}, {}
+
+    def _newest_per_endpoint(
+        self, conn: psycopg.Connection[tuple[object, ...]], ids: dict[str, int]
+    ) -> dict[str, int]:
+        """OPC UA endpoint -> its newest stored reading (µs).
+
+        Each endpoint's first connection reads back from there what the server historized while
+        the daemon was away (a stop, or a kill -9 that lost the readings in memory).
+        """
+        max_s = self.config.collector.opcua.backfill_max_s
+        if max_s <= 0:
+            return {}
+        not_before = datetime.now(UTC) - timedelta(seconds=max_s)
+        out: dict[str, int] = {}
+        for ep in self.plant.opcua:
+            tags = [
+                s.tag
+                for s in self.plant.sensors()
+                if isinstance(s.binding, OpcUaBinding) and s.binding.endpoint == ep.name and s.tag in ids
+            ]
+            newest = newest_reading_us(conn, [ids[t] for t in tags], not_before)
+            if newest is not None:
+                out[ep.name] = newest
+        return out
 
     # -- the flow ------------------------------------------------------------------------------
     async def _consume(self) -> None:

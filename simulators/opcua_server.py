@@ -25,7 +25,7 @@ from __future__ import annotations
 import shutil
 import socket
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -86,6 +86,10 @@ _POLICIES = {
 }
 
 
+_CURRENT_READ = 0x01  # AccessLevel bits (OPC UA Part 3 §8.57)
+_HISTORY_READ = 0x04
+
+
 class OpcUaServerError(Exception):
     """The server cannot be set up (port taken, bad node id, missing password)."""
 
@@ -126,10 +130,17 @@ class SimOpcUaServer:
         plant: the plant (its sensors bound to this endpoint are served).
         data_dir: where certificates are generated and kept.
         password: the login password (default: from the endpoint's password_env).
+        history_s: how long the server keeps every value of its nodes for HistoryRead (in
+            memory, lost with the server); 0 keeps none, like a gateway without a historian.
     """
 
     def __init__(
-        self, endpoint: OpcUaEndpoint, plant: Plant, data_dir: str | Path, password: str | None = None
+        self,
+        endpoint: OpcUaEndpoint,
+        plant: Plant,
+        data_dir: str | Path,
+        password: str | None = None,
+        history_s: float = 0.0,
     ) -> None:
         self.endpoint = endpoint
         self.name = endpoint.name
@@ -141,6 +152,7 @@ class SimOpcUaServer:
         ]
         self.data_dir = Path(data_dir)
         self.password = password
+        self.history_s = history_s
         self._server: Server | None = None
         self._nodes: dict[str, ua.NodeId] = {}
         self._attrs: dict[str, Any] = {}  # tag -> the Value attribute of its node (asyncua AttributeValue)
@@ -206,6 +218,10 @@ class SimOpcUaServer:
             raise OpcUaServerError(f"opcua {self.name}: cannot listen on {ep.url}: {e}") from e
         self._server = server
         self.counters["starts"] += 1
+        if self.history_s > 0:
+            await server.historize_node_data_change(
+                [server.get_node(n) for n in self._nodes.values()], period=timedelta(seconds=self.history_s)
+            )
         if self._last:
             await self._write(self._last.values())
         log.info(
@@ -220,6 +236,7 @@ class SimOpcUaServer:
         ent = self.plant.enterprise
         root = await server.nodes.objects.add_object(ua.NodeId(ent.id, idx), ua.QualifiedName(ent.id, idx))
         by_hs: dict[str, Any] = {}
+        started = datetime.now(UTC)
         for s in self.sensors:
             assert isinstance(s.binding, OpcUaBinding)
             try:
@@ -246,6 +263,11 @@ class SimOpcUaServer:
                 ua.AttributeIds.Description,
                 ua.DataValue(ua.Variant(ua.LocalizedText(s.description or s.tag))),
             )
+            if self.history_s > 0:  # what a client checks before HistoryRead (Part 3 §5.6.2)
+                access = ua.Variant(_CURRENT_READ | _HISTORY_READ, ua.VariantType.Byte)
+                for attr in (ua.AttributeIds.AccessLevel, ua.AttributeIds.UserAccessLevel):
+                    await var.write_attribute(attr, ua.DataValue(access))
+                await var.write_attribute(ua.AttributeIds.Historizing, ua.DataValue(ua.Variant(True)))
             code = _UNECE.get(s.unit, "")
             eu = ua.EUInformation(
                 NamespaceUri=_UNECE_URI,
@@ -261,12 +283,14 @@ class SimOpcUaServer:
                 ua.QualifiedName("EURange", 0),
                 ua.Range(Low=float(s.range[0]), High=float(s.range[1])),
             )
-            # until the first reading the value is unknown
+            # until the first reading the value is unknown (since the server started: asyncua's
+            # history keeps values by source timestamp and fails on one without)
             await server.write_attribute_value(
                 nid,
                 ua.DataValue(
                     ua.Variant(float(s.range[0]), ua.VariantType.Double),
                     ua.StatusCode(ua.StatusCodes.BadWaitingForInitialData),
+                    SourceTimestamp=started,
                 ),
             )
             self._nodes[s.tag] = nid

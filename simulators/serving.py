@@ -40,14 +40,18 @@ def build_sinks(
     opcua: bool = True,
     mqtt: bool = True,
     client_id: str | None = None,
+    opcua_history_s: float = 0.0,
 ) -> list[SimOpcUaServer | MqttPublisher]:
-    """One OPC UA server per endpoint with bound sensors, one MQTT connection per broker."""
+    """One OPC UA server per endpoint with bound sensors, one MQTT connection per broker.
+
+    ``opcua_history_s``: how long the OPC UA servers keep every value for HistoryRead (0: none).
+    """
     sinks: list[SimOpcUaServer | MqttPublisher] = []
     sensors = plant.sensors()
     if opcua:
         for e in plant.opcua:
             if any(isinstance(s.binding, OpcUaBinding) and s.binding.endpoint == e.name for s in sensors):
-                sinks.append(SimOpcUaServer(e, plant, data_dir))
+                sinks.append(SimOpcUaServer(e, plant, data_dir, history_s=opcua_history_s))
     if mqtt:
         for b in plant.mqtt:
             if any(isinstance(s.binding, MqttBinding) and s.binding.endpoint == b.name for s in sensors):

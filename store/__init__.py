@@ -8,6 +8,7 @@ queries otherwise.
 from hazmon.store.assessments import add_assessment, latest_assessments, list_assessments
 from hazmon.store.db import DEFAULT_DSN, connect, connect_async, dsn_from_env, is_temporary
 from hazmon.store.migrate import MigrationResult, StorageSettings, migrate, storage_mode
+from hazmon.store.queries import newest_reading_us
 from hazmon.store.registry import sensor_ids, sync_registry
 from hazmon.store.writer import (
     ReadingColumns,
@@ -32,6 +33,7 @@ __all__ = [
     "latest_assessments",
     "list_assessments",
     "migrate",
+    "newest_reading_us",
     "sensor_ids",
     "storage_mode",
     "sync_registry",

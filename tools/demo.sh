@@ -43,7 +43,7 @@ trap cleanup EXIT INT TERM
 if has simulate; then
   scenario=${DEMO_SCENARIO:-normal}
   say "starting the simulator (scenario $scenario, real time) — log: $RUN/simulator.log"
-  $HZ simulate -c "$PLANT" --scenario "$scenario" --speed 1 > "$RUN/simulator.log" 2>&1 &
+  $HZ simulate -c "$PLANT" --scenario "$scenario" --speed 1 --opcua-history 3600 > "$RUN/simulator.log" 2>&1 &
   pids+=($!)
   sleep 3
 fi

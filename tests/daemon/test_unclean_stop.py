@@ -12,6 +12,7 @@ marker behind.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -25,7 +26,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hazmon.plant import MqttBinding, Reading, load
+from hazmon.plant import MqttBinding, OpcUaBinding, Reading, load
+from hazmon.simulators.opcua_server import SimOpcUaServer
 from tests.conftest import PrivateMosquitto, free_port
 from tests.daemon.helpers import Publisher, as_rows, count, json_payload, rows
 
@@ -189,3 +191,70 @@ def _kill_9_mid_stream(broker: PrivateMosquitto, db_dsn: str, tmp_path: Path) ->
     assert rows(db_dsn) == as_rows(stream), "every reading once: none lost, none twice"
     assert redelivered > 0, "the broker delivered again what the killed daemon had not acknowledged"
     assert "previous run ended uncleanly" in (tmp_path / "daemon-2.log").read_text()
+
+
+@pytest.mark.slow
+def test_kill_9_during_opcua_collection_loses_nothing_the_server_historized(
+    db_dsn: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """OPC UA has no redelivery: the next start reads the gap back from the server's history.
+
+    The gap starts at the newest reading stored before the kill, so the readings that died in
+    memory with the process come back too.
+    """
+    text = (ROOT / "examples" / "plant.yaml").read_text()
+    text = text.replace("topic: plant/", f"topic: {topic_prefix}/plant/")
+    text = text.replace("client_id: hazmon-hx-chem", f"client_id: {tmp_path.name[:20]}")
+    text = text.replace("opc.tcp://127.0.0.1:4840/hazmon", f"opc.tcp://127.0.0.1:{free_port()}/hazmon")
+    (tmp_path / "plant.yaml").write_text(text)
+    plant = load(tmp_path / "plant.yaml")
+    sensors = [s for s in plant.sensors() if isinstance(s.binding, OpcUaBinding)]
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    server = SimOpcUaServer(plant.opcua[0], plant, tmp_path / "srv", history_s=3600)
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(30)
+    t0 = time.time_ns() // 1000
+    rounds = [
+        [Reading(s.tag, t0 + k * 200_000 + i, round(k * 0.37 + i * 1.1, 6)) for i, s in enumerate(sensors)]
+        for k in range(100)
+    ]
+    stream = [r for rnd in rounds for r in rnd]
+    port = free_port()
+    _config(tmp_path, db_dsn, port, "alarms: false\n")
+    received = 'hazmon_readings_received_total{source="dcs"}'
+    done = threading.Event()
+
+    def send() -> None:  # 5 rounds a second: the subscription (queue 10, 1 s publishing) keeps each
+        for rnd in rounds:
+            asyncio.run_coroutine_threadsafe(server.send(rnd), loop).result(30)
+            time.sleep(0.2)
+        done.set()
+
+    sender = threading.Thread(target=send)
+    first = _start(tmp_path, 1)
+    try:
+        _wait(lambda: _metric(port, 'hazmon_source_connected{source="dcs"}') == 1, "first daemon connected")
+        sender.start()
+        _wait(lambda: (_metric(port, received) or 0) > len(stream) // 3, "a third received")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        first.kill()
+    stored_by_first = count(db_dsn)
+
+    second = _start(tmp_path, 2)
+    try:
+        _wait(done.is_set, "the stream sent", 120)
+        _wait(lambda: count(db_dsn) >= len(stream), "every reading stored", 120)
+        backfilled = _metric(port, 'hazmon_opcua_backfilled_total{source="dcs"}') or 0
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0
+    finally:
+        second.kill()
+        sender.join(60)
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+    assert 0 < stored_by_first < len(stream)
+    assert rows(db_dsn) == as_rows(stream), "every reading once: none lost, none twice"
+    assert backfilled > 0, "the second daemon read the gap back from the server's history"
+    assert "opcua gap read back from history" in (tmp_path / "daemon-2.log").read_text()

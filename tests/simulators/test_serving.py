@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -27,7 +27,7 @@ from hazmon.simulators import Simulation, parse_scenario_text
 from hazmon.simulators.mqtt_publisher import MqttPublisher, MqttPublishError
 from hazmon.simulators.opcua_server import NAMESPACE_URI, SimOpcUaServer
 from hazmon.simulators.runner import serve
-from hazmon.simulators.serving import run_stream
+from hazmon.simulators.serving import build_sinks, run_stream
 from tests.conftest import PrivateMosquitto, free_port
 
 START = 1_780_000_000_000_000
@@ -222,6 +222,31 @@ async def test_opcua_address_space_values_status_and_source_timestamps(
             assert dv.StatusCode.is_uncertain() and dv.Value.Value == 0.5
     finally:
         await server.stop()
+
+
+async def test_opcua_history_read_by_asyncuas_own_client(example_plant: Plant, tmp_path: Path) -> None:
+    """`--opcua-history`: every value written is there for HistoryRead, and the nodes say so."""
+    url = f"opc.tcp://127.0.0.1:{free_port()}/hazmon"
+    plant = example_plant.retarget(opcua_urls={"dcs": url})
+    (server,) = build_sinks(plant, tmp_path, mqtt=False, opcua_history_s=600)
+    assert isinstance(server, SimOpcUaServer)
+    await server.start()
+    try:
+        t0 = to_us(datetime.now(UTC)) - 5_000_000
+        for k in range(4):
+            await server.send([Reading("LT-101", t0 + k * 1_000_000, 1.0 + k)])
+        async with Client(url, timeout=10) as client:
+            node = client.get_node("ns=2;s=LT-101")
+            level = await node.read_attribute(ua.AttributeIds.AccessLevel)
+            assert level.Value.Value & 0x04, "AccessLevel has HistoryRead"
+            assert (await node.read_attribute(ua.AttributeIds.Historizing)).Value.Value is True
+            history = await node.read_raw_history(
+                datetime.fromtimestamp(t0 / 1e6 - 1, UTC), datetime.now(UTC), return_bounds=False
+            )
+    finally:
+        await server.stop()
+    got = [(to_us(dv.SourceTimestamp), dv.Value.Value) for dv in history if dv.StatusCode.is_good()]
+    assert got == [(t0 + k * 1_000_000, 1.0 + k) for k in range(4)]
 
 
 async def test_opcua_subscription_sees_simulated_source_timestamps(
