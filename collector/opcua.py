@@ -80,9 +80,10 @@ SourceState = Callable[[str, bool, str], None]
 _SERVER_STATE = "i=2259"  # Server_ServerStatus_State
 _OVERFLOW = 0x0480  # StatusCode info bits: DataValue info type + Overflow
 _WAITING_FOR_INITIAL_DATA = 0x80320000
-# HistoryRead (backfill): values per node per request (the server hands a continuation point for
-# more), and a bound on the rounds so a server that never finishes cannot hold the connection
-_HISTORY_VALUES_PER_REQUEST = 1000
+# HistoryRead (backfill): values per request, shared out over its nodes (the server hands a
+# continuation point for more: 1,000 nodes get 100 values each per round), and a bound on the
+# rounds so a server that never finishes cannot hold the connection
+_HISTORY_VALUES_PER_REQUEST = 100_000
 _ACCESS_HISTORY_READ = 0x04  # AccessLevel bit: the server keeps history of the node (Part 3 §8.57)
 _HISTORY_MAX_ROUNDS = 1000
 # a gap is read back from a little before the newest value received: a value sampled just before
@@ -432,25 +433,25 @@ class _Base:
         and are dropped as duplicates (store, rules). Returns the number of readings queued.
         """
         nodes = [(it, nid) for it in self.items if it.tag not in self.unknown and (nid := _node_id(it.node))]
-        details = ua.ReadRawModifiedDetails(
-            IsReadModified=False,
-            StartTime=_dt(since_us),
-            EndTime=_dt(until_us),
-            NumValuesPerNode=_HISTORY_VALUES_PER_REQUEST,
-            ReturnBounds=False,
-        )
         total = 0
         no_history: dict[str, str] = {}
+        unfinished = 0
         n = self.settings.items_per_request
         for i in range(0, len(nodes), n):
             todo = await self._historized(client, nodes[i : i + n], no_history)
             for _round in range(_HISTORY_MAX_ROUNDS):
                 if not todo:
                     break
-                todo, queued = await self._history_round(
-                    client, details, todo, (since_us, until_us), no_history
-                )
+                todo, queued = await self._history_round(client, todo, (since_us, until_us), no_history)
                 total += queued
+            unfinished += len(todo)
+        if unfinished:
+            log.warning(
+                "opcua history of the gap not read in full: the server kept handing continuation points",
+                source=self.name,
+                items=unfinished,
+                rounds=_HISTORY_MAX_ROUNDS,
+            )
         self.no_history = set(no_history)
         self.metrics.set("hazmon_opcua_history_unavailable_items", len(no_history), self.labels)
         if no_history:
@@ -494,12 +495,18 @@ class _Base:
     async def _history_round(
         self,
         client: Client,
-        details: Any,
         todo: list[tuple[Item, Any, bytes | None]],
         window: tuple[int, int],
         no_history: dict[str, str],
     ) -> tuple[list[tuple[Item, Any, bytes | None]], int]:
         """One HistoryRead of ``todo``: its readings onto the queue; (nodes with more, readings queued)."""
+        details = ua.ReadRawModifiedDetails(
+            IsReadModified=False,
+            StartTime=_dt(window[0]),
+            EndTime=_dt(window[1]),
+            NumValuesPerNode=max(10, _HISTORY_VALUES_PER_REQUEST // len(todo)),
+            ReturnBounds=False,
+        )
         params = ua.HistoryReadParameters(
             HistoryReadDetails=details,
             TimestampsToReturn=ua.TimestampsToReturn.Both,

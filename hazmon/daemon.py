@@ -528,7 +528,12 @@ class Daemon:
                 for s in self.plant.sensors()
                 if isinstance(s.binding, OpcUaBinding) and s.binding.endpoint == ep.name and s.tag in ids
             ]
-            newest = newest_reading_us(conn, [ids[t] for t in tags], not_before)
+            try:
+                newest = newest_reading_us(conn, [ids[t] for t in tags], not_before)
+            except psycopg.Error as e:  # the start goes on; only this backfill is lost, and said so
+                conn.rollback()
+                log.error("newest stored reading unknown: no backfill at start", source=ep.name, error=str(e))
+                continue
             if newest is not None:
                 out[ep.name] = newest
         return out
