@@ -37,7 +37,14 @@ if has grafana; then
 fi
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# the daemon (started last) stops first, so it closes its OPC UA session while the simulator's
+# server is still there (the other way round asyncua logs a traceback at teardown)
+cleanup() {
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
+}
 trap cleanup EXIT INT TERM
 
 if has simulate; then
