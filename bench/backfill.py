@@ -33,7 +33,7 @@ _SERVER = """
 import asyncio, sys, time
 from datetime import UTC, datetime, timedelta
 from asyncua import ua
-from tests.collector.opcua_helpers import big_server
+from tests.collector.opcua_helpers import big_server, write_tick
 
 async def main(n, port, gap_s):
     srv, idx = await big_server(n, port)
@@ -45,13 +45,7 @@ async def main(n, port, gap_s):
     attrs = [srv.iserver.aspace[node.nodeid].attributes[ua.AttributeIds.Value] for node in nodes]
     t_start = datetime.now(UTC) - timedelta(seconds=gap_s)
     for k in range(int(gap_s)):  # the gap, written as fast as the server takes it
-        ts = t_start + timedelta(seconds=k)
-        for i, av in enumerate(attrs):
-            dv = ua.DataValue(ua.Variant(20 + (k * 7 + i) % 400 / 10, ua.VariantType.Double),
-                              SourceTimestamp=ts, ServerTimestamp=ts)
-            av.value = dv
-            for handle, callback in list(av.datachange_callbacks.items()):
-                await callback(handle, dv)
+        await write_tick(attrs, k, t_start + timedelta(seconds=k))
         await asyncio.sleep(0)
     await asyncio.sleep(3)  # the history subscription publishes what is queued
     print("ready", int(t_start.timestamp() * 1e6), flush=True)

@@ -388,7 +388,7 @@ import asyncio, sys, time
 from datetime import UTC, datetime
 from asyncua import ua
 from asyncua.server.monitored_item_service import MonitoredItemValues
-from tests.collector.opcua_helpers import big_server
+from tests.collector.opcua_helpers import big_server, write_tick
 
 def keep_value(self, cur_val):
     # asyncua's server deep-copies every written DataValue per monitored item (two thirds of this
@@ -401,23 +401,12 @@ MonitoredItemValues.set_current_datavalue = keep_value
 async def main(n, port, seconds, settle):
     srv, idx = await big_server(n, port)
     print("ready", flush=True)  # and updating from now on, as a plant does while the daemon subscribes
-    # what Server.write_attribute_value does per node (value, then every data change callback),
-    # without its coroutine levels and node lookup per value, as the simulator's server does:
-    # asyncua's own path could not write 10,000 values a second on this machine (0.5-0.7 Hz)
     attrs = [srv.iserver.aspace[ua.NodeId(f"S{i}", idx)].attributes[ua.AttributeIds.Value] for i in range(n)]
     t0, k = time.perf_counter(), 0
     k1, t1 = None, t0
     while time.perf_counter() - t0 < settle + seconds:
         tick = time.perf_counter()
-        ts = datetime.now(UTC)
-        for i, av in enumerate(attrs):
-            # inside the sensors' range [-40, 80] and new every tick: a normal plant, not 10,000
-            # sensor faults a second (the alarm side is measured by bench/alarm_latency.py)
-            dv = ua.DataValue(ua.Variant(20 + (k * 7 + i) % 400 / 10, ua.VariantType.Double),
-                              SourceTimestamp=ts, ServerTimestamp=ts)
-            av.value = dv
-            for handle, callback in list(av.datachange_callbacks.items()):
-                await callback(handle, dv)
+        await write_tick(attrs, k, datetime.now(UTC))  # (alarms: bench/alarm_latency.py)
         k += 1
         await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - tick)))
         if k1 is None and time.perf_counter() - t0 >= settle:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from hazmon.plant import ConfigError, Plant, Reading, from_us, load, to_us
 from hazmon.simulators import Scenario, Simulation, load_scenario, parse_duration, scenario_names
-from hazmon.simulators.mqtt_publisher import MqttPublishError
-from hazmon.simulators.opcua_server import OpcUaServerError
+from hazmon.simulators.mqtt_publisher import MqttPublisher, MqttPublishError
+from hazmon.simulators.opcua_server import OpcUaServerError, SimOpcUaServer
 from hazmon.simulators.recording import (
     RecordingError,
     RecordingWriter,
@@ -77,6 +77,18 @@ def _serving_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--client-id", default=None, help="MQTT client id prefix (default hazmon-sim-<broker>-<pid>)"
+    )
+
+
+def _sinks(plant: Plant, args: argparse.Namespace) -> list[SimOpcUaServer | MqttPublisher]:
+    """The servers and publishers `_serving_args` asked for."""
+    return build_sinks(
+        plant,
+        args.data_dir,
+        opcua=not args.no_opcua,
+        mqtt=not args.no_mqtt,
+        client_id=args.client_id,
+        opcua_history_s=args.opcua_history,
     )
 
 
@@ -202,14 +214,7 @@ def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per 
         )
         rec = writer
         steps = _tee(steps, lambda batch: rec.write(batch, sim.outage_changes()))
-    sinks = build_sinks(
-        plant,
-        args.data_dir,
-        opcua=not args.no_opcua,
-        mqtt=not args.no_mqtt,
-        client_id=args.client_id,
-        opcua_history_s=args.opcua_history,
-    )
+    sinks = _sinks(plant, args)
     progress = _Progress(start_us, start_us + int(duration * 1e6) if args.duration is not None else None)
     print(
         f"simulating {plant.enterprise.id}: scenario {scenario.name}, seed {args.seed}, speed {args.speed}, "
@@ -328,14 +333,7 @@ def _replay(args: argparse.Namespace) -> int:
             return 1
         start_us = first.ts_us - 1
     plant = shift_opcua_ports(plant, args.opcua_port_offset)
-    sinks = build_sinks(
-        plant,
-        args.data_dir,
-        opcua=not args.no_opcua,
-        mqtt=not args.no_mqtt,
-        client_id=args.client_id,
-        opcua_history_s=args.opcua_history,
-    )
+    sinks = _sinks(plant, args)
     progress = _Progress(start_us, end_us if isinstance(end_us, int) else None)
     replay = Replay(args.file, start_us)
     try:

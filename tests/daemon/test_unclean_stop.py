@@ -71,6 +71,46 @@ def _start(tmp_path: Path, n: int) -> subprocess.Popen[bytes]:
     )
 
 
+def _kill_9_then_restart(
+    tmp_path: Path,
+    db_dsn: str,
+    port: int,
+    *,
+    up: Callable[[], bool],
+    feed: threading.Thread,
+    kill_at: Callable[[], bool],
+    fed: threading.Event,
+    n: int,
+    read_at_end: str,
+) -> tuple[int, float]:
+    """A first daemon until ``up``; ``feed`` starts; SIGKILL at ``kill_at``; a second daemon until
+    ``fed`` and ``n`` readings stored, then SIGTERM (a clean stop).
+
+    Returns (readings stored by the first, the ``read_at_end`` metric of the second).
+    """
+    first = _start(tmp_path, 1)
+    try:
+        _wait(up, "first daemon up")
+        feed.start()
+        _wait(kill_at, "the moment to kill")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        first.kill()
+    stored_by_first = count(db_dsn)
+    second = _start(tmp_path, 2)
+    try:
+        _wait(fed.is_set, "the stream sent", 120)
+        _wait(lambda: count(db_dsn) >= n, "every reading stored", 120)
+        at_end = _metric(port, read_at_end) or 0
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0
+    finally:
+        second.kill()
+        feed.join(60)
+    return stored_by_first, at_end
+
+
 @pytest.mark.slow
 def test_kill_9_is_reported_at_the_next_start_and_a_clean_stop_is_not(
     db_dsn: str, topic_prefix: str, tmp_path: Path
@@ -159,34 +199,21 @@ def _kill_9_mid_stream(broker: PrivateMosquitto, db_dsn: str, tmp_path: Path) ->
         done.set()
 
     publisher = threading.Thread(target=publish)
-    first = _start(tmp_path, 1)
-    try:
-        _wait(lambda: _metric(port, "hazmon_mqtt_subscribed") == 1, "first daemon subscribed")
-        publisher.start()
+    stored_by_first, redelivered = _kill_9_then_restart(
+        tmp_path,
+        db_dsn,
+        port,
+        up=lambda: _metric(port, "hazmon_mqtt_subscribed") == 1,
+        feed=publisher,
         # kill it mid-stream, while it holds messages it has not acknowledged
-        _wait(
-            lambda: (
-                (_metric(port, "hazmon_readings_received_total") or 0) > len(stream) // 3
-                and (_metric(port, "hazmon_mqtt_unacked_messages") or 0) > 0
-            ),
-            "a third received, with messages unacknowledged",
-        )
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-    finally:
-        first.kill()
-    stored_by_first = count(db_dsn)
-
-    second = _start(tmp_path, 2)
-    try:
-        _wait(done.is_set, "publisher done")
-        _wait(lambda: count(db_dsn) >= len(stream), "every reading stored", 120)
-        redelivered = _metric(port, "hazmon_mqtt_duplicates_received_total") or 0
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(60) == 0
-    finally:
-        second.kill()
-        publisher.join(60)
+        kill_at=lambda: (
+            (_metric(port, "hazmon_readings_received_total") or 0) > len(stream) // 3
+            and (_metric(port, "hazmon_mqtt_unacked_messages") or 0) > 0
+        ),
+        fed=done,
+        n=len(stream),
+        read_at_end="hazmon_mqtt_duplicates_received_total",
+    )
     assert 0 < stored_by_first < len(stream)
     assert rows(db_dsn) == as_rows(stream), "every reading once: none lost, none twice"
     assert redelivered > 0, "the broker delivered again what the killed daemon had not acknowledged"
@@ -230,28 +257,19 @@ def test_kill_9_during_opcua_collection_loses_nothing_the_server_historized(
             time.sleep(0.2)
         done.set()
 
-    sender = threading.Thread(target=send)
-    first = _start(tmp_path, 1)
     try:
-        _wait(lambda: _metric(port, 'hazmon_source_connected{source="dcs"}') == 1, "first daemon connected")
-        sender.start()
-        _wait(lambda: (_metric(port, received) or 0) > len(stream) // 3, "a third received")
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
+        stored_by_first, backfilled = _kill_9_then_restart(
+            tmp_path,
+            db_dsn,
+            port,
+            up=lambda: _metric(port, 'hazmon_source_connected{source="dcs"}') == 1,
+            feed=threading.Thread(target=send),
+            kill_at=lambda: (_metric(port, received) or 0) > len(stream) // 3,
+            fed=done,
+            n=len(stream),
+            read_at_end='hazmon_opcua_backfilled_total{source="dcs"}',
+        )
     finally:
-        first.kill()
-    stored_by_first = count(db_dsn)
-
-    second = _start(tmp_path, 2)
-    try:
-        _wait(done.is_set, "the stream sent", 120)
-        _wait(lambda: count(db_dsn) >= len(stream), "every reading stored", 120)
-        backfilled = _metric(port, 'hazmon_opcua_backfilled_total{source="dcs"}') or 0
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(60) == 0
-    finally:
-        second.kill()
-        sender.join(60)
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
     assert 0 < stored_by_first < len(stream)
