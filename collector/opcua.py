@@ -46,7 +46,7 @@ from asyncua.client.client import Client
 from asyncua.common.utils import Buffer
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from asyncua.ua.ua_binary import struct_from_binary as _struct_from_binary
-from asyncua.ua.uaerrors import BadNoSubscription, BadTimeout, UaError, UaStatusCodeError
+from asyncua.ua.uaerrors import BadNoSubscription, BadTimeout, UaError
 from asyncua.ua.uatypes import MAX_OPC_FILETIME
 from cryptography import x509
 from numpy.typing import NDArray
@@ -89,6 +89,10 @@ _HISTORY_MAX_ROUNDS = 1000
 # a gap is read back from a little before the newest value received: a value sampled just before
 # the connection went may still have been in the server's queue
 _BACKFILL_OVERLAP_US = 10_000_000
+# ServiceFaults of a server that does not do HistoryRead at all (the gap is then given up)
+_NO_HISTORY_SERVICE = frozenset(
+    {"BadServiceUnsupported", "BadHistoryOperationUnsupported", "BadNotSupported", "BadNotImplemented"}
+)
 
 
 def quality_of(status: int) -> Quality:
@@ -1054,7 +1058,10 @@ class OpcUaConnection:
                 backfill_max_s=max_s,
             )
             since = oldest
-        self._gaps.append((since, now))
+        if self._gaps and since <= self._gaps[-1][1]:  # a connect that failed before: one gap still
+            self._gaps[-1] = (min(self._gaps[-1][0], since), now)
+        else:
+            self._gaps.append((since, now))
         self.metrics.set("hazmon_opcua_gaps_pending", len(self._gaps), self._labels)
 
     async def _fill_gaps(self, client: Client) -> None:
@@ -1067,14 +1074,23 @@ class OpcUaConnection:
             since, until = self._gaps[0]
             try:
                 await self.input.backfill(client, since, until)
-            except UaStatusCodeError as e:  # the server does not do HistoryRead at all
+            except Exception as e:  # a slow or failing history must not take the live values down
+                if type(e).__name__ not in _NO_HISTORY_SERVICE:
+                    log.error(
+                        "opcua history read failed; the gap stays pending for the next connection",
+                        source=self.name,
+                        error=f"{type(e).__name__}: {e}",
+                        since=_dt(since).isoformat(),
+                        until=_dt(until).isoformat(),
+                    )
+                    return
                 self.metrics.set(
                     "hazmon_opcua_history_unavailable_items", len(self.input.items), self._labels
                 )
                 log.warning(
                     "opcua server refused HistoryRead: a gap in the connection is not filled (stale instead)",
                     source=self.name,
-                    status=str(e),
+                    status=type(e).__name__,
                 )
                 self._gaps.clear()
             else:

@@ -152,3 +152,36 @@ async def test_backfill_off_reads_no_history(example_plant: Plant, tmp_path: Pat
         await rig.proxy.cut()
         await rig.server.stop()
     assert rig.m.total("hazmon_opcua_backfilled_total") == 0
+
+
+async def test_a_failing_history_read_keeps_the_live_values_and_the_gap_pending(
+    example_plant: Plant, tmp_path: Path
+) -> None:
+    """The server's HistoryRead breaks (a fault injected into the real server): live values go on."""
+    rig = await _rig(example_plant, tmp_path, "subscribe", history_s=3600)
+    try:
+        rig.conn.start()
+        await wait_for(rig.conn.connected.is_set, "connected")
+        t0 = time.time_ns() // 1000
+        await rig.server.send(_round(rig.plant, t0, 0))
+        await rig.until(_keys(_round(rig.plant, t0, 0)), "values before the cut")
+        await rig.proxy.cut()
+        await wait_for(lambda: not rig.conn.connected.is_set(), "the collector noticing the cut")
+        assert rig.server._server is not None
+
+        async def broken(*_a: object) -> None:
+            raise RuntimeError("historian offline")
+
+        rig.server._server.iserver.history_manager.read_history = broken  # type: ignore[method-assign]
+        await rig.proxy.restore()
+        await wait_for(rig.conn.connected.is_set, "reconnected")
+        after = _round(rig.plant, t0 + 1_000_000, 9)
+        await rig.server.send(after)
+        await rig.until(_keys(after), "live values after the failed history read")
+        await asyncio.sleep(1.0)  # the failed read is behind us: the session must still be the same
+    finally:
+        await rig.conn.stop()
+        await rig.proxy.cut()
+        await rig.server.stop()
+    assert rig.conn.sessions == 2, "the failing history read did not take the connection down"
+    assert rig.m.total("hazmon_opcua_gaps_pending") == 1, "the gap is kept for the next connection"
