@@ -42,6 +42,18 @@ class _Rig:
     async def drain(self) -> None:
         self.got += await self.q.get(100_000, 0.2)
 
+    async def collect_then_cut(self) -> int:
+        """Start collecting, see one round arrive, cut the connection; the round's time (µs)."""
+        self.conn.start()
+        await wait_for(self.conn.connected.is_set, "connected")
+        t0 = time.time_ns() // 1000
+        first = _round(self.plant, t0, 0)
+        await self.server.send(first)
+        await self.until(_keys(first), "values before the cut")
+        await self.proxy.cut()
+        await wait_for(lambda: not self.conn.connected.is_set(), "the collector noticing the cut")
+        return t0
+
     async def until(self, want: set[tuple[str, int, float]], what: str, limit_s: float = 30.0) -> None:
         deadline = time.monotonic() + limit_s
         while not want <= {(r.tag, r.ts_us, r.value) for r in self.got}:
@@ -81,15 +93,7 @@ async def test_the_gap_of_a_lost_connection_is_read_back_from_history(
 ) -> None:
     rig = await _rig(example_plant, tmp_path, mode, history_s=3600)
     try:
-        rig.conn.start()
-        await wait_for(rig.conn.connected.is_set, "connected")
-        t0 = time.time_ns() // 1000
-        before = _round(rig.plant, t0, 0)
-        await rig.server.send(before)
-        await rig.until(_keys(before), "values before the cut")
-
-        await rig.proxy.cut()
-        await wait_for(lambda: not rig.conn.connected.is_set(), "the collector noticing the cut")
+        t0 = await rig.collect_then_cut()
         during: list[Reading] = []
         for k in range(1, 6):  # five rounds the collector never sees live (polling would see one)
             r = _round(rig.plant, t0 + k * 200_000, k)
@@ -115,13 +119,7 @@ async def test_a_server_without_history_leaves_the_gap_and_says_so(
 ) -> None:
     rig = await _rig(example_plant, tmp_path, "subscribe", history_s=0)
     try:
-        rig.conn.start()
-        await wait_for(rig.conn.connected.is_set, "connected")
-        t0 = time.time_ns() // 1000
-        await rig.server.send(_round(rig.plant, t0, 0))
-        await rig.until(_keys(_round(rig.plant, t0, 0)), "values before the cut")
-        await rig.proxy.cut()
-        await wait_for(lambda: not rig.conn.connected.is_set(), "the collector noticing the cut")
+        t0 = await rig.collect_then_cut()
         lost = _round(rig.plant, t0 + 200_000, 1)
         await rig.server.send(lost)
         await rig.server.send(_round(rig.plant, t0 + 400_000, 2))
@@ -160,13 +158,7 @@ async def test_a_failing_history_read_keeps_the_live_values_and_the_gap_pending(
     """The server's HistoryRead breaks (a fault injected into the real server): live values go on."""
     rig = await _rig(example_plant, tmp_path, "subscribe", history_s=3600)
     try:
-        rig.conn.start()
-        await wait_for(rig.conn.connected.is_set, "connected")
-        t0 = time.time_ns() // 1000
-        await rig.server.send(_round(rig.plant, t0, 0))
-        await rig.until(_keys(_round(rig.plant, t0, 0)), "values before the cut")
-        await rig.proxy.cut()
-        await wait_for(lambda: not rig.conn.connected.is_set(), "the collector noticing the cut")
+        t0 = await rig.collect_then_cut()
         assert rig.server._server is not None
 
         async def broken(*_a: object) -> None:
