@@ -411,19 +411,23 @@ async def test_failed_batch_is_recorded_once_when_retried(make_service: MakeServ
 
 
 async def test_kpi_views_for_grafana(make_service: MakeService, db_dsn: str) -> None:
+    # alarm_kpi_standing compares with the server's now(), so this test's times are relative to
+    # the server's clock (not T0's fixed date): the start of the hour before the server's now.
+    ((t0,),) = rows(db_dsn, "SELECT (extract(epoch FROM date_trunc('hour', now()) - interval '1 hour') * 1e6)::bigint")
+    assert isinstance(t0, int)
     svc = await make_service(repeat_s=0)
-    old = T0 - 2 * 86400 * S  # standing: active for two days
+    old = t0 - 2 * 86400 * S  # standing: active for two days
     await svc.handle([gas(old, tag="AT-102", cond=Condition.GAS_FIRST, value=1.1)], old)
     for i in range(3):  # AT-103 chatters: three activations within a minute
-        t = T0 + i * 15 * S
+        t = t0 + i * 15 * S
         await svc.handle([gas(t, tag="AT-103", cond=Condition.GAS_FIRST, value=1.2)], t)
         await svc.handle([gas(t + 5 * S, tag="AT-103", cond=Condition.GAS_FIRST, active=False)], t + 5 * S)
-    await svc.handle([gas(T0 + 100 * S)], T0 + 100 * S)
+    await svc.handle([gas(t0 + 100 * S)], t0 + 100 * S)
     hourly = rows(
         db_dsn,
         "SELECT position, alarms, red, orange, yellow, blue FROM alarm_kpi_hourly "
         "WHERE hour = to_timestamp(%s / 1e6) ORDER BY 1",
-        T0,
+        t0,
     )
     assert hourly == [("control-room", 4, 1, 0, 3, 0)]
     assert rows(db_dsn, "SELECT sensor FROM alarm_kpi_standing") == [("AT-102",)]
