@@ -26,14 +26,14 @@ from hazmon.collector import DeadLetters, Metrics, OpcUaSettings, ReadingQueue
 from hazmon.collector.opcua import Item, PollInput
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tests.conftest import free_port  # noqa: E402
+sys.path.insert(0, str(ROOT / "tools"))  # testkit: helpers shared with the tests
+from testkit import free_port  # noqa: E402
 
 _SERVER = """
 import asyncio, sys, time
 from datetime import UTC, datetime, timedelta
 from asyncua import ua
-from tests.collector.opcua_helpers import big_server, write_tick
+from testkit import big_server, write_tick
 
 async def main(n, port, gap_s):
     srv, idx = await big_server(n, port)
@@ -68,7 +68,7 @@ async def main() -> None:
     port = free_port()
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _SERVER, str(a.items), str(port), str(a.gap_s),
-        cwd=ROOT, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT / "tools")},
     )  # fmt: skip
     assert server.stdout is not None
     while not (line := (await server.stdout.readline()).decode()).startswith("ready"):

@@ -43,8 +43,8 @@ from hazmon.plant.reading import from_us
 from hazmon.store import ReadingColumns, StorageSettings, migrate, sync_registry, write_readings
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tests.conftest import PrivateMosquitto, free_port  # noqa: E402
+sys.path.insert(0, str(ROOT / "tools"))  # testkit: helpers shared with the tests
+from testkit import PrivateMosquitto, free_port  # noqa: E402
 
 ADMIN = os.environ.get("HAZMON_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 RESPONSIBLE = """    responsible:
@@ -388,7 +388,7 @@ import asyncio, sys, time
 from datetime import UTC, datetime
 from asyncua import ua
 from asyncua.server.monitored_item_service import MonitoredItemValues
-from tests.collector.opcua_helpers import big_server, write_tick
+from testkit import big_server, write_tick
 
 def keep_value(self, cur_val):
     # asyncua's server deep-copies every written DataValue per monitored item (two thirds of this
@@ -440,7 +440,7 @@ async def opcua_phase(  # noqa: PLR0917 - a bench script's one call site
         str(settle),
         cwd=ROOT,
         stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT / "tools")},
     )
     assert server.stdout is not None
     while b"ready" not in await server.stdout.readline():

@@ -7,11 +7,7 @@ never at import time.
 
 from __future__ import annotations
 
-import getpass
 import os
-import shutil
-import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -23,6 +19,10 @@ import pytest
 
 from hazmon.plant import Plant, load
 from hazmon.store import StorageSettings, connect, migrate, sync_registry
+from testkit import PrivateMosquitto, free_port, wait_port
+
+# the port and broker helpers live in testkit/ (bench/ uses them too); tests import them from here
+__all__ = ["PrivateMosquitto", "free_port", "wait_port"]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLANT = ROOT / "examples" / "plant.yaml"
@@ -34,24 +34,6 @@ MQTT_PORT = int(os.environ.get("HAZMON_TEST_MQTT_PORT", "1883"))
 def dsn_for(dbname: str) -> str:
     base = ADMIN_DSN.rsplit("/", 1)[0]
     return f"{base}/{dbname}"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (call it when the test runs)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
 def _admin() -> psycopg.Connection[tuple[object, ...]]:
@@ -132,37 +114,6 @@ def mqtt_broker() -> tuple[str, int]:
 def topic_prefix() -> str:
     """A topic prefix no other test uses, so tests can share the broker."""
     return f"hazmon-test/{uuid.uuid4().hex[:10]}"
-
-
-class PrivateMosquitto:
-    """A Mosquitto of this test's own, on a free port, that the test may stop and start."""
-
-    def __init__(self, workdir: Path, extra_conf: str = "") -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {workdir}/\n"
-            "max_queued_messages 0\nmax_inflight_messages 0\n"
-            # started as root, Mosquitto switches to user mosquitto, cannot write its persistence
-            # file here and (silently) keeps no session across a restart: stay this test's user
-            f"user {getpass.getuser()}\n" + extra_conf
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen(
-            [exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_port(self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from pathlib import Path
 
@@ -71,3 +72,26 @@ def test_the_rule_is_checked_by_the_test() -> None:
     assert _hazmon_target("hazmon.rules.engine") == "rules"
     assert _hazmon_target("hazmon.cli") == ROOF
     assert _hazmon_target("numpy") is None
+
+
+_IMPORT = re.compile(r"\s*(?:from|import)\s+([\w.]+)")
+
+
+def _script_imports(path: Path) -> list[tuple[int, str]]:
+    """Imports of a file, those of the Python scripts it embeds in strings too (bench subprocesses)."""
+    text = path.read_text(encoding="utf-8")
+    found = [(n, m.group(1)) for n, line in enumerate(text.splitlines(), 1) if (m := _IMPORT.match(line))]
+    return sorted(set(_imports(path)) | set(found))
+
+
+def test_bench_imports_no_tests_and_testkit_stands_alone() -> None:
+    """bench/ and the tests share tools/testkit; bench never imports the tests, testkit nothing of ours."""
+    bad = []
+    for folder, banned in (("bench", {"tests"}), ("tools/testkit", {"tests", "bench", "hazmon"})):
+        for py in sorted((ROOT / folder).rglob("*.py")):
+            for line, mod in _script_imports(py):
+                if mod.split(".")[0] in banned:
+                    bad.append(f"{py.relative_to(ROOT)}:{line}: imports {mod}")
+    assert bad == []
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert not any("testkit" in p for p in [*cfg["packages"], *cfg["package-dir"].values()])

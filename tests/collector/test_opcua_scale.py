@@ -12,8 +12,7 @@ from asyncua import ua
 from hazmon.collector import DeadLetters, Metrics, OpcUaSettings, ReadingQueue
 from hazmon.collector.opcua import Item, OpcUaConnection, SubscribeInput
 from hazmon.plant import OpcUaEndpoint, Reading, from_us
-from tests.collector.opcua_helpers import big_server
-from tests.conftest import free_port
+from testkit import big_server, free_port
 
 N = 10_000
 T0 = 1_795_860_000_000_000

@@ -1,0 +1,26 @@
+"""Ports on 127.0.0.1 for tests and benches: pick a free one, wait for a listener."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+__all__ = ["free_port", "wait_port"]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (call it when the test runs)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
