@@ -11,6 +11,7 @@ from hazmon.collector.browse import browse, format_sensors, format_table
 from hazmon.config import load_config
 from hazmon.daemon import Daemon
 from hazmon.plant import ConfigError
+from hazmon.runtime import apply_process_settings
 
 __all__ = ["register"]
 
@@ -49,11 +50,7 @@ def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await Daemon(cfg, plant).run_until(stop)
 
-    # The collectors' network threads and the alarm service's thread wait for the GIL while the
-    # event loop works; at Python's default 5 ms switch interval those waits were a large part of
-    # the alarm latency's tail (bench/alarm_latency.py --switch-interval-ms: p99 425 vs 588 ms
-    # under load, 79 vs 94 ms quiet) and slow the writer's COPY round trips under decoding load.
-    sys.setswitchinterval(0.001)
+    apply_process_settings()  # the same as the tests' in-process daemons (hazmon.runtime)
     asyncio.run(main())
     return 0
 

@@ -8,6 +8,7 @@ never at import time.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 
 from hazmon.plant import Plant, load
+from hazmon.runtime import apply_process_settings
 from hazmon.store import StorageSettings, connect, migrate, sync_registry
 from testkit import PrivateMosquitto, free_port, wait_port
 
@@ -38,6 +40,14 @@ def dsn_for(dbname: str) -> str:
 
 def _admin() -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(ADMIN_DSN, autocommit=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def daemon_process_settings() -> Iterator[None]:
+    """The suite runs daemons in-process: with `hazmon run`'s interpreter settings (hazmon.runtime)."""
+    before = apply_process_settings()
+    yield
+    sys.setswitchinterval(before)
 
 
 @pytest.fixture(scope="session")
