@@ -191,6 +191,10 @@ class AlarmService:
         self.counters: dict[str, int] = dict.fromkeys(Counters.__dataclass_fields__, 0)
         self.started = False
         self._dirty = False
+        # seconds from an alarm's finding to each of its first-step notifications, when sent (the
+        # daemon's hazmon_alarm_to_notification_seconds); called by the dispatcher, on the
+        # service's own thread with settings.own_thread
+        self.on_first_notice: Callable[[float], None] | None = None
         # latency trace (settings.trace): stages of each alarm until its first notification is sent
         self.traces: deque[dict[str, Any]] = deque(maxlen=_TRACE_KEEP)
         self._tracing: dict[int, dict[str, Any]] = {}
@@ -1092,6 +1096,11 @@ class AlarmService:
                             ),
                         )
             self.counters["sent"] += 1
+            if self.on_first_notice is not None:
+                sent_us = _real_now_us()
+                for o in group:  # the first step's due time is the finding's (schedule_from_us)
+                    if o.purpose == "escalation" and o.message.get("step") == 0:
+                        self.on_first_notice(max(0, sent_us - o.due_us) / 1e6)
             if self._tracing:
                 for o in group:
                     t = self._tracing.get(o.alarm_id) if o.alarm_id is not None else None

@@ -55,12 +55,13 @@ class DeadLetters:
         self._lock = threading.Lock()
         self._last_log: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
-        metrics.declare(
-            "hazmon_dead_letters_total", "counter", "Payloads or entries refused, by source and reason"
+        metrics.counter(
+            "hazmon_dead_letters_total",
+            "Payloads or entries refused, by source and reason",
+            ("source", "reason"),
         )
-        metrics.declare(
+        metrics.counter(
             "hazmon_dead_letters_unstored_total",
-            "counter",
             "Dead letters counted but not kept in the table (pending limit reached)",
         )
 

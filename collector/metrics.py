@@ -1,98 +1,207 @@
-"""A small metrics registry rendered in the Prometheus text exposition format.
+"""The daemon's metrics: one `prometheus_client` registry per `Metrics` (per daemon).
 
-Counters and gauges with labels, thread-safe (the MQTT network thread counts
-too), no dependency. Names follow Prometheus conventions (``_total`` for
-counters, base units such as seconds).
+Not the library's global default registry, so a test can run several daemons in
+one process. Every family is declared once with its label NAMES fixed
+(`counter`, `gauge`, `histogram`, `gauge_fn`), and the children known up front
+(one per source, per loss reason…) are created at declaration through ``init``:
+from the first scrape on, a family shows the same label names, never a bare
+sample that later grows a ``source`` label. A sample with other label names than
+declared raises `ValueError` (prometheus_client's own check).
+
+`inc`, `set` and `observe` take the family by name; `get` and `total` read a
+value back (tests, /healthz). Thread-safe (prometheus_client locks each child):
+the MQTT network thread and the writer's thread count too. Names follow the
+Prometheus conventions (``_total`` for counters, base units such as seconds).
 """
 
 from __future__ import annotations
 
-import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-__all__ = ["Metrics"]
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-Labels = tuple[tuple[str, str], ...]
+__all__ = ["DROP_REASONS", "LATENCY_BUCKETS_S", "Metrics"]
+
+# no ``*_created`` series next to every counter and histogram child: Prometheus does not use
+# them from the text format, and they would double the series (process-wide library switch)
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# seconds: from a few ms (a reading committed in the next flush) to minutes (a database outage)
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+# hazmon_readings_dropped_total{reason}: every way a reading is lost after it was taken in
+DROP_REASONS = tuple({"reason": r} for r in ("spool_full", "spool_io_error", "queue_closed"))
+
+LabelValues = tuple[str, ...]
+"""A callback gauge's label values, in the order of its declared label names."""
 
 
-def _labels(labels: dict[str, str] | None) -> Labels:
-    return tuple(sorted((labels or {}).items()))
+class _CallbackGauge(Collector):
+    """A gauge computed at scrape time (queue depths, spool size…), with fixed label names."""
+
+    def __init__(
+        self, name: str, help_text: str, labels: Sequence[str], fn: Callable[[], Mapping[LabelValues, float]]
+    ) -> None:
+        self.name, self.help, self.labels, self.fn = name, help_text, list(labels), fn
+
+    def values(self) -> dict[LabelValues, float]:
+        out = {tuple(k): float(v) for k, v in self.fn().items()}
+        for k in out:
+            if len(k) != len(self.labels):
+                raise ValueError(f"{self.name}: label values {k} for label names {self.labels}")
+        return out
+
+    def collect(self) -> Iterator[Metric]:
+        fam = GaugeMetricFamily(self.name, self.help, labels=self.labels)
+        for k, v in sorted(self.values().items()):
+            fam.add_metric(list(k), v)
+        yield fam
+
+    def describe(self) -> Iterator[Metric]:  # registration must not call `fn` (nothing wired yet)
+        yield GaugeMetricFamily(self.name, self.help, labels=self.labels)
 
 
-def _fmt(v: float) -> str:
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if v == int(v) and abs(v) < 1e15:
-        return str(int(v))
-    return repr(v)
-
-
-def _esc(v: str) -> str:
-    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+_Family = Counter | Gauge | Histogram
 
 
 class Metrics:
-    """Counters and gauges by (name, labels); `render` gives the /metrics text."""
+    """Families by name over one `CollectorRegistry`; `render` gives the /metrics text."""
 
     def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
         self._lock = threading.Lock()
-        self._help: dict[str, tuple[str, str]] = {}  # name -> (type, help)
-        self._values: dict[str, dict[Labels, float]] = {}
-        self._callbacks: dict[str, Callable[[], dict[Labels, float]]] = {}
+        self._families: dict[str, _Family] = {}
+        self._callbacks: dict[str, _CallbackGauge] = {}
 
-    def declare(self, name: str, kind: str, help_text: str) -> None:
-        """Declare a metric so it is exported (as 0) before its first sample."""
+    # -- declaring ---------------------------------------------------------------------------
+    def _declare(
+        self,
+        kind: type[_Family],
+        name: str,
+        help_text: str,
+        labels: Sequence[str],
+        init: Iterable[Mapping[str, str]],
+        **kw: object,
+    ) -> _Family:
         with self._lock:
-            self._help.setdefault(name, (kind, help_text))
-            self._values.setdefault(name, {})
+            fam = self._families.get(name)
+            if fam is None:
+                if name in self._callbacks:
+                    raise ValueError(f"metric {name} is already declared as a callback gauge")
+                fam = kind(name, help_text, list(labels), registry=self.registry, **kw)  # type: ignore[arg-type]
+                self._families[name] = fam
+            elif not isinstance(fam, kind) or tuple(fam._labelnames) != tuple(labels):
+                raise ValueError(f"metric {name} declared again with other type or label names {labels}")
+        for values in init:
+            fam.labels(**values)
+        return fam
 
-    def inc(self, name: str, amount: float = 1.0, labels: dict[str, str] | None = None) -> None:
-        key = _labels(labels)
-        with self._lock:
-            d = self._values.setdefault(name, {})
-            d[key] = d.get(key, 0.0) + amount
+    def counter(
+        self, name: str, help_text: str, labels: Sequence[str] = (), init: Iterable[Mapping[str, str]] = ()
+    ) -> None:
+        """Declare a counter (exported as 0 before its first count); again with the same labels is a no-op.
 
-    def set(self, name: str, value: float, labels: dict[str, str] | None = None) -> None:
-        with self._lock:
-            self._values.setdefault(name, {})[_labels(labels)] = value
+        ``init``: the label values known now (each source's name…), created at 0.
+        """
+        self._declare(Counter, name, help_text, labels, init)
 
-    def gauge_fn(self, name: str, help_text: str, fn: Callable[[], dict[Labels, float]]) -> None:
-        """A gauge computed when scraped (queue depths, spool size…)."""
-        with self._lock:
-            self._help[name] = ("gauge", help_text)
-            self._callbacks[name] = fn
+    def gauge(
+        self, name: str, help_text: str, labels: Sequence[str] = (), init: Iterable[Mapping[str, str]] = ()
+    ) -> None:
+        """Declare a gauge; see `counter`."""
+        self._declare(Gauge, name, help_text, labels, init)
 
-    def get(self, name: str, labels: dict[str, str] | None = None) -> float:
-        """The current value (0 when never set): what tests and /healthz read."""
-        if name in self._callbacks:
-            return self._callbacks[name]().get(_labels(labels), 0.0)
+    def histogram(
+        self,
+        name: str,
+        help_text: str,
+        labels: Sequence[str] = (),
+        init: Iterable[Mapping[str, str]] = (),
+        buckets: Sequence[float] = LATENCY_BUCKETS_S,
+    ) -> None:
+        """Declare a histogram (``_bucket``, ``_sum``, ``_count``); see `counter`."""
+        self._declare(Histogram, name, help_text, labels, init, buckets=tuple(buckets))
+
+    def gauge_fn(
+        self,
+        name: str,
+        help_text: str,
+        fn: Callable[[], Mapping[LabelValues, float]],
+        labels: Sequence[str] = (),
+    ) -> None:
+        """A gauge computed when scraped: ``fn`` maps label values (ordered as ``labels``) to a value.
+
+        A second call with the same name and labels replaces the function (a new writer on the
+        same metrics reports its own spool).
+        """
+        cb = _CallbackGauge(name, help_text, labels, fn)
         with self._lock:
-            return self._values.get(name, {}).get(_labels(labels), 0.0)
+            if name in self._families:
+                raise ValueError(f"metric {name} is already declared")
+            old = self._callbacks.get(name)
+            if old is not None:
+                if old.labels != cb.labels:
+                    raise ValueError(f"metric {name} declared again with other label names {labels}")
+                self.registry.unregister(old)
+            self._callbacks[name] = cb
+            self.registry.register(cb)
+
+    # -- counting ----------------------------------------------------------------------------
+    def _child(self, name: str, labels: Mapping[str, str] | None) -> _Family:
+        fam = self._families.get(name)
+        if fam is None:
+            raise KeyError(f"metric {name} was never declared")
+        return fam.labels(**labels) if labels else fam
+
+    def inc(self, name: str, amount: float = 1.0, labels: Mapping[str, str] | None = None) -> None:
+        child = self._child(name, labels)
+        assert isinstance(child, Counter | Gauge), name
+        child.inc(amount)
+
+    def set(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
+        child = self._child(name, labels)
+        assert isinstance(child, Gauge), name
+        child.set(value)
+
+    def observe(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
+        child = self._child(name, labels)
+        assert isinstance(child, Histogram), name
+        child.observe(value)
+
+    # -- reading back ------------------------------------------------------------------------
+    def _samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """Every sample named ``name`` (a family's own name, or ``<histogram>_count`` / ``_sum``)."""
+        cb = self._callbacks.get(name)
+        if cb is not None:
+            return [(dict(zip(cb.labels, k, strict=True)), v) for k, v in cb.values().items()]
+        fam = self._families.get(name)
+        if fam is None:
+            for suffix in ("_count", "_sum"):
+                if name.endswith(suffix) and isinstance(self._families.get(name[: -len(suffix)]), Histogram):
+                    fam = self._families[name[: -len(suffix)]]
+            if fam is None:
+                return []
+        return [(s.labels, s.value) for m in fam.collect() for s in m.samples if s.name == name]
+
+    def get(self, name: str, labels: Mapping[str, str] | None = None) -> float:
+        """The current value (0 when never counted): what tests and /healthz read."""
+        want = dict(labels or {})
+        return next((v for lab, v in self._samples(name) if lab == want), 0.0)
 
     def total(self, name: str) -> float:
         """Sum over every label set."""
-        if name in self._callbacks:
-            return sum(self._callbacks[name]().values())
-        with self._lock:
-            return sum(self._values.get(name, {}).values())
+        return sum(v for _, v in self._samples(name))
 
-    def render(self) -> str:
-        with self._lock:
-            names = sorted(set(self._values) | set(self._callbacks))
-            snap = {n: dict(self._values.get(n, {})) for n in names if n not in self._callbacks}
-            helps = dict(self._help)
-            cbs = dict(self._callbacks)
-        lines: list[str] = []
-        for n in names:
-            values = cbs[n]() if n in cbs else snap[n]
-            kind, text = helps.get(n, ("untyped", ""))
-            if text:
-                lines.append(f"# HELP {n} {text}")
-            lines.append(f"# TYPE {n} {kind}")
-            if not values and kind in ("counter", "gauge"):
-                values = {(): 0.0}
-            for labels, v in sorted(values.items()):
-                lab = ",".join(f'{k}="{_esc(val)}"' for k, val in labels)
-                lines.append(f"{n}{{{lab}}} {_fmt(v)}" if lab else f"{n} {_fmt(v)}")
-        return "\n".join(lines) + "\n"
+    def render(self) -> bytes:
+        """The Prometheus text exposition (format 0.0.4) of every family."""
+        return generate_latest(self.registry)

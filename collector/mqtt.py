@@ -41,7 +41,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from hazmon.collector.deadletter import DeadLetters
-from hazmon.collector.metrics import Metrics
+from hazmon.collector.metrics import DROP_REASONS, Metrics
 from hazmon.collector.payload import TopicMap, decode, subscription_filters
 from hazmon.collector.queue import ReadingQueue
 from hazmon.collector.settings import MqttSettings
@@ -49,6 +49,9 @@ from hazmon.plant.model import MqttBroker
 from hazmon.plant.reading import ReadingBatch
 
 __all__ = ["MqttInput", "MqttPublishError", "SourceState", "publish_checked"]
+
+# hazmon_mqtt_errors_total{what}: the paho calls checked, CONNACK and SUBACK refusals
+_CHECKED = ("loop_start", "disconnect", "subscribe", "ack", "connack", "suback")
 
 log = structlog.get_logger("hazmon.collector.mqtt")
 
@@ -92,37 +95,48 @@ class MqttInput:
         self.manual_ack = settings.ack == "durable"
         self._gen = 0  # connection generation: an ack is only sent on the connection it came in on
         self._draining = False  # stopping: new messages are left unacknowledged for the broker
-        metrics.declare("hazmon_readings_received_total", "counter", "Readings decoded, by source")
-        metrics.declare("hazmon_messages_received_total", "counter", "Messages received, by source")
-        metrics.declare("hazmon_source_connected", "gauge", "1 while the source is connected")
-        metrics.declare(
-            "hazmon_source_reconnects_total", "counter", "Connections made after the first, by source"
+        src, mine = ("source",), [self._labels]  # this source's children exist from the first scrape
+        metrics.counter("hazmon_readings_received_total", "Readings decoded, by source", src, mine)
+        metrics.counter("hazmon_messages_received_total", "Messages received, by source", src, mine)
+        metrics.gauge("hazmon_source_connected", "1 while the source is connected", src, mine)
+        metrics.counter(
+            "hazmon_source_reconnects_total", "Connections made after the first, by source", src, mine
         )
-        metrics.declare(
-            "hazmon_mqtt_errors_total", "counter", "paho return codes and SUBACK failures, by source and what"
+        metrics.counter(
+            "hazmon_mqtt_errors_total",
+            "paho return codes and SUBACK failures, by source and what",
+            ("source", "what"),
+            [{**self._labels, "what": w} for w in _CHECKED],
         )
-        metrics.declare(
-            "hazmon_mqtt_subscribed", "gauge", "1 while every topic filter is subscribed (SUBACK ok)"
+        metrics.gauge(
+            "hazmon_mqtt_subscribed", "1 while every topic filter is subscribed (SUBACK ok)", src, mine
         )
-        metrics.declare(
+        metrics.counter(
             "hazmon_mqtt_duplicates_received_total",
-            "counter",
             "QoS 1 messages the broker delivered again (DUP: sent before, not acknowledged), by source",
+            src,
+            mine,
         )
-        metrics.declare(
+        metrics.counter(
             "hazmon_mqtt_redelivery_total",
-            "counter",
             "QoS 1 messages left unacknowledged for the broker to deliver again, by source and why",
+            ("source", "why"),
+            [{**self._labels, "why": w} for w in ("reconnected", "stopping")],
         )
-        metrics.declare(
+        metrics.counter(
             "hazmon_mqtt_qos0_discarded_total",
-            "counter",
             "QoS 0 messages that arrived while the input was stopping (QoS 0 is never delivered again)",
+            src,
+            mine,
         )
-        metrics.declare(
+        metrics.counter(
             "hazmon_mqtt_sessions_lost_total",
-            "counter",
             "Reconnects on which the broker no longer had our session (what it held for us is lost)",
+            src,
+            mine,
+        )
+        metrics.counter(
+            "hazmon_readings_dropped_total", "Readings lost, by reason", ("reason",), DROP_REASONS
         )
         metrics.set("hazmon_source_connected", 0, self._labels)
         metrics.set("hazmon_mqtt_subscribed", 0, self._labels)

@@ -407,15 +407,36 @@ class _Base:
         # the newest source timestamp handed on (µs): where a gap after a lost connection begins
         self.seen_upto_us: int | None = None
         self.no_history: set[str] = set()  # tags whose node the server keeps no history of
-        metrics.declare("hazmon_readings_received_total", "counter", "Readings decoded, by source")
-        metrics.declare("hazmon_opcua_item_errors_total", "counter", "Nodes refused by the server, by status")
-        metrics.declare(
-            "hazmon_opcua_backfilled_total", "counter", "Readings of a gap read back from server history"
+        src, mine = ("source",), [self.labels]  # this source's children exist from the first scrape
+        metrics.counter("hazmon_readings_received_total", "Readings decoded, by source", src, mine)
+        metrics.counter(
+            "hazmon_opcua_item_errors_total", "Nodes refused by the server, by status", ("source", "status")
         )
-        metrics.declare(
+        metrics.counter(
+            "hazmon_opcua_backfilled_total", "Readings of a gap read back from server history", src, mine
+        )
+        metrics.gauge(
             "hazmon_opcua_history_unavailable_items",
-            "gauge",
             "Items whose server keeps no history: a gap in their connection is not filled",
+            src,
+            mine,
+        )
+        metrics.counter(
+            "hazmon_opcua_overflow_total",
+            "Values the server dropped from a full monitored-item queue (overflow bit), by source",
+            src,
+            mine,
+        )
+        metrics.counter(
+            "hazmon_opcua_no_value_total",
+            "Values not there yet (waiting for initial data), by source",
+            src,
+            mine,
+        )
+        metrics.gauge(
+            "hazmon_opcua_revised",
+            "Subscription parameters as revised by the server, by source and parameter",
+            ("source", "parameter"),
         )
 
     async def _put(self, batch: ReadingBatch | list[Reading]) -> None:
@@ -983,12 +1004,12 @@ class OpcUaConnection:
         self._backfill_from_us: int | None = None
         self._gaps: list[tuple[int, int]] = []  # (since, until) µs: to be read back from history
         self._labels = {"source": self.name}
-        metrics.declare("hazmon_opcua_gaps_pending", "gauge", "Gaps still to be read back from history")
-        metrics.declare("hazmon_source_connected", "gauge", "1 while the source is connected")
-        metrics.declare(
-            "hazmon_source_reconnects_total", "counter", "Connections made after the first, by source"
+        src, mine = ("source",), [self._labels]  # this source's children exist from the first scrape
+        metrics.gauge("hazmon_opcua_gaps_pending", "Gaps still to be read back from history", src, mine)
+        metrics.gauge("hazmon_source_connected", "1 while the source is connected", src, mine)
+        metrics.counter(
+            "hazmon_source_reconnects_total", "Connections made after the first, by source", src, mine
         )
-        metrics.set("hazmon_source_connected", 0, self._labels)
 
     async def _client(self) -> Client:
         ep = self.endpoint

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -55,6 +56,10 @@ class ReadingQueue:
         self.max_readings = max_readings
         self._loop = loop
         self._chunks: deque[Chunk] = deque()
+        self._arrived: deque[float] = deque()  # time.monotonic() each chunk was put, beside _chunks
+        # (readings, arrival time) of each chunk the last `get_batch` took, in order: the writer
+        # measures arrival -> commit from them (hazmon_ingest_to_commit_seconds)
+        self.last_arrivals: list[tuple[int, float]] = []
         self._count = 0
         self._lock = threading.Lock()
         self._not_full = threading.Condition(self._lock)
@@ -145,6 +150,7 @@ class ReadingQueue:
                 return False
             was_empty = self._count == 0
             self._chunks.append(batch)
+            self._arrived.append(time.monotonic())
             self._count += len(batch)
             self._register(len(batch), ack)
             if self._count >= self.max_readings:
@@ -166,6 +172,7 @@ class ReadingQueue:
                 if self._count < self.max_readings:
                     was_empty = self._count == 0
                     self._chunks.append(batch)
+                    self._arrived.append(time.monotonic())
                     self._count += len(batch)
                     self._register(len(batch), None)
                     if self._count >= self.max_readings:
@@ -186,8 +193,10 @@ class ReadingQueue:
                 async with asyncio.timeout(wait_s):
                     await self._not_empty.wait()
             except TimeoutError:
+                self.last_arrivals = []
                 return ReadingBatch.empty()
         parts: list[Chunk] = []
+        arrivals: list[tuple[int, float]] = []
         n = 0
         with self._lock:
             while self._chunks and n < max_n:
@@ -195,9 +204,11 @@ class ReadingQueue:
                 room = max_n - n
                 if len(chunk) <= room:
                     parts.append(self._chunks.popleft())
+                    arrivals.append((len(chunk), self._arrived.popleft()))
                     n += len(chunk)
                 else:
                     parts.append(_slice(chunk, 0, room))
+                    arrivals.append((room, self._arrived[0]))
                     self._chunks[0] = _slice(chunk, room, len(chunk))
                     n += room
             self._count -= n
@@ -207,6 +218,7 @@ class ReadingQueue:
             if self._count < self.max_readings:
                 self._not_full_async.set()
                 self._not_full.notify_all()
+        self.last_arrivals = arrivals
         return ReadingBatch.concat(self._columns(parts))
 
     def _columns(self, parts: list[Chunk]) -> list[ReadingBatch]:

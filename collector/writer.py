@@ -40,7 +40,7 @@ import psycopg
 import structlog
 
 from hazmon.collector.deadletter import DeadLetters
-from hazmon.collector.metrics import Metrics
+from hazmon.collector.metrics import DROP_REASONS, Metrics
 from hazmon.collector.spool import Spool, SpoolFullError
 from hazmon.plant.reading import Reading, ReadingBatch, from_us
 from hazmon.store import (
@@ -113,6 +113,7 @@ class BatchWriter:
         self._added_n = 0
         self._settled_n = 0
         self._marks: deque[tuple[int, int]] = deque()
+        self._arrivals: deque[tuple[int, float]] = deque()  # (added-order position, monotonic arrival)
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -123,19 +124,28 @@ class BatchWriter:
         self.db_up = False
         self._dirty: tuple[int, int] | None = None  # source-time range committed since `take_dirty`
         m = metrics
-        m.declare("hazmon_readings_written_total", "counter", "Readings committed to PostgreSQL (new rows)")
-        m.declare("hazmon_readings_spooled_total", "counter", "Readings appended to the on-disk spool")
-        m.declare("hazmon_readings_replayed_total", "counter", "Readings written from the spool")
-        m.declare("hazmon_readings_dropped_total", "counter", "Readings lost, by reason (spool_full)")
-        m.declare("hazmon_write_errors_total", "counter", "Failed database writes, by kind")
-        m.declare(
-            "hazmon_dead_letters_pruned_total", "counter", "Stored dead letters deleted by their retention"
+        m.counter("hazmon_readings_written_total", "Readings committed to PostgreSQL (new rows)")
+        m.counter("hazmon_readings_spooled_total", "Readings appended to the on-disk spool")
+        m.counter("hazmon_readings_replayed_total", "Readings written from the spool")
+        m.counter("hazmon_readings_dropped_total", "Readings lost, by reason", ("reason",), DROP_REASONS)
+        m.counter(
+            "hazmon_write_errors_total",
+            "Failed database writes, by kind",
+            ("kind",),
+            [{"kind": k} for k in ("connect", "timeout", "temporary", "permanent", "dead_letter_retention")],
         )
-        m.declare("hazmon_write_duration_seconds_sum", "counter", "Time spent in batch writes")
-        m.declare("hazmon_write_duration_seconds_count", "counter", "Batch writes")
-        m.declare("hazmon_write_duration_seconds_last", "gauge", "Duration of the last batch write")
+        m.counter("hazmon_dead_letters_pruned_total", "Stored dead letters deleted by their retention")
+        m.histogram("hazmon_write_duration_seconds", "Batch writes: their duration")
+        m.gauge("hazmon_write_duration_seconds_last", "Duration of the last batch write")
+        m.histogram(
+            "hazmon_ingest_to_commit_seconds",
+            "From a reading's arrival in the collector queue to its commit by the writer "
+            "(per queued message or publish; readings spooled first are not in it)",
+        )
         m.gauge_fn(
-            "hazmon_writer_buffer_readings", "Readings buffered in the writer", lambda: {(): self._buffered}
+            "hazmon_writer_buffer_readings",
+            "Readings buffered in the writer",
+            lambda: {(): float(self._buffered)},
         )
         m.gauge_fn(
             "hazmon_spool_readings", "Readings waiting in the spool", lambda: {(): float(self.spool.rows)}
@@ -206,15 +216,28 @@ class BatchWriter:
                 async with asyncio.timeout(0.1):
                     await ev.wait()
 
-    def add(self, readings: ReadingBatch | Sequence[Reading], upto: int | None = None) -> None:
+    def add(
+        self,
+        readings: ReadingBatch | Sequence[Reading],
+        upto: int | None = None,
+        arrivals: Sequence[tuple[int, float]] = (),
+    ) -> None:
         """Buffer readings for the next flush (never waits for the database; any thread).
 
         ``upto``: the producer's position after these readings; `on_settled` gets it
         once they (and everything added before) are committed or spooled.
+        ``arrivals``: (readings, `time.monotonic()` they arrived) of each part, in order
+        (`ReadingQueue.last_arrivals`); their commit is timed in
+        ``hazmon_ingest_to_commit_seconds``.
         """
         b = readings if isinstance(readings, ReadingBatch) else ReadingBatch.from_readings(readings)
         due: int | None = None
         with self._lock:
+            end = self._added_n + len(b)
+            pos = self._added_n
+            for n, t in arrivals:
+                pos = min(pos + n, end)
+                self._arrivals.append((pos, t))
             if len(b):
                 self._buf.append(b)
                 self._buffered += len(b)
@@ -238,11 +261,18 @@ class BatchWriter:
         if pos is not None and self._on_settled is not None:
             self._on_settled(pos)
 
-    def _settle(self, n: int) -> None:
+    def _settle(self, n: int, committed: bool = False) -> None:
         """``n`` more readings (in add order) are committed, spooled or counted as dropped."""
+        arrived: list[float] = []
         with self._lock:
             self._settled_n += n
             due = self._due()
+            while self._arrivals and self._arrivals[0][0] <= self._settled_n:
+                arrived.append(self._arrivals.popleft()[1])
+        if committed and arrived:
+            now = time.monotonic()
+            for t in arrived:
+                self.metrics.observe("hazmon_ingest_to_commit_seconds", now - t)
         self._report_settled(due)
 
     # -- the loop ------------------------------------------------------------------------
@@ -307,11 +337,12 @@ class BatchWriter:
         try:
             while self._buf or ahead:
                 cols, data, taken = ahead.pop() if ahead else self._next()
+                committed = False
                 if len(cols):
                     writing.append(cols)
-                    await self._write_or_spool(cols, data, prepare)
+                    committed = await self._write_or_spool(cols, data, prepare)
                     writing.pop()
-                self._settle(taken)  # committed, spooled, dead-lettered or counted as dropped
+                self._settle(taken, committed)  # committed, spooled, dead-lettered or counted as dropped
         except BaseException:
             # interrupted (cancelled) mid-write: the batch in flight may or may not be committed
             # and the next one is out of the buffer; both are kept on disk (writes are idempotent).
@@ -460,8 +491,7 @@ class BatchWriter:
         dt = time.perf_counter() - t0
         self.db_up = True
         self.mark_dirty(int(cols.ts_us.min()), int(cols.ts_us.max()))
-        self.metrics.inc("hazmon_write_duration_seconds_sum", dt)
-        self.metrics.inc("hazmon_write_duration_seconds_count")
+        self.metrics.observe("hazmon_write_duration_seconds", dt)
         self.metrics.set("hazmon_write_duration_seconds_last", dt)
         self.metrics.inc("hazmon_readings_written_total", n)
         return n
@@ -478,12 +508,14 @@ class BatchWriter:
 
     async def _write_or_spool(
         self, cols: ReadingColumns, data: bytes | None = None, on_sent: Callable[[], None] | None = None
-    ) -> None:
+    ) -> bool:
+        """True when the batch went to the database, False when to the spool (or dropped, counted)."""
         if not len(self.spool):
             n = await self._write(cols, data, on_sent)
             if n is not None:
-                return
+                return True
         self._to_spool(cols)
+        return False
 
     def _to_spool(self, cols: ReadingColumns) -> None:
         try:

@@ -47,6 +47,7 @@ from hazmon.collector import (
 from hazmon.collector.opcua import OpcUaConnection, inputs_for_plant
 from hazmon.config import DaemonConfig
 from hazmon.http import HttpServer
+from hazmon.metrics import daemon_metrics
 from hazmon.plant import (
     Condition,
     Finding,
@@ -150,7 +151,7 @@ def wire(
 ) -> Wiring:
     """Build every part and connect the arrows (the only place that does)."""
     cs = config.collector
-    metrics = Metrics()
+    metrics = daemon_metrics()
     queue = ReadingQueue(cs.queue_max_readings, loop)
     dead = DeadLetters(
         metrics,
@@ -253,7 +254,8 @@ def wire(
     metrics.gauge_fn(
         "hazmon_rules_counters",
         "Rules engine counters, by counter",
-        lambda: {(("counter", k),): float(v) for k, v in rules.counters.items()},
+        lambda: {(k,): float(v) for k, v in rules.counters.items()},
+        ("counter",),
     )
     if config.alarms_enabled:
         alarms = w.alarms = AlarmService(plant, config.alarms, config.database.resolved_dsn())
@@ -261,8 +263,10 @@ def wire(
         metrics.gauge_fn(
             "hazmon_alarms_counters",
             "Alarm service counters, by counter",
-            lambda: {(("counter", k),): float(v) for k, v in alarms.metrics().items()},
+            lambda: {(k,): float(v) for k, v in alarms.metrics().items()},
+            ("counter",),
         )
+        alarms.on_first_notice = lambda s: metrics.observe("hazmon_alarm_to_notification_seconds", s)
     m = metrics
     m.gauge_fn("hazmon_queue_readings", "Readings in the collector queue", lambda: {(): float(queue.depth)})
     m.gauge_fn(
@@ -428,9 +432,6 @@ class Daemon:
         undone here, but it is not silent: an error log line, the
         ``hazmon_previous_run_unclean`` gauge, and a system alarm.
         """
-        w.metrics.declare(
-            "hazmon_previous_run_unclean", "gauge", "1 when the previous run ended without a clean stop"
-        )
         m = self._marker
         if not m.exists():
             w.metrics.set("hazmon_previous_run_unclean", 0)
@@ -547,6 +548,7 @@ class Daemon:
         ack_flush_at = max(1, self.config.collector.mqtt.max_inflight // 2)
         while True:
             batch = await w.queue.get_batch(batch_max, 0.2)
+            arrivals = w.queue.last_arrivals
             if not len(batch) and self._stopping.is_set() and w.queue.depth == 0:
                 break
             if len(batch) and len(batch) < batch_max // 2:
@@ -555,12 +557,13 @@ class Daemon:
                 await asyncio.sleep(_GATHER_S)
                 more = await w.queue.get_batch(batch_max - len(batch), 0)
                 batch = ReadingBatch.concat([batch, more])
+                arrivals = arrivals + w.queue.last_arrivals
             t = now_us()
             changes = w.stale.seen(batch.tags, t) if len(batch) else []
             if w.pending_stale:
                 changes = w.pending_stale + changes
                 w.pending_stale.clear()
-            w.writer.add(batch, w.queue.taken)  # settled up to there: the queue runs the acks
+            w.writer.add(batch, w.queue.taken, arrivals)  # settled up to there: the queue runs the acks
             if w.queue.pending_acks and (w.queue.depth == 0 or w.queue.pending_acks >= ack_flush_at):
                 # messages wait for their acks and the broker sends no more than its in-flight
                 # window: write now rather than at the next size or interval flush

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterable
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from hazmon.collector import Metrics
 
@@ -46,10 +47,8 @@ class HttpServer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(
-            text=self.metrics.render(),
-            content_type="text/plain",
-            charset="utf-8",
-            headers={"X-Content-Type-Options": "nosniff"},
+            body=self.metrics.render(),
+            headers={"Content-Type": CONTENT_TYPE_LATEST, "X-Content-Type-Options": "nosniff"},
         )
 
     async def _healthz(self, request: web.Request) -> web.Response:

@@ -60,6 +60,6 @@ async def test_example_plant_mqtt_flows_into_readings_exactly(
     # the rollups cover exactly what was committed (late or replayed minutes included)
     assert count(db_dsn, "SELECT sum(n) FROM readings_1m") == len(sent)
     assert count(db_dsn, "SELECT sum(n) FROM readings_1h") == len(sent)
-    assert f'hazmon_readings_received_total{{source="gds"}} {len(sent)}' in body
+    assert f'hazmon_readings_received_total{{source="gds"}} {float(len(sent))}' in body  # exposition floats
     assert '"status": "ok"' in health
     assert '"gds": true' in health
