@@ -5,8 +5,8 @@ bands, gas setpoints, retention, reassessment period, warning tiers, alarm-load
 targets, vapour-pressure constants) lives here, next to the standard it comes
 from. Nothing else in hazmon writes these numbers as literals.
 
-Sources (copies summarised in ``shared/standards.md``, ``shared/chemicals.csv`` and
-``shared/vapour-pressure.md``):
+Sources, each standard with its clause, the values used here and whether each was
+verified, are transcribed in ``docs/standards.md`` (in this repository):
 
 * GB 18218-2018 《危险化学品重大危险源辨识》: Table 1 (named chemicals and their
   critical quantity Q), Table 2 (Q by hazard class), Table 3 (β for named toxic
@@ -16,7 +16,7 @@ Sources (copies summarised in ``shared/standards.md``, ``shared/chemicals.csv`` 
   setpoints.
 * GBZ 2.1-2019: occupational exposure limits (MAC, PC-TWA, PC-STEL) in mg/m³.
   **All GBZ values are unverified [R]**: they are defaults, overridable per sensor
-  in the plant file, and reported as unverified by ``hazmon plant``.
+  in the plant file.
 * NIOSH IDLH values (ppm).
 * IEC 60079-20-1 (adopted as GB/T 3836.11): LEL/UEL in %vol. %LEL readings depend
   on the reference; NFPA 497 values differ (methane 4.4 vs 5.0 %vol).
@@ -26,8 +26,10 @@ Sources (copies summarised in ``shared/standards.md``, ``shared/chemicals.csv`` 
 * DIPPR eq. 101 constants (Perry's 8th ed. Table 2-8) via CalebBell/chemicals
   commit 82faef90: vapour pressure of liquefied gases.
 
-Status marks: a value marked unverified (``[R]`` in the shared table) is kept
-configurable and flagged by ``verified=False`` or the ``*_VERIFIED`` constants.
+Status marks: a value marked unverified (``[R]`` in docs/standards.md) is kept
+configurable: an unverified Q or β sets ``grading_verified=False`` (``hazmon plant``
+says "uses unverified Q/β"); the GBZ 2.1 exposure limits, all unverified, are defaults a
+sensor's limits in the plant file override.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class Chemical:
         pc_twa: GBZ 2.1 permissible concentration, time-weighted average, mg/m³ [R].
         pc_stel: GBZ 2.1 short-term exposure limit, mg/m³ [R].
         idlh_ppm: NIOSH IDLH, ppm.
-        grading_verified: False when Q or β is unverified in the shared table.
+        grading_verified: False when Q or β is unverified ([R] in docs/standards.md).
     """
 
     id: str
@@ -126,7 +128,7 @@ class Chemical:
         """Occupational exposure limit used for gas setpoints (GB/T 50493 §5.5.2).
 
         MAC where GBZ 2.1 gives one, otherwise PC-TWA. This reproduces every
-        "typical setpoint" of GB/T 50493 quoted in shared/standards.md
+        "typical setpoint" of GB/T 50493 listed in docs/standards.md
         (H₂S 10, CO 20, Cl₂ 1, NH₃ 20, SO₂ 5, HCN 1, phosgene 0.5, benzene 6).
         """
         return self.mac if self.mac is not None else self.pc_twa
@@ -137,7 +139,7 @@ class Chemical:
 
 
 # Q and β: GB 18218-2018; LEL/UEL: IEC 60079-20-1; OELs: GBZ 2.1-2019 [R];
-# IDLH: NIOSH. One row per chemical of shared/chemicals.csv (30 rows).
+# IDLH: NIOSH. One row per chemical of the table in docs/standards.md (30 rows), marks there.
 CHEMICALS: tuple[Chemical, ...] = (
     Chemical(
         "chlorine",
@@ -918,7 +920,7 @@ class VapourPressure:
     """DIPPR-101: ln(P/Pa) = C1 + C2/T + C3·ln T + C4·T^C5, T in K.
 
     Valid up to the critical point, so it holds over storage temperatures from
-    -40 to +60 °C, unlike the narrow-range Antoine fits (shared/vapour-pressure.md).
+    -40 to +60 °C, unlike the narrow-range Antoine fits (docs/standards.md).
     """
 
     c1: float

@@ -7,7 +7,7 @@
 * Vapour pressure of a liquefied gas at its temperature from the DIPPR-101
   correlation in `hazmon.plant.standards.VAPOUR_PRESSURE` (valid up to the
   critical point; the NIST/Poling Antoine fits cover only part of the -40..+60 °C
-  storage range, see shared/vapour-pressure.md).
+  storage range, see docs/standards.md).
 * Gaussian plume ground-level concentration from a ground-level point source
   (Pasquill-Gifford class D, Briggs open-country sigmas), and conversions from
   g/m³ to the detector's unit.

@@ -143,7 +143,7 @@ def test_idlh_fallback_when_range_too_small() -> None:
 
 @pytest.mark.parametrize(
     ("sub", "t_c", "bar"),
-    # shared/vapour-pressure.md cross-check table, DIPPR-101 column
+    # docs/standards.md vapour-pressure checks, DIPPR-101 column
     [
         ("propane", -20, 2.445),
         ("propane", 20, 8.375),

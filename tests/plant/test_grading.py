@@ -20,7 +20,7 @@ def inv(*items: tuple[str, float]) -> list[Inventory]:
 
 # (inventory, people within 500 m, S, R, grade) — each worked by hand:
 CASES = [
-    # shared/standards.md worked check: S = 30/5 = 6; R = 2.0 · 4 · 6 = 48 -> 三级
+    # docs/standards.md worked check (GB 18218-2018): S = 30/5 = 6; R = 2.0 · 4 · 6 = 48 -> 三级
     (inv(("chlorine", 30)), 120, 6.0, 48.0, Grade.THREE),
     # toxic + flammable: S = 10/5 + 100/50 = 4; R = 1.5 · (4·2 + 1.5·2) = 16.5 -> 三级
     (inv(("chlorine", 10), ("lpg", 100)), 60, 4.0, 16.5, Grade.THREE),
@@ -100,7 +100,7 @@ def test_table_covers_at_least_25_chemicals_with_cas() -> None:
 
 @pytest.mark.parametrize(
     ("key", "q", "beta"),
-    # shared/standards.md: named toxic gases (Table 3) and Q values quoted there
+    # docs/standards.md: named toxic gases (Table 3) and Q values quoted there
     [
         ("chlorine", 5, 4),
         ("ammonia", 10, 2),
