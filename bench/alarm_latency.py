@@ -58,6 +58,7 @@ from hazmon.collector import CollectorSettings
 from hazmon.config import DaemonConfig, DatabaseSettings, HttpSettings
 from hazmon.plant import Limits, MqttBinding, Plant, Sensor, SensorKind, load
 from hazmon.plant.reading import from_us
+from hazmon.runtime import SWITCH_INTERVAL_S
 
 ADMIN = os.environ.get("HAZMON_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent
@@ -533,8 +534,8 @@ def main() -> None:
     ap.add_argument(
         "--switch-interval-ms",
         type=float,
-        default=1.0,
-        help="sys.setswitchinterval in the daemon's process (default 1 ms, as `hazmon run` sets it; "
+        default=SWITCH_INTERVAL_S * 1000,
+        help="sys.setswitchinterval in the daemon's process (default: `hazmon run`'s, hazmon.runtime; "
         "0: Python's default of 5 ms)",
     )
     a = ap.parse_args()
