@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hazmon.collector import CollectorSettings, OpcUaSettings
 from hazmon.daemon import Daemon
-from hazmon.plant import Plant, Reading
+from hazmon.plant import OpcUaBinding, Plant, Reading
 from hazmon.simulators.opcua_server import SimOpcUaServer
 from tests.alarms.helpers import assess_all, webhook_settings
 from tests.alarms.receivers import HttpReceiver
@@ -97,7 +97,7 @@ async def test_every_family_keeps_its_label_names_and_the_histograms_count(
                 "the OPC UA source connected",
             )
             now = time.time_ns() // 1000
-            opc = [Reading(s.tag, now, 0.5) for s in served.sensors() if s.binding.endpoint == "dcs"]  # type: ignore[union-attr]
+            opc = [Reading(s.tag, now, 0.5) for s in served.sensors() if isinstance(s.binding, OpcUaBinding)]
             await server.send(opc)
             # 3 ppm of chlorine, over the GB/T 50493 setpoints, for longer than the on-delay: a red alarm
             topic = next(s.binding.topic for s in plant.sensors() if s.tag == "AT-101")  # type: ignore[union-attr]
