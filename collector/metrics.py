@@ -108,18 +108,24 @@ class Metrics:
 
     def counter(
         self, name: str, help_text: str, labels: Sequence[str] = (), init: Iterable[Mapping[str, str]] = ()
-    ) -> None:
+    ) -> Counter:
         """Declare a counter (exported as 0 before its first count); again with the same labels is a no-op.
 
-        ``init``: the label values known now (each source's name…), created at 0.
+        ``init``: the label values known now (each source's name…), created at 0. Returns
+        the family: a hot path keeps its child (``.labels(...)``) instead of calling `inc`
+        by name (a child's ``inc`` costs a third of a lookup by name and labels).
         """
-        self._declare(Counter, name, help_text, labels, init)
+        fam = self._declare(Counter, name, help_text, labels, init)
+        assert isinstance(fam, Counter)
+        return fam
 
     def gauge(
         self, name: str, help_text: str, labels: Sequence[str] = (), init: Iterable[Mapping[str, str]] = ()
-    ) -> None:
+    ) -> Gauge:
         """Declare a gauge; see `counter`."""
-        self._declare(Gauge, name, help_text, labels, init)
+        fam = self._declare(Gauge, name, help_text, labels, init)
+        assert isinstance(fam, Gauge)
+        return fam
 
     def histogram(
         self,
@@ -128,9 +134,11 @@ class Metrics:
         labels: Sequence[str] = (),
         init: Iterable[Mapping[str, str]] = (),
         buckets: Sequence[float] = LATENCY_BUCKETS_S,
-    ) -> None:
+    ) -> Histogram:
         """Declare a histogram (``_bucket``, ``_sum``, ``_count``); see `counter`."""
-        self._declare(Histogram, name, help_text, labels, init, buckets=tuple(buckets))
+        fam = self._declare(Histogram, name, help_text, labels, init, buckets=tuple(buckets))
+        assert isinstance(fam, Histogram)
+        return fam
 
     def gauge_fn(
         self,
