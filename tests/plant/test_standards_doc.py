@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from hazmon.plant import standards
 from hazmon.plant.standards import CHEMICALS, Chemical
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,3 +88,34 @@ def test_the_pattern_catches_what_it_must() -> None:
     for bad in ("see ../" + "shared" + "/standards.md", "shared" + "/chemicals.csv", "(DEVELOPERS" + ".md)"):
         assert _OUTSIDE.search(bad), bad
     assert not _OUTSIDE.search("a shared subscription ($share/group/topic)")
+
+
+def test_every_name_the_doc_points_at_exists_in_the_table() -> None:
+    """`ALPHA_BANDS`, `AlarmTargets.flood_count`…: a renamed constant leaves no dead pointer behind."""
+    text = DOC.read_text(encoding="utf-8")
+    names = set(re.findall(r"`([A-Z][A-Za-z0-9_]*(?:\.[a-z_0-9]+)?)`", text))
+    assert len(names) > 20
+    missing = []
+    for name in sorted(names):
+        obj: object = standards
+        for part in name.split("."):
+            if not hasattr(obj, part):
+                missing.append(name)
+                break
+            obj = getattr(obj, part)
+    assert missing == []
+
+
+def test_the_doc_states_the_values_the_table_holds() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    for lo, alpha in standards.ALPHA_BANDS[:-1]:
+        assert f"{lo}" in text and f"→ {alpha}" in text
+    assert "R ≥ 100" in text and "50 ≤ R < 100" in text and "10 ≤ R < 50" in text
+    assert [b for b, _ in standards.GRADE_BANDS[:-1]] == [100.0, 50.0, 10.0]
+    for first, second in standards.GAS_SETPOINTS_MG_M3.values():
+        assert f"{first:g}/{second:g}" in text
+    for const in ("RETENTION_MIN_DAYS", "REASSESSMENT_YEARS", "FILING_DAYS"):
+        assert f"`{const}`" in text
+    assert (standards.RETENTION_MIN_DAYS, standards.REASSESSMENT_YEARS, standards.FILING_DAYS) == (30, 3, 15)
+    for vp in standards.VAPOUR_PRESSURE.values():
+        assert f"| {vp.c1:g} | {vp.c2:g}".replace("-", "−") in text
