@@ -2,6 +2,7 @@
 
 `RulesState` holds every per-sensor array the engine remembers (alarm states,
 pending transitions, fault flags, the spike ring and the ring of bucket means),
+grouped by the rule family that keeps them,
 `Batch` the new readings as arrays, `Transitions` what changed during one
 evaluation (turned into findings by `hazmon.rules.wording`).
 """
@@ -108,45 +109,51 @@ class RulesState:
 
     model: RulesModel
     settings: RulesSettings
-    active: B  # (7, N) process conditions
-    pend: I64  # (7, N) since when the condition differs from `active`; NONE: not pending
-    last_ts: I64
+    # process conditions (rows HH, H, L, LL, RATE, PHH, PLL): hazmon.rules.delays
+    active: B  # (7, N) condition as reported
+    pend: I64  # (7, N) since when the judged condition differs from `active`; NONE: not pending
+    last_ts: I64  # time of the last reading taken (judged or faulty)
     last_val: F64  # last value accepted for evaluation
-    bad: B
-    oor: B
+    # sensor faults: hazmon.rules.faults
+    bad: B  # bad quality
+    oor: B  # out of range
     stuck: B
     stale: B
     stale_own: B  # stale raised by the rules' own stale_factor (cleared by a reading)
-    bad_last: I64  # time of the latest bad-quality / out-of-range reading
+    bad_last: I64  # time of the latest bad-quality reading
     bad_first: I64  # first bad reading of the current run of bad readings; NONE: last was not bad
-    oor_last: I64
-    spike: B
-    chat: B
+    oor_last: I64  # time of the latest out-of-range reading
+    spike: B  # spike fault (hazmon.rules.spikes)
+    chat: B  # chattering (hazmon.rules.chattering)
     ref_val: F64  # stuck detection: value and time of the last change
     ref_ts: I64
-    ring: NDArray[np.float32]  # (N, K) last accepted raw readings (spike test)
-    ring_pos: NDArray[np.int32]
-    ring_n: NDArray[np.int32]
+    # spike test: hazmon.rules.spikes
+    ring: NDArray[np.float32]  # (N, K) last accepted raw readings
+    ring_pos: NDArray[np.int32]  # next slot of `ring` to write
+    ring_n: NDArray[np.int32]  # readings in `ring` (up to K)
     susp: B  # a suspected spike is held back, waiting for the next reading
-    susp_med: F64
+    susp_med: F64  # the ring's median and robust scale when it was held
     susp_scale: F64
-    susp_val: F64
+    susp_val: F64  # the held reading
     susp_ts: I64
-    spike_last: I64
+    spike_last: I64  # time of the latest confirmed spike
+    # window of bucket means: hazmon.rules.buckets
     phase_us: I64  # buckets of sensor i close at a staggered phase
-    cur_b: I64
+    cur_b: I64  # open bucket: its number, sum and count of readings
     cur_sum: F64
     cur_n: NDArray[np.int32]
     bmean: NDArray[np.float32]  # (N, S) bucket means, slot = bucket % S
     bid: NDArray[np.int32]  # (N, S) bucket number of each slot
-    rate_val: F64  # last rate of change, per minute
+    rate_val: F64  # last rate of change, per minute (hazmon.rules.rate)
+    # trend prediction: hazmon.rules.predict
     pred_level: F64  # last fit: level at the newest bucket
     pred_slope: F64  # per minute
     pred_at: I64  # (2, N) expected crossing of HH / LL
+    # chattering: hazmon.rules.chattering
     chat_t: I64  # (5, N, count) last activation times per condition
-    chat_pos: NDArray[np.int8]
-    chat_until: I64
-    vote: B  # (2, G) confirmed / unconfirmed
+    chat_pos: NDArray[np.int8]  # (5, N) next slot of `chat_t` to write
+    chat_until: I64  # chattering lasts at least until then
+    vote: B  # (2, G) confirmed / unconfirmed (hazmon.rules.votes)
     counters: dict[str, int]
     reasons: dict[int, str]  # reason of the latest stale change per sensor row
 
