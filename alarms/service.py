@@ -50,7 +50,7 @@ from hazmon.alarms import repository as repo
 from hazmon.alarms.api import build_routes
 from hazmon.alarms.config import AlarmSettings, NotifierConfig
 from hazmon.alarms.escalation import Recipient, Route, Scheduled, contacts, replan, schedule
-from hazmon.alarms.flood import FloodDetector
+from hazmon.alarms.flood import FloodDetector, withholds_first_notice
 from hazmon.alarms.lifecycle import (
     SYSTEM,
     AlarmStatus,
@@ -623,8 +623,9 @@ class AlarmService:
                 "WHERE enterprise_id = %s AND started_us = %s",
                 (at_us, self.enterprise, d.flood_start_us),
             )
-        if a.state.schedule_from_us is not None:
-            await self._queue_schedule(a, flooded=d.in_flood)
+        if a.state.schedule_from_us is not None:  # red / orange: their first notice goes out in a flood too
+            tier = Tier(max(1, min(4, a.state.tier)))
+            await self._queue_schedule(a, flooded=withholds_first_notice(d, tier))
 
     def _routes(self, recipient: Recipient, hazard_source: str | None) -> list[tuple[str, str, str]]:
         """(notifier, address, contact name) for one recipient."""
