@@ -9,6 +9,11 @@ States (``AlarmStatus``): normal, active_unacked, active_acked, rtn_unacked
 (returned to normal, unacknowledged), shelved, suppressed, out_of_service.
 A latching alarm (second-level gas, confirmed vote) stays active after its
 condition clears until it is acknowledged.
+
+Sensor health: a sensor known faulty or stale *before* its alarm would be raised
+suppresses that alarm (`suppressible_by_sensor`); an alarm already active is never
+suppressed by its own detector dying -- it records ``detector_lost`` and escalates
+on, its messages saying the detector is no longer reporting.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ __all__ = [
     "needs_escalation",
     "state_from_json",
     "status",
+    "suppressible_by_sensor",
     "validate",
 ]
 
@@ -46,8 +52,10 @@ class EventKind(StrEnum):
     ACKED = "acked"
     SHELVED = "shelved"
     UNSHELVED = "unshelved"
-    SUPPRESSED = "suppressed"  # its sensor is faulty
+    SUPPRESSED = "suppressed"  # its sensor is faulty (known before the alarm was raised)
     UNSUPPRESSED = "unsuppressed"
+    DETECTOR_LOST = "detector_lost"  # the sensor of an active alarm went stale / faulty: it escalates on
+    DETECTOR_BACK = "detector_back"  # ...and reports again
     OUT_OF_SERVICE = "out_of_service"
     IN_SERVICE = "in_service"
     COMMENT = "comment"
@@ -94,7 +102,8 @@ class Event:
         comment: free text from the person.
         data: kind-specific details (JSON-safe): raised/updated: level, tier,
             latching, value, limit, message_en, message_zh; shelved: until_us, reason;
-            tier_changed: tier, from_tier, grade, reason.
+            tier_changed: tier, from_tier, grade, reason; detector_lost: fault (the
+            sensor's condition: stale, bad_quality, out_of_range, stuck).
     """
 
     kind: EventKind
@@ -139,6 +148,7 @@ class AlarmState:
     limit: float | None = None
     message_en: str = ""
     message_zh: str = ""
+    detector_fault: str = ""  # its detector stopped reporting while the alarm was active (why)
 
     @property
     def showing_active(self) -> bool:
@@ -171,6 +181,16 @@ def status(s: AlarmState, now_us: int) -> AlarmStatus:
     if s.showing_active:
         return AlarmStatus.ACTIVE_ACKED if s.acked else AlarmStatus.ACTIVE_UNACKED
     return AlarmStatus.NORMAL if s.acked else AlarmStatus.RTN_UNACKED
+
+
+def suppressible_by_sensor(s: AlarmState) -> bool:
+    """Whether its sensor turning faulty may suppress the alarm: only one not raised yet.
+
+    An alarm showing active, or waiting for acknowledgement, stays as it is: a detector
+    that dies during a leak makes things worse, not better (the alarm records
+    ``detector_lost`` instead and its escalation goes on).
+    """
+    return not s.showing_active and s.acked
 
 
 def needs_escalation(s: AlarmState, now_us: int) -> bool:
@@ -248,6 +268,10 @@ def apply(s: AlarmState, e: Event) -> AlarmState:  # noqa: PLR0911, PLR0912 - on
         return replace(s, suppressed=True, schedule_from_us=None)
     if k is EventKind.UNSUPPRESSED:
         return _restart_schedule(replace(s, suppressed=False), e.at_us)
+    if k is EventKind.DETECTOR_LOST:  # audit and message text only: the escalation goes on
+        return replace(s, detector_fault=str(e.get("fault", "fault")))
+    if k is EventKind.DETECTOR_BACK:
+        return replace(s, detector_fault="")
     if k is EventKind.OUT_OF_SERVICE:
         return replace(s, out_of_service=True, schedule_from_us=None)
     if k is EventKind.IN_SERVICE:

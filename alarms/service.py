@@ -59,6 +59,7 @@ from hazmon.alarms.lifecycle import (
     apply,
     needs_escalation,
     status,
+    suppressible_by_sensor,
     validate,
 )
 from hazmon.alarms.messages import AlarmInfo, render
@@ -81,7 +82,8 @@ log = structlog.get_logger("hazmon.alarms")
 SENSOR_FAULTS: frozenset[Condition] = frozenset(
     {Condition.STUCK, Condition.OUT_OF_RANGE, Condition.BAD_QUALITY, Condition.STALE}
 )
-"""While one of these is active on a sensor, its process alarms are suppressed."""
+"""While one of these is active on a sensor, its process alarms not raised yet are suppressed
+(an active one escalates on, saying its detector is no longer reporting)."""
 
 _UPDATE_EVENT_EVERY_US = (
     60_000_000  # a repeating finding is recorded at most once a minute (or on a tier change)
@@ -505,6 +507,7 @@ class AlarmService:
                 and self._faulty.get(f.sensor)
                 and f.condition not in SENSOR_FAULTS
                 and not a.state.suppressed
+                and suppressible_by_sensor(a.state)
             ):
                 await self._record(a, Event(EventKind.SUPPRESSED, at, comment="sensor faulty"), now_us)
             a.last_update_event_us = at
@@ -525,10 +528,21 @@ class AlarmService:
         for a in list(self._by_sensor.get(tag, ())):
             if a.condition in SENSOR_FAULTS:
                 continue
-            if now_faulty and not a.state.suppressed:
+            s = a.state
+            if now_faulty and suppressible_by_sensor(s) and not s.suppressed:
                 await self._record(a, Event(EventKind.SUPPRESSED, at, comment=f"sensor {condition}"), at)
-            elif not now_faulty and a.state.suppressed:
+            elif now_faulty and not s.suppressed and not s.detector_fault:
+                # already raised: never silenced by its own detector dying; it escalates on
+                why = f"detector {tag} no longer reporting ({condition}); the alarm stays active"
+                await self._record(
+                    a, Event(EventKind.DETECTOR_LOST, at, SYSTEM, why, {"fault": condition}), at
+                )
+            elif not now_faulty and s.suppressed:
                 await self._record(a, Event(EventKind.UNSUPPRESSED, at, comment="sensor healthy again"), at)
+            if not now_faulty and a.state.detector_fault:
+                await self._record(
+                    a, Event(EventKind.DETECTOR_BACK, at, comment=f"detector {tag} reports again"), at
+                )
 
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[None]:
@@ -913,6 +927,7 @@ class AlarmService:
             s.limit,
             s.message_en,
             s.message_zh,
+            s.detector_fault,
         )
 
     # ------------------------------------------------------------- dispatch

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from hazmon.alarms import AlarmService
+from hazmon.alarms.messages import render
 from hazmon.plant import Plant
 from hazmon.plant.findings import Condition
 from hazmon.plant.standards import Grade
@@ -97,3 +98,63 @@ async def test_first_notice_of_red_or_orange_goes_out_during_a_flood(
     assert len([p for p in hook.payloads() if p["purpose"] == "flood_summary"]) == 1
     flooded = rows(db_dsn, "SELECT count(*) FROM alarm_notification WHERE status = 'flooded'")[0][0]
     assert flooded >= 10
+
+
+@pytest.mark.parametrize("fault", [Condition.STALE, Condition.BAD_QUALITY])
+async def test_latched_red_alarm_escalates_on_when_its_detector_dies(
+    make_service: MakeService, hook: HttpReceiver, db_dsn: str, fault: Condition
+) -> None:
+    svc = await make_service(repeat_s=0)
+    await svc.handle([gas(T0)], T0)
+    await svc.handle([gas(T0 + 30 * S, active=False)], T0 + 30 * S)  # the gas is gone: latched
+    leak = next(a for a in svc.alarms() if a.sensor == "AT-101" and a.condition == "gas_second")
+    assert (leak.state.latched, leak.state.tier) == (True, 4)
+    await svc.handle([gas(T0 + 60 * S, cond=fault, value=0.0)], T0 + 60 * S)  # the detector dies
+    for t in (61, 300, 600, 1800, 3600):
+        await at(svc, t)
+    assert not leak.state.suppressed
+    assert svc.info(leak, T0 + 3600 * S).state == "active_unacked"
+    later = [
+        p
+        for p in hook.payloads()
+        if p["purpose"] == "escalation"
+        and any(a["condition"] == "gas_second" for a in p["alarms"])
+        and min(s["due_us"] for s in p["steps"]) > T0 + 60 * S
+    ]
+    assert sorted((p["recipient"], (p["steps"][0]["due_us"] - T0) // S) for p in later) == [
+        ("bureau_city", 1800),
+        ("bureau_county", 600),
+        ("principal", 300),
+        ("technical", 300),
+    ]
+    for p in later:
+        said = p["alarms"][0]
+        assert said["detector_reporting"] is False
+        assert "DETECTOR NO LONGER REPORTING: AT-101" in said["detector_en"]
+        assert "探测器已停止上报：AT-101" in said["detector_zh"]
+    # the texts of e-mail and SMS say it in both languages too
+    _, text, short, _ = render(svc.plant, [svc.info(leak)], "technical", "escalation", locale="zh")
+    assert "DETECTOR NO LONGER REPORTING: AT-101" in text and "探测器已停止上报：AT-101" in text
+    assert "探测器已停止上报" in short
+    assert not rows(
+        db_dsn,
+        "SELECT id FROM alarm_notification WHERE alarm_id = %s AND status = 'cancelled'",
+        leak.id,
+    )
+    kinds = [e["kind"] for e in await svc.events(leak.id)]
+    assert "detector_lost" in kinds and "suppressed" not in kinds
+    # the detector back: the note goes, the alarm still waits for its acknowledgement
+    await svc.handle([gas(T0 + 4000 * S, active=False, cond=fault)], T0 + 4000 * S)
+    assert (leak.state.detector_fault, leak.state.latched) == ("", True)
+
+
+async def test_alarm_raised_on_a_detector_known_bad_is_still_suppressed(
+    make_service: MakeService, hook: HttpReceiver
+) -> None:
+    svc = await make_service(repeat_s=0)
+    await svc.handle([gas(T0, cond=Condition.STALE, value=0.0)], T0)
+    await svc.handle([gas(T0 + 5 * S, cond=Condition.H, value=9.0)], T0 + 5 * S)
+    await at(svc, 700)
+    h = next(a for a in svc.alarms() if a.sensor == "AT-101" and a.condition == "h")
+    assert h.state.suppressed and not h.state.detector_fault
+    assert not [p for p in hook.payloads() if any(a["condition"] == "h" for a in p["alarms"])]
