@@ -137,8 +137,9 @@ class AlarmService:
         settings: the parsed ``alarms:`` section (None: defaults, no notifiers, no tokens).
         dsn: PostgreSQL DSN (migrated, plant registry loaded).
         notifiers: name -> notifier, to replace the ones built from settings (tests).
-        clock: now in µs for API actions; default: the latest ``now_us`` given to
-            `handle`/`tick`, or the wall clock before the first.
+        clock: now in µs for API actions, read when the action arrives (the daemon gives
+            its wall clock); default: the latest ``now_us`` given to `handle`/`tick`
+            (simulated time), or the wall clock before the first.
     """
 
     def __init__(
@@ -866,14 +867,21 @@ class AlarmService:
             KeyError: no such alarm.
             TransitionError: not allowed in the alarm's state.
         """
+        now = self.now_us()  # when it arrived: before any wait for the service's thread or lock
         if not self.started:
             await self.start()
-        return await self._run(self._act(alarm_id, kind, actor, comment, data))
+        return await self._run(self._act(alarm_id, kind, actor, comment, data, now=now))
 
     async def _act(
-        self, alarm_id: int, kind: EventKind, actor: str, comment: str, data: Mapping[str, Any] | None
+        self,
+        alarm_id: int,
+        kind: EventKind,
+        actor: str,
+        comment: str,
+        data: Mapping[str, Any] | None,
+        *,
+        now: int,
     ) -> repo.AlarmRow:
-        now = self.now_us()
         async with self._wlock:
             a = self._by_id.get(alarm_id)
             if a is None:

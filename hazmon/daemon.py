@@ -256,7 +256,8 @@ def wire(
         lambda: {(("counter", k),): float(v) for k, v in rules.counters.items()},
     )
     if config.alarms_enabled:
-        alarms = w.alarms = AlarmService(plant, config.alarms, config.database.resolved_dsn())
+        # clock: an operator's action is recorded at the time it arrived, not at the last tick
+        alarms = w.alarms = AlarmService(plant, config.alarms, config.database.resolved_dsn(), clock=now_us)
         w.http.mount(alarms.routes())
         metrics.gauge_fn(
             "hazmon_alarms_counters",
