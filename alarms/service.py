@@ -48,6 +48,7 @@ from aiohttp import web
 
 from hazmon.alarms import repository as repo
 from hazmon.alarms.api import build_routes
+from hazmon.alarms.causes import cause_of_link, link_sources
 from hazmon.alarms.config import AlarmSettings, NotifierConfig
 from hazmon.alarms.escalation import Recipient, Route, Scheduled, contacts, replan, schedule
 from hazmon.alarms.flood import FloodDetector, withholds_first_notice
@@ -84,6 +85,7 @@ SENSOR_FAULTS: frozenset[Condition] = frozenset(
 )
 """While one of these is active on a sensor, its process alarms not raised yet are suppressed
 (an active one escalates on, saying its detector is no longer reporting)."""
+_NOT_BY_SENSOR = SENSOR_FAULTS | {Condition.LINK_LOST}  # never suppressed by a sensor's health
 
 _UPDATE_EVENT_EVERY_US = (
     60_000_000  # a repeating finding is recorded at most once a minute (or on a tier change)
@@ -177,6 +179,7 @@ class AlarmService:
         # a scan of every alarm (10,000 sensors going stale at once made that quadratic)
         self._by_sensor: dict[str, list[repo.AlarmRow]] = defaultdict(list)
         self._faulty: dict[str, set[str]] = defaultdict(set)
+        self._link_of = link_sources(plant)  # sensor tag -> its source (causes.py: one cause, one alarm)
         self._grades: dict[str, SourceGrade] = {}
         self._regraded: dict[str, str | None] = {}  # hazard source -> why its grade was what it was
         self._grades_checked_us: int | None = None
@@ -266,7 +269,8 @@ class AlarmService:
             window = round(self.settings.flood_window_s * 1e6)
             cur = await self._w.execute(
                 "SELECT e.at_us FROM alarm_event e JOIN alarm a ON a.id = e.alarm_id "
-                "WHERE a.enterprise_id = %s AND e.kind = 'raised' AND e.at_us > %s ORDER BY e.at_us",
+                "WHERE a.enterprise_id = %s AND e.kind = 'raised' AND NOT e.data ? 'cause' AND e.at_us > %s "
+                "ORDER BY e.at_us",
                 (self.enterprise, last_us - window),
             )
             history = [int(str(x[0])) for x in await cur.fetchall()]
@@ -478,6 +482,33 @@ class AlarmService:
         return a
 
     async def _finding(self, f: Finding, now_us: int) -> None:
+        await self._finding_alarm(f, now_us)
+        if f.condition is Condition.LINK_LOST and f.sensor:
+            await self._link_changed(f.sensor, f.active, f.ts_us, now_us)
+
+    def _cause(self, f: Finding) -> str | None:
+        """What a stale sensor is the consequence of: its source's link being down (causes.py)."""
+        source = self._link_of.get(f.sensor or "") if f.condition is Condition.STALE else None
+        link = self._alarms.get((self.enterprise, source, Condition.LINK_LOST.value)) if source else None
+        return cause_of_link(source) if source and link is not None and link.state.active else None
+
+    async def _link_changed(self, source: str, lost: bool, at: int, now_us: int) -> None:
+        """A lost link takes its sensors' stale alarms as its consequences; restored, clears them."""
+        cause = cause_of_link(source)
+        for tag in (t for t, src in self._link_of.items() if src == source):
+            for a in list(self._by_sensor.get(tag, ())):
+                if a.condition != Condition.STALE.value:
+                    continue
+                if lost and a.state.showing_active and a.state.cause != cause:
+                    why = f"consequence of the lost link to {source}: not escalated, cleared with it"
+                    await self._record(
+                        a, Event(EventKind.CONSEQUENCE, at, SYSTEM, why, {"cause": cause}), now_us
+                    )
+                elif not lost and a.state.cause == cause and a.state.active:
+                    why = f"cleared with its cause: link to {source} restored"
+                    await self._record(a, Event(EventKind.CLEARED, at, SYSTEM, why), now_us)
+
+    async def _finding_alarm(self, f: Finding, now_us: int) -> None:
         tier = self.tier_of(f)
         a = await self._alarm_for(f, tier)
         at = f.ts_us
@@ -506,13 +537,16 @@ class AlarmService:
             if (
                 f.sensor
                 and self._faulty.get(f.sensor)
-                and f.condition not in SENSOR_FAULTS
+                and f.condition not in _NOT_BY_SENSOR
                 and not a.state.suppressed
                 and suppressible_by_sensor(a.state)
             ):
                 await self._record(a, Event(EventKind.SUPPRESSED, at, comment="sensor faulty"), now_us)
             a.last_update_event_us = at
-            await self._record(a, Event(EventKind.RAISED, at, data=data), now_us)
+            cause = self._cause(f)  # one cause, one alarm: shown, not annunciated
+            await self._record(
+                a, Event(EventKind.RAISED, at, data={**data, "cause": cause} if cause else data), now_us
+            )
         elif a.state.active:
             await self._record(a, Event(EventKind.CLEARED, at, data={"value": f.value}), now_us)
 
@@ -527,7 +561,7 @@ class AlarmService:
         if was == now_faulty:
             return
         for a in list(self._by_sensor.get(tag, ())):
-            if a.condition in SENSOR_FAULTS:
+            if a.condition in _NOT_BY_SENSOR:
                 continue
             s = a.state
             if now_faulty and suppressible_by_sensor(s) and not s.suppressed:
@@ -623,6 +657,8 @@ class AlarmService:
             self.counters["cancelled"] += n
 
     async def _activation(self, a: repo.AlarmRow, at_us: int) -> None:
+        if a.state.cause:  # a consequence is not annunciated: no flood count, nothing queued
+            return
         d = self._flood.activation(at_us)
         if d.started:
             await self._conn.execute(

@@ -32,6 +32,7 @@ import psycopg
 import structlog
 
 from hazmon.alarms import AlarmService
+from hazmon.alarms.causes import link_finding
 from hazmon.alarms.tiers import load_limit_overrides
 from hazmon.collector import (
     BatchWriter,
@@ -223,7 +224,7 @@ def wire(
 
     def source_state(source: str, connected: bool, reason: str) -> None:
         # any thread -> the loop: a source going away marks all its sensors stale at once
-        loop.call_soon_threadsafe(_source_state, w, source, connected, reason)
+        loop.call_soon_threadsafe(_source_state, w, plant.enterprise.id, source, connected, reason)
 
     # collectors -> queue
     suffix = f"-{config.instance}" if config.instance else ""
@@ -288,12 +289,18 @@ def wire(
     return w
 
 
-def _source_state(w: Wiring, source: str, connected: bool, reason: str) -> None:
+def _source_state(w: Wiring, enterprise: str, source: str, connected: bool, reason: str) -> None:
     tags = next((i.tags for i in w.inputs if i.name == source), [])
+    t = now_us()
+    # one cause, one alarm: the link's finding goes to the alarms before its sensors' stale
+    # conditions (its consequences, hazmon.alarms.causes) have passed the rules
+    w.pending_findings.append(
+        link_finding(enterprise, source, lost=not connected, reason=reason, sensors=len(tags), now_us=t)
+    )
     if connected:
-        w.stale.source_up(source, now_us(), tags)
+        w.pending_stale.extend(w.stale.source_up(source, t, tags))
     else:
-        w.pending_stale.extend(w.stale.source_down(source, tags, now_us(), reason))
+        w.pending_stale.extend(w.stale.source_down(source, tags, t, reason))
 
 
 class Daemon:

@@ -9,13 +9,15 @@ consequences.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from hazmon.alarms import AlarmService
+from hazmon.alarms.causes import link_finding
 from hazmon.alarms.messages import render
-from hazmon.plant import Plant
+from hazmon.plant import OpcUaBinding, Plant
 from hazmon.plant.findings import Condition
 from hazmon.plant.standards import Grade
 from tests.alarms.helpers import SECRET, T0, S, assess_all, gas, rows, webhook_settings
@@ -158,3 +160,84 @@ async def test_alarm_raised_on_a_detector_known_bad_is_still_suppressed(
     h = next(a for a in svc.alarms() if a.sensor == "AT-101" and a.condition == "h")
     assert h.state.suppressed and not h.state.detector_fault
     assert not [p for p in hook.payloads() if any(a["condition"] == "h" for a in p["alarms"])]
+
+
+def _plant_with_endpoint_of(plant: Plant, n: int) -> Plant:
+    """The example plant with ``n`` more level transmitters of cl2-tankfarm on the OPC UA endpoint dcs."""
+    template = next(s for s in plant.sensors() if isinstance(s.binding, OpcUaBinding))
+    extra = tuple(
+        replace(template, tag=f"LT-9{i:02d}", binding=replace(template.binding, node=f"ns=2;s=LT-9{i:02d}"))
+        for i in range(n)
+    )
+    sources = tuple(
+        replace(hs, sensors=hs.sensors + extra) if hs.id == "cl2-tankfarm" else hs
+        for hs in plant.hazard_sources
+    )
+    return replace(plant, hazard_sources=sources)
+
+
+async def test_an_endpoint_going_down_is_one_alarm_its_stale_sensors_its_consequences(
+    example_plant: Plant, db_dsn: str, hook: HttpReceiver
+) -> None:
+    plant = _plant_with_endpoint_of(example_plant, 100)
+    dcs = [s.tag for s in plant.sensors() if s.binding.endpoint == "dcs"]
+    assert len(dcs) >= 100
+    gds = next(s.tag for s in plant.sensors() if s.binding.endpoint == "gds")
+    assess_all(plant, db_dsn)
+    svc = AlarmService(plant, webhook_settings(f"http://127.0.0.1:{hook.port}/hook", repeat_s=0), db_dsn)
+    await svc.start()
+    try:
+        ent = plant.enterprise.id
+        # one detector already silent on its own just before the endpoint is seen to go (watchdog delay)
+        await svc.handle([gas(T0 - 5 * S, tag=dcs[0], cond=Condition.STALE, value=0.0)], T0 - 5 * S)
+        await svc.dispatch()
+        assert first_notices(hook, dcs[0], "stale") == {"control_room"}
+        told_before = len(hook.payloads())
+        error = "endpoint dcs unavailable: BadNodeIdUnknown (ns=2;s=LT-999 refused)"
+        down = link_finding(ent, "dcs", lost=True, reason=error, sensors=len(dcs), now_us=T0)
+        stale = [gas(T0 + S, tag=t, cond=Condition.STALE, value=0.0) for t in dcs]
+        await svc.handle([down, *stale], T0 + S)
+        for t in (2, 60, 900, 3600):
+            await at(svc, t)
+        link = next(a for a in svc.alarms() if a.condition == "link_lost")
+        assert (link.hazard_source, link.sensor, link.state.active) == (ent, "dcs", True)
+        assert "BadNodeIdUnknown (ns=2;s=LT-999 refused)" in link.state.message_en
+        assert "BadNodeIdUnknown (ns=2;s=LT-999 refused)" in link.state.message_zh
+        later = hook.payloads()[told_before:]
+        about = [{a["condition"] for a in p["alarms"]} for p in later]
+        assert about and all(c == {"link_lost"} for c in about), about  # 0 stale notifications
+        assert first_notices(hook, "dcs", "link_lost") == {"control_room"}
+        consequences = [a for a in svc.alarms() if a.condition == "stale" and a.sensor in dcs]
+        assert len(consequences) == len(dcs)
+        for a in consequences:  # shown: recorded, active, with their cause; not waiting for anyone
+            assert (a.state.active, a.state.cause) == (True, "link_lost:dcs")
+            assert svc.info(a, T0 + 3600 * S).state == "suppressed"
+        assert rows(db_dsn, "SELECT count(*) FROM alarm_flood")[0][0] == 0
+        assert rows(
+            db_dsn,
+            "SELECT count(*) FROM alarm_notification n JOIN alarm a ON a.id = n.alarm_id "
+            "WHERE a.condition = 'stale' AND n.status IN ('pending', 'sending')",
+        ) == [(0,)]
+        # recovery: the link alarm clears, its consequences with it; one alarm waits for acknowledgement
+        await svc.handle(
+            [link_finding(ent, "dcs", lost=False, reason="", sensors=len(dcs), now_us=T0 + 3700 * S)],
+            T0 + 3700 * S,
+        )
+        states = [svc.info(a, T0 + 3700 * S).state for a in svc.alarms() if a.state.activations]
+        assert states.count("rtn_unacked") == 1 and "active_unacked" not in states
+        assert svc.info(link, T0 + 3700 * S).state == "rtn_unacked"
+        assert all(svc.info(a, T0 + 3700 * S).state == "normal" and not a.state.cause for a in consequences)
+        # the rules' "fresh" coming after does nothing more
+        await svc.handle(
+            [gas(T0 + 3701 * S, tag=t, active=False, cond=Condition.STALE) for t in dcs], T0 + 3701 * S
+        )
+        # a single detector going stale while its source is connected alarms on its own
+        n = len(hook.payloads())
+        await svc.handle([gas(T0 + 4000 * S, tag=gds, cond=Condition.STALE, value=0.0)], T0 + 4000 * S)
+        await svc.handle([gas(T0 + 4001 * S, tag=dcs[5], cond=Condition.STALE, value=0.0)], T0 + 4001 * S)
+        await at(svc, 4001)
+        assert first_notices(hook, gds, "stale") == {"control_room"}
+        assert first_notices(hook, dcs[5], "stale") == {"control_room"}
+        assert len(hook.payloads()) > n
+    finally:
+        await svc.close()
