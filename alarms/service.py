@@ -1064,7 +1064,9 @@ class AlarmService:
             alarms = [
                 a
                 for a in self._by_id.values()
-                if a.state.activated_at_us is not None and a.state.activated_at_us >= start
+                if a.state.activated_at_us is not None
+                and a.state.activated_at_us >= start
+                and not a.state.cause  # consequences are not annunciated, in a summary neither
             ]
             alarms.sort(key=lambda a: (a.hazard_source, -a.state.tier, a.id))
             flood_total = len(alarms)

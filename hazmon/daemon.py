@@ -6,6 +6,7 @@ Data flows one way, and `wire` is the one function that shows every arrow::
                                                                 │        └─► Spool (disk) ─┘
                                                                 └─► RulesRunner ─► findings ─► AlarmService
     StaleTracker (no reading for N x period, source down) ──► StaleChange ──► RulesRunner
+    source down / up ──► link_lost Finding ──► AlarmService (its sensors' stale: its consequences)
     BatchWriter (spool full) ──► system Finding ──► AlarmService
 
 Rules and alarms are optional (HOOK POINTS in `wire`): with neither installed the

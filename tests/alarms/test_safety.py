@@ -241,3 +241,19 @@ async def test_an_endpoint_going_down_is_one_alarm_its_stale_sensors_its_consequ
         assert len(hook.payloads()) > n
     finally:
         await svc.close()
+
+
+async def test_consequences_are_not_listed_in_a_flood_summary(
+    make_service: MakeService, hook: HttpReceiver, db_dsn: str
+) -> None:
+    svc = await make_service(repeat_s=0, flood_summary_delay_s=30.0)
+    dcs = [s.tag for s in svc.plant.sensors() if s.binding.endpoint == "dcs"][:5]
+    gds = [s.tag for s in svc.plant.sensors() if s.binding.endpoint == "gds"][:15]
+    for i, tag in enumerate(gds):  # a flood of its own, from the 11th alarm on (T0 + 10 s)
+        await svc.handle([gas(T0 + i * S, tag=tag, cond=Condition.H, value=9.0)], T0 + i * S)
+    t = T0 + 20 * S  # the link goes during the flood, before its summary is due (T0 + 40 s)
+    down = link_finding(svc.plant.enterprise.id, "dcs", lost=True, reason="x", sensors=5, now_us=t)
+    await svc.handle([down, *(gas(t, tag=tag, cond=Condition.STALE, value=0.0) for tag in dcs)], t)
+    await at(svc, 60)
+    (summary,) = [p for p in hook.payloads() if p["purpose"] == "flood_summary"]
+    assert summary["alarms"] and not [a for a in summary["alarms"] if a["condition"] == "stale"]
