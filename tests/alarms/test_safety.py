@@ -213,6 +213,8 @@ async def test_an_endpoint_going_down_is_one_alarm_its_stale_sensors_its_consequ
             assert (a.state.active, a.state.cause) == (True, "link_lost:dcs")
             assert svc.info(a, T0 + 3600 * S).state == "suppressed"
         assert rows(db_dsn, "SELECT count(*) FROM alarm_flood")[0][0] == 0
+        # alarm-load KPIs count what was annunciated: the detector silent on its own and the link
+        assert rows(db_dsn, "SELECT sum(alarms)::int FROM alarm_kpi_hourly") == [(2,)]
         assert rows(
             db_dsn,
             "SELECT count(*) FROM alarm_notification n JOIN alarm a ON a.id = n.alarm_id "
