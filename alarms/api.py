@@ -165,6 +165,8 @@ def _alarm_json(svc: AlarmService, a: AlarmRow, now_us: int) -> dict[str, Any]:
         "shelved_until_us": s.shelved_until_us,
         "shelve_reason": s.shelve_reason or None,
         "suppressed": s.suppressed,
+        "cause": s.cause or None,
+        "detector_fault": s.detector_fault or None,
         "out_of_service": s.out_of_service,
         "bureau_step": s.bureau_step,
         "activations": s.activations,

@@ -9,6 +9,17 @@ States (``AlarmStatus``): normal, active_unacked, active_acked, rtn_unacked
 (returned to normal, unacknowledged), shelved, suppressed, out_of_service.
 A latching alarm (second-level gas, confirmed vote) stays active after its
 condition clears until it is acknowledged.
+
+Sensor health: a sensor known faulty or stale *before* its alarm would be raised
+suppresses that alarm (`suppressible_by_sensor`); an alarm already active is never
+suppressed by its own detector dying -- it records ``detector_lost`` and escalates
+on, its messages saying the detector is no longer reporting.
+
+One cause, one alarm: an alarm raised as the *consequence* of another (the stale
+sensors of a lost link; ``raised`` with ``data.cause``, or ``consequence`` for one
+already active) is recorded and shown (status ``suppressed``, ``cause`` set) but
+not annunciated: no escalation, no acknowledgement of its own (its cause's alarm
+carries both), and it returns to normal when it clears -- with its cause.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ __all__ = [
     "needs_escalation",
     "state_from_json",
     "status",
+    "suppressible_by_sensor",
     "validate",
 ]
 
@@ -46,8 +58,11 @@ class EventKind(StrEnum):
     ACKED = "acked"
     SHELVED = "shelved"
     UNSHELVED = "unshelved"
-    SUPPRESSED = "suppressed"  # its sensor is faulty
+    SUPPRESSED = "suppressed"  # its sensor is faulty (known before the alarm was raised)
     UNSUPPRESSED = "unsuppressed"
+    DETECTOR_LOST = "detector_lost"  # the sensor of an active alarm went stale / faulty: it escalates on
+    DETECTOR_BACK = "detector_back"  # ...and reports again
+    CONSEQUENCE = "consequence"  # an active alarm turned out to be the consequence of another (data.cause)
     OUT_OF_SERVICE = "out_of_service"
     IN_SERVICE = "in_service"
     COMMENT = "comment"
@@ -94,7 +109,8 @@ class Event:
         comment: free text from the person.
         data: kind-specific details (JSON-safe): raised/updated: level, tier,
             latching, value, limit, message_en, message_zh; shelved: until_us, reason;
-            tier_changed: tier, from_tier, grade, reason.
+            tier_changed: tier, from_tier, grade, reason; detector_lost: fault (the
+            sensor's condition: stale, bad_quality, out_of_range, stuck).
     """
 
     kind: EventKind
@@ -139,6 +155,8 @@ class AlarmState:
     limit: float | None = None
     message_en: str = ""
     message_zh: str = ""
+    detector_fault: str = ""  # its detector stopped reporting while the alarm was active (why)
+    cause: str = ""  # active as the consequence of another alarm (e.g. "link_lost:dcs"): not annunciated
 
     @property
     def showing_active(self) -> bool:
@@ -156,7 +174,10 @@ def state_from_json(d: Mapping[str, Any]) -> AlarmState:
 
 def _hidden(s: AlarmState, now_us: int) -> bool:
     return (
-        s.out_of_service or s.suppressed or (s.shelved_until_us is not None and s.shelved_until_us > now_us)
+        s.out_of_service
+        or s.suppressed
+        or bool(s.cause)
+        or (s.shelved_until_us is not None and s.shelved_until_us > now_us)
     )
 
 
@@ -166,11 +187,21 @@ def status(s: AlarmState, now_us: int) -> AlarmStatus:
         return AlarmStatus.OUT_OF_SERVICE
     if s.shelved_until_us is not None and s.shelved_until_us > now_us:
         return AlarmStatus.SHELVED
-    if s.suppressed:
+    if s.suppressed or (s.cause and s.showing_active):  # by its sensor, or by design (a consequence)
         return AlarmStatus.SUPPRESSED
     if s.showing_active:
         return AlarmStatus.ACTIVE_ACKED if s.acked else AlarmStatus.ACTIVE_UNACKED
     return AlarmStatus.NORMAL if s.acked else AlarmStatus.RTN_UNACKED
+
+
+def suppressible_by_sensor(s: AlarmState) -> bool:
+    """Whether its sensor turning faulty may suppress the alarm: only one not raised yet.
+
+    An alarm showing active, or waiting for acknowledgement, stays as it is: a detector
+    that dies during a leak makes things worse, not better (the alarm records
+    ``detector_lost`` instead and its escalation goes on).
+    """
+    return not s.showing_active and s.acked
 
 
 def needs_escalation(s: AlarmState, now_us: int) -> bool:
@@ -217,7 +248,10 @@ def apply(s: AlarmState, e: Event) -> AlarmState:  # noqa: PLR0911, PLR0912 - on
             activations=s.activations + 1,
             repeats=0,
             bureau_step=None,
+            cause=str(e.get("cause") or ""),
         )
+        if s.cause:  # a consequence: shown, never annunciated, nothing of its own to acknowledge
+            return replace(s, acked=True, schedule_from_us=None)
         if _hidden(s, e.at_us):
             return replace(s, schedule_from_us=None)
         return replace(s, schedule=s.schedule + 1, schedule_from_us=e.at_us)
@@ -228,6 +262,8 @@ def apply(s: AlarmState, e: Event) -> AlarmState:  # noqa: PLR0911, PLR0912 - on
     if k is EventKind.CLEARED:
         if not s.active:
             return s
+        if s.cause:  # cleared with (or before) its cause: back to normal
+            return replace(s, active=False, latched=False, acked=True, cleared_at_us=e.at_us, cause="")
         latched = s.latching and not s.acked
         return replace(s, active=False, latched=latched, cleared_at_us=e.at_us)
     if k is EventKind.ACKED:
@@ -248,6 +284,16 @@ def apply(s: AlarmState, e: Event) -> AlarmState:  # noqa: PLR0911, PLR0912 - on
         return replace(s, suppressed=True, schedule_from_us=None)
     if k is EventKind.UNSUPPRESSED:
         return _restart_schedule(replace(s, suppressed=False), e.at_us)
+    if k is EventKind.CONSEQUENCE:  # its cause's alarm carries the escalation and the acknowledgement
+        if not s.showing_active:
+            return s
+        return replace(
+            s, cause=str(e.get("cause", "cause")), acked=True, latched=False, schedule_from_us=None
+        )
+    if k is EventKind.DETECTOR_LOST:  # audit and message text only: the escalation goes on
+        return replace(s, detector_fault=str(e.get("fault", "fault")))
+    if k is EventKind.DETECTOR_BACK:
+        return replace(s, detector_fault="")
     if k is EventKind.OUT_OF_SERVICE:
         return replace(s, out_of_service=True, schedule_from_us=None)
     if k is EventKind.IN_SERVICE:

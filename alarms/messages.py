@@ -15,12 +15,35 @@ from hazmon.alarms.escalation import Recipient
 from hazmon.plant.model import Plant
 from hazmon.plant.standards import Tier
 
-__all__ = ["AlarmInfo", "render"]
+__all__ = ["AlarmInfo", "detector_note", "render"]
 
 _CST = timezone(timedelta(hours=8), "CST")
 
 _PURPOSE_ZH = {"escalation": "报警", "repeat": "重复提醒", "flood_summary": "报警泛滥汇总"}
 _PURPOSE_EN = {"escalation": "alarm", "repeat": "reminder", "flood_summary": "alarm flood summary"}
+
+_FAULT_EN = {
+    "stale": "no data",
+    "bad_quality": "bad quality",
+    "out_of_range": "out of range",
+    "stuck": "frozen",
+}
+_FAULT_ZH = {
+    "stale": "数据中断",
+    "bad_quality": "信号质量坏",
+    "out_of_range": "超出量程",
+    "stuck": "数值冻结",
+}
+
+
+def detector_note(sensor: str | None, fault: str) -> tuple[str, str]:
+    """(en, zh) of an active alarm whose detector stopped reporting (``fault``: its condition)."""
+    what_en = ", ".join(_FAULT_EN.get(f, f) for f in fault.split(","))
+    what_zh = "、".join(_FAULT_ZH.get(f, "故障") for f in fault.split(","))
+    return (
+        f"DETECTOR NO LONGER REPORTING: {sensor} ({what_en}); the alarm stays active, check on site",
+        f"探测器已停止上报：{sensor}（{what_zh}），报警继续有效，请现场确认",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +61,11 @@ class AlarmInfo:
     limit: float | None
     message_en: str
     message_zh: str
+    detector_fault: str = ""  # the detector stopped reporting while the alarm was active
 
     def to_json(self) -> dict[str, Any]:
         t = Tier(self.tier)
+        note = detector_note(self.sensor, self.detector_fault) if self.detector_fault else None
         return {
             "id": self.id,
             "hazard_source": self.hazard_source,
@@ -54,6 +79,9 @@ class AlarmInfo:
             "limit": self.limit,
             "message_en": self.message_en,
             "message_zh": self.message_zh,
+            "detector_reporting": not self.detector_fault,
+            "detector_en": note[0] if note else None,
+            "detector_zh": note[1] if note else None,
         }
 
 
@@ -104,6 +132,10 @@ def render(
             f"- [{at.colour}] {where} {a.condition} {a.message_en or ''} value {a.value} limit {a.limit} "
             f"since {_local(a.activated_at_us)} state {a.state} (#{a.id})"
         )
+        if a.detector_fault:
+            en, zh = detector_note(a.sensor, a.detector_fault)
+            lines_zh.append(f"  ！{zh}")
+            lines_en.append(f"  ! {en}")
     if flood_total is not None and flood_total > len(alarms):
         lines_zh.append(f"… 另有 {flood_total - len(alarms)} 条")
         lines_en.append(f"... and {flood_total - len(alarms)} more")
@@ -118,6 +150,8 @@ def render(
     short_zh = f"{t.zh}色预警 {ent.name} {src_zh}: " + (
         (first.message_zh or f"{first.sensor or first.hazard_source} {first.condition}") if first else ""
     )
+    if first is not None and first.detector_fault:
+        short_zh += "（探测器已停止上报）"
     short = short_zh + (f" 等{n}条" if n > 1 else "")
     payload = {
         "purpose": purpose,

@@ -48,9 +48,10 @@ from aiohttp import web
 
 from hazmon.alarms import repository as repo
 from hazmon.alarms.api import build_routes
+from hazmon.alarms.causes import cause_of_link, link_sources
 from hazmon.alarms.config import AlarmSettings, NotifierConfig
 from hazmon.alarms.escalation import Recipient, Route, Scheduled, contacts, replan, schedule
-from hazmon.alarms.flood import FloodDetector
+from hazmon.alarms.flood import FloodDetector, withholds_first_notice
 from hazmon.alarms.lifecycle import (
     SYSTEM,
     AlarmStatus,
@@ -59,6 +60,7 @@ from hazmon.alarms.lifecycle import (
     apply,
     needs_escalation,
     status,
+    suppressible_by_sensor,
     validate,
 )
 from hazmon.alarms.messages import AlarmInfo, render
@@ -81,7 +83,9 @@ log = structlog.get_logger("hazmon.alarms")
 SENSOR_FAULTS: frozenset[Condition] = frozenset(
     {Condition.STUCK, Condition.OUT_OF_RANGE, Condition.BAD_QUALITY, Condition.STALE}
 )
-"""While one of these is active on a sensor, its process alarms are suppressed."""
+"""While one of these is active on a sensor, its process alarms not raised yet are suppressed
+(an active one escalates on, saying its detector is no longer reporting)."""
+_NOT_BY_SENSOR = SENSOR_FAULTS | {Condition.LINK_LOST}  # never suppressed by a sensor's health
 
 _UPDATE_EVENT_EVERY_US = (
     60_000_000  # a repeating finding is recorded at most once a minute (or on a tier change)
@@ -135,8 +139,9 @@ class AlarmService:
         settings: the parsed ``alarms:`` section (None: defaults, no notifiers, no tokens).
         dsn: PostgreSQL DSN (migrated, plant registry loaded).
         notifiers: name -> notifier, to replace the ones built from settings (tests).
-        clock: now in µs for API actions; default: the latest ``now_us`` given to
-            `handle`/`tick`, or the wall clock before the first.
+        clock: now in µs for API actions, read when the action arrives (the daemon gives
+            its wall clock); default: the latest ``now_us`` given to `handle`/`tick`
+            (simulated time), or the wall clock before the first.
     """
 
     def __init__(
@@ -174,6 +179,7 @@ class AlarmService:
         # a scan of every alarm (10,000 sensors going stale at once made that quadratic)
         self._by_sensor: dict[str, list[repo.AlarmRow]] = defaultdict(list)
         self._faulty: dict[str, set[str]] = defaultdict(set)
+        self._link_of = link_sources(plant)  # sensor tag -> its source (causes.py: one cause, one alarm)
         self._grades: dict[str, SourceGrade] = {}
         self._regraded: dict[str, str | None] = {}  # hazard source -> why its grade was what it was
         self._grades_checked_us: int | None = None
@@ -267,7 +273,8 @@ class AlarmService:
             window = round(self.settings.flood_window_s * 1e6)
             cur = await self._w.execute(
                 "SELECT e.at_us FROM alarm_event e JOIN alarm a ON a.id = e.alarm_id "
-                "WHERE a.enterprise_id = %s AND e.kind = 'raised' AND e.at_us > %s ORDER BY e.at_us",
+                "WHERE a.enterprise_id = %s AND e.kind = 'raised' AND NOT e.data ? 'cause' AND e.at_us > %s "
+                "ORDER BY e.at_us",
                 (self.enterprise, last_us - window),
             )
             history = [int(str(x[0])) for x in await cur.fetchall()]
@@ -479,6 +486,33 @@ class AlarmService:
         return a
 
     async def _finding(self, f: Finding, now_us: int) -> None:
+        await self._finding_alarm(f, now_us)
+        if f.condition is Condition.LINK_LOST and f.sensor:
+            await self._link_changed(f.sensor, f.active, f.ts_us, now_us)
+
+    def _cause(self, f: Finding) -> str | None:
+        """What a stale sensor is the consequence of: its source's link being down (causes.py)."""
+        source = self._link_of.get(f.sensor or "") if f.condition is Condition.STALE else None
+        link = self._alarms.get((self.enterprise, source, Condition.LINK_LOST.value)) if source else None
+        return cause_of_link(source) if source and link is not None and link.state.active else None
+
+    async def _link_changed(self, source: str, lost: bool, at: int, now_us: int) -> None:
+        """A lost link takes its sensors' stale alarms as its consequences; restored, clears them."""
+        cause = cause_of_link(source)
+        for tag in (t for t, src in self._link_of.items() if src == source):
+            for a in list(self._by_sensor.get(tag, ())):
+                if a.condition != Condition.STALE.value:
+                    continue
+                if lost and a.state.showing_active and a.state.cause != cause:
+                    why = f"consequence of the lost link to {source}: not escalated, cleared with it"
+                    await self._record(
+                        a, Event(EventKind.CONSEQUENCE, at, SYSTEM, why, {"cause": cause}), now_us
+                    )
+                elif not lost and a.state.cause == cause and a.state.active:
+                    why = f"cleared with its cause: link to {source} restored"
+                    await self._record(a, Event(EventKind.CLEARED, at, SYSTEM, why), now_us)
+
+    async def _finding_alarm(self, f: Finding, now_us: int) -> None:
         tier = self.tier_of(f)
         a = await self._alarm_for(f, tier)
         at = f.ts_us
@@ -507,12 +541,16 @@ class AlarmService:
             if (
                 f.sensor
                 and self._faulty.get(f.sensor)
-                and f.condition not in SENSOR_FAULTS
+                and f.condition not in _NOT_BY_SENSOR
                 and not a.state.suppressed
+                and suppressible_by_sensor(a.state)
             ):
                 await self._record(a, Event(EventKind.SUPPRESSED, at, comment="sensor faulty"), now_us)
             a.last_update_event_us = at
-            await self._record(a, Event(EventKind.RAISED, at, data=data), now_us)
+            cause = self._cause(f)  # one cause, one alarm: shown, not annunciated
+            await self._record(
+                a, Event(EventKind.RAISED, at, data={**data, "cause": cause} if cause else data), now_us
+            )
         elif a.state.active:
             await self._record(a, Event(EventKind.CLEARED, at, data={"value": f.value}), now_us)
 
@@ -527,12 +565,23 @@ class AlarmService:
         if was == now_faulty:
             return
         for a in list(self._by_sensor.get(tag, ())):
-            if a.condition in SENSOR_FAULTS:
+            if a.condition in _NOT_BY_SENSOR:
                 continue
-            if now_faulty and not a.state.suppressed:
+            s = a.state
+            if now_faulty and suppressible_by_sensor(s) and not s.suppressed:
                 await self._record(a, Event(EventKind.SUPPRESSED, at, comment=f"sensor {condition}"), at)
-            elif not now_faulty and a.state.suppressed:
+            elif now_faulty and not s.suppressed and not s.detector_fault:
+                # already raised: never silenced by its own detector dying; it escalates on
+                why = f"detector {tag} no longer reporting ({condition}); the alarm stays active"
+                await self._record(
+                    a, Event(EventKind.DETECTOR_LOST, at, SYSTEM, why, {"fault": condition}), at
+                )
+            elif not now_faulty and s.suppressed:
                 await self._record(a, Event(EventKind.UNSUPPRESSED, at, comment="sensor healthy again"), at)
+            if not now_faulty and a.state.detector_fault:
+                await self._record(
+                    a, Event(EventKind.DETECTOR_BACK, at, comment=f"detector {tag} reports again"), at
+                )
 
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[None]:
@@ -612,6 +661,8 @@ class AlarmService:
             self.counters["cancelled"] += n
 
     async def _activation(self, a: repo.AlarmRow, at_us: int) -> None:
+        if a.state.cause:  # a consequence is not annunciated: no flood count, nothing queued
+            return
         d = self._flood.activation(at_us)
         if d.started:
             await self._conn.execute(
@@ -627,8 +678,9 @@ class AlarmService:
                 "WHERE enterprise_id = %s AND started_us = %s",
                 (at_us, self.enterprise, d.flood_start_us),
             )
-        if a.state.schedule_from_us is not None:
-            await self._queue_schedule(a, flooded=d.in_flood)
+        if a.state.schedule_from_us is not None:  # red / orange: their first notice goes out in a flood too
+            tier = Tier(max(1, min(4, a.state.tier)))
+            await self._queue_schedule(a, flooded=withholds_first_notice(d, tier))
 
     def _routes(self, recipient: Recipient, hazard_source: str | None) -> list[tuple[str, str, str]]:
         """(notifier, address, contact name) for one recipient."""
@@ -855,14 +907,21 @@ class AlarmService:
             KeyError: no such alarm.
             TransitionError: not allowed in the alarm's state.
         """
+        now = self.now_us()  # when it arrived: before any wait for the service's thread or lock
         if not self.started:
             await self.start()
-        return await self._run(self._act(alarm_id, kind, actor, comment, data))
+        return await self._run(self._act(alarm_id, kind, actor, comment, data, now=now))
 
     async def _act(
-        self, alarm_id: int, kind: EventKind, actor: str, comment: str, data: Mapping[str, Any] | None
+        self,
+        alarm_id: int,
+        kind: EventKind,
+        actor: str,
+        comment: str,
+        data: Mapping[str, Any] | None,
+        *,
+        now: int,
     ) -> repo.AlarmRow:
-        now = self.now_us()
         async with self._wlock:
             a = self._by_id.get(alarm_id)
             if a is None:
@@ -916,6 +975,7 @@ class AlarmService:
             s.limit,
             s.message_en,
             s.message_zh,
+            s.detector_fault,
         )
 
     # ------------------------------------------------------------- dispatch
@@ -1008,7 +1068,9 @@ class AlarmService:
             alarms = [
                 a
                 for a in self._by_id.values()
-                if a.state.activated_at_us is not None and a.state.activated_at_us >= start
+                if a.state.activated_at_us is not None
+                and a.state.activated_at_us >= start
+                and not a.state.cause  # consequences are not annunciated, in a summary neither
             ]
             alarms.sort(key=lambda a: (a.hazard_source, -a.state.tier, a.id))
             flood_total = len(alarms)

@@ -3,7 +3,10 @@
 Pure logic, time is an argument. A sensor with no reading for ``factor`` x its
 period (arrival time, not source time: a source clock can be wrong) becomes
 stale; a whole source (broker, endpoint) going down marks all its sensors stale
-at once. Each transition is reported once as a `StaleChange` for the rules.
+at once, and its coming back makes them fresh again, each with a full stale limit
+from the reconnect to report (nothing can be known of a sensor behind a dead
+link: its staleness was the link's). Each transition is reported once as a
+`StaleChange` for the rules.
 """
 
 from __future__ import annotations
@@ -86,17 +89,26 @@ class StaleTracker:
                 out.append(StaleChange(t, True, now_us, reason))
         return out
 
-    def source_up(self, source: str, now_us: int, tags: Iterable[str] = ()) -> None:
-        """The source is (back) up: its sensors turn fresh with their next reading.
+    def source_up(self, source: str, now_us: int, tags: Iterable[str] = ()) -> list[StaleChange]:
+        """The source is (back) up: the sensors that went down with it are fresh again.
 
-        The clocks of its sensors that went down with it restart so that one
-        still silent after the reconnect is stale again at once and a reading
-        clears it. Its sensors never heard from (``tags`` of the source) start
-        their clock now: a link that takes a while to come up at start (10,000
-        OPC UA items subscribing) is not taken for 10,000 silent sensors.
+        Their staleness was the link's (one cause, one alarm: the link-lost alarm
+        clears with its consequences), so each is judged again from the reconnect:
+        its clock restarts now, and one still silent a full stale limit later is
+        stale on its own. Its sensors never heard from (``tags`` of the source)
+        start their clock now too: a link that takes a while to come up at start
+        (10,000 OPC UA items subscribing) is not taken for 10,000 silent sensors.
+
+        Returns:
+            the sensors that turned fresh ("link restored"), sorted by tag.
         """
-        for t in self._down.pop(source, set()):
-            self._last[t] = max(self._last[t], now_us - self._limit_us[t])
+        out: list[StaleChange] = []
+        for t in sorted(self._down.pop(source, set())):
+            self._last[t] = max(self._last[t], now_us)
+            if t in self._stale and not self._is_down(t):
+                self._stale.discard(t)
+                out.append(StaleChange(t, False, now_us, "link restored"))
         for t in tags:
             if t in self._unheard and t not in self._stale:
                 self._last[t] = max(self._last[t], now_us)
+        return out

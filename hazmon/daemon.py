@@ -6,6 +6,7 @@ Data flows one way, and `wire` is the one function that shows every arrow::
                                                                 │        └─► Spool (disk) ─┘
                                                                 └─► RulesRunner ─► findings ─► AlarmService
     StaleTracker (no reading for N x period, source down) ──► StaleChange ──► RulesRunner
+    source down / up ──► link_lost Finding ──► AlarmService (its sensors' stale: its consequences)
     BatchWriter (spool full) ──► system Finding ──► AlarmService
 
 Rules and alarms are optional (HOOK POINTS in `wire`): with neither installed the
@@ -32,6 +33,7 @@ import psycopg
 import structlog
 
 from hazmon.alarms import AlarmService
+from hazmon.alarms.causes import link_finding
 from hazmon.alarms.tiers import load_limit_overrides
 from hazmon.collector import (
     BatchWriter,
@@ -224,7 +226,7 @@ def wire(
 
     def source_state(source: str, connected: bool, reason: str) -> None:
         # any thread -> the loop: a source going away marks all its sensors stale at once
-        loop.call_soon_threadsafe(_source_state, w, source, connected, reason)
+        loop.call_soon_threadsafe(_source_state, w, plant.enterprise.id, source, connected, reason)
 
     # collectors -> queue
     suffix = f"-{config.instance}" if config.instance else ""
@@ -258,7 +260,8 @@ def wire(
         ("counter",),
     )
     if config.alarms_enabled:
-        alarms = w.alarms = AlarmService(plant, config.alarms, config.database.resolved_dsn())
+        # clock: an operator's action is recorded at the time it arrived, not at the last tick
+        alarms = w.alarms = AlarmService(plant, config.alarms, config.database.resolved_dsn(), clock=now_us)
         w.http.mount(alarms.routes())
         metrics.gauge_fn(
             "hazmon_alarms_counters",
@@ -291,12 +294,18 @@ def wire(
     return w
 
 
-def _source_state(w: Wiring, source: str, connected: bool, reason: str) -> None:
+def _source_state(w: Wiring, enterprise: str, source: str, connected: bool, reason: str) -> None:
     tags = next((i.tags for i in w.inputs if i.name == source), [])
+    t = now_us()
+    # one cause, one alarm: the link's finding goes to the alarms before its sensors' stale
+    # conditions (its consequences, hazmon.alarms.causes) have passed the rules
+    w.pending_findings.append(
+        link_finding(enterprise, source, lost=not connected, reason=reason, sensors=len(tags), now_us=t)
+    )
     if connected:
-        w.stale.source_up(source, now_us(), tags)
+        w.pending_stale.extend(w.stale.source_up(source, t, tags))
     else:
-        w.pending_stale.extend(w.stale.source_down(source, tags, now_us(), reason))
+        w.pending_stale.extend(w.stale.source_down(source, tags, t, reason))
 
 
 class Daemon:

@@ -38,6 +38,8 @@ class Condition(StrEnum):
     ASSESSMENT_OVERDUE = "assessment_overdue"  # hazard-source conditions (alarms issue)
     FILING_OVERDUE = "filing_overdue"
     SYSTEM = "system"  # hazmon itself: spool full, readings dropped…
+    LINK_LOST = "link_lost"  # a source (OPC UA endpoint, MQTT broker) is down: one alarm, its sensors' stale
+    # conditions are its consequences (sensor: the source's name)
 
 
 @dataclass(frozen=True, slots=True)

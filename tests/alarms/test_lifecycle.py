@@ -15,6 +15,7 @@ from hazmon.alarms.lifecycle import (
     needs_escalation,
     state_from_json,
     status,
+    suppressible_by_sensor,
     validate,
 )
 
@@ -249,3 +250,26 @@ def test_apply_is_total_over_any_order() -> None:
     for i, k in enumerate(list(EventKind) * 2):
         s = apply(s, Event(k, i * S, data={"until_us": (i + 5) * S}))
     assert isinstance(status(s, 100 * S), AlarmStatus)
+
+
+def test_detector_lost_keeps_an_active_alarm_escalating() -> None:
+    s = fold([raised(0, True), ev(K.CLEARED, 5), ev(K.DETECTOR_LOST, 9, fault="stale")])
+    assert (status(s, 10 * S), needs_escalation(s, 10 * S), s.schedule_from_us) == (A.ACTIVE_UNACKED, True, 0)
+    assert s.detector_fault == "stale"
+    assert apply(s, ev(K.DETECTOR_BACK, 20)).detector_fault == ""
+
+
+@pytest.mark.parametrize(
+    ("events", "suppressible"),
+    [
+        ([], True),
+        ([raised(0)], False),
+        ([raised(0, True), ev(K.CLEARED, 5)], False),  # latched
+        ([raised(0), ev(K.CLEARED, 5)], False),  # waiting for acknowledgement
+        ([raised(0), ev(K.ACKED, 5), ev(K.CLEARED, 6)], True),
+    ],
+)
+def test_only_an_alarm_not_raised_is_suppressible_by_its_sensor(
+    events: list[Event], suppressible: bool
+) -> None:
+    assert suppressible_by_sensor(fold(events)) is suppressible

@@ -30,13 +30,17 @@ def test_source_down_marks_all_its_sensors_at_once_and_they_recover_by_reading()
     ]
     # a late reading still in the queue while the source is down does not clear it
     assert t.seen(["A"], 2 * S + 1) == []
-    t.source_up("dcs", 3 * S)
-    assert t.seen(["A"], 3 * S + 1) == [StaleChange("A", False, 3 * S + 1, "readings resumed")]
-    assert t.is_stale("B")
-    assert t.check(10 * S) == [
-        StaleChange("A", True, 10 * S, "no reading for 3 s (3 x 1 s)"),
-        StaleChange("C", True, 10 * S, "no reading for 3 s (3 x 1 s)"),
+    # back up: its sensors' staleness was the link's; each is judged again from the reconnect
+    assert t.source_up("dcs", 3 * S) == [
+        StaleChange("A", False, 3 * S, "link restored"),
+        StaleChange("B", False, 3 * S, "link restored"),
     ]
+    assert not t.is_stale("B")
+    assert t.seen(["A"], 3 * S + 1) == []
+    assert t.check(5 * S) == [StaleChange("C", True, 5 * S, "no reading for 3 s (3 x 1 s)")]
+    # B, still silent a full limit after the reconnect, is stale on its own
+    assert t.check(6 * S) == [StaleChange("B", True, 6 * S, "no reading for 3 s (3 x 1 s)")]
+    assert t.check(10 * S) == [StaleChange("A", True, 10 * S, "no reading for 3 s (3 x 1 s)")]
 
 
 def test_a_sensor_never_heard_from_is_timed_from_its_source_coming_up() -> None:
