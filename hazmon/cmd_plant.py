@@ -65,6 +65,7 @@ def plant_summary(plant: Plant) -> dict[str, object]:
                         "max_t": i.max_t,
                         "q_t": i.chemical.q_t,
                         "beta": i.chemical.beta,
+                        "category": i.chemical.category or None,
                     }
                     for i in hs.inventory
                 ],
@@ -85,7 +86,8 @@ def _plant(args: argparse.Namespace) -> int:
         return 1
     summary = plant_summary(plant)
     if args.json:
-        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        # strict JSON: a number that is not finite is a bug to see, never `Infinity` for a script to choke on
+        print(json.dumps(summary, ensure_ascii=False, indent=2, allow_nan=False))
         return 0
     e = plant.enterprise
     print(f"{e.name} ({e.id}) — {e.region.province}{e.region.city}{e.region.county} {e.region.code}")

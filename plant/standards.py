@@ -103,6 +103,8 @@ class Chemical:
         pc_stel: GBZ 2.1 short-term exposure limit, mg/m³ [R].
         idlh_ppm: NIOSH IDLH, ppm.
         grading_verified: False when Q or β is unverified in the shared table.
+        category: GB 18218-2018 Table 2 category (``W5.3``) of a chemical the plant file
+            grades by its category (`hazmon.plant.hazard_classes`); "" for this table's rows.
     """
 
     id: str
@@ -120,6 +122,7 @@ class Chemical:
     pc_stel: float | None
     idlh_ppm: float | None
     grading_verified: bool
+    category: str = ""
 
     @property
     def oel_mg_m3(self) -> float | None:

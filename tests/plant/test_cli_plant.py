@@ -100,3 +100,34 @@ def test_migrate_load_and_assessments_through_the_cli(empty_db: str) -> None:
     )
     assert bad.returncode == 2
     assert "--hazard-source: 'nope' is not in examples/plant.yaml" in bad.stderr
+
+
+def test_plant_json_grades_exact_boundaries_and_refuses_infinity(tmp_path: Path) -> None:
+    base = (ROOT / "tests/plant/broken/_base.yaml.txt").read_text()
+    # S = 3/5 + 3/10 + 0.5/5 = 1 exactly: a major hazard source (a float sum gives 0.9999999999999999)
+    f = tmp_path / "s1.yaml"
+    f.write_text(
+        base.replace(
+            "      - {chemical: chlorine, max_t: 30}",
+            "      - {chemical: chlorine, max_t: 3}\n      - {chemical: ammonia, max_t: 3}\n"
+            "      - {chemical: hydrogen, max_t: 0.5}",
+        )
+    )
+    r = hz("plant", str(f), "--json")
+    assert r.returncode == 0, r.stderr
+    hs = json.loads(r.stdout)["hazard_sources"][0]
+    assert (hs["s"], hs["major_hazard_source"], hs["grade"]) == (1.0, True, 4)
+    f.write_text(base.replace("max_t: 30", "max_t: .inf"))
+    r = hz("plant", str(f), "--json")
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert f"{f}:15: hazard_sources[0].chemicals[0].max_t: expected a finite number, got '.inf'" in r.stderr
+
+
+def test_check_names_a_gbk_file_without_a_traceback() -> None:
+    path = ROOT / "tests/plant/broken/gbk_encoded.yaml"
+    r = hz("check", str(path))
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[0].startswith(f"{path}:3: (file): not UTF-8: byte 0xb2")
+    assert "iconv -f GBK -t UTF-8" in r.stderr
