@@ -65,7 +65,12 @@ def read_token_file(path: Path) -> list[PlainToken]:
         ValueError: a sentence naming the entry and what is wrong.
         OSError: the file cannot be read.
     """
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    except (yaml.YAMLError, RecursionError) as err:
+        # a token file edited by hand: a one-line reason, not a traceback
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err).splitlines()[0]
+        raise ValueError(f"{path}: not a valid token file: {reason}") from err
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a list of tokens")
     out: list[PlainToken] = []

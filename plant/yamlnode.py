@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 import yaml
 from yaml.reader import ReaderError
 
+from hazmon.plant.schema import storable_text
+
 __all__ = [
     "ID_PATTERN",
     "ID_WHAT",
@@ -122,7 +124,7 @@ class Node:
         if not isinstance(self.node, yaml.ScalarNode):
             self.problem(f"expected a value, got {_kind(self.node)}")
             return _MISSING
-        constructor = yaml.SafeLoader(self.node.value)
+        constructor = yaml.SafeLoader("")  # the node is given below; its text is not a stream to read
         try:
             return constructor.construct_object(self.node)
         except yaml.YAMLError as e:
@@ -145,6 +147,12 @@ class Node:
             self.problem(f"expected text, got {_pytype(v)}")
             return None
         s = str(v)
+        if isinstance(v, str):
+            try:  # "\0" or "\ud800" written as a YAML escape: PostgreSQL and UTF-8 cannot carry it
+                storable_text(s)
+            except ValueError as e:
+                self.problem(str(e))
+                return None
         if env:
             missing = [
                 m.group(1) for m in _ENV.finditer(s) if m.group(2) is None and m.group(1) not in os.environ

@@ -194,3 +194,22 @@ def test_a_daemon_config_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
         "on a Chinese Windows machine: convert it with `iconv -f GBK -t UTF-8 hazmon.yaml > hazmon.utf8.yaml` "
         "and use that file"
     ]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"- {name: a, role: operator, token: [\n", "not a valid token file: while parsing a flow node"),
+        (b"- " + b"[" * 3000 + b"]" * 3000 + b"\n", "not a valid token file: "),
+    ],
+)
+def test_a_broken_token_file_is_one_line(tmp_path: Path, content: bytes, reason: str) -> None:
+    (tmp_path / "plant.yaml").write_text((ROOT / "examples" / "plant.yaml").read_text())
+    (tmp_path / "tokens.yaml").write_bytes(content)
+    f = tmp_path / "hazmon.yaml"
+    f.write_text("plant: plant.yaml\nalarms:\n  token_file: tokens.yaml\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    [problem] = [str(p) for p in e.value.problems]
+    assert problem.startswith(f"{f}:3: alarms.token_file: {tmp_path / 'tokens.yaml'}: {reason}")
+    assert "\n" not in problem

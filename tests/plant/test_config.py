@@ -291,3 +291,17 @@ def test_an_unverified_category_q_is_taken_from_the_file_and_flagged() -> None:
     text = BASE.replace("{chemical: chlorine, max_t: 30}", "{chemical: 某溶剂, category: W5.3, q_t: 1000, beta: 1, max_t: 2000}")
     g = grade_source(loads(text, "c.yaml").hazard_sources[0])
     assert (g.s, g.r, g.grade, g.verified) == (2.0, 4.0, Grade.FOUR, False)
+
+
+@pytest.mark.parametrize(
+    ("escape", "reason"),
+    [
+        ("\\0", "contains a NUL character (U+0000) at position 2"),
+        ("\\ud800", "contains a lone surrogate (U+D800) at position 2: not Unicode text"),
+    ],
+)
+def test_an_escaped_nul_or_surrogate_is_refused(escape: str, reason: str) -> None:
+    # the YAML escape gets past the reader; PostgreSQL (`db load`) could not store it
+    with pytest.raises(ConfigError) as e:
+        loads(BASE.replace("name: 液氯储罐区", f'name: "液氯{escape}储罐区"'), "n.yaml")
+    assert [str(p) for p in e.value.problems] == [f"n.yaml:12: hazard_sources[0].name: {reason}"]
