@@ -131,3 +131,27 @@ def test_check_names_a_gbk_file_without_a_traceback() -> None:
     assert "Traceback" not in r.stderr
     assert r.stderr.splitlines()[0].startswith(f"{path}:3: (file): not UTF-8: byte 0xb2")
     assert "iconv -f GBK -t UTF-8" in r.stderr
+
+
+def test_check_takes_a_daemon_config_with_its_plant_file(tmp_path: Path) -> None:
+    (tmp_path / "plant.yaml").write_text((ROOT / "examples/plant.yaml").read_text())
+    f = tmp_path / "hazmon.yaml"
+    f.write_text(
+        "plant: plant.yaml\nalarms:\n  tokens:\n"
+        '    - {name: luhe, role: bureau, level: county, region: "320100", sha256: ' + "a" * 64 + "}\n"
+        "  notifiers:\n"
+        '    - {name: p, kind: mqtt, url: "mqtt://127.0.0.1:1883", topic: "whp/#", recipients: [bureau_county]}\n'
+    )
+    r = hz("check", str(f))
+    assert r.returncode == 1, r.stdout
+    assert r.stderr.splitlines() == [
+        f"{f}:4: alarms.tokens[0].region: region '320100' is a city code, not a county one: a county code "
+        "does not end in 00",
+        f"{f}:6: alarms.notifiers[0].topic: 'whp/#' is not a topic to publish to (no '+' or '#' wildcard, "
+        "not empty)",
+        f"{f}: 2 problem(s)",
+    ]
+    f.write_text("plant: plant.yaml\n")
+    r = hz("check", str(f))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{f}: ok (daemon config; plant {tmp_path / 'plant.yaml'}: 3 hazard sources, 43 sensors)"
