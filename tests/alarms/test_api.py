@@ -358,3 +358,11 @@ async def test_responses_match_their_generated_schemas(api: tuple[TestClient[Any
     r = await client.get("/api/v1/alarms?limit=0", headers=h)
     assert r.status == 400
     ApiError.model_validate(await r.json(), strict=True)
+
+
+def test_the_generated_description_is_valid_openapi_3_1() -> None:
+    from openapi_spec_validator import validate
+
+    doc = openapi()
+    assert doc["openapi"] == "3.1.0"
+    validate(doc)  # raises with the first place that is not OpenAPI
