@@ -369,7 +369,9 @@ def _inventory(n: Node) -> Inventory | None:
 
 
 def _by_category(n: Node, m: dict[str, Node], key: str) -> Chemical | None:
-    """A chemical Table 1 does not name, graded by its Table 2 category (GB 18218-2018 §4.1.2).
+    """A chemical Table 1 does not name, graded by its Table 2 category (GB 18218-2018 §4.1.2 [unverified]).
+
+    With several hazards the category of the lowest Q is the one to name (see hazard_classes).
 
     Q (Table 2) and β (Table 4) are written in the plant file and checked against
     `hazmon.plant.hazard_classes`: a verified value must match; an unverified one is taken

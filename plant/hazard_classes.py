@@ -7,6 +7,10 @@ and states its Q and β (``{chemical: 某中间体, category: W5.3, q_t: 1000, b
 max_t: 200}``); the loader checks them against this table, so a typo cannot change
 a grade unnoticed.
 
+GB 18218-2018 §4.1.2 (clause number and wording from memory, unverified): a chemical not in
+Table 1 takes its Q from Table 2 by its hazard; a chemical with several hazards takes the
+lowest Q among them — so the plant file names the one category with the lowest Q.
+
 Status of each number (the same marks as `hazmon.plant.standards`):
 
 * β of every category: GB 18218-2018 Table 4 as summarised in the project's standards
