@@ -21,6 +21,8 @@ __all__ = [
     "TokenBook",
     "digest",
     "new_token",
+    "region_level",
+    "region_level_problem",
     "region_prefix",
 ]
 
@@ -32,6 +34,39 @@ _PREFIX_LEN = {"county": 6, "city": 4, "province": 2}
 def region_prefix(level: str, code: str) -> str:
     """The part of a GB/T 2260 code a bureau of ``level`` covers: 320116 -> 3201 (city)."""
     return code[: _PREFIX_LEN[level]]
+
+
+def region_level(code: str) -> str:
+    """The level of a 6-digit administrative code (GB/T 2260).
+
+    ``XX0000`` is a province, ``XXXX00`` a city, any other a county: 320000 province,
+    320100 city, 320116 county.
+    """
+    if code.endswith("0000"):
+        return "province"
+    if code.endswith("00"):
+        return "city"
+    return "county"
+
+
+def region_level_problem(level: str, code: str) -> str | None:
+    """Why ``code`` is not a region of ``level`` (a county token with a city's code), or None.
+
+    A bureau sees the plants whose code starts with its prefix (`region_prefix`): a county
+    token given its city's code 320100 would see no plant at all (no plant is in 320100),
+    a city token given a county code only its own county's.
+    """
+    actual = region_level(code)
+    if actual == level:
+        return None
+    example = {"province": code[:2] + "0000", "city": code[:4] + "00"}.get(level, "")
+    shape = {"province": "XX0000", "city": "XXXX00"}.get(level, "")
+    if level == "county":
+        return f"region '{code}' is a {actual} code, not a county one: a county code does not end in 00"
+    return (
+        f"region '{code}' is a {actual} code, not a {level} one: a {level} code is {shape} "
+        f"(e.g. {example} for this {actual})"
+    )
 
 
 def digest(token: str) -> str:

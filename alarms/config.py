@@ -15,7 +15,7 @@ from pathlib import Path
 
 import structlog
 
-from hazmon.alarms.auth import BUREAU_LEVELS, ROLES, ApiToken, digest
+from hazmon.alarms.auth import BUREAU_LEVELS, ROLES, ApiToken, digest, region_level_problem
 from hazmon.alarms.escalation import EscalationStep, Policy, Recipient, default_policy
 from hazmon.alarms.notifier import RetryPolicy
 from hazmon.alarms.notify_email import EmailSettings
@@ -32,7 +32,7 @@ from hazmon.plant.standards import (
     Level,
     Tier,
 )
-from hazmon.plant.yamlnode import ID_PATTERN, ID_WHAT, Node, opt, req
+from hazmon.plant.yamlnode import ID_PATTERN, ID_WHAT, Node, opt, port_problem, req
 
 __all__ = ["AlarmSettings", "NotifierConfig", "parse_settings"]
 
@@ -132,7 +132,35 @@ def _url(n: Node, schemes: tuple[str, ...]) -> str | None:
     if u is not None and not any(u.startswith(s + "://") for s in schemes):
         n.problem(f"'{u}' is not a {' or '.join(schemes)} URL")
         return None
+    why = port_problem(u) if u is not None else None
+    if why is not None:
+        n.problem(why)
+        return None
     return u
+
+
+def _port(n: Node) -> int | None:
+    p = n.whole(1)
+    if p is not None and p > 65535:
+        n.problem(f"must be <= 65535, got {p}")
+        return None
+    return p
+
+
+def _publish_topic(n: Node) -> str | None:
+    """An MQTT topic to publish to: no wildcard, not empty, no NUL.
+
+    MQTT 3.1.1 §4.7.1 and 5.0 §4.7.1: wildcards are for subscriptions only; a broker closes
+    the connection of a client that publishes to ``+`` or ``#``, so every alarm on that
+    notifier would fail.
+    """
+    t = n.text()
+    if t is None:
+        return None
+    if not t or "+" in t or "#" in t or "\0" in t:
+        n.problem(f"'{t}' is not a topic to publish to (no '+' or '#' wildcard, not empty)")
+        return None
+    return t
 
 
 def _webhook(m: dict[str, Node], n: Node) -> WebhookSettings | None:
@@ -148,7 +176,7 @@ def _webhook(m: dict[str, Node], n: Node) -> WebhookSettings | None:
 
 def _email(m: dict[str, Node], n: Node) -> EmailSettings | None:
     host = req(m, "host", n, Node.text)
-    port = opt(m, "port", lambda x: x.whole(1), 587)
+    port = opt(m, "port", _port, 587)
     sender = req(m, "from", n, lambda x: x.text(r"[^@\s]+@[^@\s]+", "an e-mail address"))
     starttls = opt(m, "starttls", Node.flag, True)
     tls = opt(m, "tls", Node.flag, False)
@@ -165,7 +193,7 @@ def _email(m: dict[str, Node], n: Node) -> EmailSettings | None:
 
 def _mqtt(m: dict[str, Node], n: Node) -> MqttSettings | None:
     url = req(m, "url", n, lambda x: _url(x, ("mqtt", "mqtts")))
-    topic = opt(m, "topic", Node.text, "hazmon/alarms/{region}")
+    topic = opt(m, "topic", _publish_topic, "hazmon/alarms/{region}")
     qos = opt(m, "qos", lambda x: x.choice(("0", "1", "2")), "1")
     retain = opt(m, "retain", Node.flag, False)
     user = opt(m, "username", Node.text, "")
@@ -306,6 +334,10 @@ def _token(n: Node) -> ApiToken | None:
         n.problem("missing sha256 (or token_env)", f"{n.path}.sha256")
     if role == "bureau" and (not level or not region):
         n.problem("a bureau token needs level and region")
+        return None
+    why = region_level_problem(level, region) if level and region else None
+    if why is not None:
+        m["region"].problem(why)
         return None
     if role is not None and role != "bureau" and (level or region):
         n.problem(f"level and region are for bureau tokens, not {role}")

@@ -8,12 +8,13 @@ keeps only their SHA-256; ``hazmon alarms tokens -c hazmon.yaml`` prints them.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from hazmon.alarms.auth import BUREAU_LEVELS, ROLES, ApiToken, digest, new_token
+from hazmon.alarms.auth import BUREAU_LEVELS, ROLES, ApiToken, digest, new_token, region_level_problem
 
 __all__ = ["DEMO_USERS", "PlainToken", "ensure_token_file", "read_token_file"]
 
@@ -64,7 +65,12 @@ def read_token_file(path: Path) -> list[PlainToken]:
         ValueError: a sentence naming the entry and what is wrong.
         OSError: the file cannot be read.
     """
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    except (yaml.YAMLError, RecursionError) as err:
+        # a token file edited by hand: a one-line reason, not a traceback
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err).splitlines()[0]
+        raise ValueError(f"{path}: not a valid token file: {reason}") from err
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a list of tokens")
     out: list[PlainToken] = []
@@ -79,5 +85,10 @@ def read_token_file(path: Path) -> list[PlainToken]:
             raise ValueError(f"{path}: entry {i + 1} ({name}): role must be one of {', '.join(ROLES)}")
         if role == "bureau" and level not in BUREAU_LEVELS:
             raise ValueError(f"{path}: entry {i + 1} ({name}): a bureau needs level county, city or province")
+        if region is not None and (not re.fullmatch(r"[1-9][0-9]{5}", str(region)) or role != "bureau"):
+            raise ValueError(f"{path}: entry {i + 1} ({name}): region must be a bureau's 6-digit region code")
+        why = region_level_problem(str(level), str(region)) if region is not None else None
+        if why is not None:
+            raise ValueError(f"{path}: entry {i + 1} ({name}): {why}")
         out.append(PlainToken(name, str(role), level, None if region is None else str(region), token))
     return out

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from pathlib import Path
 
+from hazmon.config import load_config
 from hazmon.plant import ConfigError, Plant, grade_source, load
 from hazmon.plant.standards import LEL_REFERENCE
 
@@ -13,7 +16,11 @@ __all__ = ["plant_summary", "register"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("check", help="check a plant file; print every problem as file:line: field: reason")
+    p = sub.add_parser(
+        "check",
+        help="check a plant file or a daemon config (and its plant file); print every problem as "
+        "file:line: field: reason",
+    )
     p.add_argument("file")
     p.set_defaults(handler=_check)
     p = sub.add_parser("plant", help="show each hazard source with S, R and grade (GB 18218-2018)")
@@ -33,7 +40,34 @@ def load_or_report(path: str) -> Plant | None:
         return None
 
 
+_DAEMON_KEY = re.compile(r"^plant\s*:", re.MULTILINE)
+_PLANT_KEY = re.compile(r"^enterprise\s*:", re.MULTILINE)
+
+
+def _is_daemon_config(path: str) -> bool:
+    """A daemon config names its plant file (``plant:``); a plant file starts at ``enterprise:``."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return bool(_DAEMON_KEY.search(text)) and not _PLANT_KEY.search(text)
+
+
 def _check(args: argparse.Namespace) -> int:
+    if _is_daemon_config(args.file):
+        try:
+            _, daemon_plant = load_config(args.file)
+        except ConfigError as e:
+            for prob in e.problems:
+                print(prob, file=sys.stderr)
+            print(f"{args.file}: {len(e.problems)} problem(s)", file=sys.stderr)
+            return 1
+        n = len(daemon_plant.sensors())
+        print(
+            f"{args.file}: ok (daemon config; plant {daemon_plant.path}: "
+            f"{len(daemon_plant.hazard_sources)} hazard sources, {n} sensors)"
+        )
+        return 0
     plant = load_or_report(args.file)
     if plant is None:
         return 1
@@ -65,6 +99,7 @@ def plant_summary(plant: Plant) -> dict[str, object]:
                         "max_t": i.max_t,
                         "q_t": i.chemical.q_t,
                         "beta": i.chemical.beta,
+                        "category": i.chemical.category or None,
                     }
                     for i in hs.inventory
                 ],
@@ -85,7 +120,8 @@ def _plant(args: argparse.Namespace) -> int:
         return 1
     summary = plant_summary(plant)
     if args.json:
-        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        # strict JSON: a number that is not finite is a bug to see, never `Infinity` for a script to choke on
+        print(json.dumps(summary, ensure_ascii=False, indent=2, allow_nan=False))
         return 0
     e = plant.enterprise
     print(f"{e.name} ({e.id}) — {e.region.province}{e.region.city}{e.region.county} {e.region.code}")

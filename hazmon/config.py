@@ -27,7 +27,7 @@ from hazmon.collector import CollectorSettings
 from hazmon.collector import parse_settings as parse_collector
 from hazmon.plant import Plant, load
 from hazmon.plant.standards import RETENTION_DEFAULT_DAYS, RETENTION_MIN_DAYS
-from hazmon.plant.yamlnode import Node, opt, parse_file, req
+from hazmon.plant.yamlnode import Node, opt, parse_file, port_problem, req
 from hazmon.rules import RulesSettings
 from hazmon.rules import parse_settings as parse_rules
 from hazmon.store import dsn_from_env
@@ -69,13 +69,23 @@ class DaemonConfig:
     alarms_enabled: bool = True  # `alarms: false`: this instance runs no alarm service (scale-out)
 
 
+def _dsn(n: Node) -> str | None:
+    """A libpq connection string; in URL form its port must be 1-65535."""
+    dsn = n.text()
+    why = port_problem(dsn) if dsn is not None and "://" in dsn else None
+    if why is not None:
+        n.problem(why.replace(dsn or "", "the dsn"))  # not the password the URL may hold
+        return None
+    return dsn
+
+
 def _database(n: Node) -> DatabaseSettings | None:
     m = n.mapping({"dsn", "migrate", "storage_mode", "retention_days", "assessments_refresh_s"})
     if m is None:
         return None
     d = DatabaseSettings()
     return DatabaseSettings(
-        opt(m, "dsn", Node.text, d.dsn),
+        opt(m, "dsn", _dsn, d.dsn),
         opt(m, "migrate", Node.flag, d.migrate),
         opt(m, "storage_mode", lambda x: x.choice(("auto", "plain", "timescaledb")), d.storage_mode),
         opt(m, "retention_days", lambda x: x.whole(RETENTION_MIN_DAYS), d.retention_days),

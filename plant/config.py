@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from hazmon.plant.hazard_classes import HAZARD_CATEGORIES, hazard_category
 from hazmon.plant.model import (
     UNITS,
     BureauContact,
@@ -44,6 +45,7 @@ from hazmon.plant.yamlnode import (
     opt,
     parse_document,
     parse_file,
+    port_problem,
     req,
 )
 
@@ -52,6 +54,15 @@ __all__ = ["ConfigError", "Problem", "load", "loads"]
 
 _OPC_URL = r"opc\.tcp://[^\s/]+(:\d+)?(/\S*)?"
 _MQTT_URL = r"mqtts?://[^\s/:]+(:\d+)?"
+
+
+def _with_port(n: Node, url: str | None) -> str | None:
+    """``url`` when its port (if any) is 1-65535; else a problem on ``n`` and None."""
+    why = port_problem(url) if url is not None else None
+    if why is not None:
+        n.problem(why)
+        return None
+    return url
 
 
 def _person(n: Node) -> Person | None:
@@ -127,9 +138,7 @@ def _opcua(n: Node) -> OpcUaEndpoint | None:
     if m is None:
         return None
     name = req(m, "name", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
-    url = req(
-        m, "url", n, lambda x: x.text(r"opc\.tcp://[^\s/]+(:\d+)?(/\S*)?", "an opc.tcp:// URL", env=True)
-    )
+    url = req(m, "url", n, lambda x: _with_port(x, x.text(_OPC_URL, "an opc.tcp:// URL", env=True)))
     mode = opt(m, "mode", lambda x: x.choice(("subscribe", "poll")), "subscribe")
     security = opt(m, "security", lambda x: x.choice(("none", "sign", "sign_and_encrypt")), "none")
     cert = opt(m, "certificate", Node.text, "") or None
@@ -173,9 +182,7 @@ def _mqtt(n: Node) -> MqttBroker | None:
     if m is None:
         return None
     name = req(m, "name", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
-    url = req(
-        m, "url", n, lambda x: x.text(r"mqtts?://[^\s/:]+(:\d+)?", "an mqtt:// or mqtts:// URL", env=True)
-    )
+    url = req(m, "url", n, lambda x: _with_port(x, x.text(_MQTT_URL, "an mqtt:// or mqtts:// URL", env=True)))
     protocol = opt(m, "protocol", lambda x: x.choice(("5", "3.1.1")), "5")
     qos = opt(m, "qos", lambda x: x.whole(0), 1)
     if qos > 1:
@@ -336,13 +343,82 @@ def _sensor(n: Node, hs_id: str, eps: _Endpoints) -> Sensor | None:
     )
 
 
+_BY_CATEGORY = ("category", "q_t", "beta", "cas")
+
+
 def _inventory(n: Node) -> Inventory | None:
-    m = n.mapping({"chemical", "max_t"})
+    m = n.mapping({"chemical", "max_t", *_BY_CATEGORY})
     if m is None:
         return None
-    c = req(m, "chemical", n, _chemical_ref)
+    given = [k for k in _BY_CATEGORY if k in m]
+    key = req(m, "chemical", n, Node.text)
+    c = chemical(key) if key is not None else None
+    if key is not None and c is not None and given:
+        m[given[0]].problem(
+            f"'{key}' is in hazmon.plant.standards, which gives its Q and β: remove {', '.join(given)}"
+        )
+    elif key is not None and c is None and "category" not in m:
+        m["chemical"].problem(
+            f"unknown chemical '{key}' (use a hazmon id or CAS number of hazmon.plant.standards, or give "
+            "its GB 18218-2018 Table 2 category with q_t and beta)"
+        )
+    elif key is not None and c is None:
+        c = _by_category(n, m, key)
     q = req(m, "max_t", n, lambda x: x.num(0.0, exclusive=True))
     return None if c is None or q is None else Inventory(c, q)
+
+
+def _by_category(n: Node, m: dict[str, Node], key: str) -> Chemical | None:
+    """A chemical Table 1 does not name, graded by its Table 2 category (GB 18218-2018 §4.1.2 [unverified]).
+
+    With several hazards the category of the lowest Q is the one to name (see hazard_classes).
+
+    Q (Table 2) and β (Table 4) are written in the plant file and checked against
+    `hazmon.plant.hazard_classes`: a verified value must match; an unverified one is taken
+    from the file and the grading is reported as unverified.
+    """
+    code = m["category"].text()
+    hc = hazard_category(code) if code is not None else None
+    if code is not None and hc is None:
+        m["category"].problem(
+            f"'{code}' is not a GB 18218-2018 Table 2 category "
+            f"(one of: {', '.join(c.code for c in HAZARD_CATEGORIES)})"
+        )
+    q_t = req(m, "q_t", n, lambda x: x.num(0.0, exclusive=True))
+    beta = req(m, "beta", n, lambda x: x.num(0.0, exclusive=True))
+    if hc is None or q_t is None or beta is None:
+        return None
+    ok = True
+    for k, given, table, verified, what in (
+        ("q_t", q_t, hc.q_t, hc.q_verified, "Q (Table 2) = {} t"),
+        ("beta", beta, hc.beta, hc.beta_verified, "β (Table 4) = {}"),
+    ):
+        if verified and given != table:
+            m[k].problem(
+                f"GB 18218-2018 gives {what.format(fmt_num(table))} for {hc.code} ({hc.name_zh}), "
+                f"got {fmt_num(given)}"
+            )
+            ok = False
+    if not ok:
+        return None
+    return Chemical(
+        id=key,
+        name_en=key,
+        name_zh=key,
+        cas=opt(m, "cas", Node.text, ""),
+        q_t=q_t,
+        beta=beta,
+        beta_class=f"GB 18218-2018 Table 2/4 {hc.code} {hc.name_zh} (given in the plant file)",
+        lel_pct=None,
+        uel_pct=None,
+        molar_mass=None,
+        mac=None,
+        pc_twa=None,
+        pc_stel=None,
+        idlh_ppm=None,
+        grading_verified=hc.q_verified and hc.beta_verified,
+        category=hc.code,
+    )
 
 
 def _equipment(n: Node) -> Equipment | None:
@@ -484,6 +560,7 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
     else:
         seen_hs: dict[str, int] = {}
         first_tag: dict[str, int] = {}
+        bound = _Bound()
         for item in m["hazard_sources"].sequence():
             hs = _hazard_source(item, eps)
             if hs is None:
@@ -499,8 +576,9 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
                     s_node.problem(
                         f"duplicate tag '{s.tag}' (first at line {first_tag[s.tag]})", f"{s_node.path}.tag"
                     )
-                else:
+                else:  # (a duplicate tag's node maps to the other sensor: its binding is not compared)
                     first_tag[s.tag] = s_node.line
+                    bound.check(s_node, s)
             sources.append(hs)
     if ent is None:
         return None
@@ -531,6 +609,58 @@ def _tiers(n: Node) -> dict[Level, dict[Grade, Tier]] | None:
             if c is not None:
                 out[Level(level_name)][Grade(int(g))] = colours[c]
     return out
+
+
+class _Bound:
+    """What each sensor reads from; a source value bound to two sensors is a problem.
+
+    One OPC UA node of one endpoint feeds one sensor. One MQTT topic of one broker feeds
+    one sensor, unless every sensor on it is ``payload: batch`` (entries carry their tag):
+    the collector could only route the topic's messages to one of them.
+    """
+
+    def __init__(self) -> None:
+        self.nodes: dict[tuple[str, str], tuple[str, int]] = {}
+        self.topics: dict[tuple[str, str], tuple[str, int, str, str]] = {}
+
+    def check(self, s_node: Node, s: Sensor) -> None:
+        b = s.binding
+        bn = _child_node(s_node, "binding")
+        if isinstance(b, OpcUaBinding):
+            key = (b.endpoint, b.node)
+            if key in self.nodes:
+                tag, line = self.nodes[key]
+                at = _child_node(bn, "node")
+                at.problem(
+                    f"OPC UA node '{b.node}' of endpoint '{b.endpoint}' is already bound to sensor "
+                    f"'{tag}' (line {line}): one node feeds one sensor"
+                )
+            else:
+                self.nodes[key] = (s.tag, s_node.line)
+            return
+        tkey = (b.endpoint, b.topic)
+        if tkey in self.topics:
+            tag, line, payload, fld = self.topics[tkey]
+            if payload == "batch" and b.payload == "batch":
+                return
+            one_field = fld == b.field and b.field and "batch" not in (payload, b.payload)
+            same = f" and field '{b.field}'" if one_field else ""
+            at = _child_node(bn, "topic")
+            at.problem(
+                f"MQTT topic '{b.topic}'{same} of endpoint '{b.endpoint}' is already bound to sensor "
+                f"'{tag}' (line {line}): only payload: batch topics carry several sensors"
+            )
+        else:
+            self.topics[tkey] = (s.tag, s_node.line, b.payload, b.field)
+
+
+def _child_node(n: Node, key: str) -> Node:
+    """The child ``key`` of mapping node ``n`` (``n`` itself when there is none), for a problem's line."""
+    if isinstance(n.node, yaml.MappingNode):
+        for k, v in n.node.value:
+            if getattr(k, "value", None) == key:
+                return Node(n.ctx, v, f"{n.path}.{key}")
+    return n
 
 
 def _sensor_nodes(hs_node: Node, hs: HazardSource) -> Iterator[tuple[Node, Sensor]]:

@@ -11,7 +11,8 @@ verified, are transcribed in ``docs/standards.md`` (in this repository):
 * GB 18218-2018 《危险化学品重大危险源辨识》: Table 1 (named chemicals and their
   critical quantity Q), Table 2 (Q by hazard class), Table 3 (β for named toxic
   gases), Table 4 (β by hazard class), Table 5 (α by people within 500 m),
-  grade bands of R.
+  grade bands of R. Q and β by hazard category (Table 2 / Table 4), for chemicals
+  this table does not list, are in ``hazmon.plant.hazard_classes``.
 * GB/T 50493-2019 《石油化工可燃气体和有毒气体检测报警设计标准》 §5.5.2: gas alarm
   setpoints.
 * GBZ 2.1-2019: occupational exposure limits (MAC, PC-TWA, PC-STEL) in mg/m³.
@@ -105,6 +106,8 @@ class Chemical:
         pc_stel: GBZ 2.1 short-term exposure limit, mg/m³ [R].
         idlh_ppm: NIOSH IDLH, ppm.
         grading_verified: False when Q or β is unverified ([R] in docs/standards.md).
+        category: GB 18218-2018 Table 2 category (``W5.3``) of a chemical the plant file
+            grades by its category (`hazmon.plant.hazard_classes`); "" for this table's rows.
     """
 
     id: str
@@ -122,6 +125,7 @@ class Chemical:
     pc_stel: float | None
     idlh_ppm: float | None
     grading_verified: bool
+    category: str = ""
 
     @property
     def oel_mg_m3(self) -> float | None:

@@ -27,19 +27,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
+from yaml.reader import ReaderError
+
+from hazmon.plant.schema import storable_text
 
 __all__ = [
     "ID_PATTERN",
     "ID_WHAT",
+    "MAX_DEPTH",
     "ConfigError",
     "Node",
     "Problem",
+    "decode_utf8",
     "fmt_num",
     "opt",
     "parse_document",
     "parse_file",
+    "port_problem",
     "req",
 ]
 
@@ -117,7 +124,7 @@ class Node:
         if not isinstance(self.node, yaml.ScalarNode):
             self.problem(f"expected a value, got {_kind(self.node)}")
             return _MISSING
-        constructor = yaml.SafeLoader(self.node.value)
+        constructor = yaml.SafeLoader("")  # the node is given below; its text is not a stream to read
         try:
             return constructor.construct_object(self.node)
         except yaml.YAMLError as e:
@@ -140,6 +147,12 @@ class Node:
             self.problem(f"expected text, got {_pytype(v)}")
             return None
         s = str(v)
+        if isinstance(v, str):
+            try:  # "\0" or "\ud800" written as a YAML escape: PostgreSQL and UTF-8 cannot carry it
+                storable_text(s)
+            except ValueError as e:
+                self.problem(str(e))
+                return None
         if env:
             missing = [
                 m.group(1) for m in _ENV.finditer(s) if m.group(2) is None and m.group(1) not in os.environ
@@ -159,10 +172,14 @@ class Node:
         v = self.scalar()
         if isinstance(v, _Missing):
             return None
-        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
+        if isinstance(v, bool) or not isinstance(v, int | float):
             self.problem(f"expected a number, got {_pytype(v)} '{self.node.value}'")
             return None
         f = float(v)
+        if not math.isfinite(f):
+            # `.inf` would make S and R infinite and `--json` print `Infinity` (not JSON)
+            self.problem(f"expected a finite number, got '{self.node.value}'")
+            return None
         if minimum is not None and (f <= minimum if exclusive else f < minimum):
             self.problem(f"must be {'>' if exclusive else '>='} {fmt_num(minimum)}, got {fmt_num(f)}")
             return None
@@ -246,6 +263,19 @@ def opt(m: dict[str, Node], key: str, fn: Callable[[Node], T | None], default: T
     return default if v is None else v
 
 
+def port_problem(url: str) -> str | None:
+    """Why the port of ``url`` is not a TCP port (1-65535), or None when it is or none is given."""
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        netloc = urlsplit(url).netloc
+        given = netloc.rsplit(":", 1)[-1] if ":" in netloc else "?"
+        return f"port {given} in '{url}' is not a TCP port (1-65535)"
+    return None
+
+
 ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 ID_WHAT = "an id (letters, digits, '_', '-', '.')"
 
@@ -264,18 +294,69 @@ def _compose(text: str) -> yaml.Node | None:
         return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
+MAX_DEPTH = 64
+"""Nesting deeper than this is named when a file is too deep to read (no config needs 10)."""
+
+
+def _line_of(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def _too_deep_line(text: str) -> int:
+    """The line where ``text`` first nests deeper than `MAX_DEPTH` (1 when it cannot tell)."""
+    depth = 0
+    try:
+        # the pure-Python parser keeps its own stack: it does not recurse on nesting
+        for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(ev, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return int(ev.start_mark.line) + 1 if ev.start_mark is not None else 1
+            elif isinstance(ev, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth -= 1
+    except (yaml.YAMLError, RecursionError):
+        pass
+    return 1
+
+
+def _read_problem(text: str, file: str) -> tuple[yaml.Node | None, Problem | None]:
+    """Compose ``text``; a file YAML cannot read is one `Problem` with its line, never a traceback."""
+    try:
+        return _compose(text), None
+    except yaml.MarkedYAMLError as e:
+        line = (e.problem_mark.line + 1) if e.problem_mark else 1
+        return None, Problem(file, line, "(file)", f"not valid YAML: {e.problem}")
+    except ReaderError as e:
+        # a NUL or another control character: YAML text cannot hold it
+        char = e.character if isinstance(e.character, str) else chr(e.character)
+        line = _line_of(text, e.position)
+        column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        what = "a NUL character" if char == "\0" else "a control character"
+        return None, Problem(
+            file,
+            line,
+            "(file)",
+            f"{what} (U+{ord(char):04X}) at column {column}: not a text file? "
+            "(a YAML file is UTF-8 text; UTF-16 files are full of NULs)",
+        )
+    except yaml.YAMLError as e:
+        return None, Problem(file, 1, "(file)", f"not valid YAML: {e}")
+    except RecursionError:
+        return None, Problem(
+            file, _too_deep_line(text), "(file)", f"nested too deeply (more than {MAX_DEPTH} levels)"
+        )
+
+
 def parse_document(text: str, file: str, fn: Callable[[Node], T | None]) -> T:
     """Run ``fn`` over the YAML document in ``text``.
 
     Raises:
-        ConfigError: with every problem ``fn`` recorded (or the YAML syntax error).
+        ConfigError: with every problem ``fn`` recorded (or the one reason the text cannot be read).
     """
     ctx = Ctx(file, [])
-    try:
-        node = _compose(text)
-    except yaml.MarkedYAMLError as e:
-        line = (e.problem_mark.line + 1) if e.problem_mark else 1
-        raise ConfigError([Problem(file, line, "(file)", f"not valid YAML: {e.problem}")]) from e
+    node, problem = _read_problem(text, file)
+    if problem is not None:
+        raise ConfigError([problem])
     if node is None:
         raise ConfigError([Problem(file, 1, "(file)", "the file is empty")])
     result = fn(Node(ctx, node, ""))
@@ -288,7 +369,36 @@ def parse_file(path: str | Path, fn: Callable[[Node], T | None]) -> T:
     """`parse_document` over a file; an unreadable file is a `ConfigError` too."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except OSError as e:
         raise ConfigError([Problem(str(p), 0, "(file)", f"cannot read: {e.strerror}")]) from e
-    return parse_document(text, str(p), fn)
+    return parse_document(decode_utf8(data, str(p)), str(p), fn)
+
+
+def decode_utf8(data: bytes, file: str) -> str:
+    """The text of a config file, which must be UTF-8 (a UTF-8 BOM is allowed).
+
+    Raises:
+        ConfigError: naming the first byte that is not UTF-8 (line, column, offset) and,
+            when the bytes read as GBK/GB18030 (a file saved on a Chinese Windows machine),
+            saying so and how to convert it.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        reason = f"not UTF-8: byte 0x{data[e.start]:02x} at column {column} (byte offset {e.start})"
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            why = reason + "; it is UTF-16: convert it with `iconv -f UTF-16 -t UTF-8`"
+            raise ConfigError([Problem(file, 1, "(file)", why)]) from e
+        try:
+            data.decode("gb18030")
+        except UnicodeDecodeError:
+            reason += "; save the file as UTF-8"
+        else:
+            reason += (
+                "; it reads as GBK (GB18030), as saved on a Chinese Windows machine: convert it with "
+                f"`iconv -f GBK -t UTF-8 {Path(file).name} > {Path(file).stem}.utf8.yaml` and use that file"
+            )
+        raise ConfigError([Problem(file, line, "(file)", reason)]) from e

@@ -85,3 +85,131 @@ def test_alarms_false_runs_no_alarm_service(tmp_path: Path) -> None:
     on = cfg("alarms: {repeat_s: 600}\n")
     assert (off.alarms_enabled, off.alarms) == (False, None)  # type: ignore[attr-defined]
     assert on.alarms_enabled and on.alarms is not None  # type: ignore[attr-defined]
+
+
+SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+# (alarms/database section, the exact problem): refused at load, one line each
+BROKEN_SECTIONS = [
+    (
+        f'alarms:\n  tokens:\n    - {{name: luhe, role: bureau, level: county, region: "320100", sha256: {SHA}}}\n',
+        "4: alarms.tokens[0].region: region '320100' is a city code, not a county one: a county code does not "
+        "end in 00",
+    ),
+    (
+        f'alarms:\n  tokens:\n    - {{name: nj, role: bureau, level: city, region: "320116", sha256: {SHA}}}\n',
+        "4: alarms.tokens[0].region: region '320116' is a county code, not a city one: a city code is XXXX00 "
+        "(e.g. 320100 for this county)",
+    ),
+    (
+        f'alarms:\n  tokens:\n    - {{name: js, role: bureau, level: province, region: "320100", sha256: {SHA}}}\n',
+        "4: alarms.tokens[0].region: region '320100' is a city code, not a province one: a province code is "
+        "XX0000 (e.g. 320000 for this city)",
+    ),
+    (
+        "alarms:\n  notifiers:\n    - {name: p, kind: mqtt, url: \"mqtt://127.0.0.1:1883\", topic: \"whp/+/alarm\",\n"
+        "       recipients: [bureau_county]}\n",
+        "4: alarms.notifiers[0].topic: 'whp/+/alarm' is not a topic to publish to (no '+' or '#' wildcard, "
+        "not empty)",
+    ),
+    (
+        "alarms:\n  notifiers:\n    - {name: p, kind: mqtt, url: \"mqtt://127.0.0.1:1883\", topic: \"whp/#\",\n"
+        "       recipients: [bureau_county]}\n",
+        "4: alarms.notifiers[0].topic: 'whp/#' is not a topic to publish to (no '+' or '#' wildcard, not empty)",
+    ),
+    (
+        "alarms:\n  notifiers:\n    - {name: p, kind: mqtt, url: \"mqtt://127.0.0.1:99999\", recipients: [bureau_county]}\n",
+        "4: alarms.notifiers[0].url: port 99999 in 'mqtt://127.0.0.1:99999' is not a TCP port (1-65535)",
+    ),
+    (
+        "alarms:\n  api_url: http://10.0.0.5:99999/api/v1\n",
+        "3: alarms.api_url: port 99999 in 'http://10.0.0.5:99999/api/v1' is not a TCP port (1-65535)",
+    ),
+    (
+        "alarms:\n  notifiers:\n    - {name: m, kind: email, host: smtp.example.com, port: 99999, from: a@b.c,\n"
+        "       recipients: [principal]}\n",
+        "4: alarms.notifiers[0].port: must be <= 65535, got 99999",
+    ),
+    (
+        "database: {dsn: \"postgresql://hz:secret@db:99999/hazmon\"}\n",
+        "2: database.dsn: port 99999 in 'the dsn' is not a TCP port (1-65535)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("section", "problem"), BROKEN_SECTIONS)
+def test_a_bad_section_is_refused_with_its_line(tmp_path: Path, section: str, problem: str) -> None:
+    (tmp_path / "plant.yaml").write_text((ROOT / "examples" / "plant.yaml").read_text())
+    f = tmp_path / "hazmon.yaml"
+    f.write_text("plant: plant.yaml\n" + section)
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    assert [str(p) for p in e.value.problems] == [f"{f}:{problem}"]
+
+
+def test_tokens_at_their_own_level_are_accepted(tmp_path: Path) -> None:
+    (tmp_path / "plant.yaml").write_text((ROOT / "examples" / "plant.yaml").read_text())
+    f = tmp_path / "hazmon.yaml"
+    f.write_text(
+        "plant: plant.yaml\nalarms:\n  tokens:\n"
+        + "".join(
+            f'    - {{name: {n}, role: bureau, level: {lv}, region: "{rg}", sha256: {i}{SHA[1:]}}}\n'
+            for i, (n, lv, rg) in enumerate((("luhe", "county", "320116"), ("nj", "city", "320100"), ("js", "province", "320000")))
+        )
+        + "  notifiers:\n    - {name: p, kind: mqtt, url: \"mqtts://p.example.gov.cn:8883\", topic: \"whp/alarm/{region}\",\n"
+        "       recipients: [bureau_county]}\n"
+    )
+    cfg, _ = load_config(f)
+    assert cfg.alarms is not None
+    assert [(t.level, t.region) for t in cfg.alarms.tokens] == [
+        ("county", "320116"),
+        ("city", "320100"),
+        ("province", "320000"),
+    ]
+
+
+def test_a_token_file_region_must_match_its_level(tmp_path: Path) -> None:
+    (tmp_path / "plant.yaml").write_text((ROOT / "examples" / "plant.yaml").read_text())
+    (tmp_path / "tokens.yaml").write_text(
+        '- {name: luhe, role: bureau, level: county, region: "320100", token: hzm_0123456789abcdef}\n'
+    )
+    f = tmp_path / "hazmon.yaml"
+    f.write_text("plant: plant.yaml\nalarms:\n  token_file: tokens.yaml\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    assert [str(p) for p in e.value.problems] == [
+        f"{f}:3: alarms.token_file: {tmp_path / 'tokens.yaml'}: entry 1 (luhe): region '320100' is a city code, "
+        "not a county one: a county code does not end in 00"
+    ]
+
+
+def test_a_daemon_config_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "plant.yaml").write_text((ROOT / "examples" / "plant.yaml").read_text())
+    f = tmp_path / "hazmon.yaml"
+    f.write_bytes("plant: plant.yaml\n# 液氯储罐区\n".encode("gbk"))
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    assert [str(p) for p in e.value.problems] == [
+        f"{f}:2: (file): not UTF-8: byte 0xc2 at column 5 (byte offset 22); it reads as GBK (GB18030), as saved "
+        "on a Chinese Windows machine: convert it with `iconv -f GBK -t UTF-8 hazmon.yaml > hazmon.utf8.yaml` "
+        "and use that file"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"- {name: a, role: operator, token: [\n", "not a valid token file: while parsing a flow node"),
+        (b"- " + b"[" * 3000 + b"]" * 3000 + b"\n", "not a valid token file: "),
+    ],
+)
+def test_a_broken_token_file_is_one_line(tmp_path: Path, content: bytes, reason: str) -> None:
+    (tmp_path / "plant.yaml").write_text((ROOT / "examples" / "plant.yaml").read_text())
+    (tmp_path / "tokens.yaml").write_bytes(content)
+    f = tmp_path / "hazmon.yaml"
+    f.write_text("plant: plant.yaml\nalarms:\n  token_file: tokens.yaml\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    [problem] = [str(p) for p in e.value.problems]
+    assert problem.startswith(f"{f}:3: alarms.token_file: {tmp_path / 'tokens.yaml'}: {reason}")
+    assert "\n" not in problem

@@ -100,3 +100,58 @@ def test_migrate_load_and_assessments_through_the_cli(empty_db: str) -> None:
     )
     assert bad.returncode == 2
     assert "--hazard-source: 'nope' is not in examples/plant.yaml" in bad.stderr
+
+
+def test_plant_json_grades_exact_boundaries_and_refuses_infinity(tmp_path: Path) -> None:
+    base = (ROOT / "tests/plant/broken/_base.yaml.txt").read_text()
+    # S = 3/5 + 3/10 + 0.5/5 = 1 exactly: a major hazard source (a float sum gives 0.9999999999999999)
+    f = tmp_path / "s1.yaml"
+    f.write_text(
+        base.replace(
+            "      - {chemical: chlorine, max_t: 30}",
+            "      - {chemical: chlorine, max_t: 3}\n      - {chemical: ammonia, max_t: 3}\n"
+            "      - {chemical: hydrogen, max_t: 0.5}",
+        )
+    )
+    r = hz("plant", str(f), "--json")
+    assert r.returncode == 0, r.stderr
+    hs = json.loads(r.stdout)["hazard_sources"][0]
+    assert (hs["s"], hs["major_hazard_source"], hs["grade"]) == (1.0, True, 4)
+    f.write_text(base.replace("max_t: 30", "max_t: .inf"))
+    r = hz("plant", str(f), "--json")
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert f"{f}:15: hazard_sources[0].chemicals[0].max_t: expected a finite number, got '.inf'" in r.stderr
+
+
+def test_check_names_a_gbk_file_without_a_traceback() -> None:
+    path = ROOT / "tests/plant/broken/gbk_encoded.yaml"
+    r = hz("check", str(path))
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[0].startswith(f"{path}:3: (file): not UTF-8: byte 0xb2")
+    assert "iconv -f GBK -t UTF-8" in r.stderr
+
+
+def test_check_takes_a_daemon_config_with_its_plant_file(tmp_path: Path) -> None:
+    (tmp_path / "plant.yaml").write_text((ROOT / "examples/plant.yaml").read_text())
+    f = tmp_path / "hazmon.yaml"
+    f.write_text(
+        "plant: plant.yaml\nalarms:\n  tokens:\n"
+        '    - {name: luhe, role: bureau, level: county, region: "320100", sha256: ' + "a" * 64 + "}\n"
+        "  notifiers:\n"
+        '    - {name: p, kind: mqtt, url: "mqtt://127.0.0.1:1883", topic: "whp/#", recipients: [bureau_county]}\n'
+    )
+    r = hz("check", str(f))
+    assert r.returncode == 1, r.stdout
+    assert r.stderr.splitlines() == [
+        f"{f}:4: alarms.tokens[0].region: region '320100' is a city code, not a county one: a county code "
+        "does not end in 00",
+        f"{f}:6: alarms.notifiers[0].topic: 'whp/#' is not a topic to publish to (no '+' or '#' wildcard, "
+        "not empty)",
+        f"{f}: 2 problem(s)",
+    ]
+    f.write_text("plant: plant.yaml\n")
+    r = hz("check", str(f))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{f}: ok (daemon config; plant {tmp_path / 'plant.yaml'}: 3 hazard sources, 43 sensors)"

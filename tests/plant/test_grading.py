@@ -126,3 +126,30 @@ def test_table_covers_at_least_25_chemicals_with_cas() -> None:
 def test_table_matches_the_standard(key: str, q: float, beta: float) -> None:
     c = chemical(key)
     assert c is not None and (c.q_t, c.beta) == (q, beta)
+
+
+# Exact boundaries that a plain float sum gets wrong (0.6 + 0.3 + 0.1 < 1 in binary floating point).
+def test_s_exactly_one_from_three_chemicals_is_a_major_hazard_source() -> None:
+    # S = 3/5 + 3/10 + 0.5/5 = 0.6 + 0.3 + 0.1 = 1; R = 1.0 · (4·0.6 + 2·0.3 + 1.5·0.1) = 3.15 -> 四级
+    g = grade(inv(("chlorine", 3), ("ammonia", 3), ("hydrogen", 0.5)), 10)
+    assert g.is_major
+    assert g.grade == Grade.FOUR
+    assert g.s == 1.0
+
+
+def test_r_exactly_100_is_grade_one() -> None:
+    # S = 350/10 + 0.2/0.3 = 35.67; R = 1.2 · (2·35 + 20·(2/3)) = 1.2 · 83.33… = 100 -> 一级
+    g = grade(inv(("ammonia", 350), ("phosgene", 0.2)), 40)
+    assert g.grade == Grade.ONE
+    assert g.r == 100.0
+
+
+def test_exact_takes_the_written_decimal() -> None:
+    from fractions import Fraction
+
+    from hazmon.plant.grading import exact
+
+    assert exact(0.3) == Fraction(3, 10)
+    assert exact(350) == 350
+    with pytest.raises(ValueError, match="not a finite number"):
+        exact(float("inf"))
