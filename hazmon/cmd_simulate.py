@@ -6,9 +6,10 @@ import argparse
 import asyncio
 import math
 import os
+import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -223,14 +224,16 @@ def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per 
     )
     try:
         counters = asyncio.run(
-            run_stream(
-                steps,
-                plant,
-                sinks,
-                start_us=start_us,
-                speed=args.speed,
-                down=lambda: sim.down_endpoints,
-                progress=progress,
+            _until_signal(
+                lambda: run_stream(
+                    steps,
+                    plant,
+                    sinks,
+                    start_us=start_us,
+                    speed=args.speed,
+                    down=lambda: sim.down_endpoints,
+                    progress=progress,
+                )
             )
         )
     except (MqttPublishError, OpcUaServerError) as e:
@@ -242,6 +245,35 @@ def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per 
             writer.close()
     _report(counters, sinks)
     return 0
+
+
+async def _until_signal(run: Callable[[], Awaitable[dict[str, int]]]) -> dict[str, int]:
+    """Run ``run()``; SIGINT or SIGTERM cancel it (servers stopped, recording closed), then exit 130.
+
+    The handlers are installed whatever this process inherited: a shell script that
+    starts the simulator in the background (``hazmon simulate ... &``) leaves SIGINT
+    ignored, and Python then installs neither its own handler nor asyncio's, so a
+    ``kill -INT`` did nothing at all.
+    """
+    task = asyncio.ensure_future(run())
+    loop = asyncio.get_running_loop()
+    signalled: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        signalled.append(sig)
+        task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not signalled:
+            raise
+        raise KeyboardInterrupt from None  # the CLI's exit status for an interrupted run: 130
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def _tee(
@@ -338,14 +370,16 @@ def _replay(args: argparse.Namespace) -> int:
     replay = Replay(args.file, start_us)
     try:
         counters = asyncio.run(
-            run_stream(
-                replay.steps(),
-                plant,
-                sinks,
-                start_us=start_us,
-                speed=args.speed,
-                down=lambda: replay.down_endpoints,
-                progress=progress,
+            _until_signal(
+                lambda: run_stream(
+                    replay.steps(),
+                    plant,
+                    sinks,
+                    start_us=start_us,
+                    speed=args.speed,
+                    down=lambda: replay.down_endpoints,
+                    progress=progress,
+                )
             )
         )
     except (RecordingError, MqttPublishError, OpcUaServerError) as e:
