@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import structlog
+
 from hazmon.plant import ConfigError, Plant, Reading, from_us, load, to_us
 from hazmon.simulators import Scenario, Simulation, load_scenario, parse_duration, scenario_names
 from hazmon.simulators.mqtt_publisher import MqttPublisher, MqttPublishError
@@ -28,6 +30,8 @@ from hazmon.simulators.recording import (
 from hazmon.simulators.serving import build_sinks, run_stream, shift_opcua_ports
 
 __all__ = ["register"]
+
+log = structlog.get_logger("hazmon.simulate")
 
 _DEFAULT_DATA_DIR = os.environ.get("HAZMON_SIM_DATA", str(Path.home() / ".local" / "share" / "hazmon-sim"))
 
@@ -217,10 +221,13 @@ def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per 
         steps = _tee(steps, lambda batch: rec.write(batch, sim.outage_changes()))
     sinks = _sinks(plant, args)
     progress = _Progress(start_us, start_us + int(duration * 1e6) if args.duration is not None else None)
-    print(
-        f"simulating {plant.enterprise.id}: scenario {scenario.name}, seed {args.seed}, speed {args.speed}, "
-        f"start {from_us(start_us).isoformat()}; serving {', '.join(s.name for s in sinks) or 'nothing'}",
-        file=sys.stderr,
+    log.info(  # a log line, not a print: stderr has one format (hazmon/logs.py)
+        f"simulating {plant.enterprise.id}",
+        scenario=scenario.name,
+        seed=args.seed,
+        speed=args.speed,
+        start=from_us(start_us).isoformat(),
+        serving=[s.name for s in sinks],
     )
     try:
         counters = asyncio.run(
@@ -289,7 +296,7 @@ def _report(counters: dict[str, int], sinks: Sequence[object]) -> None:
     for s in sinks:
         c = getattr(s, "counters", {})
         parts.append(f"{getattr(s, 'name', '?')}: " + " ".join(f"{k}={v}" for k, v in c.items() if v))
-    print("; ".join(parts), file=sys.stderr)
+    log.info("stream served", counters="; ".join(parts))
 
 
 def _record(args: argparse.Namespace) -> int:
