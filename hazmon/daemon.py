@@ -61,6 +61,7 @@ from hazmon.plant import (
     from_us,
 )
 from hazmon.plant.aio import cancel_and_wait
+from hazmon.plant.reading import measuring_band
 from hazmon.readiness import DatabaseProbe, SourceStates, add_daemon_checks
 from hazmon.rules import RulesRunner
 from hazmon.store import (
@@ -207,6 +208,7 @@ def wire(
         on_system=system_event,
         own_thread=True,  # its COPYs wait for PostgreSQL only, not behind the rules on this loop
         on_settled=queue.settled,  # committed or spooled up to a queue position: MQTT acks go out
+        bands={s.tag: measuring_band(s.range) for s in plant.sensors()},  # outside: stored OUT_OF_RANGE
     )
     w = Wiring(
         metrics,
