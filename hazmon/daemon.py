@@ -424,7 +424,7 @@ class Daemon:
         await cancel_and_wait(*self._tasks)
         w.queue.close()
         if w.alarms is not None:
-            if w.pending_findings and not self._alarms_started.is_set():
+            if w.pending_findings and not await self._start_alarms():  # a last try
                 log.error(
                     "findings not recorded: the alarm service never reached the database",
                     n=len(w.pending_findings),
