@@ -102,12 +102,12 @@ from asyncua import ua
 from hazmon.logs import configure_logging
 
 configure_logging("info", json=True)
-lib = logging.getLogger("asyncua.client.client")
+lib = logging.getLogger("asyncua.client.ua_session.UaSession")
 lib.info("add_node: while adding node %s", "i=1")  # chatter: below WARNING
-try:
+try:  # what a client's publish loop gets from a server shutting down
     raise ua.UaStatusCodeError(ua.StatusCodes.BadSessionClosed)
 except ua.UaStatusCodeError:
-    lib.exception("close_session raised during disconnect; continuing teardown")
+    lib.exception("Publish iteration crashed; retrying in 1s")
 try:
     raise ValueError("a bug")
 except ValueError:
@@ -121,6 +121,6 @@ def test_an_expected_library_event_is_one_warning_line_and_a_bug_keeps_its_trace
     lines = [json.loads(ln) for ln in p.stderr.splitlines()]
     assert len(lines) == 2, p.stderr
     closed, bug = lines
-    assert closed["level"] == "warning" and closed["logger"] == "asyncua.client.client"
+    assert closed["level"] == "warning" and closed["logger"] == "asyncua.client.ua_session.UaSession"
     assert "BadSessionClosed" in closed["event"] and "exception" not in closed
     assert bug["level"] == "error" and "ValueError: a bug" in bug["exception"]
