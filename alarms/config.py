@@ -346,8 +346,12 @@ def _token(n: Node) -> ApiToken | None:
     return ApiToken(name, role, sha.lower(), level or None, region or None)
 
 
-def _tokens(m: dict[str, Node], n: Node) -> tuple[list[ApiToken], str]:
-    """API tokens from ``tokens`` (digests) and ``token_file`` (plain, created when missing)."""
+def _tokens(m: dict[str, Node], n: Node, create_files: bool) -> tuple[list[ApiToken], str]:
+    """API tokens from ``tokens`` (digests) and ``token_file`` (plain, created when missing).
+
+    With ``create_files=False`` (``hazmon run --check``) a missing token file is not
+    created: a check changes nothing, and the daemon creates it when it starts.
+    """
     tokens: list[ApiToken] = []
     if "tokens" in m:
         for item in m["tokens"].sequence():
@@ -363,6 +367,8 @@ def _tokens(m: dict[str, Node], n: Node) -> tuple[list[ApiToken], str]:
             p = Path(tf) if Path(tf).is_absolute() else Path(n.ctx.file).parent / tf
             token_file = str(p)
             try:
+                if not create_files and not p.exists():
+                    return tokens, token_file
                 if ensure_token_file(p):
                     log.warning("created alarm API token file with one token per role", path=str(p))
                 for pt in read_token_file(p):
@@ -374,8 +380,11 @@ def _tokens(m: dict[str, Node], n: Node) -> tuple[list[ApiToken], str]:
     return tokens, token_file
 
 
-def parse_settings(n: Node) -> AlarmSettings | None:
-    """Parse the ``alarms:`` section (problems are recorded on ``n``)."""
+def parse_settings(n: Node, create_files: bool = True) -> AlarmSettings | None:
+    """Parse the ``alarms:`` section (problems are recorded on ``n``).
+
+    ``create_files=False``: a missing token file is left missing (a check writes nothing).
+    """
     m = n.mapping(
         {
             "locale",
@@ -428,7 +437,7 @@ def parse_settings(n: Node) -> AlarmSettings | None:
                 if any(o.name == nc.name for o in notifiers):
                     item.problem(f"notifier name '{nc.name}' used twice")
                 notifiers.append(nc)
-    tokens, token_file = _tokens(m, n)
+    tokens, token_file = _tokens(m, n, create_files)
     api_url = opt(m, "api_url", lambda x: _url(x, ("http", "https")), "")
     check = opt(m, "assessment_check_s", lambda x: x.num(0, exclusive=True), d.assessment_check_s)
     if not re.fullmatch(ID_PATTERN, default_position):

@@ -36,13 +36,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 import structlog
 
 from hazmon.collector.deadletter import DeadLetters
 from hazmon.collector.metrics import DROP_REASONS, Metrics
 from hazmon.collector.spool import Spool, SpoolFullError
-from hazmon.plant.reading import Reading, ReadingBatch, from_us
+from hazmon.plant.reading import Quality, Reading, ReadingBatch, from_us
 from hazmon.store import (
     ReadingColumns,
     UnknownTagError,
@@ -69,6 +70,18 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+def _bands_by_id(
+    ids: Mapping[str, int], bands: Mapping[str, tuple[float, float]]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(lowest, highest) measurement indexed by sensor id (unbounded for a tag without a band)."""
+    size = max(ids.values(), default=-1) + 1
+    lo, hi = np.full(size, -np.inf), np.full(size, np.inf)
+    for tag, (b_lo, b_hi) in bands.items():
+        if tag in ids:
+            lo[ids[tag]], hi[ids[tag]] = b_lo, b_hi
+    return lo, hi
+
+
 class BatchWriter:
     def __init__(
         self,
@@ -86,9 +99,13 @@ class BatchWriter:
         on_system: SystemEvent | None = None,
         own_thread: bool = False,
         on_settled: Callable[[int], None] | None = None,
+        bands: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self.dsn = dsn
         self.ids = dict(ids)
+        # tag -> (lowest, highest) measurement (`hazmon.plant.reading.measuring_band`): a value
+        # outside is stored with quality OUT_OF_RANGE, so no trend or rollup draws it
+        self._lo, self._hi = _bands_by_id(self.ids, bands or {})
         self.spool = spool
         self.dead = dead
         self.metrics = metrics
@@ -408,6 +425,13 @@ class BatchWriter:
         return ReadingBatch.concat(parts)
 
     def _columns(self, batch: ReadingBatch) -> ReadingColumns:
+        cols = self._known_columns(batch)
+        sid = cols.sensor_id
+        outside = (cols.value < self._lo[sid]) | (cols.value > self._hi[sid])
+        cols.quality[outside] = Quality.OUT_OF_RANGE  # (a copy of the batch's column)
+        return cols
+
+    def _known_columns(self, batch: ReadingBatch) -> ReadingColumns:
         try:
             return ReadingColumns.from_batch(batch, self.ids)
         except UnknownTagError:

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        cfg, plant = load_config(args.config)
+        cfg, plant = load_config(args.config, create_files=not args.check)
     except ConfigError as e:
         for prob in e.problems:
             print(prob, file=sys.stderr)

@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import math
 import os
+import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+import structlog
 
 from hazmon.plant import ConfigError, Plant, Reading, from_us, load, to_us
 from hazmon.simulators import Scenario, Simulation, load_scenario, parse_duration, scenario_names
@@ -27,6 +30,8 @@ from hazmon.simulators.recording import (
 from hazmon.simulators.serving import build_sinks, run_stream, shift_opcua_ports
 
 __all__ = ["register"]
+
+log = structlog.get_logger("hazmon.simulate")
 
 _DEFAULT_DATA_DIR = os.environ.get("HAZMON_SIM_DATA", str(Path.home() / ".local" / "share" / "hazmon-sim"))
 
@@ -216,21 +221,26 @@ def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per 
         steps = _tee(steps, lambda batch: rec.write(batch, sim.outage_changes()))
     sinks = _sinks(plant, args)
     progress = _Progress(start_us, start_us + int(duration * 1e6) if args.duration is not None else None)
-    print(
-        f"simulating {plant.enterprise.id}: scenario {scenario.name}, seed {args.seed}, speed {args.speed}, "
-        f"start {from_us(start_us).isoformat()}; serving {', '.join(s.name for s in sinks) or 'nothing'}",
-        file=sys.stderr,
+    log.info(  # a log line, not a print: stderr has one format (hazmon/logs.py)
+        f"simulating {plant.enterprise.id}",
+        scenario=scenario.name,
+        seed=args.seed,
+        speed=args.speed,
+        start=from_us(start_us).isoformat(),
+        serving=[s.name for s in sinks],
     )
     try:
         counters = asyncio.run(
-            run_stream(
-                steps,
-                plant,
-                sinks,
-                start_us=start_us,
-                speed=args.speed,
-                down=lambda: sim.down_endpoints,
-                progress=progress,
+            _until_signal(
+                lambda: run_stream(
+                    steps,
+                    plant,
+                    sinks,
+                    start_us=start_us,
+                    speed=args.speed,
+                    down=lambda: sim.down_endpoints,
+                    progress=progress,
+                )
             )
         )
     except (MqttPublishError, OpcUaServerError) as e:
@@ -242,6 +252,35 @@ def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per 
             writer.close()
     _report(counters, sinks)
     return 0
+
+
+async def _until_signal(run: Callable[[], Awaitable[dict[str, int]]]) -> dict[str, int]:
+    """Run ``run()``; SIGINT or SIGTERM cancel it (servers stopped, recording closed), then exit 130.
+
+    The handlers are installed whatever this process inherited: a shell script that
+    starts the simulator in the background (``hazmon simulate ... &``) leaves SIGINT
+    ignored, and Python then installs neither its own handler nor asyncio's, so a
+    ``kill -INT`` did nothing at all.
+    """
+    task = asyncio.ensure_future(run())
+    loop = asyncio.get_running_loop()
+    signalled: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        signalled.append(sig)
+        task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not signalled:
+            raise
+        raise KeyboardInterrupt from None  # the CLI's exit status for an interrupted run: 130
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def _tee(
@@ -257,7 +296,7 @@ def _report(counters: dict[str, int], sinks: Sequence[object]) -> None:
     for s in sinks:
         c = getattr(s, "counters", {})
         parts.append(f"{getattr(s, 'name', '?')}: " + " ".join(f"{k}={v}" for k, v in c.items() if v))
-    print("; ".join(parts), file=sys.stderr)
+    log.info("stream served", counters="; ".join(parts))
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -338,14 +377,16 @@ def _replay(args: argparse.Namespace) -> int:
     replay = Replay(args.file, start_us)
     try:
         counters = asyncio.run(
-            run_stream(
-                replay.steps(),
-                plant,
-                sinks,
-                start_us=start_us,
-                speed=args.speed,
-                down=lambda: replay.down_endpoints,
-                progress=progress,
+            _until_signal(
+                lambda: run_stream(
+                    replay.steps(),
+                    plant,
+                    sinks,
+                    start_us=start_us,
+                    speed=args.speed,
+                    down=lambda: replay.down_endpoints,
+                    progress=progress,
+                )
             )
         )
     except (RecordingError, MqttPublishError, OpcUaServerError) as e:

@@ -104,8 +104,12 @@ def _http(n: Node) -> HttpSettings | None:
     return HttpSettings(opt(m, "host", Node.text, d.host), port)
 
 
-def parse_config(n: Node, base_dir: Path) -> DaemonConfig | None:
-    """The daemon config from the document's root node (problems recorded on ``n``)."""
+def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonConfig | None:
+    """The daemon config from the document's root node (problems recorded on ``n``).
+
+    ``create_files=False`` (``hazmon run --check``): files the config would create when
+    missing (the alarm API token file) are not created.
+    """
     m = n.mapping({"plant", "data_dir", "instance", "database", "http", "collector", "rules", "alarms"})
     if m is None:
         return None
@@ -118,7 +122,7 @@ def parse_config(n: Node, base_dir: Path) -> DaemonConfig | None:
     alarms_enabled = not (
         "alarms" in m and m["alarms"].node.tag.endswith(":bool") and m["alarms"].flag() is False
     )
-    alarms = parse_alarms(m["alarms"]) if "alarms" in m and alarms_enabled else None
+    alarms = parse_alarms(m["alarms"], create_files) if "alarms" in m and alarms_enabled else None
 
     def rel(p: str) -> str:
         return str(p if os.path.isabs(p) else (base_dir / p))
@@ -144,12 +148,14 @@ def parse_config(n: Node, base_dir: Path) -> DaemonConfig | None:
     )
 
 
-def load_config(path: str | Path) -> tuple[DaemonConfig, Plant]:
+def load_config(path: str | Path, create_files: bool = True) -> tuple[DaemonConfig, Plant]:
     """The daemon config and the plant file it names, both checked.
+
+    ``create_files=False`` checks without creating anything (see `parse_config`).
 
     Raises:
         hazmon.plant.ConfigError: every problem of the config file, or of the plant file.
     """
     p = Path(path)
-    cfg = parse_file(p, lambda n: parse_config(n, p.parent))
+    cfg = parse_file(p, lambda n: parse_config(n, p.parent, create_files))
     return cfg, load(cfg.plant_file)

@@ -48,6 +48,7 @@ from hazmon.collector import (
 )
 from hazmon.collector.opcua import OpcUaConnection, inputs_for_plant
 from hazmon.config import DaemonConfig
+from hazmon.failures import Failures
 from hazmon.http import HttpServer
 from hazmon.metrics import daemon_metrics
 from hazmon.plant import (
@@ -63,6 +64,8 @@ from hazmon.plant import (
     from_us,
 )
 from hazmon.plant.aio import cancel_and_wait
+from hazmon.plant.reading import measuring_band
+from hazmon.readiness import DatabaseProbe, SourceStates, add_daemon_checks
 from hazmon.rules import RulesRunner
 from hazmon.store import (
     StorageSettings,
@@ -140,6 +143,7 @@ class Wiring:
         default_factory=list
     )  # the last 100 raised, for /healthz and tests
     system_event: SystemEvent | None = None  # raise / clear a condition of the daemon itself
+    sources: SourceStates = field(default_factory=SourceStates)  # connected or not, for /readyz
 
 
 def wire(
@@ -207,6 +211,7 @@ def wire(
         on_system=system_event,
         own_thread=True,  # its COPYs wait for PostgreSQL only, not behind the rules on this loop
         on_settled=queue.settled,  # committed or spooled up to a queue position: MQTT acks go out
+        bands={s.tag: measuring_band(s.range) for s in plant.sensors()},  # outside: stored OUT_OF_RANGE
     )
     w = Wiring(
         metrics,
@@ -296,6 +301,7 @@ def wire(
 
 def _source_state(w: Wiring, enterprise: str, source: str, connected: bool, reason: str) -> None:
     tags = next((i.tags for i in w.inputs if i.name == source), [])
+    w.sources.set(source, connected, reason)
     t = now_us()
     # one cause, one alarm: the link's finding goes to the alarms before its sensors' stale
     # conditions (its consequences, hazmon.alarms.causes) have passed the rules
@@ -327,6 +333,7 @@ class Daemon:
         self._overrides: dict[str, Limits] = {}
         self._newest_stored: dict[str, int] = {}  # OPC UA endpoint -> newest stored reading (µs)
         self._consumer_done = False
+        self._alarms_started = asyncio.Event()  # the alarm service is connected (it may wait for the DB)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> Daemon:
@@ -344,8 +351,24 @@ class Daemon:
             config=self.config, plant=self.plant, ids=ids, overrides=overrides, loop=loop, health=self.health
         )
         await asyncio.to_thread(self._previous_run, w)
-        if w.alarms is not None:
-            await w.alarms.start()
+        self._failures = Failures.named(
+            w.metrics,
+            alarms_start="alarm service start (waiting for the database)",
+            alarms="alarm service recording findings (kept and retried)",
+            tick="rules/alarms tick",
+        )
+        await self._start_alarms()
+        add_daemon_checks(
+            w.http,
+            writer=w.writer,
+            spool=w.spool,
+            probe=DatabaseProbe(self.config.database.resolved_dsn()),
+            sources=w.sources,
+            source_names=[i.name for i in w.inputs],
+            alarms_started=None if w.alarms is None else self._alarms_started.is_set,
+            alarms_start=self._failures["alarms_start"],
+            stopped_tasks=lambda: [t.get_name() for t in self._tasks if t.done()],
+        )
         self.http_port = await w.http.start()
         self._tasks = [
             asyncio.create_task(w.writer.run(), name="writer"),
@@ -356,7 +379,7 @@ class Daemon:
         ]
         if w.alarms is not None:
             self._tasks.append(asyncio.create_task(self._alarms(), name="alarms"))
-        if self._storage_mode == "plain":
+        if self._storage_mode in ("plain", ""):  # "": DB down at start (a no-op on TimescaleDB)
             self._tasks.append(asyncio.create_task(self._plain_upkeep(), name="upkeep"))
         # everything built so far (plant model, registry, rules windows, alarm state) lives as long
         # as the daemon: out of the collector's sight, a full collection no longer walks it
@@ -414,7 +437,12 @@ class Daemon:
         await cancel_and_wait(*self._tasks)
         w.queue.close()
         if w.alarms is not None:
-            if w.pending_findings:
+            if w.pending_findings and not await self._start_alarms():  # a last try
+                log.error(
+                    "findings not recorded: the alarm service never reached the database",
+                    n=len(w.pending_findings),
+                )
+            elif w.pending_findings:
                 try:
                     await w.alarms.handle(list(w.pending_findings), now_us())
                 except Exception:
@@ -599,14 +627,34 @@ class Daemon:
                 w.pending_findings.extend(found)
                 self._findings_ready.set()
 
+    async def _start_alarms(self) -> bool:
+        """Start the alarm service; with the database away it waits (each tick retries; /readyz says so)."""
+        w = self.w
+        assert w is not None
+        if w.alarms is None or self._alarms_started.is_set():
+            return True
+        fails = self._failures["alarms_start"]
+        try:
+            await w.alarms.start()
+        except Exception as e:
+            fails.failed(e)
+            return False
+        fails.ok()
+        self._alarms_started.set()
+        self._findings_ready.set()  # what waited meanwhile
+        return True
+
     async def _alarms(self) -> None:
         """Findings -> alarms, in a task of its own: the consumer never waits for the alarm database.
 
         A failed `handle` keeps the findings (in order) and retries them a second later.
+        Until the alarm service has started (`_start_alarms`) the findings wait.
         """
         w = self.w
         assert w is not None and w.alarms is not None
+        fails = self._failures["alarms"]
         while True:
+            await self._alarms_started.wait()
             await self._findings_ready.wait()
             self._findings_ready.clear()
             if not w.pending_findings:
@@ -617,10 +665,10 @@ class Daemon:
             failed = False
             try:
                 await w.alarms.handle(findings, now_us())
-            except Exception:
+                fails.ok()
+            except Exception as e:
                 failed = True
-                w.metrics.inc("hazmon_pipeline_errors_total", 1, {"stage": "alarms"})
-                log.exception("alarm service failed; findings kept and retried", n=len(findings))
+                fails.failed(e)
                 w.pending_findings[:0] = findings
             except asyncio.CancelledError:  # a stop that could not wait: its final pass takes them
                 w.pending_findings[:0] = findings
@@ -648,11 +696,11 @@ class Daemon:
                     if w.alarms is not None and found:
                         w.pending_findings.extend(found)
                         self._findings_ready.set()
-                if w.alarms is not None:
+                if w.alarms is not None and await self._start_alarms():
                     await w.alarms.tick(t)
-            except Exception:
-                w.metrics.inc("hazmon_pipeline_errors_total", 1, {"stage": "tick"})
-                log.exception("rules/alarms tick failed")
+                self._failures["tick"].ok()
+            except Exception as e:  # one line when it starts failing, a counter, one when it ends
+                self._failures["tick"].failed(e)
 
     async def _assessments(self) -> None:
         """Re-read assessment limit overrides; changed ones go to the rules without a restart.

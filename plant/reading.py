@@ -16,7 +16,9 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Quality", "Reading", "ReadingBatch", "StaleChange", "from_us", "to_us"]
+from hazmon.plant.standards import NAMUR_NE43_HIGH_FRACTION, NAMUR_NE43_LOW_FRACTION
+
+__all__ = ["Quality", "Reading", "ReadingBatch", "StaleChange", "from_us", "measuring_band", "to_us"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -25,12 +27,33 @@ class Quality(IntEnum):
     """Quality of one reading, stored as a smallint.
 
     Follows the OPC UA StatusCode severity (Good / Uncertain / Bad); the finer
-    reason (out of range, comm failure…) lives in the rules' findings.
+    reason (comm failure…) lives in the rules' findings.
+
+    ``OUT_OF_RANGE`` is never sent by a source: the writer stores it for a value
+    outside its sensor's measuring range widened by the NAMUR NE 43 signal band
+    (`measuring_band`), e.g. ``1e308`` on a 0-10 ppm detector. Such a value is kept
+    (what the transmitter said) but is not a measurement: trends, rollups and
+    Grafana leave it out. The rules see the value as it came and raise their
+    out-of-range finding.
     """
 
     GOOD = 0
     UNCERTAIN = 1
     BAD = 2
+    OUT_OF_RANGE = 3
+
+
+def measuring_band(range_: tuple[float, float]) -> tuple[float, float]:
+    """(lowest, highest) value that is still a measurement for a sensor of measuring range ``range_``.
+
+    The range widened by the NAMUR NE 43 (2003) measurement band of a 4-20 mA loop,
+    3.8 to 20.5 mA: 0.2/16 of the span below its low end, 0.5/16 above its high end
+    (the same band the rules' out-of-range check uses). Outside it the signal means
+    a failure, not a process value.
+    """
+    lo, hi = range_
+    span = hi - lo
+    return lo - NAMUR_NE43_LOW_FRACTION * span, hi + NAMUR_NE43_HIGH_FRACTION * span
 
 
 class Reading(NamedTuple):

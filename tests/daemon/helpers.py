@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -16,7 +18,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from hazmon.collector import CollectorSettings
 from hazmon.config import DaemonConfig, DatabaseSettings, HttpSettings
-from hazmon.plant import MqttBinding, Plant, Reading, from_us
+from hazmon.plant import MqttBinding, Plant, Quality, Reading, from_us, load
+from hazmon.plant.reading import measuring_band
+from tests.conftest import EXAMPLE_PLANT
 
 
 def daemon_config(
@@ -110,5 +114,17 @@ async def wait_for(cond: Callable[[], bool], what: str, limit_s: float = 60.0) -
         await asyncio.sleep(0.1)
 
 
+@functools.cache
+def _bands() -> dict[str, tuple[float, float]]:
+    return {s.tag: measuring_band(s.range) for s in load(EXAMPLE_PLANT).sensors()}
+
+
+def stored_quality(r: Reading) -> int:
+    """The quality the writer stores: OUT_OF_RANGE outside the sensor's measuring band (example plant)."""
+    lo, hi = _bands().get(r.tag, (-math.inf, math.inf))
+    return int(Quality.OUT_OF_RANGE) if r.value < lo or r.value > hi else int(r.quality)
+
+
 def as_rows(readings: Iterable[Reading]) -> list[tuple[object, ...]]:
-    return sorted((r.tag, from_us(r.ts_us), r.value, int(r.quality)) for r in readings)
+    """The rows the daemon stores for ``readings`` (tag, time, value, quality as stored)."""
+    return sorted((r.tag, from_us(r.ts_us), r.value, stored_quality(r)) for r in readings)
