@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hazmon.alarms.escalation import Recipient
+from hazmon.alarms.zh import condition_zh, state_zh, value_zh
 from hazmon.plant.model import Plant
 from hazmon.plant.standards import Tier
 
@@ -125,8 +126,8 @@ def render(
         at = Tier(a.tier)
         where = a.sensor or a.hazard_source
         lines_zh.append(
-            f"- [{at.zh}] {where} {a.condition} {a.message_zh or ''} 值 {a.value} 限值 {a.limit} "
-            f"始于 {_local(a.activated_at_us)} 状态 {a.state} (#{a.id})"
+            f"- [{at.zh}] {where} {condition_zh(a.condition)} {a.message_zh or ''} 值 {value_zh(a.value)} "
+            f"限值 {value_zh(a.limit)} 始于 {_local(a.activated_at_us)} 状态 {state_zh(a.state)} (#{a.id})"
         )
         lines_en.append(
             f"- [{at.colour}] {where} {a.condition} {a.message_en or ''} value {a.value} limit {a.limit} "
@@ -148,7 +149,9 @@ def render(
     text = "\n\n".join(blocks if zh_first else blocks[::-1]) + "\n"
     first = alarms[0] if alarms else None
     short_zh = f"{t.zh}色预警 {ent.name} {src_zh}: " + (
-        (first.message_zh or f"{first.sensor or first.hazard_source} {first.condition}") if first else ""
+        (first.message_zh or f"{first.sensor or first.hazard_source} {condition_zh(first.condition)}")
+        if first
+        else ""
     )
     if first is not None and first.detector_fault:
         short_zh += "（探测器已停止上报）"

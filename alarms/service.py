@@ -394,7 +394,7 @@ class AlarmService:
                     not st.valid,
                     ts,
                     message_en=f"Assessment of {hs_id}: {g.reason}; reassessment due {due}",
-                    message_zh=f"{hs_id} 重大危险源评估逾期或缺失（{st.due_reason}），应于 {due} 前评估",
+                    message_zh=f"{hs_id} 重大危险源评估逾期或缺失（{st.due_reason_zh}），应于 {due} 前评估",
                 )
             )
             out.append(

@@ -1,8 +1,8 @@
 """`hazmon alarms list|show|ack|shelve|unshelve|comment|bureau|tokens` over the alarm HTTP API.
 
-The API address comes from ``--url`` or ``$HAZMON_API`` (default the daemon's
-``http`` section when ``-c`` is given, else http://127.0.0.1:8470); the bearer token
-from ``--token`` or ``$HAZMON_TOKEN``.
+The API address comes from ``--url``, else the daemon's ``http`` section when
+``-c hazmon.yaml`` is given, else ``$HAZMON_API``, else http://127.0.0.1:8470; the
+bearer token from ``--token`` or ``$HAZMON_TOKEN``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import argparse
 import json
 import os
 import re
+import shlex
+import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -37,7 +39,12 @@ def _duration(text: str) -> float:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", help=f"alarm API base URL (default $HAZMON_API or {DEFAULT_API})")
+    p.add_argument(
+        "-c", "--config", help="daemon config (hazmon.yaml): the API address from its http section"
+    )
+    p.add_argument(
+        "--url", help=f"alarm API base URL (default: -c's http section, $HAZMON_API or {DEFAULT_API})"
+    )
     p.add_argument("--token", help="bearer token (default $HAZMON_TOKEN)")
     p.add_argument("--json", action="store_true", help="print the API's JSON")
 
@@ -92,11 +99,29 @@ class ApiError(Exception):
     pass
 
 
+def _base_url(args: argparse.Namespace) -> str:
+    if args.url:
+        return str(args.url).rstrip("/")
+    if args.config:
+        try:
+            config, _ = load_config(args.config)
+        except ConfigError as e:
+            raise ApiError(
+                f"{args.config}: {len(e.problems)} problem(s) (hazmon run -c {args.config} --check)"
+            ) from e
+        return f"http://{config.http.host}:{config.http.port}"
+    return (os.environ.get("HAZMON_API") or DEFAULT_API).rstrip("/")
+
+
 def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    base = (args.url or os.environ.get("HAZMON_API") or DEFAULT_API).rstrip("/")
+    base = _base_url(args)
     token = args.token or os.environ.get("HAZMON_TOKEN", "")
     if not token:
-        raise ApiError("no token: pass --token or set HAZMON_TOKEN (hazmon alarms tokens -c hazmon.yaml)")
+        cfg = args.config or "examples/hazmon.yaml"
+        raise ApiError(
+            f"no token: pass --token or set HAZMON_TOKEN "
+            f"({_self_command()} alarms tokens -c {cfg} prints them)"
+        )
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
         base + path,
@@ -213,6 +238,26 @@ def _tokens(args: argparse.Namespace) -> int:
     for t in read_token_file(path):
         what = t.role + (f" ({t.level}{', ' + t.region if t.region else ''})" if t.level else "")
         print(f"  {t.name:16} {what:28} {t.token}")
-    api = f"http://{config.http.host}:{config.http.port}"
-    print(f"try:  HAZMON_API={api} HAZMON_TOKEN=<token> hazmon alarms list")
+    operator = next((t.token for t in read_token_file(path) if t.role == "operator"), "<token>")
+    print(f"try:  HAZMON_TOKEN={operator} {_self_command()} alarms list -c {shlex.quote(args.config)}")
     return 0
+
+
+def _self_command() -> str:
+    """How to run this same `hazmon` from the current directory, as a shell word.
+
+    The console script next to the running interpreter (``.venv/bin/hazmon`` from a
+    checkout), shown relative to the current directory when it is under it, and plain
+    ``hazmon`` only when that is the one on the PATH.
+    """
+    script = Path(sys.executable).parent / "hazmon"
+    if not script.exists():
+        return f"{shlex.quote(sys.executable)} -m hazmon"
+    on_path = shutil.which("hazmon")
+    if on_path is not None and Path(on_path).resolve() == script.resolve():
+        return "hazmon"
+    try:
+        shown = str(script.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(script.absolute())
+    return shlex.quote(shown)

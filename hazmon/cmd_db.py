@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import date
+
+import psycopg
 
 from hazmon.cmd_plant import load_or_report
 from hazmon.plant import AssessmentRecord, assessment_status
 from hazmon.plant.standards import RETENTION_DEFAULT_DAYS, Grade
-from hazmon.store import StorageSettings, add_assessment, connect, list_assessments, migrate, sync_registry
+from hazmon.store import (
+    StorageSettings,
+    add_assessment,
+    connect,
+    dsn_from_env,
+    list_assessments,
+    migrate,
+    sync_registry,
+)
+from hazmon.store.bootstrap import DatabaseUnavailableError, ensure_database
 
 __all__ = ["register"]
 
@@ -27,11 +39,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--compress-after-days", type=int, default=7)
     p.add_argument("--mode", choices=("auto", "plain", "timescaledb"), default="auto")
-    p.set_defaults(handler=_migrate)
+    p.set_defaults(handler=_one_line(_migrate, "hazmon db migrate"))
     p = dbs.add_parser("load", help="upsert the plant file's enterprise, hazard sources and sensors")
     p.add_argument("file")
     p.add_argument("--dsn")
-    p.set_defaults(handler=_load)
+    p.set_defaults(handler=_one_line(_load, "hazmon db load"))
 
     a = sub.add_parser("assessment", help="assessment records (评估报告) of hazard sources")
     acts = a.add_subparsers(dest="assessment_command", metavar="ACTION", required=True)
@@ -44,13 +56,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--grade", required=True, type=int, choices=(1, 2, 3, 4))
     p.add_argument("--filed-on", type=date.fromisoformat, help="filing (备案) date, YYYY-MM-DD")
     p.add_argument("--dsn")
-    p.set_defaults(handler=_add)
+    p.set_defaults(handler=_one_line(_add, "hazmon assessment add"))
     p = acts.add_parser("list", help="list records with next due date and overdue flags")
     p.add_argument("-c", "--config", required=True, help="plant file")
     p.add_argument("--hazard-source")
     p.add_argument("--today", type=date.fromisoformat, default=None, help="evaluate as of this date")
     p.add_argument("--dsn")
-    p.set_defaults(handler=_list)
+    p.set_defaults(handler=_one_line(_list, "hazmon assessment list"))
+
+
+def _one_line(handler: Callable[[argparse.Namespace], int], name: str) -> Callable[[argparse.Namespace], int]:
+    """``handler`` with a database that cannot be reached said in one line, not a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except DatabaseUnavailableError as e:
+            print(f"{name}: {e}", file=sys.stderr)
+        except psycopg.OperationalError as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            print(f"{name}: {first} (a new database: hazmon db migrate creates it)", file=sys.stderr)
+        return 1
+
+    return run
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -59,7 +87,10 @@ def _migrate(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"hazmon db migrate: {e}", file=sys.stderr)
         return 2
-    with connect(args.dsn) as conn:
+    dsn = args.dsn or dsn_from_env()
+    if ensure_database(dsn):
+        print(f"created database {psycopg.conninfo.conninfo_to_dict(dsn).get('dbname')}")
+    with connect(dsn) as conn:
         res = migrate(conn, settings)
     print(
         f"storage mode {res.mode}; applied {len(res.applied)} migration(s): {', '.join(res.applied) or '-'}"

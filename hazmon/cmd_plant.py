@@ -14,6 +14,8 @@ from hazmon.plant.standards import LEL_REFERENCE
 
 __all__ = ["plant_summary", "register"]
 
+_TODO = re.compile(r"#\s*(TODO\b.*)$")
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -72,8 +74,23 @@ def _check(args: argparse.Namespace) -> int:
     if plant is None:
         return 1
     n = len(plant.sensors())
-    print(f"{args.file}: ok ({len(plant.hazard_sources)} hazard sources, {n} sensors)")
+    todos = _todos(args.file)
+    for line in todos:
+        print(line, file=sys.stderr)
+    left = f", {len(todos)} TODO(s) to fill in" if todos else ""
+    print(f"{args.file}: ok ({len(plant.hazard_sources)} hazard sources, {n} sensors{left})")
     return 0
+
+
+def _todos(path: str) -> list[str]:
+    """``file:line: warning: TODO ...`` for each ``# TODO`` comment (placeholders left for the engineer)."""
+    out = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for i, line in enumerate(f, 1):
+            m = _TODO.search(line)
+            if m is not None:
+                out.append(f"{path}:{i}: warning: {m.group(1).strip()}")
+    return out
 
 
 def plant_summary(plant: Plant) -> dict[str, object]:

@@ -61,5 +61,5 @@ def _browse(args: argparse.Namespace) -> int:
     except (OSError, TimeoutError) as e:
         print(f"hazmon opcua browse: cannot reach {args.url}: {e or type(e).__name__}", file=sys.stderr)
         return 1
-    print(format_sensors(found, args.endpoint) if args.write_sensors else format_table(found))
+    print(format_sensors(found, args.endpoint, args.url) if args.write_sensors else format_table(found))
     return 0

@@ -27,6 +27,7 @@ from hazmon.simulators.recording import (
     read_header,
     read_recording,
 )
+from hazmon.simulators.scenario import format_timeline
 from hazmon.simulators.serving import build_sinks, run_stream, shift_opcua_ports
 
 __all__ = ["register"]
@@ -109,6 +110,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--duration", type=_duration, default=None, help="simulated duration (default: until Ctrl-C)"
     )
     p.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
+    p.add_argument(
+        "--timeline",
+        action="store_true",
+        help="print what the scenario does when (from --start or now) and exit",
+    )
     p.add_argument("--record", default=None, metavar="FILE", help="also record the stream to FILE")
     _serving_args(p)
     p.set_defaults(handler=_simulate)
@@ -186,8 +192,14 @@ def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per 
             sc = load_scenario(name)
             print(f"{name:<16} {sc.description}")
         return 0
+    if args.timeline:
+        chosen = _load_scenario(args.scenario)
+        if chosen is None:
+            return 1
+        print(format_timeline(chosen, args.start if args.start is not None else int(time.time()) * 1_000_000))
+        return 0
     if not args.plant:
-        print("hazmon simulate: -c/--plant is required (or --list)", file=sys.stderr)
+        print("hazmon simulate: -c/--plant is required (or --list, --timeline)", file=sys.stderr)
         return 2
     plant = _load_plant(args.plant)
     if plant is None:
@@ -229,6 +241,7 @@ def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per 
         start=from_us(start_us).isoformat(),
         serving=[s.name for s in sinks],
     )
+    print(format_timeline(scenario, start_us), file=sys.stderr)
     try:
         counters = asyncio.run(
             _until_signal(

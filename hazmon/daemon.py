@@ -77,6 +77,7 @@ from hazmon.store import (
     storage_mode,
     sync_registry,
 )
+from hazmon.system_zh import system_message_zh
 
 __all__ = ["AlarmsLike", "Daemon", "RulesLike", "Wiring", "now_us", "wire"]
 
@@ -190,7 +191,7 @@ def wire(
                 bool(active_keys),
                 now_us(),
                 message_en=message,
-                message_zh=f"系统故障：{message}",
+                message_zh=system_message_zh(key, active, message),
             )
         )
         pending_findings.append(system_findings[-1])

@@ -67,6 +67,15 @@ class AssessmentStatus:
     inventory_changed: bool
 
     @property
+    def due_reason_zh(self) -> str:
+        """`due_reason` in Chinese."""
+        if self.record is None:
+            return "无评估记录"
+        if self.inventory_changed:
+            return "评估后危险化学品品种或数量已变化"
+        return f"评估报告出具满 {REASSESSMENT_YEARS} 年"
+
+    @property
     def valid(self) -> bool:
         """A record exists and is not overdue for reassessment."""
         return self.record is not None and not self.reassessment_overdue

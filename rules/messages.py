@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import math
+import re
 
 from hazmon.plant.model import Sensor, SensorKind
 
-__all__ = ["fault_text", "limit_text", "predict_text", "rate_text", "vote_text"]
+__all__ = ["fault_text", "limit_text", "predict_text", "rate_text", "reason_zh", "vote_text"]
 
 _KIND_EN = {
     SensorKind.LEVEL: "level",
@@ -123,7 +124,7 @@ _FAULT = {
     "spike": ("spikes in the signal (robust outlier)", "信号出现尖峰（异常跳变）"),
     "out_of_range": ("reading {v} {u} is outside the measuring range", "读数 {v} {u} 超出量程"),
     "bad_quality": ("transmitter or link reports bad quality", "变送器或通信报告质量为坏值"),
-    "stale": ("no data: {r}", "数据中断：{r}"),
+    "stale": ("no data: {r}", "数据中断：{rz}"),
     "chattering": (
         "alarm is chattering ({n} activations within {w} s)",
         "报警频繁抖动（{w} 秒内触发 {n} 次）",
@@ -139,11 +140,36 @@ _CLEARED = {
 }
 
 
+# Why a sensor is stale, as the collector (collector/stale.py, its MQTT and OPC UA sources) and the
+# rules' own staleness (rules/engine.py) word it; an error text from a library stays quoted.
+_REASONS_ZH = (
+    (re.compile(r"no reading for (\S+) s \((\S+) x (\S+) s\)"), "{0} 秒无读数（{1} × {2} 秒）"),
+    (re.compile(r"no reading for (\S+) x (\S+) s"), "{0} × {1} 秒无读数"),
+    (re.compile(r"no reading"), "无读数"),
+    (re.compile(r"endpoint (\S+) unavailable: (.*)", re.DOTALL), "端点 {0} 不可用：“{1}”"),
+    (re.compile(r"endpoint (\S+) disconnected"), "端点 {0} 连接断开"),
+    (re.compile(r"broker (\S+) disconnected: (.*)", re.DOTALL), "消息代理 {0} 连接断开：“{1}”"),
+    (re.compile(r"broker (\S+) disconnected"), "消息代理 {0} 连接断开"),
+)
+
+
+def reason_zh(reason: str) -> str:
+    """The Chinese of a stale reason; one not known here is quoted in a Chinese sentence."""
+    for pattern, zh in _REASONS_ZH:
+        m = pattern.fullmatch(reason.strip())
+        if m is not None:
+            return zh.format(*m.groups())
+    return f"原因：“{reason}”" if reason else "无读数"
+
+
 def fault_text(s: Sensor, kind: str, active: bool, value: float, detail: str = "") -> tuple[str, str]:
     """A sensor fault (or chattering) raised or cleared; the sensor's values are not trusted while active."""
     en, zh = (_FAULT if active else _CLEARED)[kind]
     fill = {"v": _num(value), "u": s.unit, "d": detail, "r": detail, "n": detail.split("/", maxsplit=1)[0]}
     fill["w"] = detail.rsplit("/", maxsplit=1)[-1]
+    fill["rz"] = reason_zh(detail) if kind == "stale" else ""
+    if kind == "stuck":
+        fill["d"] = detail.replace(" min", " 分钟")
     lead_en = f"{s.tag} sensor fault: " if active and kind != "chattering" else f"{s.tag}: "
     lead_zh = f"{s.tag} 仪表故障：" if active and kind != "chattering" else f"{s.tag}："
     return lead_en + en.format(**fill), lead_zh + zh.format(**fill)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -54,11 +55,13 @@ __all__ = [
     "Scenario",
     "StopLeak",
     "Wind",
+    "format_timeline",
     "load_scenario",
     "parse_duration",
     "parse_scenario",
     "parse_scenario_text",
     "scenario_names",
+    "timeline",
 ]
 
 FAULT_KINDS = ("stuck", "drift", "spikes", "dropout", "out_of_range", "bad_quality")
@@ -491,3 +494,70 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
             )
         ]
     )
+
+
+def _span(seconds: float) -> str:
+    """A duration for people: ``90 s``, ``10 min``, ``1 h 30 min``."""
+    s = round(seconds)
+    if s < 120 and s % 60:
+        return f"{s} s"
+    h, m = divmod(s // 60, 60)
+    rest = f" {s % 60} s" if s % 60 else ""
+    return (f"{h} h" + (f" {m} min" if m else "") if h else f"{m} min") + rest
+
+
+def _offset(seconds: float) -> str:
+    s = round(seconds)
+    return f"+{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def _action_text(a: Action) -> str:  # noqa: PLR0911 - one sentence per kind of action
+    if isinstance(a, Leak):
+        where = a.equipment or (f"({a.at[0]:g}, {a.at[1]:g}) m" if a.at else "?")
+        grow = (
+            f" growing to {a.ramp_to_g_s:g} g/s over {_span(a.ramp_s)}" if a.ramp_to_g_s is not None else ""
+        )
+        return f"leak {a.id} starts: {a.chemical.id} at {where}, {a.rate_g_s:g} g/s{grow}"
+    if isinstance(a, StopLeak):
+        return f"leak {a.id} is isolated (stops)"
+    if isinstance(a, Pump):
+        parts = [f"in {a.in_m3_h:g} m3/h" if a.in_m3_h is not None else "", ""]
+        parts[1] = f"out {a.out_m3_h:g} m3/h" if a.out_m3_h is not None else ""
+        if a.auto is not None:
+            parts.append("automatic operation" if a.auto else "manual (out of automatic operation)")
+        return f"pumps of {a.equipment}: {', '.join(p for p in parts if p)}"
+    if isinstance(a, Heat):
+        return (
+            f"heating of {a.equipment} ends"
+            if a.c_per_h == 0
+            else f"{a.equipment} heats up at {a.c_per_h:g} °C/h"
+        )
+    if isinstance(a, Fault):
+        until = f" for {_span(a.duration_s)}" if a.duration_s is not None else " (until the end)"
+        return f"sensor {a.sensor}: {a.kind.replace('_', ' ')} fault{until}"
+    if isinstance(a, Outage):
+        return f"endpoint {a.endpoint} goes away for {_span(a.duration_s)}"
+    if isinstance(a, Wind):
+        return f"wind from {a.from_deg:g}° at {a.speed_m_s:g} m/s"
+    return f"air temperature {a.mean_c:g} ± {a.swing_c:g} °C"
+
+
+def timeline(scenario: Scenario) -> list[tuple[float, str]]:
+    """What happens when: (seconds after the start, sentence), the weather first, the end last."""
+    out = [(0.0, f"{_action_text(scenario.wind)}; {_action_text(scenario.ambient)}")]
+    out += [(e.at_s, _action_text(e.action)) for e in sorted(scenario.events, key=lambda e: e.at_s)]
+    out.append((scenario.duration_s, "end of the scenario's events (the plant runs on as it is)"))
+    return out
+
+
+def format_timeline(scenario: Scenario, start_us: int | None = None) -> str:
+    """`timeline` as text: ``+H:MM:SS`` from the start, and the UTC clock time when ``start_us`` is given."""
+    head = f"scenario {scenario.name}" + (f": {scenario.description}" if scenario.description else "")
+    lines = [head]
+    for at_s, what in timeline(scenario):
+        clock = ""
+        if start_us is not None:
+            t = datetime.fromtimestamp(start_us / 1e6 + at_s, UTC)
+            clock = t.strftime("%H:%M:%SZ") + "  "
+        lines.append(f"  {_offset(at_s):>9}  {clock}{what}")
+    return "\n".join(lines)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: migrations, the example plant, Grafana JSON, the simulator and the daemon.
-# Runs until Ctrl-C (or DEMO_SECONDS seconds, for a smoke test).
+# Runs until Ctrl-C (or DEMO_SECONDS seconds, for a smoke test). Variables (README.md "Two commands"):
+# DEMO_SCENARIO (default normal), DEMO_SECONDS, HAZMON_DSN (created when missing), HAZMON_DCS_URL, HAZMON_GDS_URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HZ=.venv/bin/hazmon
@@ -50,6 +51,7 @@ trap cleanup EXIT INT TERM
 if has simulate; then
   scenario=${DEMO_SCENARIO:-normal}
   say "starting the simulator (scenario $scenario, real time) — log: $RUN/simulator.log"
+  $HZ simulate --scenario "$scenario" --timeline
   $HZ simulate -c "$PLANT" --scenario "$scenario" --speed 1 --opcua-history 3600 > "$RUN/simulator.log" 2>&1 &
   pids+=($!)
   sleep 3
