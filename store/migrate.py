@@ -21,11 +21,26 @@ import structlog
 
 from hazmon.plant.standards import RETENTION_DEFAULT_DAYS, RETENTION_MIN_DAYS
 
-__all__ = ["MigrationResult", "StorageSettings", "ensure_policies", "migrate", "migrations", "storage_mode"]
+__all__ = [
+    "TIMESCALEDB_MIN",
+    "TIMESCALEDB_TESTED",
+    "MigrationResult",
+    "StorageSettings",
+    "ensure_policies",
+    "migrate",
+    "migrations",
+    "storage_mode",
+    "timescaledb_supported",
+]
 
 log = structlog.get_logger("hazmon.store")
 
 _LOCK_KEY = 0x6A7A_6D6F  # pg_advisory_lock key: one migrator at a time
+# TimescaleDB versions hazmon supports: from 2.18.1 (a continuous aggregate's compressed
+# chunks can be refreshed, so late data older than the compression age still lands, per the
+# TimescaleDB docs on compression of continuous aggregates) to the newest tested, 2.28.
+TIMESCALEDB_MIN = (2, 18, 1)
+TIMESCALEDB_TESTED = (2, 28)
 ROLLUP_1M_DEFAULT_DAYS = 730  # two years of 1-minute rollups
 ROLLUP_1H_DEFAULT_DAYS = 3650  # ten years of hourly rollups
 # Refresh policies (TimescaleDB): a safety net behind the daemon, which refreshes what it writes
@@ -155,6 +170,17 @@ def _detect(conn: psycopg.Connection[tuple[object, ...]], wanted: str) -> tuple[
     return "timescaledb", str(ver[0]) if ver else None, "extension present"
 
 
+def timescaledb_supported(version: str | None) -> bool:
+    """Whether a TimescaleDB ``extversion`` ("2.28.3", "2.23.0-dev") is in the supported range."""
+    if not version:
+        return False
+    try:
+        v = tuple(int(x) for x in version.split("-")[0].split("."))
+    except ValueError:
+        return False
+    return v >= TIMESCALEDB_MIN and v[:2] <= TIMESCALEDB_TESTED
+
+
 def _interval_text(td: timedelta) -> str:
     return f"{int(td.total_seconds())} seconds"
 
@@ -261,6 +287,21 @@ def _materialize_all(conn: psycopg.Connection[tuple[object, ...]]) -> None:
         conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, date_trunc('{unit}', now()))")
 
 
+def _timescale_after(
+    conn: psycopg.Connection[tuple[object, ...]], s: StorageSettings, tsv: str | None, applied: list[str]
+) -> list[str]:
+    """After the migrations in TimescaleDB mode: version check, first materialization, policies."""
+    if not timescaledb_supported(tsv):
+        log.warning(
+            f"TimescaleDB {tsv} is outside the supported {'.'.join(map(str, TIMESCALEDB_MIN))} to "
+            f"{'.'.join(map(str, TIMESCALEDB_TESTED))}.x (store/README.md)"
+        )
+    if "0003_rollups" in applied:
+        log.info("materializing the re-created rollups over all readings (once)")
+        _materialize_all(conn)
+    return ensure_policies(conn, s)
+
+
 def migrate(
     conn: psycopg.Connection[tuple[object, ...]], settings: StorageSettings | None = None
 ) -> MigrationResult:
@@ -326,10 +367,7 @@ def migrate(
                     (k, v),
                 )
         if mode == "timescaledb":
-            if "0003_rollups" in applied:
-                log.info("materializing the re-created rollups over all readings (once)")
-                _materialize_all(conn)
-            changed = ensure_policies(conn, s)
+            changed = _timescale_after(conn, s, tsv, applied)
             log.info(
                 f"storage mode: TimescaleDB {tsv} (hypertable readings, compression after "
                 f"{s.compress_after_days} d, retention {s.retention_days} d, continuous aggregates "
