@@ -241,3 +241,25 @@ def test_job_health_names_failing_late_and_paused_jobs() -> None:
     assert by["compression:readings_1m"].problem == "compression:readings_1m: paused"
     assert len(h.problems) == 3
     assert assess_jobs(rows[:1], now).ok
+
+
+@pytest.mark.parametrize("hours", [2, 8])
+def test_sensor_health_counts_non_good_readings_from_the_rollups(
+    db_dsn: str, example_plant: Plant, hours: int
+) -> None:
+    """Minute (≤ 6 h) and hourly ranges: whole buckets from the rollups, the ends from finer data."""
+    with connect(db_dsn, autocommit=True) as c:
+        sid = _sid(c, example_plant)
+        _write(c, sid, to_us(H4), hours * 360 + 720, 10_000_000, bad_every=7)  # every 10 s, 1 in 7 bad
+        c.execute("SELECT hazmon_refresh_rollups(%s, %s)", (H4, H4 + timedelta(hours=hours + 3)))
+        p_from = H4 + timedelta(minutes=20, seconds=25)
+        p_to = p_from + timedelta(hours=hours, minutes=7, seconds=13)
+        count_from = p_from if hours <= 6 else p_from.replace(second=0) + timedelta(minutes=1)
+        want = c.execute(
+            "SELECT count(*) FROM readings WHERE sensor_id = %s AND quality <> 0 AND time >= %s AND time < %s",
+            (sid, count_from, p_to),
+        ).fetchone()
+        got = c.execute(
+            "SELECT not_good FROM hazmon_sensor_health(%s, %s) WHERE sensor_id = %s", (p_from, p_to, sid)
+        ).fetchone()
+        assert got == want and want is not None and int(str(want[0])) > 0
