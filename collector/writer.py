@@ -459,7 +459,7 @@ class BatchWriter:
             return 0
         dt = time.perf_counter() - t0
         self.db_up = True
-        self.mark_dirty(int(cols.ts_us.min()), int(cols.ts_us.max()))
+        self._dirty.add_times(cols.ts_us)
         self.metrics.inc("hazmon_write_duration_seconds_sum", dt)
         self.metrics.inc("hazmon_write_duration_seconds_count")
         self.metrics.set("hazmon_write_duration_seconds_last", dt)

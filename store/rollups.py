@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 
 __all__ = [
@@ -77,6 +79,25 @@ class DirtyRanges:
                 r = self._ranges
                 k = min(range(len(r) - 1), key=lambda i: r[i + 1][0] - r[i][1])
                 r[k : k + 2] = [(r[k][0], r[k + 1][1])]
+
+    def add_times(self, ts_us: npt.NDArray[np.int64]) -> None:
+        """Record the source times of one written batch, split where they are far apart.
+
+        A batch can hold live readings and a backfill of hours ago side by side: each
+        cluster becomes its own range, so the refresh covers what was written, not the gap.
+        """
+        if ts_us.size == 0:
+            return
+        lo, hi = int(ts_us.min()), int(ts_us.max())
+        if hi - lo <= self.merge_gap_us:  # the usual live batch: no sort
+            self.add(lo, hi)
+            return
+        t = np.sort(ts_us)
+        cut = np.flatnonzero(np.diff(t) > self.merge_gap_us)
+        starts = np.concatenate(([0], cut + 1))
+        ends = np.concatenate((cut, [t.size - 1]))
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            self.add(int(t[a]), int(t[b]))
 
     def take(self) -> list[tuple[int, int]]:
         with self._lock:

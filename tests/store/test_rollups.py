@@ -263,3 +263,15 @@ def test_sensor_health_counts_non_good_readings_from_the_rollups(
             "SELECT not_good FROM hazmon_sensor_health(%s, %s) WHERE sensor_id = %s", (p_from, p_to, sid)
         ).fetchone()
         assert got == want and want is not None and int(str(want[0])) > 0
+
+
+def test_a_batch_of_live_and_backfilled_readings_marks_two_ranges() -> None:
+    d = DirtyRanges()
+    live = 1_000 * HOUR_US + np.arange(0, 30_000_000, 1_000_000, dtype=np.int64)
+    late = 997 * HOUR_US + np.arange(0, 30 * MINUTE_US, MINUTE_US, dtype=np.int64)
+    d.add_times(np.concatenate([live, late]))
+    assert d.take() == [(int(late[0]), int(late[-1])), (int(live[0]), int(live[-1]))]
+    d.add_times(live)
+    assert d.take() == [(int(live[0]), int(live[-1]))]
+    d.add_times(np.array([], dtype=np.int64))
+    assert d.take() == []
