@@ -90,6 +90,15 @@ def test_late_data_reaches_both_rollups_over_the_range_written(db_dsn: str, exam
             "SELECT n FROM readings_1h WHERE bucket = %s", (H4 + timedelta(hours=2),)
         ).fetchone() == (30,)
         assert c.execute("SELECT sum(n) FROM readings_1h").fetchone() == (211,)
+        # and the newest buckets are those of the newest reading: not one behind
+        top = datetime.fromtimestamp(live1 / 1e6, UTC)
+        newest = c.execute(
+            "SELECT (SELECT max(bucket) FROM readings_1m), (SELECT max(bucket) FROM readings_1h)"
+        )
+        assert newest.fetchone() == (
+            top.replace(second=0, microsecond=0),
+            top.replace(minute=0, second=0, microsecond=0),
+        )
 
 
 def test_refresh_leaves_history_older_than_the_raw_retention_alone(db_dsn: str, example_plant: Plant) -> None:
