@@ -284,3 +284,33 @@ def test_a_batch_of_live_and_backfilled_readings_marks_two_ranges() -> None:
     assert d.take() == [(int(live[0]), int(live[-1]))]
     d.add_times(np.array([], dtype=np.int64))
     assert d.take() == []
+
+
+def test_upgrading_a_plain_database_counts_the_bad_readings_already_rolled_up(
+    empty_db: str, example_plant: Plant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from hazmon.store import sync_registry
+
+    migrate_module = importlib.import_module("hazmon.store.migrate")
+
+    every = migrate_module.migrations()
+    monkeypatch.setattr(
+        migrate_module,
+        "migrations",
+        lambda: [m for m in every if m.version not in ("0003_rollups", "0403_sensor_health_rollups")],
+    )
+    with connect(empty_db) as c:
+        migrate_module.migrate(c, StorageSettings(mode="plain"))  # the schema before issue 13
+        c.autocommit = False
+        sid = sync_registry(c, example_plant)["LT-101"]
+        c.commit()
+        c.autocommit = True
+        _write(c, sid, to_us(H4), 120, 1_000_000, bad_every=10)
+        c.execute("SELECT hazmon_refresh_rollups(%s, %s)", (H4, H4 + timedelta(minutes=2)))
+        monkeypatch.setattr(migrate_module, "migrations", lambda: every)
+        res = migrate_module.migrate(c, StorageSettings(mode="plain"))
+        assert res.applied == ("0003_rollups", "0403_sensor_health_rollups")
+        assert c.execute("SELECT n, bad FROM readings_1m ORDER BY bucket").fetchall() == [(60, 6), (60, 6)]
+        assert c.execute("SELECT n, bad FROM readings_1h").fetchall() == [(120, 12)]
