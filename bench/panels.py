@@ -146,7 +146,7 @@ def _compress(conn: psycopg.Connection[tuple[object, ...]], after_days: int) -> 
         ).fetchone()
         if row and row[0] and row[1]:
             b, a = float(str(row[0])), float(str(row[1]))
-            parts.append(f"{rel} {b / 1e6:,.0f} MB -> {a / 1e6:,.0f} MB ({b / a:.1f}x)")
+            parts.append(f"{rel} {b / 1e6:,.1f} MB -> {a / 1e6:,.1f} MB ({b / a:.1f}x)")
         else:
             parts.append(f"{rel}: nothing compressed")
     return f"compression (chunks older than {after_days} days): " + "; ".join(parts)
