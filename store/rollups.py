@@ -258,6 +258,9 @@ def assess_jobs(rows: Iterable[JobRow], now: datetime, grace: timedelta = timede
         problem = None
         if not r.scheduled:
             problem = f"{name}: paused"
+        elif late and r.total_runs == 0:
+            due = f"due since {r.next_start.isoformat()}" if r.next_start else "no next start scheduled"
+            problem = f"{name}: never ran ({due})"
         elif failing or late:
             since = r.last_successful_finish.isoformat() if r.last_successful_finish else "never"
             what = "failing" if failing else "late"

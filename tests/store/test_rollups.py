@@ -249,6 +249,12 @@ def test_job_health_names_failing_late_and_paused_jobs() -> None:
     assert by["compression:readings"].problem is None
     assert by["compression:readings_1m"].problem == "compression:readings_1m: paused"
     assert len(h.problems) == 3
+    never = assess_jobs(
+        [_row(6, "policy_retention", "readings_1h", next_start=now - timedelta(hours=1))], now
+    )
+    assert never.problems == (
+        f"retention:readings_1h: never ran (due since {(now - timedelta(hours=1)).isoformat()})",
+    )
     assert assess_jobs(rows[:1], now).ok
 
 
