@@ -300,9 +300,9 @@ def test_job_health_reads_the_jobs_and_the_daemon_does_a_late_refresh(timescale_
         assert "refresh:readings_1m" in late and not h.ok
         now = _now(c)
         t = (now - timedelta(minutes=90)).replace(second=0, microsecond=0)
-        refresh_rollups(
-            c, [(to_us(now) - 1, to_us(now) - 1)], mode="timescaledb", now=now
-        )  # watermark to now
+        recent = now - timedelta(minutes=2)  # materialized: moves the watermark past t
+        _insert(c, sid, [recent])
+        refresh_rollups(c, [(to_us(recent), to_us(recent))], mode="timescaledb", now=now)
         _insert(c, sid, [t])
         q = "SELECT count(*) FROM readings_1m WHERE sensor_id = %s AND bucket = %s"
         assert c.execute(q, (sid, t)).fetchone() == (0,)
