@@ -1,15 +1,20 @@
 """Time every Grafana panel's query on 30 days of 500 sensors at one reading a minute.
 
-Builds a scratch database (plain PostgreSQL mode): one enterprise, 20 hazard
-sources of 25 sensors, 21.6 M readings loaded with `hazmon.store.write_readings`
-(binary COPY, one day per batch, indexes rebuilt after the load), rollups
-refreshed a day at a time on 2 connections, 300 alarms with 20 000 events, one
-assessment per hazard source. Then runs each panel's SQL (expanded exactly as Grafana would, `hazmon.grafana.
-macros`) for 1-hour, 1-day and 30-day ranges ending now: the median of 3 runs
-after one warm-up. Prints the load time, a table, and the slowest panel.
-Goal: every panel under 200 ms at 30 days. The scratch database is dropped.
+Builds a scratch database on the server of ``--dsn`` in storage mode ``--mode`` (plain
+PostgreSQL or TimescaleDB): one enterprise, 20 hazard sources of 25 sensors, 21.6 M readings
+loaded with `hazmon.store.write_readings` (binary COPY, one day per batch), rollups refreshed a
+day at a time on 2 connections (`hazmon.store.refresh_rollups`), 300 alarms with 20 000 events,
+one assessment per hazard source. In plain mode indexes are rebuilt after the load; in
+TimescaleDB mode chunks older than the compression age are compressed (raw and rollups) and
+the compression ratio is printed, so panels are measured on compressed data as in production.
+Then runs each panel's SQL (expanded exactly as Grafana would, `hazmon.grafana.macros`) for
+1-hour, 1-day and 30-day ranges ending now: the median of 3 runs after one warm-up. With
+``--timescale-dsn`` the same bench also runs on that TimescaleDB server and both are printed
+side by side. Goal: every panel under 200 ms at 30 days. The scratch databases are dropped.
 
     .venv/bin/python bench/panels.py [--days 30] [--sensors 500] [--keep]
+        [--dsn postgresql://postgres@127.0.0.1:5432/postgres] [--mode plain|timescaledb]
+        [--timescale-dsn postgresql://postgres:pw@tsdb:5432/postgres]
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from hazmon.grafana.build import BOARDS, render_json
 from hazmon.grafana.macros import TimeRange
 from hazmon.grafana.queries import panel_queries, variable_combinations
 from hazmon.plant.reading import to_us
-from hazmon.store import ReadingColumns, StorageSettings, connect, migrate, write_readings
+from hazmon.store import ReadingColumns, StorageSettings, connect, migrate, refresh_rollups, write_readings
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 GOAL_MS = 200.0
@@ -111,18 +116,51 @@ def _alarms(conn: psycopg.Connection[tuple[object, ...]], now_us: int, days: int
     )
 
 
-def _refresh(dsn: str, windows: list[tuple[datetime, datetime]]) -> None:
+def _refresh(dsn: str, windows: list[tuple[datetime, datetime]], mode: str, now: datetime) -> None:
     with psycopg.connect(dsn, autocommit=True) as c:
         for f, t in windows:
-            c.execute("SELECT hazmon_refresh_rollups(%s, %s)", (f, t))
+            refresh_rollups(c, [(to_us(f), to_us(t) - 1)], mode=mode, now=now)
 
 
-def build(dsn: str, sensors: int, days: int, now: datetime) -> float:
+def _compress(conn: psycopg.Connection[tuple[object, ...]], after_days: int) -> str:
+    """Compress what the policies would (raw and rollups); the ratio as a line."""
+    parts = []
+    for rel in ("readings", "readings_1m", "readings_1h"):
+        conn.execute(
+            "SELECT compress_chunk(c, if_not_compressed => true) "
+            "FROM show_chunks(%s::regclass, older_than => make_interval(days => %s)) c",
+            (rel, after_days),
+        )
+        ht = conn.execute(
+            """SELECT coalesce(ca.materialization_hypertable_schema || '.'
+                               || ca.materialization_hypertable_name, %s)
+               FROM (SELECT 1) x LEFT JOIN timescaledb_information.continuous_aggregates ca
+                 ON ca.view_name = %s""",
+            (rel, rel),
+        ).fetchone()
+        assert ht is not None
+        row = conn.execute(
+            "SELECT sum(before_compression_total_bytes), sum(after_compression_total_bytes) "
+            "FROM hypertable_compression_stats(%s::regclass)",
+            (str(ht[0]),),
+        ).fetchone()
+        if row and row[0] and row[1]:
+            b, a = float(str(row[0])), float(str(row[1]))
+            parts.append(f"{rel} {b / 1e6:,.1f} MB -> {a / 1e6:,.1f} MB ({b / a:.1f}x)")
+        else:
+            parts.append(f"{rel}: nothing compressed")
+    return f"compression (chunks older than {after_days} days): " + "; ".join(parts)
+
+
+def build(dsn: str, sensors: int, days: int, now: datetime, mode: str) -> float:
     """Load the scratch database; returns seconds taken."""
     t0 = time.perf_counter()
     now_us = to_us(now)
+    settings = StorageSettings(mode=mode)
     with connect(dsn) as conn:
-        migrate(conn, StorageSettings(mode="plain"))
+        res = migrate(conn, settings)
+        if res.mode != mode:
+            raise SystemExit(f"{dsn}: migrated in {res.mode} mode, not {mode}")
         conn.autocommit = False
         with conn.transaction():
             ids = _registry(conn, sensors)
@@ -130,8 +168,11 @@ def build(dsn: str, sensors: int, days: int, now: datetime) -> float:
         conn.autocommit = True
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '512MB'")
-        # indexes are rebuilt after the load (a sorted build is faster than row-by-row upkeep)
-        for idx in ("readings_sensor_time", "readings_time_brin", "readings_not_good"):
+        # plain: indexes are rebuilt after the load (a sorted build is faster than row-by-row upkeep)
+        rebuilt = (
+            ("readings_sensor_time", "readings_time_brin", "readings_not_good") if mode == "plain" else ()
+        )
+        for idx in rebuilt:
             conn.execute(f"DROP INDEX {idx}")
         conn.autocommit = False
         rng = np.random.default_rng(1)
@@ -153,9 +194,10 @@ def build(dsn: str, sensors: int, days: int, now: datetime) -> float:
             loaded += write_readings(conn, ReadingColumns(ss, tt, vv, qq))
         t_copy = time.perf_counter() - t0
         conn.autocommit = True
-        conn.execute("CREATE UNIQUE INDEX readings_sensor_time ON readings (sensor_id, time)")
-        conn.execute("CREATE INDEX readings_time_brin ON readings USING brin (time)")
-        conn.execute("CREATE INDEX readings_not_good ON readings (time, sensor_id) WHERE quality <> 0")
+        if rebuilt:
+            conn.execute("CREATE UNIQUE INDEX readings_sensor_time ON readings (sensor_id, time)")
+            conn.execute("CREATE INDEX readings_time_brin ON readings USING brin (time)")
+            conn.execute("CREATE INDEX readings_not_good ON readings (time, sensor_id) WHERE quality <> 0")
         # without statistics the planner reads all 21.6 M rows for each day's rollup refresh
         conn.execute("ANALYZE readings")
         t_index = time.perf_counter() - t0
@@ -163,9 +205,9 @@ def build(dsn: str, sensors: int, days: int, now: datetime) -> float:
         windows = [
             (first + timedelta(days=d), min(first + timedelta(days=d + 1), now)) for d in range(days + 1)
         ]
-        _refresh(dsn, windows[:2])
+        _refresh(dsn, windows[:2], mode, now)
         conn.execute(
-            "ANALYZE readings_1m, readings_1h"
+            "ANALYZE readings_1m, readings_1h" if mode == "plain" else "ANALYZE"
         )  # the rollups grow from empty: give the planner sizes
         with ThreadPoolExecutor(REFRESH_WORKERS) as pool:  # days are disjoint: refresh them side by side
             list(
@@ -173,15 +215,21 @@ def build(dsn: str, sensors: int, days: int, now: datetime) -> float:
                     _refresh,
                     [dsn] * REFRESH_WORKERS,
                     [windows[2 + i :: REFRESH_WORKERS] for i in range(REFRESH_WORKERS)],
+                    [mode] * REFRESH_WORKERS,
+                    [now] * REFRESH_WORKERS,
                 )
             )
+        compressed = _compress(conn, settings.compress_after_days) if mode == "timescaledb" else ""
         conn.execute("VACUUM ANALYZE")
         total = time.perf_counter() - t0
         print(
-            f"loaded {loaded:,} readings of {sid.shape[0]} sensors over {days} days in {total:.1f} s "
+            f"[{mode}] loaded {loaded:,} readings of {sid.shape[0]} sensors over {days} days "
+            f"in {total:.1f} s "
             f"(COPY {t_copy:.1f} s, indexes {t_index - t_copy:.1f} s, "
             f"rollups + analyze {total - t_index:.1f} s)"
         )
+        if compressed:
+            print(f"[{mode}] {compressed}")
     return total
 
 
@@ -219,45 +267,68 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--sensors", type=int, default=500)
-    ap.add_argument("--keep", action="store_true", help="do not drop the scratch database")
+    ap.add_argument("--keep", action="store_true", help="do not drop the scratch databases")
+    ap.add_argument("--dsn", default=ADMIN, help=f"a database on the server to measure (default {ADMIN})")
+    ap.add_argument("--mode", choices=("plain", "timescaledb"), default="plain")
+    ap.add_argument("--timescale-dsn", help="also measure on this TimescaleDB server, side by side")
     args = ap.parse_args()
-    name = f"hazmon_bench_panels_{uuid.uuid4().hex[:8]}"
-    dsn = ADMIN.rsplit("/", 1)[0] + "/" + name
+    targets = [(args.mode, args.dsn)]
+    if args.timescale_dsn:
+        targets.append(("timescaledb", args.timescale_dsn))
     now = datetime.now(UTC).replace(microsecond=0)
-    with psycopg.connect(ADMIN, autocommit=True) as a:
-        a.execute(f'CREATE DATABASE "{name}"')
+    made: list[tuple[str, str]] = []  # (admin DSN, scratch database)
     try:
-        build(dsn, args.sensors, args.days, now)
-        results = measure(dsn, now)
-        width = max(len(k) for k, _ in results)
-        print(
-            f"{'panel query (dashboard/panel/ref title)':<{width}}  "
-            + "  ".join(f"{n:>14}" for n, _ in RANGES)
-        )
-        for key, per in results:
-            cells = "  ".join(
-                f"{per[n][0]:8.1f} ms {per[n][1]:>3}" if per[n][1] < 1000 else f"{per[n][0]:8.1f} ms 1k+"
-                for n, _ in RANGES
+        per_target: list[dict[str, dict[str, tuple[float, int]]]] = []
+        keys: list[str] = []
+        for mode, admin in targets:
+            name = f"hazmon_bench_panels_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(admin, autocommit=True) as a:
+                a.execute(f'CREATE DATABASE "{name}"')
+            made.append((admin, name))
+            dsn = (
+                admin.rsplit("/", 1)[0] + "/" + name + ("?" + admin.split("?", 1)[1] if "?" in admin else "")
             )
-            print(f"{key:<{width}}  {cells}")
+            build(dsn, args.sensors, args.days, now, mode)
+            results = measure(dsn, now)
+            keys = keys or [k for k, _ in results]
+            per_target.append(dict(results))
+        _report(keys, [m for m, _ in targets], per_target)
+    finally:
+        if not args.keep:
+            for admin, name in made:
+                with psycopg.connect(admin, autocommit=True) as a:
+                    a.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                print(f"dropped {name}")
+    return 0
+
+
+def _report(
+    keys: list[str], modes: list[str], per_target: list[dict[str, dict[str, tuple[float, int]]]]
+) -> None:
+    width = max(len(k) for k in keys)
+
+    def cell(v: tuple[float, int] | None) -> str:
+        if v is None:
+            return f"{'-':>14}"
+        return f"{v[0]:8.1f} ms {v[1]:>3}" if v[1] < 1000 else f"{v[0]:8.1f} ms 1k+"
+
+    head = "  ".join(f"{m[:5] + ' ' + n:>14}" for m in modes for n, _ in RANGES)
+    print(f"{'panel query (dashboard/panel/ref title)':<{width}}  {head}")
+    for k in keys:
+        print(f"{k:<{width}}  " + "  ".join(cell(t.get(k, {}).get(n)) for t in per_target for n, _ in RANGES))
+    for m, t in zip(modes, per_target, strict=True):
         for n, _ in RANGES:
-            key, per = max(results, key=lambda kv: kv[1][n][0])
-            print(f"slowest at {n}: {per[n][0]:.1f} ms  {key}")
-        over = [(k, p["30d"][0]) for k, p in results if p["30d"][0] >= GOAL_MS]
+            key, per = max(t.items(), key=lambda kv: kv[1][n][0])
+            print(f"[{m}] slowest at {n}: {per[n][0]:.1f} ms  {key}")
+        over = [(k, p["30d"][0]) for k, p in t.items() if p["30d"][0] >= GOAL_MS]
         print(
-            f"goal every panel < {GOAL_MS:.0f} ms at 30 d: "
+            f"[{m}] goal every panel < {GOAL_MS:.0f} ms at 30 d: "
             + (
                 "met"
                 if not over
                 else f"NOT met by {len(over)}: " + ", ".join(f"{k} {ms:.0f} ms" for k, ms in over)
             )
         )
-    finally:
-        if not args.keep:
-            with psycopg.connect(ADMIN, autocommit=True) as a:
-                a.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            print(f"dropped {name}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ from hazmon.store import (
     is_temporary,
     write_readings_async,
 )
+from hazmon.store.rollups import DirtyRanges
 
 __all__ = ["BatchWriter", "SystemEvent"]
 
@@ -119,7 +120,7 @@ class BatchWriter:
         self.own_thread = own_thread
         self._loop: asyncio.AbstractEventLoop | None = None  # the writer's loop while `run` runs
         self._home: asyncio.AbstractEventLoop | None = None  # the loop awaiting `run` (on_system's)
-        self._lock = threading.Lock()  # _buf, _buffered, _dirty: touched from both loops
+        self._lock = threading.Lock()  # _buf, _buffered: touched from both loops
         self._room_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._buf: list[ReadingBatch] = []
         self._buffered = 0
@@ -139,7 +140,7 @@ class BatchWriter:
         self._spool_full_raised = False
         self._replayed: dict[Path, int] = {}  # segment -> batches of it already committed
         self.db_up = False
-        self._dirty: tuple[int, int] | None = None  # source-time range committed since `take_dirty`
+        self._dirty = DirtyRanges()  # source-time ranges committed since `take_dirty` (rollup refresh)
         m = metrics
         m.counter("hazmon_readings_written_total", "Readings committed to PostgreSQL (new rows)")
         m.counter("hazmon_readings_spooled_total", "Readings appended to the on-disk spool")
@@ -175,16 +176,15 @@ class BatchWriter:
         )
 
     def mark_dirty(self, lo_us: int, hi_us: int) -> None:
-        """Widen the committed source-time range by [lo_us, hi_us]."""
-        with self._lock:
-            d = self._dirty
-            self._dirty = (lo_us, hi_us) if d is None else (min(d[0], lo_us), max(d[1], hi_us))
+        """Record that readings at source times [lo_us, hi_us] were committed."""
+        self._dirty.add(lo_us, hi_us)
 
-    def take_dirty(self) -> tuple[int, int] | None:
-        """(min, max) source time in µs of the readings committed since the last call (rollup refresh)."""
-        with self._lock:
-            d, self._dirty = self._dirty, None
-        return d
+    def take_dirty(self) -> list[tuple[int, int]]:
+        """The source-time ranges (µs) committed since the last call: live, replayed or backfilled.
+
+        Disjoint ranges stay apart, so late data is refreshed over exactly the range written.
+        """
+        return self._dirty.take()
 
     def on_system(self, key: str, active: bool, message: str) -> None:
         """Report a loss condition on the loop that awaits `run` (the daemon's)."""
@@ -514,7 +514,7 @@ class BatchWriter:
             return 0
         dt = time.perf_counter() - t0
         self.db_up = True
-        self.mark_dirty(int(cols.ts_us.min()), int(cols.ts_us.max()))
+        self._dirty.add_times(cols.ts_us)
         self.metrics.observe("hazmon_write_duration_seconds", dt)
         self.metrics.set("hazmon_write_duration_seconds_last", dt)
         self.metrics.inc("hazmon_readings_written_total", n)

@@ -38,6 +38,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"keep readings this many days (>= 30; default {RETENTION_DEFAULT_DAYS})",
     )
     p.add_argument("--compress-after-days", type=int, default=7)
+    p.add_argument(
+        "--retention-1m-days", type=int, default=0, help="keep readings_1m this long (default: 730, >= raw)"
+    )
+    p.add_argument(
+        "--retention-1h-days", type=int, default=0, help="keep readings_1h this long (default: 3650, >= 1m)"
+    )
     p.add_argument("--mode", choices=("auto", "plain", "timescaledb"), default="auto")
     p.set_defaults(handler=_one_line(_migrate, "hazmon db migrate"))
     p = dbs.add_parser("load", help="upsert the plant file's enterprise, hazard sources and sensors")
@@ -83,7 +89,13 @@ def _one_line(handler: Callable[[argparse.Namespace], int], name: str) -> Callab
 
 def _migrate(args: argparse.Namespace) -> int:
     try:
-        settings = StorageSettings(args.retention_days, args.compress_after_days, args.mode)
+        settings = StorageSettings(
+            args.retention_days,
+            args.compress_after_days,
+            args.mode,
+            args.retention_1m_days,
+            args.retention_1h_days,
+        )
     except ValueError as e:
         print(f"hazmon db migrate: {e}", file=sys.stderr)
         return 2

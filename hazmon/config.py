@@ -5,7 +5,8 @@
     plant: plant.yaml           # the plant file, relative to this file
     data_dir: /var/lib/hazmon   # spool and registry cache live here
     instance: ""                # scale-out: appended to the MQTT client id (see collector/README.md)
-    database: {dsn: ..., migrate: true, storage_mode: auto, retention_days: 400, assessments_refresh_s: 60}
+    database: {dsn: ..., migrate: true, storage_mode: auto, retention_days: 400, assessments_refresh_s: 60,
+               compress_after_days: 7, retention_1m_days: 730, retention_1h_days: 3650}
     http: {host: 127.0.0.1, port: 9108}
     collector: {...}            # hazmon.collector.parse_settings
     rules: {...}                # hazmon.rules.parse_settings
@@ -30,7 +31,7 @@ from hazmon.plant.standards import RETENTION_DEFAULT_DAYS, RETENTION_MIN_DAYS
 from hazmon.plant.yamlnode import Node, opt, parse_file, port_problem, req
 from hazmon.rules import RulesSettings
 from hazmon.rules import parse_settings as parse_rules
-from hazmon.store import dsn_from_env
+from hazmon.store import StorageSettings, dsn_from_env
 
 __all__ = ["DaemonConfig", "DatabaseSettings", "HttpSettings", "load_config", "parse_config"]
 
@@ -44,9 +45,22 @@ class DatabaseSettings:
     # assessment limit overrides are re-read this often, so a record added while the daemon
     # runs (`hazmon assessment add`) takes effect without a restart
     assessments_refresh_s: float = 60.0
+    compress_after_days: int = 7  # TimescaleDB: readings and rollups compressed after this
+    retention_1m_days: int = 0  # readings_1m kept this long (0: 730, never under retention_days)
+    retention_1h_days: int = 0  # readings_1h kept this long (0: 3650, never under readings_1m's)
 
     def resolved_dsn(self) -> str:
         return self.dsn or dsn_from_env()
+
+    def storage(self) -> StorageSettings:
+        """The store's settings (raises ValueError when a rollup's retention is too short)."""
+        return StorageSettings(
+            self.retention_days,
+            self.compress_after_days,
+            self.storage_mode,
+            self.retention_1m_days,
+            self.retention_1h_days,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,17 +94,37 @@ def _dsn(n: Node) -> str | None:
 
 
 def _database(n: Node) -> DatabaseSettings | None:
-    m = n.mapping({"dsn", "migrate", "storage_mode", "retention_days", "assessments_refresh_s"})
+    m = n.mapping(
+        {
+            "dsn",
+            "migrate",
+            "storage_mode",
+            "retention_days",
+            "assessments_refresh_s",
+            "compress_after_days",
+            "retention_1m_days",
+            "retention_1h_days",
+        }
+    )
     if m is None:
         return None
     d = DatabaseSettings()
-    return DatabaseSettings(
+    s = DatabaseSettings(
         opt(m, "dsn", _dsn, d.dsn),
         opt(m, "migrate", Node.flag, d.migrate),
         opt(m, "storage_mode", lambda x: x.choice(("auto", "plain", "timescaledb")), d.storage_mode),
         opt(m, "retention_days", lambda x: x.whole(RETENTION_MIN_DAYS), d.retention_days),
         opt(m, "assessments_refresh_s", lambda x: x.num(1.0), d.assessments_refresh_s),
+        opt(m, "compress_after_days", lambda x: x.whole(1), d.compress_after_days),
+        opt(m, "retention_1m_days", lambda x: x.whole(RETENTION_MIN_DAYS), d.retention_1m_days),
+        opt(m, "retention_1h_days", lambda x: x.whole(RETENTION_MIN_DAYS), d.retention_1h_days),
     )
+    try:
+        s.storage()
+    except ValueError as e:  # a rollup kept shorter than the data it summarizes
+        key = str(e).split(":", 1)[0]
+        m.get(key, n).problem(str(e).split(": ", 1)[-1])
+    return s
 
 
 def _http(n: Node) -> HttpSettings | None:

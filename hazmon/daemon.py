@@ -23,7 +23,7 @@ import gc
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,15 +68,18 @@ from hazmon.plant.reading import measuring_band
 from hazmon.readiness import DatabaseProbe, SourceStates, add_daemon_checks
 from hazmon.rules import RulesRunner
 from hazmon.store import (
-    StorageSettings,
+    JobHealth,
+    JobState,
     connect,
-    connect_async,
     migrate,
     newest_reading_us,
+    refresh_overdue,
+    refresh_rollups,
     sensor_ids,
     storage_mode,
     sync_registry,
 )
+from hazmon.store import job_health as read_job_health
 from hazmon.system_zh import system_message_zh
 
 __all__ = ["AlarmsLike", "Daemon", "RulesLike", "Wiring", "now_us", "wire"]
@@ -330,6 +333,7 @@ class Daemon:
         self._alarms_idle.set()
         self._storage_mode = ""
         self.rollup_refreshes = 0
+        self.job_health: JobHealth | None = None  # TimescaleDB jobs as last read by the upkeep
         self.overrides_reloads = 0  # times changed assessment overrides were given to the rules
         self._overrides: dict[str, Limits] = {}
         self._newest_stored: dict[str, int] = {}  # OPC UA endpoint -> newest stored reading (µs)
@@ -370,6 +374,7 @@ class Daemon:
             alarms_start=self._failures["alarms_start"],
             stopped_tasks=lambda: [t.get_name() for t in self._tasks if t.done()],
         )
+        w.http.add_check("db_jobs", self._jobs_ready)
         self.http_port = await w.http.start()
         self._tasks = [
             asyncio.create_task(w.writer.run(), name="writer"),
@@ -380,7 +385,8 @@ class Daemon:
         ]
         if w.alarms is not None:
             self._tasks.append(asyncio.create_task(self._alarms(), name="alarms"))
-        if self._storage_mode in ("plain", ""):  # "": DB down at start (a no-op on TimescaleDB)
+        if self._storage_mode in ("plain", "timescaledb", ""):  # "": DB down at start, mode read later
+            _job_metrics(w.metrics, lambda: self.job_health)
             self._tasks.append(asyncio.create_task(self._plain_upkeep(), name="upkeep"))
         # everything built so far (plant model, registry, rules windows, alarm state) lives as long
         # as the daemon: out of the collector's sight, a full collection no longer walks it
@@ -526,7 +532,7 @@ class Daemon:
         try:
             with connect(db.resolved_dsn()) as conn:
                 if db.migrate:
-                    migrate(conn, StorageSettings(db.retention_days, mode=db.storage_mode))
+                    migrate(conn, db.storage())
                     conn.autocommit = False
                     ids = sync_registry(conn, self.plant)
                     conn.commit()
@@ -734,11 +740,13 @@ class Daemon:
                 log.info("assessment limit overrides changed; rules use them now", tags=changed)
 
     async def _plain_upkeep(self) -> None:
-        """Plain PostgreSQL: the jobs TimescaleDB policies do (store/migrations/0002_readings.plain.sql).
+        """Keep the rollups fresh in both storage modes, and do plain mode's retention.
 
         Every minute the rollups (readings_1m / readings_1h) are refreshed over exactly the
-        source-time range committed since the last refresh (so spool replays of old minutes are
-        rolled up too); once a day readings older than the retention are deleted.
+        source-time ranges committed since the last round (live data, spool replays, OPC UA
+        backfills: `hazmon.store.refresh_rollups`). On TimescaleDB the jobs' health is read
+        (metrics, readiness) and a refresh policy that has not run on time is done here. Once
+        a day, in plain mode, rows past their retention are deleted.
         """
         w = self.w
         assert w is not None
@@ -750,34 +758,55 @@ class Daemon:
                 last_retention = (
                     time.monotonic() if time.monotonic() - last_retention > 86_400 else last_retention
                 )
-            except Exception as e:  # the database may be down: the range is kept for the next round
+            except Exception as e:  # the database may be down: the ranges are kept for the next round
                 w.metrics.inc("hazmon_pipeline_errors_total", 1, {"stage": "upkeep"})
                 log.warning("rollup refresh / retention failed; retried in a minute", error=str(e))
 
     async def upkeep_once(self, retention: bool = False) -> None:
-        """Refresh the rollups over the committed range (and apply retention when asked)."""
+        """Refresh the rollups over the committed ranges, check the jobs (and apply retention when asked)."""
         w = self.w
         assert w is not None
-        rng = w.writer.take_dirty()
-        if rng is None and not retention:
+        ranges = w.writer.take_dirty()
+        mode = self._storage_mode
+        if not ranges and not retention and mode != "timescaledb":
             return
-        try:
-            async with await connect_async(self.config.database.resolved_dsn(), autocommit=True) as c:
-                if rng is not None:
-                    await c.execute(
-                        "SELECT hazmon_refresh_rollups(%s, %s)", (from_us(rng[0]), from_us(rng[1] + 1))
-                    )
+        db = self.config.database
+        keep = db.storage()
+
+        def run() -> None:
+            nonlocal mode
+            with connect(db.resolved_dsn(), autocommit=True) as c:
+                if not mode:  # the database was down when the daemon started
+                    mode = self._storage_mode = storage_mode(c) or ""
+                if ranges:
+                    refresh_rollups(c, ranges, mode=mode, keep_days=keep.retention_days)
                     self.rollup_refreshes += 1
-                if retention:
-                    cur = await c.execute(
-                        "SELECT hazmon_apply_retention(%s)", (self.config.database.retention_days,)
-                    )
-                    row = await cur.fetchone()
+                if mode == "timescaledb":
+                    health = self.job_health = read_job_health(c)
+                    for view in refresh_overdue(c, health):
+                        log.warning("refresh policy not on time; the daemon refreshed the rollup", view=view)
+                elif retention:
+                    row = c.execute(
+                        "SELECT hazmon_apply_retention(%s, %s, %s)",
+                        (keep.retention_days, keep.rollup_1m_days, keep.rollup_1h_days),
+                    ).fetchone()
                     log.info("retention applied", deleted=row[0] if row else 0)
+
+        try:
+            await asyncio.to_thread(run)
         except BaseException:
-            if rng is not None:  # keep the range for the next round
-                w.writer.mark_dirty(*rng)
+            for lo, hi in ranges:  # keep the ranges for the next round
+                w.writer.mark_dirty(lo, hi)
             raise
+
+    def _jobs_ready(self) -> tuple[bool, dict[str, object]]:
+        """TimescaleDB jobs: a late or failing refresh policy is shown but not "not ready" (the
+        daemon refreshes the rollups itself, `upkeep_once`); a failing retention or compression is."""
+        h = self.job_health
+        if h is None:
+            return True, {"detail": "not read yet (plain PostgreSQL, or before the first upkeep round)"}
+        blocking = [j.problem for j in h.jobs if j.problem is not None and not j.name.startswith("refresh:")]
+        return not blocking, {"detail": h.summary()}
 
     def health(self) -> tuple[bool, dict[str, object]]:
         w = self.w
@@ -795,3 +824,33 @@ class Daemon:
             "stale_sensors": w.stale.stale_count,
             "stopped_tasks": dead_tasks,
         }
+
+
+def _job_metrics(m: Metrics, health: Callable[[], JobHealth | None]) -> None:
+    """Per TimescaleDB job (label job="refresh:readings_1m", ...): last success, failures, late."""
+
+    def per(fn: Callable[[JobState], float]) -> Callable[[], dict[tuple[str, ...], float]]:
+        def read() -> dict[tuple[str, ...], float]:
+            h = health()
+            return {} if h is None else {(j.name,): fn(j) for j in h.jobs}
+
+        return read
+
+    m.gauge_fn(
+        "hazmon_db_job_last_success_timestamp_seconds",
+        "Unix time of the job's last successful run (0: never), by TimescaleDB job",
+        per(lambda j: j.last_success.timestamp() if j.last_success else 0.0),
+        ("job",),
+    )
+    m.gauge_fn(
+        "hazmon_db_job_failures",
+        "Failed runs of the job (TimescaleDB job_stats)",
+        per(lambda j: float(j.total_failures)),
+        ("job",),
+    )
+    m.gauge_fn(
+        "hazmon_db_job_problem",
+        "1 when the job is failing, late or paused",
+        per(lambda j: float(j.problem is not None)),
+        ("job",),
+    )

@@ -10,19 +10,46 @@ differs between storage modes comes as ``NNNN_name.timescale.sql`` and
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib import resources
+from typing import Any
 
 import psycopg
 import structlog
 
 from hazmon.plant.standards import RETENTION_DEFAULT_DAYS, RETENTION_MIN_DAYS
 
-__all__ = ["MigrationResult", "StorageSettings", "migrate", "migrations", "storage_mode"]
+__all__ = [
+    "TIMESCALEDB_MIN",
+    "TIMESCALEDB_TESTED",
+    "MigrationResult",
+    "StorageSettings",
+    "ensure_policies",
+    "migrate",
+    "migrations",
+    "storage_mode",
+    "timescaledb_supported",
+]
 
 log = structlog.get_logger("hazmon.store")
 
 _LOCK_KEY = 0x6A7A_6D6F  # pg_advisory_lock key: one migrator at a time
+# TimescaleDB versions hazmon supports: from 2.18.1 (a continuous aggregate's compressed
+# chunks can be refreshed, so late data older than the compression age still lands, per the
+# TimescaleDB docs on compression of continuous aggregates) to the newest tested, 2.28.
+TIMESCALEDB_MIN = (2, 18, 1)
+TIMESCALEDB_TESTED = (2, 28)
+ROLLUP_1M_DEFAULT_DAYS = 730  # two years of 1-minute rollups
+ROLLUP_1H_DEFAULT_DAYS = 3650  # ten years of hourly rollups
+# Refresh policies (TimescaleDB): a safety net behind the daemon, which refreshes what it writes
+# every minute (hazmon.store.rollups). Real-time aggregation shows the buckets newer than the last
+# refresh. start_offset stays under the shortest compress_after (1 day), as TimescaleDB requires.
+_REFRESH = {
+    "readings_1m": (timedelta(hours=2), timedelta(minutes=1), timedelta(minutes=1)),
+    "readings_1h": (timedelta(hours=12), timedelta(hours=1), timedelta(minutes=30)),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +58,21 @@ class StorageSettings:
 
     Attributes:
         retention_days: readings older than this are dropped; at least 30 (Order 40).
-        compress_after_days: TimescaleDB compresses chunks older than this.
+        compress_after_days: TimescaleDB compresses chunks (of readings and of both rollups)
+            older than this.
         mode: "auto" (TimescaleDB when the extension can be created), "plain" or
             "timescaledb" (fail when it is not available).
+        retention_1m_days: readings_1m is kept this long (0: the default, the longer of
+            730 days and ``retention_days``); never shorter than the raw readings.
+        retention_1h_days: readings_1h is kept this long (0: the default, the longer of
+            3650 days and the 1-minute rollup's); never shorter than readings_1m.
     """
 
     retention_days: int = RETENTION_DEFAULT_DAYS
     compress_after_days: int = 7
     mode: str = "auto"
+    retention_1m_days: int = 0
+    retention_1h_days: int = 0
 
     def __post_init__(self) -> None:
         if self.retention_days < RETENTION_MIN_DAYS:
@@ -50,6 +84,26 @@ class StorageSettings:
             raise ValueError(f"compress_after_days: must be >= 1, got {self.compress_after_days}")
         if self.mode not in ("auto", "plain", "timescaledb"):
             raise ValueError(f"mode: '{self.mode}' is not one of auto, plain, timescaledb")
+        if self.retention_1m_days and self.retention_1m_days < self.retention_days:
+            raise ValueError(
+                f"retention_1m_days: {self.retention_1m_days} is shorter than the raw readings' "
+                f"retention_days {self.retention_days}"
+            )
+        if self.retention_1h_days and self.retention_1h_days < self.rollup_1m_days:
+            raise ValueError(
+                f"retention_1h_days: {self.retention_1h_days} is shorter than the 1-minute rollup's "
+                f"{self.rollup_1m_days} days"
+            )
+
+    @property
+    def rollup_1m_days(self) -> int:
+        """Days readings_1m is kept (the configured value, or its default)."""
+        return self.retention_1m_days or max(ROLLUP_1M_DEFAULT_DAYS, self.retention_days)
+
+    @property
+    def rollup_1h_days(self) -> int:
+        """Days readings_1h is kept (the configured value, or its default)."""
+        return self.retention_1h_days or max(ROLLUP_1H_DEFAULT_DAYS, self.rollup_1m_days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,18 +170,136 @@ def _detect(conn: psycopg.Connection[tuple[object, ...]], wanted: str) -> tuple[
     return "timescaledb", str(ver[0]) if ver else None, "extension present"
 
 
-def _apply_policies(conn: psycopg.Connection[tuple[object, ...]], s: StorageSettings) -> None:
-    with conn.transaction():
-        conn.execute("SELECT remove_compression_policy('readings', if_exists => true)")
-        conn.execute(
-            "SELECT add_compression_policy('readings', compress_after => make_interval(days => %s))",
-            (s.compress_after_days,),
+def timescaledb_supported(version: str | None) -> bool:
+    """Whether a TimescaleDB ``extversion`` ("2.28.3", "2.23.0-dev") is in the supported range."""
+    if not version:
+        return False
+    try:
+        v = tuple(int(x) for x in version.split("-")[0].split("."))
+    except ValueError:
+        return False
+    return v >= TIMESCALEDB_MIN and v[:2] <= TIMESCALEDB_TESTED
+
+
+def _interval_text(td: timedelta) -> str:
+    return f"{int(td.total_seconds())} seconds"
+
+
+def _policy_jobs(conn: psycopg.Connection[tuple[object, ...]]) -> dict[tuple[str, str], tuple[int, Any, Any]]:
+    """(relation, proc_name) -> (job id, config, schedule_interval) of the existing policies."""
+    rows = conn.execute(
+        """SELECT coalesce(ca.view_name::text, j.hypertable_name::text), j.proc_name::text, j.job_id,
+                  j.config, j.schedule_interval
+           FROM timescaledb_information.jobs j
+           LEFT JOIN timescaledb_information.continuous_aggregates ca
+                  ON ca.materialization_hypertable_schema = j.hypertable_schema
+                 AND ca.materialization_hypertable_name = j.hypertable_name
+           WHERE j.proc_name IN ('policy_compression', 'policy_retention',
+                                 'policy_refresh_continuous_aggregate')"""
+    ).fetchall()
+    return {(str(r[0]), str(r[1])): (int(str(r[2])), r[3], r[4]) for r in rows}
+
+
+def _same_intervals(conn: psycopg.Connection[tuple[object, ...]], config: Any, want: dict[str, str]) -> bool:
+    cfg = dict(config or {})
+    for k, v in want.items():
+        row = conn.execute(
+            "SELECT %s::interval IS NOT DISTINCT FROM %s::interval", (cfg.get(k), v)
+        ).fetchone()
+        if not row or not row[0]:
+            return False
+    return True
+
+
+def ensure_policies(conn: psycopg.Connection[tuple[object, ...]], s: StorageSettings) -> list[str]:
+    """Create each TimescaleDB policy once; change one (alter_job) only when its settings differ.
+
+    A start thus keeps the jobs, their ids and their run history.
+
+    Policies: compression and retention of readings, and of each rollup (retention
+    `StorageSettings.rollup_1m_days` / `rollup_1h_days`), and the rollups' refresh policies.
+    Returns what was created or changed ("created retention readings_1m", ...).
+    """
+
+    def days(n: int) -> str:
+        return f"{n} days"
+
+    want: list[tuple[str, str, dict[str, str], timedelta | None]] = [
+        ("readings", "policy_compression", {"compress_after": days(s.compress_after_days)}, None),
+        ("readings", "policy_retention", {"drop_after": days(s.retention_days)}, None),
+    ]
+    for view, (start, end, period) in _REFRESH.items():
+        want.append(
+            (
+                view,
+                "policy_refresh_continuous_aggregate",
+                {"start_offset": _interval_text(start), "end_offset": _interval_text(end)},
+                period,
+            )
         )
-        conn.execute("SELECT remove_retention_policy('readings', if_exists => true)")
-        conn.execute(
-            "SELECT add_retention_policy('readings', drop_after => make_interval(days => %s))",
-            (s.retention_days,),
+    for view, keep in (("readings_1m", s.rollup_1m_days), ("readings_1h", s.rollup_1h_days)):
+        want.append((view, "policy_compression", {"compress_after": days(s.compress_after_days)}, None))
+        want.append((view, "policy_retention", {"drop_after": days(keep)}, None))
+    have = _policy_jobs(conn)
+    changed: list[str] = []
+    for rel, proc, cfg, every in want:
+        what = proc.removeprefix("policy_").replace("refresh_continuous_aggregate", "refresh")
+        cur = have.get((rel, proc))
+        if cur is None:
+            with conn.transaction():
+                if proc == "policy_compression":
+                    conn.execute(
+                        "SELECT add_compression_policy(%s, compress_after => %s::interval)",
+                        (rel, cfg["compress_after"]),
+                    )
+                elif proc == "policy_retention":
+                    conn.execute(
+                        "SELECT add_retention_policy(%s, drop_after => %s::interval)",
+                        (rel, cfg["drop_after"]),
+                    )
+                else:
+                    conn.execute(
+                        "SELECT add_continuous_aggregate_policy(%s, start_offset => %s::interval, "
+                        "end_offset => %s::interval, schedule_interval => %s::interval)",
+                        (rel, cfg["start_offset"], cfg["end_offset"], every),
+                    )
+            changed.append(f"created {what} {rel}")
+            continue
+        job_id, config, schedule = cur
+        if _same_intervals(conn, config, cfg) and (every is None or schedule == every):
+            continue
+        new_cfg = {**dict(config or {}), **cfg}
+        with conn.transaction():
+            if every is None:
+                conn.execute("SELECT alter_job(%s, config => %s::jsonb)", (job_id, json.dumps(new_cfg)))
+            else:
+                conn.execute(
+                    "SELECT alter_job(%s, config => %s::jsonb, schedule_interval => %s::interval)",
+                    (job_id, json.dumps(new_cfg), every),
+                )
+        changed.append(f"changed {what} {rel} (job {job_id})")
+    return changed
+
+
+def _materialize_all(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Refresh re-created continuous aggregates over all the raw data (once, after 0003)."""
+    for view, unit in (("readings_1m", "minute"), ("readings_1h", "hour")):
+        conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, date_trunc('{unit}', now()))")
+
+
+def _timescale_after(
+    conn: psycopg.Connection[tuple[object, ...]], s: StorageSettings, tsv: str | None, applied: list[str]
+) -> list[str]:
+    """After the migrations in TimescaleDB mode: version check, first materialization, policies."""
+    if not timescaledb_supported(tsv):
+        log.warning(
+            f"TimescaleDB {tsv} is outside the supported {'.'.join(map(str, TIMESCALEDB_MIN))} to "
+            f"{'.'.join(map(str, TIMESCALEDB_TESTED))}.x (store/README.md)"
         )
+    if "0003_rollups" in applied:
+        log.info("materializing the re-created rollups over all readings (once)")
+        _materialize_all(conn)
+    return ensure_policies(conn, s)
 
 
 def migrate(
@@ -186,6 +358,8 @@ def migrate(
                 ("storage_mode", mode),
                 ("retention_days", str(s.retention_days)),
                 ("compress_after_days", str(s.compress_after_days)),
+                ("retention_1m_days", str(s.rollup_1m_days)),
+                ("retention_1h_days", str(s.rollup_1h_days)),
             ):
                 conn.execute(
                     "INSERT INTO hazmon_meta (key, value) VALUES (%s, %s) "
@@ -193,19 +367,21 @@ def migrate(
                     (k, v),
                 )
         if mode == "timescaledb":
-            _apply_policies(conn, s)
+            changed = _timescale_after(conn, s, tsv, applied)
             log.info(
                 f"storage mode: TimescaleDB {tsv} (hypertable readings, compression after "
                 f"{s.compress_after_days} d, retention {s.retention_days} d, continuous aggregates "
-                "readings_1m / readings_1h)",
+                f"readings_1m / readings_1h kept {s.rollup_1m_days} d / {s.rollup_1h_days} d)",
                 mode=mode,
                 reason=reason,
                 applied=applied,
+                policies=changed,
             )
         else:
             log.info(
                 f"storage mode: plain PostgreSQL ({reason}); same tables, rollups readings_1m / "
-                f"readings_1h refreshed by the daemon, retention {s.retention_days} d applied by the daemon",
+                f"readings_1h refreshed by the daemon, retention {s.retention_days} d (rollups "
+                f"{s.rollup_1m_days} d / {s.rollup_1h_days} d) applied by the daemon",
                 mode=mode,
                 applied=applied,
             )

@@ -129,3 +129,14 @@ def test_the_docker_daemon_config_loads(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert cfg.data_dir == "/var/lib/hazmon"
     assert cfg.alarms is not None
     assert plant.mqtt[0].url == "mqtt://mosquitto:1883"
+
+
+def test_timescaledb_image_is_pinned_to_a_supported_version() -> None:
+    from hazmon.store.migrate import timescaledb_supported
+
+    tag = SERVICES["timescaledb"]["image"].split(":", 1)[1]
+    m = re.fullmatch(r"(\d+\.\d+\.\d+)-pg(\d+)", tag)
+    assert m, f"timescaledb image tag {tag!r} is not pinned to a version"
+    assert timescaledb_supported(m.group(1))
+    assert m.group(1) in (ROOT / "store" / "README.md").read_text()
+    assert not timescaledb_supported("2.17.2") and timescaledb_supported("2.23.0-dev")

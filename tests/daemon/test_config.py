@@ -213,3 +213,25 @@ def test_a_broken_token_file_is_one_line(tmp_path: Path, content: bytes, reason:
     [problem] = [str(p) for p in e.value.problems]
     assert problem.startswith(f"{f}:3: alarms.token_file: {tmp_path / 'tokens.yaml'}: {reason}")
     assert "\n" not in problem
+
+
+def test_rollup_retention_is_configurable_and_never_shorter_than_the_raw_data(tmp_path: Path) -> None:
+    (tmp_path / "plant.yaml").write_text((ROOT / "examples" / "plant.yaml").read_text())
+    f = tmp_path / "hazmon.yaml"
+    f.write_text(
+        "plant: plant.yaml\ndatabase: {retention_days: 400, retention_1m_days: 800, compress_after_days: 3}\n"
+    )
+    cfg, _ = load_config(f)
+    s = cfg.database.storage()
+    assert (s.retention_days, s.rollup_1m_days, s.rollup_1h_days, s.compress_after_days) == (
+        400,
+        800,
+        3650,
+        3,
+    )
+    f.write_text("plant: plant.yaml\ndatabase:\n  retention_days: 400\n  retention_1m_days: 300\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    assert [str(p) for p in e.value.problems] == [
+        f"{f}:4: database.retention_1m_days: 300 is shorter than the raw readings' retention_days 400"
+    ]

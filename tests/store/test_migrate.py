@@ -39,7 +39,7 @@ def test_plain_mode_has_the_same_relations_as_timescale(empty_db: str) -> None:
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'readings_1m' "
             "ORDER BY ordinal_position"
         ).fetchall()
-        assert [r[0] for r in cols] == ["bucket", "sensor_id", "min", "max", "avg", "last", "n"]
+        assert [r[0] for r in cols] == ["bucket", "sensor_id", "min", "max", "avg", "last", "n", "bad"]
 
 
 @pytest.mark.parametrize("days", [0, 7, 29])

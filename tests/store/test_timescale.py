@@ -11,12 +11,24 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from unittest.mock import ANY
 
 import psycopg
 import pytest
 
-from hazmon.store import StorageSettings, migrate, storage_mode, sync_registry
+from hazmon.plant.reading import to_us
+from hazmon.store import (
+    DirtyRanges,
+    StorageSettings,
+    job_health,
+    migrate,
+    refresh_overdue,
+    refresh_rollups,
+    storage_mode,
+    sync_registry,
+)
 from tests.conftest import EXAMPLE_PLANT, ROOT, free_port
 
 PGLITE = ROOT / "tools" / "pglite-timescale"
@@ -104,3 +116,195 @@ def test_timescaledb_migrations_create_hypertable_aggregates_and_policies(
 
         ids = sync_registry(c, load(EXAMPLE_PLANT))
         assert len(ids) == 43
+
+
+def _conn(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
+    # PGlite is one backend behind every connection: psycopg's prepared statements would clash
+    return psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
+
+
+def _jobs(c: psycopg.Connection[tuple[object, ...]]) -> dict[tuple[str, str], tuple[int, object]]:
+    rows = c.execute(
+        """SELECT coalesce(ca.view_name::text, j.hypertable_name::text), j.proc_name::text, j.job_id, j.config
+           FROM timescaledb_information.jobs j
+           LEFT JOIN timescaledb_information.continuous_aggregates ca
+                  ON ca.materialization_hypertable_name = j.hypertable_name
+           WHERE j.hypertable_name IS NOT NULL"""
+    ).fetchall()
+    return {(str(r[0]), str(r[1])): (int(str(r[2])), r[3]) for r in rows}
+
+
+def test_policies_are_created_once_and_changed_only_when_settings_change(timescale_dsn: str) -> None:
+    with _conn(timescale_dsn) as c:
+        migrate(c, StorageSettings(retention_days=90, compress_after_days=3))
+        before = _jobs(c)
+        for rel in ("readings", "readings_1m", "readings_1h"):
+            assert (rel, "policy_compression") in before and (rel, "policy_retention") in before
+        for view in ("readings_1m", "readings_1h"):
+            assert (view, "policy_refresh_continuous_aggregate") in before
+        assert before[("readings_1m", "policy_retention")][1] == {
+            "drop_after": "730 days",
+            "hypertable_id": ANY,
+        }
+        caggs = c.execute(
+            "SELECT view_name, materialized_only, compression_enabled "
+            "FROM timescaledb_information.continuous_aggregates ORDER BY 1"
+        ).fetchall()
+        assert caggs == [("readings_1h", False, True), ("readings_1m", False, True)]
+        # a start with the same settings keeps every job (and so its run history)
+        migrate(c, StorageSettings(retention_days=90, compress_after_days=3))
+        assert _jobs(c) == before
+        # a changed setting changes that job in place, nothing else
+        migrate(c, StorageSettings(retention_days=90, compress_after_days=3, retention_1m_days=800))
+        after = _jobs(c)
+        assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
+        changed = {k for k in after if after[k][1] != before[k][1]}
+        assert changed == {("readings_1m", "policy_retention")}
+        cfg = after[("readings_1m", "policy_retention")][1]
+        assert isinstance(cfg, dict) and cfg["drop_after"] == "800 days"
+        migrate(c, StorageSettings(retention_days=90, compress_after_days=3))  # back, for the tests after
+
+
+def _now(c: psycopg.Connection[tuple[object, ...]]) -> datetime:
+    row = c.execute("SELECT now()").fetchone()
+    assert row is not None and isinstance(row[0], datetime)
+    return row[0]
+
+
+def _registry(c: psycopg.Connection[tuple[object, ...]]) -> dict[str, int]:
+    from hazmon.plant import load
+
+    c.autocommit = False
+    ids = sync_registry(c, load(EXAMPLE_PLANT))
+    c.commit()
+    c.autocommit = True
+    return ids
+
+
+def _insert(
+    c: psycopg.Connection[tuple[object, ...]], sid: int, times: list[datetime], quality: int = 0
+) -> None:
+    with c.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO readings (time, sensor_id, value, quality) VALUES (%s, %s, 1.0, %s) ON CONFLICT DO NOTHING",
+            [(t, sid, quality) for t in times],
+        )
+
+
+def test_newest_buckets_are_there_and_late_data_lands_on_timescaledb(timescale_dsn: str) -> None:
+    with _conn(timescale_dsn) as c:
+        migrate(c, StorageSettings(retention_days=90, compress_after_days=3))
+        sid = _registry(c)["TT-101"]
+        now = _now(c)
+        live = [now - timedelta(minutes=k, seconds=1) for k in range(10)]
+        _insert(c, sid, live)
+        us = [to_us(t) for t in live]
+        refresh_rollups(c, [(min(us), max(us))], mode="timescaledb", now=now)
+        newest = c.execute(
+            "SELECT (SELECT max(bucket) FROM readings_1m WHERE sensor_id = %s), "
+            "(SELECT max(bucket) FROM readings_1h WHERE sensor_id = %s)",
+            (sid, sid),
+        ).fetchone()
+        assert newest is not None
+        top = max(live)
+        assert newest[0] == top.replace(second=0, microsecond=0)  # real-time aggregation: not behind
+        assert newest[1] == top.replace(minute=0, second=0, microsecond=0)
+        # a 30-minute gap filled 3 hours late
+        g0 = (now - timedelta(hours=3)).replace(second=0, microsecond=0)
+        gap = [g0 + timedelta(minutes=k) for k in range(30)]
+        _insert(c, sid, gap)
+        window = (g0, g0 + timedelta(minutes=30))
+        q1m = "SELECT count(*), sum(n) FROM readings_1m WHERE sensor_id = %s AND bucket >= %s AND bucket < %s"
+        assert c.execute(q1m, (sid, *window)).fetchone() == (0, None)  # below the watermark: not yet
+        dirty = DirtyRanges()
+        dirty.add(to_us(gap[0]), to_us(gap[-1]))
+        refresh_rollups(c, dirty.take(), mode="timescaledb", keep_days=90, now=now)
+        assert c.execute(q1m, (sid, *window)).fetchone() == (30, 30)
+        h = c.execute(
+            "SELECT sum(n) FROM readings_1h WHERE sensor_id = %s AND bucket >= %s AND bucket < %s",
+            (sid, g0.replace(minute=0), now - timedelta(hours=1)),
+        ).fetchone()
+        assert h == (30,)
+
+
+def test_health_counts_bad_quality_on_compressed_chunks(timescale_dsn: str) -> None:
+    with _conn(timescale_dsn) as c:
+        migrate(c, StorageSettings(retention_days=90, compress_after_days=3))
+        sid = _registry(c)["PT-101"]
+        now = _now(c)
+        t0 = (now - timedelta(days=5)).replace(minute=0, second=0, microsecond=0)
+        _insert(c, sid, [t0 + timedelta(minutes=k) for k in range(0, 120, 2)])
+        _insert(c, sid, [t0 + timedelta(minutes=k) for k in range(1, 120, 2)], quality=2)  # 60 bad
+        refresh_rollups(c, [(to_us(t0), to_us(t0 + timedelta(hours=2)))], mode="timescaledb", now=now)
+        c.execute(
+            "SELECT compress_chunk(ch) FROM show_chunks('readings', older_than => INTERVAL '4 days') ch"
+        )
+        c.execute(
+            "SELECT compress_chunk(ch) FROM show_chunks('readings_1h', older_than => INTERVAL '4 days') ch"
+        )
+        # hourly buckets inside the range, raw readings (compressed) at its two ends
+        for start in (t0, t0 + timedelta(minutes=30)):
+            row = c.execute(
+                "SELECT not_good, received FROM hazmon_sensor_health(%s, %s) WHERE sensor_id = %s",
+                (start, now, sid),
+            ).fetchone()
+            assert row is not None
+            bad_before = 0 if start == t0 else 15
+            assert row[0] == 60 - bad_before
+
+
+def test_rollups_have_their_own_retention_longer_than_raw(timescale_dsn: str) -> None:
+    with _conn(timescale_dsn) as c:
+        migrate(c, StorageSettings(retention_days=90, compress_after_days=3))
+        sid = _registry(c)["LT-102"]
+        now = _now(c)
+        old = (now - timedelta(days=800)).replace(minute=0, second=0, microsecond=0)
+        mid = (now - timedelta(days=200)).replace(minute=0, second=0, microsecond=0)
+        for t in (old, mid):
+            _insert(c, sid, [t + timedelta(minutes=k) for k in range(5)])
+            refresh_rollups(c, [(to_us(t), to_us(t + timedelta(minutes=5)))], mode="timescaledb", now=now)
+        jobs = _jobs(c)
+        for rel in ("readings", "readings_1m", "readings_1h"):
+            c.execute("CALL run_job(%s)", (jobs[(rel, "policy_retention")][0],))
+        count = "SELECT count(*) FROM {} WHERE sensor_id = %s AND {} < %s"
+        assert c.execute(count.format("readings", "time"), (sid, now - timedelta(days=100))).fetchone() == (
+            0,
+        )
+        # 1-minute rollups: kept 730 days (the 200-day-old ones stay, the 800-day-old ones go)
+        m = c.execute(
+            "SELECT min(bucket) FROM readings_1m WHERE sensor_id = %s AND bucket < %s",
+            (sid, now - timedelta(days=100)),
+        ).fetchone()
+        assert m == (mid,)
+        # hourly rollups: kept 3650 days
+        h = c.execute(
+            "SELECT count(*) FROM readings_1h WHERE sensor_id = %s AND bucket IN (%s, %s)", (sid, old, mid)
+        ).fetchone()
+        assert h == (2,)
+
+
+def test_job_health_reads_the_jobs_and_the_daemon_does_a_late_refresh(timescale_dsn: str) -> None:
+    with _conn(timescale_dsn) as c:
+        migrate(c, StorageSettings(retention_days=90, compress_after_days=3))
+        sid = _registry(c)["LT-201"]
+        h = job_health(c)
+        names = {j.name for j in h.jobs}
+        assert {
+            "refresh:readings_1m",
+            "refresh:readings_1h",
+            "retention:readings_1m",
+            "compression:readings",
+        } <= names
+        # no background scheduler in this build: nothing ever ran, so every job is late
+        late = {j.name for j in h.jobs if j.late}
+        assert "refresh:readings_1m" in late and not h.ok
+        now = _now(c)
+        t = (now - timedelta(minutes=90)).replace(second=0, microsecond=0)
+        recent = now - timedelta(minutes=2)  # materialized: moves the watermark past t
+        _insert(c, sid, [recent])
+        refresh_rollups(c, [(to_us(recent), to_us(recent))], mode="timescaledb", now=now)
+        _insert(c, sid, [t])
+        q = "SELECT count(*) FROM readings_1m WHERE sensor_id = %s AND bucket = %s"
+        assert c.execute(q, (sid, t)).fetchone() == (0,)
+        assert sorted(refresh_overdue(c, h)) == ["readings_1h", "readings_1m"]
+        assert c.execute(q, (sid, t)).fetchone() == (1,)
