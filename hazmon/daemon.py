@@ -800,8 +800,11 @@ class Daemon:
             raise
 
     def _jobs_ready(self) -> tuple[bool, dict[str, object]]:
-        """TimescaleDB jobs: a late or failing refresh policy is shown but not "not ready" (the
-        daemon refreshes the rollups itself, `upkeep_once`); a failing retention or compression is."""
+        """Readiness of the TimescaleDB jobs.
+
+        A late or failing refresh policy is shown but is no reason for "not ready" (the daemon
+        refreshes the rollups itself, `upkeep_once`); a failing retention or compression is.
+        """
         h = self.job_health
         if h is None:
             return True, {"detail": "not read yet (plain PostgreSQL, or before the first upkeep round)"}
