@@ -71,6 +71,7 @@ from hazmon.store import (
     storage_mode,
     sync_registry,
 )
+from hazmon.supervision.repository import mark_told, sweep_once
 
 __all__ = ["AlarmsLike", "Daemon", "RulesLike", "Wiring", "now_us", "wire"]
 
@@ -343,6 +344,7 @@ class Daemon:
         ]
         if w.alarms is not None:
             self._tasks.append(asyncio.create_task(self._alarms(), name="alarms"))
+            self._tasks.append(asyncio.create_task(self._supervision(), name="supervision"))
         if self._storage_mode == "plain":
             self._tasks.append(asyncio.create_task(self._plain_upkeep(), name="upkeep"))
         # everything built so far (plant model, registry, rules windows, alarm state) lives as long
@@ -671,6 +673,28 @@ class Daemon:
                 w.rules.set_overrides(got)
                 self.overrides_reloads += 1
                 log.info("assessment limit overrides changed; rules use them now", tags=changed)
+
+    async def _supervision(self, every_s: float = 60.0) -> None:
+        """Hidden dangers and duties -> alarms: overdue rectifications, missed checks, missing commitments.
+
+        `hazmon.supervision` computes only the changes since what the alarms were last told
+        (one finding per record and deadline); they join the rules' findings, then the told
+        state is stored so a restart repeats nothing.
+        """
+        w = self.w
+        assert w is not None
+        dsn = self.config.database.resolved_dsn()
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                sweep = await asyncio.to_thread(sweep_once, dsn, self.plant, from_us(now_us()))
+                if sweep.findings:
+                    w.pending_findings.extend(sweep.findings)
+                    self._findings_ready.set()
+                await asyncio.to_thread(mark_told, dsn, self.plant, sweep)
+            except Exception as e:  # the database may be down: the next round sees the same changes
+                w.metrics.inc("hazmon_pipeline_errors_total", 1, {"stage": "supervision"})
+                log.warning("supervision findings not computed; retried in a minute", error=str(e))
 
     async def _plain_upkeep(self) -> None:
         """Plain PostgreSQL: the jobs TimescaleDB policies do (store/migrations/0002_readings.plain.sql).

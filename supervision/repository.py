@@ -35,7 +35,7 @@ from hazmon.supervision.duty import (
     commitment_problems,
     duty_check_problems,
 )
-from hazmon.supervision.findings import SupervisionState, Told
+from hazmon.supervision.findings import SupervisionState, Sweep, Told, supervision_findings
 
 __all__ = [
     "add_check",
@@ -51,8 +51,10 @@ __all__ = [
     "list_commitments",
     "list_dangers",
     "load_state",
+    "mark_told",
     "responsible_of",
     "save_told",
+    "sweep_once",
 ]
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -476,3 +478,15 @@ def save_told(conn: Conn, enterprise_id: str, told: Mapping[str, Told]) -> None:
                        episode = EXCLUDED.episode, level = EXCLUDED.level, updated_at = now()""",
                 (enterprise_id, k, t.active, t.episode, t.level.value),
             )
+
+
+def sweep_once(dsn: str, plant: Plant, now: datetime) -> Sweep:
+    """Load the state, compute the findings at ``now`` (the daemon runs this in a thread)."""
+    with psycopg.connect(dsn, autocommit=True, application_name="hazmon") as conn:
+        return supervision_findings(load_state(conn, plant), now)
+
+
+def mark_told(dsn: str, plant: Plant, sweep: Sweep) -> None:
+    """Store ``sweep.told`` once its findings are with the alarms: a restart then repeats nothing."""
+    with psycopg.connect(dsn, autocommit=True, application_name="hazmon") as conn:
+        save_told(conn, plant.enterprise.id, sweep.told)
