@@ -67,17 +67,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _register_danger(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d = sub.add_parser("danger", help="hidden dangers (隐患): report, plan, rectify, accept (销号)")
     acts = d.add_subparsers(dest="danger_command", metavar="ACTION", required=True)
-    p = acts.add_parser("add", help="report a hidden danger")
+    p = acts.add_parser("add", help="report a hidden danger (--alarm ID: from an alarm, in one step)")
     _common(p)
-    p.add_argument("--title", required=True, help="what was found")
+    p.add_argument("--title", help="what was found (default with --alarm: the alarm's message)")
     p.add_argument("--level", choices=[x.value for x in DangerLevel], required=True)
-    p.add_argument("--found-by", choices=[x.value for x in FoundBy], default="inspection")
+    p.add_argument(
+        "--found-by", choices=[x.value for x in FoundBy], help="default inspection; alarm with --alarm"
+    )
     p.add_argument("--hazard-source", help="hazard source id (omit: the whole enterprise)")
     p.add_argument("--unit", default="", help="unit or place")
     p.add_argument("--sensor")
     p.add_argument("--equipment")
     p.add_argument("--criteria", default="", help="major: items of the 20 criteria, e.g. 4,15")
-    p.add_argument("--alarm", type=int, help="the alarm it was raised from")
+    p.add_argument("--alarm", type=int, help="the alarm it is raised from (fills source, sensor, title)")
     p.add_argument("--check", type=int, help="the duty check it was found in")
     p.add_argument("--description", default="")
     p.set_defaults(handler=_run(_danger_add))
@@ -86,6 +88,7 @@ def _register_danger(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--state", default="", help="comma list: found, plan, rectifying, applied, accepted")
     p.add_argument("--hazard-source")
     p.add_argument("--level", choices=[x.value for x in DangerLevel])
+    p.add_argument("--alarm", type=int, help="only those raised from this alarm")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_run(_danger_list))
     p = acts.add_parser("show", help="one record with its plan, attachments and every step")
@@ -236,13 +239,21 @@ def _danger_add(args: argparse.Namespace, plant: Plant, conn: psycopg.Connection
         raise _UsageError(
             f"--criteria: '{args.criteria}' is not a comma list of item numbers (1-20)"
         ) from None
+    base = Report("", DangerLevel(args.level), FoundBy.INSPECTION)
+    if args.alarm is not None:
+        found = repo.alarm_subject(conn, plant, args.alarm)
+        if found is None:
+            raise _UsageError(f"--alarm: no alarm {args.alarm} of {plant.enterprise.id}")
+        base = found
+    elif args.title is None:
+        raise _UsageError("--title: say what was found")
     r = Report(
-        title=args.title,
+        title=args.title or base.title,
         level=DangerLevel(args.level),
-        found_by=FoundBy(args.found_by),
-        hazard_source=args.hazard_source,
+        found_by=FoundBy(args.found_by) if args.found_by else base.found_by,
+        hazard_source=args.hazard_source or base.hazard_source,
         unit=args.unit,
-        sensor=args.sensor,
+        sensor=args.sensor or base.sensor,
         equipment=args.equipment,
         criteria=criteria,
         alarm_id=args.alarm,
@@ -285,7 +296,14 @@ def _danger_json(d: Danger, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
 def _danger_list(args: argparse.Namespace, plant: Plant, conn: psycopg.Connection[tuple[Any, ...]]) -> int:
     tz, now = _tz(plant), datetime.now(UTC)
     states = [s for s in args.state.replace(" ", "").split(",") if s]
-    ds = repo.list_dangers(conn, plant.enterprise.id, states, args.hazard_source, args.level)
+    ds = repo.list_dangers(
+        conn,
+        plant.enterprise.id,
+        states,
+        hazard_source=args.hazard_source,
+        level=args.level,
+        alarm_id=args.alarm,
+    )
     if args.json:
         print(json.dumps([_danger_json(d, tz, now) for d in ds], ensure_ascii=False, indent=2))
         return 0

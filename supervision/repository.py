@@ -22,6 +22,8 @@ from hazmon.supervision.attachments import Attachment, check_attachment
 from hazmon.supervision.dangers import (
     Action,
     Danger,
+    DangerLevel,
+    FoundBy,
     Plan,
     RefusedError,
     Report,
@@ -41,6 +43,7 @@ __all__ = [
     "add_check",
     "add_danger",
     "add_step",
+    "alarm_subject",
     "attach",
     "attachment_content",
     "attachments",
@@ -163,6 +166,29 @@ def add_danger(conn: Conn, plant: Plant, step: Step) -> Danger:
         did = int(row[0])
         conn.execute(_INSERT_STEP, _step_row(did, 1, step))
     return fold(did, [Step(step.action, step.actor, step.role, step.at, step.comment, step.data, 1)])
+
+
+def alarm_subject(conn: Conn, plant: Plant, alarm_id: int) -> Report | None:
+    """A report prefilled from an alarm (hazard source, sensor, its message), to turn it into a record."""
+    row = conn.execute(
+        """SELECT hazard_source, sensor, condition, message_zh, message_en FROM alarm
+           WHERE id = %s AND enterprise_id = %s""",
+        (alarm_id, plant.enterprise.id),
+    ).fetchone()
+    if row is None:
+        return None
+    hs, sensor, condition, zh, en = row
+    hs_ids = {h.id for h in plant.hazard_sources}
+    tags = {s.tag for s in plant.sensors()}
+    title = (zh if plant.enterprise.locale == "zh" else en) or f"alarm {alarm_id}: {condition}"
+    return Report(
+        title=str(title),
+        level=DangerLevel.GENERAL,
+        found_by=FoundBy.ALARM,
+        hazard_source=hs if hs in hs_ids else None,
+        sensor=sensor if sensor in tags else None,
+        alarm_id=alarm_id,
+    )
 
 
 def _steps(conn: Conn, danger_id: int) -> list[Step]:
@@ -299,8 +325,10 @@ def list_dangers(
     conn: Conn,
     enterprise_id: str,
     states: Sequence[str] = (),
+    *,
     hazard_source: str | None = None,
     level: str | None = None,
+    alarm_id: int | None = None,
 ) -> list[Danger]:
     """Records of the enterprise (newest first), folded from their steps (one query for all steps)."""
     sql = "SELECT id FROM hidden_danger WHERE enterprise_id = %s"
@@ -314,6 +342,9 @@ def list_dangers(
     if level:
         sql += " AND level = %s"
         params.append(level)
+    if alarm_id is not None:  # the alarm -> hidden danger direction of the link
+        sql += " AND alarm_id = %s"
+        params.append(alarm_id)
     ids = [int(r[0]) for r in conn.execute(sql + " ORDER BY id DESC", params).fetchall()]
     if not ids:
         return []

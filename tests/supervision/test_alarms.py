@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -14,8 +15,9 @@ from hazmon.store import connect
 from hazmon.supervision import repository as repo
 from hazmon.supervision.dangers import Action, DangerLevel, FoundBy, Report, Step
 from hazmon.supervision.findings import to_us
-from tests.alarms.helpers import SECRET, assess_all, rows, webhook_settings
+from tests.alarms.helpers import SECRET, T0, assess_all, gas, rows, webhook_settings
 from tests.alarms.receivers import HttpReceiver
+from tests.supervision.test_cli import hz
 from tests.supervision.test_dangers import full_plan
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -103,3 +105,43 @@ async def test_overdue_by_one_day_raises_one_alarm_and_acceptance_clears_it(
     ]
     assert await sweep(one_day_late + timedelta(hours=6)) == []
     assert rows(db_dsn, "SELECT active, activations FROM alarm") == [(False, 1)]
+
+
+async def test_an_alarm_becomes_a_hidden_danger_in_one_step_linked_both_ways(
+    service: AlarmService, example_plant: Plant, db_dsn: str
+) -> None:
+    await service.handle([gas(T0, tag="AT-101")], T0)
+    ((alarm_id,),) = rows(db_dsn, "SELECT id FROM alarm WHERE sensor = 'AT-101'")
+    r = hz(
+        "danger",
+        "add",
+        "-c",
+        "examples/plant.yaml",
+        "--by",
+        "王强",
+        "--alarm",
+        str(alarm_id),
+        "--level",
+        "general",
+        dsn=db_dsn,
+    )
+    assert r.returncode == 0, r.stderr
+    got = rows(db_dsn, "SELECT hazard_source, found_by, alarm_id, title FROM hidden_danger")
+    assert got[0][:3] == ("cl2-tankfarm", "alarm", alarm_id) and got[0][3]
+    shown = hz("danger", "list", "-c", "examples/plant.yaml", "--alarm", str(alarm_id), "--json", dsn=db_dsn)
+    listed = json.loads(shown.stdout)
+    assert [(d["sensor"], d["alarm_id"]) for d in listed] == [("AT-101", alarm_id)]
+    r = hz(
+        "danger",
+        "add",
+        "-c",
+        "examples/plant.yaml",
+        "--by",
+        "王强",
+        "--alarm",
+        "999999",
+        "--level",
+        "general",
+        dsn=db_dsn,
+    )
+    assert r.returncode == 2 and "--alarm: no alarm 999999" in r.stderr
