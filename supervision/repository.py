@@ -9,7 +9,7 @@ together, or nothing is.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -75,6 +75,15 @@ def responsible_of(plant: Plant) -> dict[str, dict[str, str]]:
     }
 
 
+_SKEW = timedelta(minutes=5)
+
+
+def _not_in_future(at: datetime) -> None:
+    """Steps are recorded when (or after) they happen; a time ahead of the clock is a typing error."""
+    if at.tzinfo is not None and at > datetime.now(UTC) + _SKEW:
+        raise RefusedError([f"time: {at.isoformat()} is in the future"])
+
+
 def ensure_started(conn: Conn, enterprise_id: str) -> datetime:
     """When supervision began for the enterprise (set to now on first use)."""
     with conn.transaction():
@@ -124,6 +133,7 @@ def add_danger(conn: Conn, plant: Plant, step: Step) -> Danger:
         RefusedError: every problem of the report.
     """
     tz = ZoneInfo(plant.enterprise.timezone)
+    _not_in_future(step.at)
     if step.action is not Action.REPORT:
         raise RefusedError([f"{step.action.value}: a new hidden danger starts with 'report'"])
     decide(None, step, tz)
@@ -253,6 +263,7 @@ def add_step(conn: Conn, plant: Plant, danger_id: int, step: Step) -> Danger:
     if step.action in (Action.REPORT, Action.ATTACH):
         raise RefusedError([f"{step.action.value}: use add_danger / attach"])
     tz = ZoneInfo(plant.enterprise.timezone)
+    _not_in_future(step.at)
     with conn.transaction():
         d = _locked(conn, plant.enterprise.id, danger_id)
         decide(d, step, tz)
@@ -276,6 +287,7 @@ def attach(
         RefusedError: the step is not allowed; nothing is written.
     """
     meta = check_attachment(filename, content, content_type)
+    _not_in_future(step.at)
     data = {**step.data, "filename": meta.filename, "content_type": meta.content_type, "size": meta.size}
     step = Step(Action.ATTACH, step.actor, step.role, step.at, step.comment, data | {"sha256": meta.sha256})
     tz = ZoneInfo(plant.enterprise.timezone)

@@ -141,6 +141,10 @@ def test_refused_steps_write_nothing(db_dsn: str, example_plant: Plant) -> None:
                     filename=name,
                     content=content,
                 )
+        with pytest.raises(RefusedError, match="is in the future"):
+            repo.add_step(
+                c, example_plant, d.id, Step(Action.NOTE, "王强", "operator", t + timedelta(days=1), "x")
+            )
         with pytest.raises(RefusedError, match="no such record"):
             repo.add_step(c, example_plant, 999_999, Step(Action.NOTE, "王强", "operator", t, "x"))
         assert _counts(c) == before
