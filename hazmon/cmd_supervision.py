@@ -523,7 +523,8 @@ def _commitment_list(
     now = _instant(args.now, tz, "--now")
     eid = plant.enterprise.id
     recent = repo.list_commitments(conn, eid, args.days)
-    st = commitment_status(recent, plant.supervision.commitment_due, repo.ensure_started(conn, eid), now, tz)
+    started = repo.ensure_started(conn, eid)
+    st = commitment_status(recent, plant.supervision.commitment_due, started, now, tz)
     if args.json:
         out = {
             "today": st.today.isoformat(),
@@ -547,7 +548,11 @@ def _commitment_list(
     if st.missing_day is not None:
         print(f"MISSING: the commitment for {st.missing_day} was due by {_local(st.due_at, tz)[11:]}")
     elif st.filed_today is not None:
-        print(f"today ({st.today}): filed at {_local(st.filed_today.at, tz)}")
+        late = f" (late: due by {_local(st.due_at, tz)[11:]})" if st.filed_today.at > st.due_at else ""
+        print(f"today ({st.today}): filed at {_local(st.filed_today.at, tz)}{late}")
+    elif now >= st.due_at:  # past the time, but before supervision began: not counted
+        due = _local(st.due_at, tz)[11:]
+        print(f"today ({st.today}): not filed; it was due by {due} (before supervision began)")
     else:
         print(f"today ({st.today}): due by {_local(st.due_at, tz)}")
     for c in recent:
