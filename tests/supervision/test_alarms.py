@@ -38,8 +38,13 @@ async def service(example_plant: Plant, db_dsn: str) -> AsyncIterator[AlarmServi
 async def test_overdue_by_one_day_raises_one_alarm_and_acceptance_clears_it(
     service: AlarmService, example_plant: Plant, db_dsn: str
 ) -> None:
-    t = datetime(2026, 6, 1, 9, 0, tzinfo=SH)  # supervision itself starts "now" (later): no duty alarms
+    t = datetime(2026, 6, 1, 9, 0, tzinfo=SH)
     with connect(db_dsn) as c:
+        # supervision began after these simulated days: no duty or commitment alarms in this test
+        c.execute(
+            "INSERT INTO supervision_start VALUES (%s, %s)",
+            (example_plant.enterprise.id, t + timedelta(days=400)),
+        )
         r = Report(
             "V-101 rupture disc isolated",
             DangerLevel.MAJOR,
