@@ -299,6 +299,8 @@ def _source_state(w: Wiring, source: str, connected: bool, reason: str) -> None:
 class Daemon:
     """The running daemon; ``async with Daemon(config, plant) as d:`` in tests, `run` from the CLI."""
 
+    supervision_every_s = 60.0  # hidden dangers and duties are checked for overdue ones this often
+
     def __init__(self, config: DaemonConfig, plant: Plant) -> None:
         self.config = config
         self.plant = plant
@@ -674,7 +676,7 @@ class Daemon:
                 self.overrides_reloads += 1
                 log.info("assessment limit overrides changed; rules use them now", tags=changed)
 
-    async def _supervision(self, every_s: float = 60.0) -> None:
+    async def _supervision(self) -> None:
         """Hidden dangers and duties -> alarms: overdue rectifications, missed checks, missing commitments.
 
         `hazmon.supervision` computes only the changes since what the alarms were last told
@@ -685,7 +687,7 @@ class Daemon:
         assert w is not None
         dsn = self.config.database.resolved_dsn()
         while True:
-            await asyncio.sleep(every_s)
+            await asyncio.sleep(self.supervision_every_s)
             try:
                 sweep = await asyncio.to_thread(sweep_once, dsn, self.plant, from_us(now_us()))
                 if sweep.findings:

@@ -525,11 +525,11 @@ def save_told(conn: Conn, enterprise_id: str, told: Mapping[str, Told]) -> None:
 
 def sweep_once(dsn: str, plant: Plant, now: datetime) -> Sweep:
     """Load the state, compute the findings at ``now`` (the daemon runs this in a thread)."""
-    with psycopg.connect(dsn, autocommit=True, application_name="hazmon") as conn:
+    with psycopg.connect(dsn, autocommit=True, application_name="hazmon", connect_timeout=10) as conn:
         return supervision_findings(load_state(conn, plant), now)
 
 
 def mark_told(dsn: str, plant: Plant, sweep: Sweep) -> None:
     """Store ``sweep.told`` once its findings are with the alarms: a restart then repeats nothing."""
-    with psycopg.connect(dsn, autocommit=True, application_name="hazmon") as conn:
+    with psycopg.connect(dsn, autocommit=True, application_name="hazmon", connect_timeout=10) as conn:
         save_told(conn, plant.enterprise.id, sweep.told)
