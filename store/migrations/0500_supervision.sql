@@ -127,11 +127,11 @@ CREATE TABLE supervision_told (
 COMMENT ON TABLE supervision_told IS
     'What the alarms were last told by supervision_findings, so a restart raises nothing twice.';
 
-CREATE FUNCTION hazmon_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION supervision_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP;
 END $$;
 CREATE TRIGGER hidden_danger_step_append_only BEFORE UPDATE OR DELETE ON hidden_danger_step
-    FOR EACH ROW EXECUTE FUNCTION hazmon_append_only();
+    FOR EACH ROW EXECUTE FUNCTION supervision_append_only();
 CREATE TRIGGER hidden_danger_plan_append_only BEFORE UPDATE OR DELETE ON hidden_danger_plan
-    FOR EACH ROW EXECUTE FUNCTION hazmon_append_only();
+    FOR EACH ROW EXECUTE FUNCTION supervision_append_only();
