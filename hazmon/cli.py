@@ -9,7 +9,16 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from hazmon import __version__, cmd_alarms, cmd_db, cmd_grafana, cmd_plant, cmd_run, cmd_simulate
+from hazmon import (
+    __version__,
+    cmd_alarms,
+    cmd_db,
+    cmd_grafana,
+    cmd_plant,
+    cmd_run,
+    cmd_simulate,
+    cmd_supervision,
+)
 from hazmon.logs import configure_logging
 
 __all__ = ["main"]
@@ -17,7 +26,7 @@ __all__ = ["main"]
 Handler = Callable[[argparse.Namespace], int]
 
 # Each module has register(subparsers) and sets `handler` on its parsers.
-_AREAS = (cmd_plant, cmd_db, cmd_simulate, cmd_run, cmd_alarms, cmd_grafana)
+_AREAS = (cmd_plant, cmd_db, cmd_simulate, cmd_run, cmd_alarms, cmd_grafana, cmd_supervision)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,6 +80,7 @@ from hazmon.store import (
     sync_registry,
 )
 from hazmon.store import job_health as read_job_health
+from hazmon.supervision.repository import mark_told, sweep_once
 from hazmon.system_zh import system_message_zh
 
 __all__ = ["AlarmsLike", "Daemon", "RulesLike", "Wiring", "now_us", "wire"]
@@ -321,6 +322,8 @@ def _source_state(w: Wiring, enterprise: str, source: str, connected: bool, reas
 class Daemon:
     """The running daemon; ``async with Daemon(config, plant) as d:`` in tests, `run` from the CLI."""
 
+    supervision_every_s = 60.0  # hidden dangers and duties are checked for overdue ones this often
+
     def __init__(self, config: DaemonConfig, plant: Plant) -> None:
         self.config = config
         self.plant = plant
@@ -385,6 +388,7 @@ class Daemon:
         ]
         if w.alarms is not None:
             self._tasks.append(asyncio.create_task(self._alarms(), name="alarms"))
+            self._tasks.append(asyncio.create_task(self._supervision(), name="supervision"))
         if self._storage_mode in ("plain", "timescaledb", ""):  # "": DB down at start, mode read later
             _job_metrics(w.metrics, lambda: self.job_health)
             self._tasks.append(asyncio.create_task(self._plain_upkeep(), name="upkeep"))
@@ -738,6 +742,28 @@ class Daemon:
                 w.rules.set_overrides(got)
                 self.overrides_reloads += 1
                 log.info("assessment limit overrides changed; rules use them now", tags=changed)
+
+    async def _supervision(self) -> None:
+        """Hidden dangers and duties -> alarms: overdue rectifications, missed checks, missing commitments.
+
+        `hazmon.supervision` computes only the changes since what the alarms were last told
+        (one finding per record and deadline); they join the rules' findings, then the told
+        state is stored so a restart repeats nothing.
+        """
+        w = self.w
+        assert w is not None
+        dsn = self.config.database.resolved_dsn()
+        while True:
+            await asyncio.sleep(self.supervision_every_s)
+            try:
+                sweep = await asyncio.to_thread(sweep_once, dsn, self.plant, from_us(now_us()))
+                if sweep.findings:
+                    w.pending_findings.extend(sweep.findings)
+                    self._findings_ready.set()
+                await asyncio.to_thread(mark_told, dsn, self.plant, sweep)
+            except Exception as e:  # the database may be down: the next round sees the same changes
+                w.metrics.inc("hazmon_pipeline_errors_total", 1, {"stage": "supervision"})
+                log.warning("supervision findings not computed; retried in a minute", error=str(e))
 
     async def _plain_upkeep(self) -> None:
         """Keep the rollups fresh in both storage modes, and do plain mode's retention.

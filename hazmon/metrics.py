@@ -19,7 +19,7 @@ def daemon_metrics() -> Metrics:
         "hazmon_pipeline_errors_total",
         "Batches or ticks a pipeline stage failed on (logged, the pipeline goes on), by stage",
         ("stage",),
-        [{"stage": s} for s in ("rules", "alarms", "alarms_start", "tick", "upkeep")],
+        [{"stage": s} for s in ("rules", "alarms", "alarms_start", "tick", "upkeep", "supervision")],
     )
     m.gauge(
         "hazmon_system_condition",

@@ -35,6 +35,12 @@ from hazmon.plant.model import (
     VoteGroup,
 )
 from hazmon.plant.standards import TIER_TABLE, Chemical, Grade, Level, Tier, chemical
+from hazmon.plant.supervision_standards import (
+    DEFAULT_TIMEZONE,
+    SupervisionSettings,
+    parse_supervision,
+    valid_timezone,
+)
 from hazmon.plant.yamlnode import (
     ID_PATTERN,
     ID_WHAT,
@@ -97,7 +103,7 @@ def _region(n: Node) -> Region | None:
 
 
 def _enterprise(n: Node) -> Enterprise | None:
-    m = n.mapping({"id", "name", "name_en", "region", "locale"})
+    m = n.mapping({"id", "name", "name_en", "region", "locale", "timezone"})
     if m is None:
         return None
     eid = req(m, "id", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
@@ -105,9 +111,12 @@ def _enterprise(n: Node) -> Enterprise | None:
     name_en = opt(m, "name_en", Node.text, name or "")
     region = req(m, "region", n, _region)
     locale = opt(m, "locale", lambda x: x.choice(("zh", "en")), "zh")
+    tz = opt(m, "timezone", Node.text, DEFAULT_TIMEZONE)
+    if not valid_timezone(tz):
+        m["timezone"].problem(f"'{tz}' is not an IANA time zone (e.g. Asia/Shanghai)")
     if eid is None or name is None or region is None:
         return None
-    return Enterprise(eid, name, name_en, region, locale)
+    return Enterprise(eid, name, name_en, region, locale, tz)
 
 
 def _bureaus(n: Node) -> list[BureauContact]:
@@ -522,7 +531,7 @@ def _hazard_source(n: Node, eps: _Endpoints) -> HazardSource | None:
 
 
 def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-level section
-    m = root.mapping({"enterprise", "bureaus", "endpoints", "hazard_sources", "tiers"})
+    m = root.mapping({"enterprise", "bureaus", "endpoints", "hazard_sources", "tiers", "supervision"})
     if m is None:
         return None
     ent = req(m, "enterprise", root, _enterprise)
@@ -583,6 +592,7 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
     if ent is None:
         return None
     tiers = _tiers(m["tiers"]) if "tiers" in m else None
+    supervision = opt(m, "supervision", parse_supervision, SupervisionSettings())
     return Plant(
         root.ctx.file,
         ent,
@@ -591,6 +601,7 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
         tuple(eps.mqtt.values()),
         tuple(sources),
         tiers if tiers is not None else {k: dict(v) for k, v in TIER_TABLE.items()},
+        supervision,
     )
 
 

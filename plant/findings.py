@@ -37,6 +37,10 @@ class Condition(StrEnum):
     CHATTERING = "chattering"
     ASSESSMENT_OVERDUE = "assessment_overdue"  # hazard-source conditions (alarms issue)
     FILING_OVERDUE = "filing_overdue"
+    # supervision (hidden dangers, duties): sensor is "hidden-danger/<id>" or "duty/<role>"
+    RECTIFICATION_OVERDUE = "rectification_overdue"  # a hidden danger not accepted by its deadline
+    DUTY_CHECK_OVERDUE = "duty_check_overdue"  # a responsible person's check not done in its period
+    COMMITMENT_MISSING = "commitment_missing"  # the daily safety commitment not filed by its time
     SYSTEM = "system"  # hazmon itself: spool full, readings dropped…
     LINK_LOST = "link_lost"  # a source (OPC UA endpoint, MQTT broker) is down: one alarm, its sensors' stale
     # conditions are its consequences (sensor: the source's name)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from hazmon.plant.standards import TIER_TABLE, Chemical, Grade, Level, Tier
+from hazmon.plant.supervision_standards import DEFAULT_TIMEZONE, SupervisionSettings
 
 __all__ = [
     "UNITS",
@@ -108,6 +109,7 @@ class Enterprise:
     name_en: str
     region: Region
     locale: str = "zh"
+    timezone: str = DEFAULT_TIMEZONE  # IANA name: the plant's local day (duty periods, daily commitment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +250,8 @@ class Plant:
         default_factory=lambda: {k: dict(v) for k, v in TIER_TABLE.items()}
     )
     """Tier by (finding level, grade): `standards.TIER_TABLE` with the plant file's `tiers:` over it."""
+    supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
+    """Duty check periods and the daily commitment's time (the plant file's `supervision:`)."""
 
     def sensors(self) -> list[Sensor]:
         return [s for hs in self.hazard_sources for s in hs.sensors]

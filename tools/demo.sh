@@ -31,6 +31,7 @@ if [ "$($HZ assessment list -c "$PLANT" | grep -c 'NO ASSESSMENT ON RECORD' || t
       --assessor "江苏某安全评价有限公司" --r 12 --grade 3
 fi
 $HZ assessment list -c "$PLANT"
+tools/demo-supervision.sh  # hidden dangers, duty checks, today's commitment
 
 if has grafana; then
   say "building the Grafana dashboards"
