@@ -16,11 +16,11 @@ CREATE MATERIALIZED VIEW readings_1m
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT time_bucket(INTERVAL '1 minute', time) AS bucket,
        sensor_id,
-       min(value) AS min,
-       max(value) AS max,
-       avg(value) AS avg,
-       last(value, time) AS last,
-       count(*) AS n,
+       min(value) FILTER (WHERE quality <> 3) AS min,  -- quality 3: out of range, not a measurement
+       max(value) FILTER (WHERE quality <> 3) AS max,
+       avg(value) FILTER (WHERE quality <> 3) AS avg,
+       last(value, time) FILTER (WHERE quality <> 3) AS last,
+       count(*) FILTER (WHERE quality <> 3) AS n,
        count(*) FILTER (WHERE quality <> 0) AS bad
 FROM readings
 GROUP BY bucket, sensor_id
@@ -30,11 +30,11 @@ CREATE MATERIALIZED VIEW readings_1h
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT time_bucket(INTERVAL '1 hour', time) AS bucket,
        sensor_id,
-       min(value) AS min,
-       max(value) AS max,
-       avg(value) AS avg,
-       last(value, time) AS last,
-       count(*) AS n,
+       min(value) FILTER (WHERE quality <> 3) AS min,  -- quality 3: out of range, not a measurement
+       max(value) FILTER (WHERE quality <> 3) AS max,
+       avg(value) FILTER (WHERE quality <> 3) AS avg,
+       last(value, time) FILTER (WHERE quality <> 3) AS last,
+       count(*) FILTER (WHERE quality <> 3) AS n,
        count(*) FILTER (WHERE quality <> 0) AS bad
 FROM readings
 GROUP BY bucket, sensor_id

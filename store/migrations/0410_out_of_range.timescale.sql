@@ -3,9 +3,8 @@
 -- detector) is stored as the transmitter sent it, but it is not a measurement. The
 -- writer marks it; here the raw series leaves it out, the latest-reading view calls
 -- the sensor out_of_range and gives it no limit state.
--- TimescaleDB mode: the continuous aggregates readings_1m / readings_1h are defined in
--- 0002_readings.timescale.sql; leaving quality 3 out of them (WHERE quality <> 3) means
--- recreating them, which belongs with the TimescaleDB storage work in store/.
+-- TimescaleDB mode: the continuous aggregates readings_1m / readings_1h (0003_rollups.timescale.sql)
+-- leave quality 3 out of their measurement columns with FILTER (WHERE quality <> 3).
 
 CREATE OR REPLACE FUNCTION hazmon_series(p_sensors integer[], p_from timestamptz, p_to timestamptz, p_step_ms bigint)
 RETURNS TABLE ("time" timestamptz, sensor_id integer, min double precision, max double precision,

@@ -305,7 +305,10 @@ def test_upgrading_a_plain_database_counts_the_bad_readings_already_rolled_up(
     monkeypatch.setattr(
         migrate_module,
         "migrations",
-        lambda: [m for m in every if m.version not in ("0003_rollups", "0403_sensor_health_rollups")],
+        # the schema before issue 13 and before out-of-range readings (0410 replaces 0003's refresh)
+        lambda: [
+            m for m in every if m.version not in ("0003_rollups", "0403_sensor_health_rollups", "0410_out_of_range")
+        ],
     )
     with connect(empty_db) as c:
         migrate_module.migrate(c, StorageSettings(mode="plain"))  # the schema before issue 13
@@ -317,6 +320,30 @@ def test_upgrading_a_plain_database_counts_the_bad_readings_already_rolled_up(
         c.execute("SELECT hazmon_refresh_rollups(%s, %s)", (H4, H4 + timedelta(minutes=2)))
         monkeypatch.setattr(migrate_module, "migrations", lambda: every)
         res = migrate_module.migrate(c, StorageSettings(mode="plain"))
-        assert res.applied == ("0003_rollups", "0403_sensor_health_rollups")
+        assert res.applied == ("0003_rollups", "0403_sensor_health_rollups", "0410_out_of_range")
         assert c.execute("SELECT n, bad FROM readings_1m ORDER BY bucket").fetchall() == [(60, 6), (60, 6)]
         assert c.execute("SELECT n, bad FROM readings_1h").fetchall() == [(120, 12)]
+
+
+def test_out_of_range_readings_are_counted_bad_but_not_measured(db_dsn: str, example_plant: Plant) -> None:
+    """Quality 3 (out of range) stays out of min/max/avg/last/n, is counted in bad, and a partial refresh
+    still writes whole buckets (the two rollup migrations' rules together)."""
+    with connect(db_dsn, autocommit=True) as c:
+        sid = _sid(c, example_plant)
+        _write(c, sid, to_us(H4), 120, 1_000_000)  # 04:00-04:02 at 1 s, value as _write gives it
+        c.execute(
+            "UPDATE readings SET value = 1e308, quality = 3 WHERE sensor_id = %s AND time = %s",
+            (sid, H4 + timedelta(seconds=30)),
+        )
+        c.execute(
+            "UPDATE readings SET value = -5e30, quality = 3 WHERE sensor_id = %s AND time = %s",
+            (sid, H4 + timedelta(seconds=119)),
+        )
+        c.execute("SELECT hazmon_refresh_rollups(%s, %s)", (H4, H4 + timedelta(minutes=2)))
+        got = c.execute("SELECT n, bad, max < 1e300, min > -1e30 FROM readings_1m ORDER BY bucket").fetchall()
+        assert got == [(59, 1, True, True), (59, 1, True, True)]
+        # a late refresh ending inside the second minute rewrites it whole, still without quality 3
+        c.execute("SELECT hazmon_refresh_rollups(%s, %s)", (H4 + timedelta(minutes=1), H4 + timedelta(seconds=75)))
+        assert c.execute("SELECT n, bad, max < 1e300 FROM readings_1h").fetchall() == [(118, 2, True)]
+        last = c.execute("SELECT last FROM readings_1m WHERE bucket = %s", (H4 + timedelta(minutes=1),)).fetchone()
+        assert last is not None and last[0] is not None and -1e30 < last[0] < 1e300

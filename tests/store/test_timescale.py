@@ -308,3 +308,23 @@ def test_job_health_reads_the_jobs_and_the_daemon_does_a_late_refresh(timescale_
         assert c.execute(q, (sid, t)).fetchone() == (0,)
         assert sorted(refresh_overdue(c, h)) == ["readings_1h", "readings_1m"]
         assert c.execute(q, (sid, t)).fetchone() == (1,)
+
+
+def test_out_of_range_readings_stay_out_of_the_continuous_aggregates(timescale_dsn: str) -> None:
+    with _conn(timescale_dsn) as c:
+        migrate(c, StorageSettings(retention_days=90, compress_after_days=3))
+        sid = _registry(c)["AT-101"]
+        now = _now(c)
+        t0 = (now - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+        _insert(c, sid, [t0 + timedelta(seconds=k) for k in range(0, 60, 2)])  # 30 good, value 1.0
+        with c.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO readings (time, sensor_id, value, quality) VALUES (%s, %s, %s, 3)",
+                [(t0 + timedelta(seconds=1), sid, 1e308), (t0 + timedelta(seconds=59), sid, -5e30)],
+            )
+        refresh_rollups(c, [(to_us(t0), to_us(t0 + timedelta(minutes=1)))], mode="timescaledb", now=now)
+        for view in ("readings_1m", "readings_1h"):
+            got = c.execute(
+                f"SELECT n, bad, min, max, avg, last FROM {view} WHERE sensor_id = %s AND bucket = %s", (sid, t0)
+            ).fetchone()
+            assert got == (30, 2, 1.0, 1.0, 1.0, 1.0), view
