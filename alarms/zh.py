@@ -31,6 +31,9 @@ CONDITION_ZH = {
     "filing_overdue": "备案逾期",
     "system": "系统故障",
     "link_lost": "通信链路中断",
+    "rectification_overdue": "隐患整改逾期",
+    "duty_check_overdue": "包保责任人检查逾期",
+    "commitment_missing": "安全承诺未按时填报",
 }
 
 STATE_ZH = {
