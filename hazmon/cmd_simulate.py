@@ -27,7 +27,7 @@ from hazmon.simulators.recording import (
     read_header,
     read_recording,
 )
-from hazmon.simulators.scenario import format_timeline
+from hazmon.simulators.scenario import format_timeline, timeline
 from hazmon.simulators.serving import build_sinks, run_stream, shift_opcua_ports
 
 __all__ = ["register"]
@@ -186,6 +186,13 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+def _log_timeline(scenario: Scenario, start_us: int) -> None:
+    """What will happen when, one log line each (stderr keeps one format: hazmon/logs.py)."""
+    for at_s, what in timeline(scenario):
+        at = from_us(start_us + round(at_s * 1e6)).isoformat()
+        log.info("scenario timeline", at=at, after_s=at_s, what=what)
+
+
 def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per failure the user must see
     if args.list:
         for name in scenario_names():
@@ -241,7 +248,7 @@ def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per 
         start=from_us(start_us).isoformat(),
         serving=[s.name for s in sinks],
     )
-    print(format_timeline(scenario, start_us), file=sys.stderr)
+    _log_timeline(scenario, start_us)
     try:
         counters = asyncio.run(
             _until_signal(

@@ -33,7 +33,7 @@ def test_hazmon_run_sets_the_same_switch_interval(
     example_plant: Plant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg: DaemonConfig = daemon_config(tmp_path, "postgresql://unused", example_plant)
-    monkeypatch.setattr(cmd_run, "load_config", lambda path: (cfg, example_plant))
+    monkeypatch.setattr(cmd_run, "load_config", lambda path, **_: (cfg, example_plant))
     seen: list[float] = []
 
     def run(main: Coroutine[Any, Any, None]) -> None:  # the daemon's loop is not started
