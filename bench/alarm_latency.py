@@ -120,10 +120,10 @@ def _instrument(arrived: dict[str, int], raised: dict[str, tuple[int, int]]) -> 
     handle = MqttInput.handle
     process = RulesRunner.process
 
-    def stamped_handle(self: MqttInput, topic: str, payload: bytes, now_us: int) -> bool:
+    def stamped_handle(self: MqttInput, topic: str, payload: bytes, now_us: int, *rest: Any) -> bool:
         if "/probe/" in topic:  # the last message of a probe is its limit crossing
             arrived[topic.rsplit("/", 1)[1]] = time.time_ns() // 1000
-        return handle(self, topic, payload, now_us)
+        return handle(self, topic, payload, now_us, *rest)  # rest: the collector's ack, if any
 
     def stamped_process(self: RulesRunner, *args: Any, **kw: Any) -> Any:
         t_in = time.time_ns() // 1000
