@@ -9,8 +9,8 @@ the field and the reason, before anything is read from or written to the databas
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
@@ -28,15 +28,13 @@ from hazmon.alarms.api_schema import (
     openapi,
 )
 from hazmon.alarms.auth import ApiToken, TokenBook
+from hazmon.alarms.config import AlarmSettings
 from hazmon.alarms.lifecycle import BUREAU_STEPS, EventKind, TransitionError, status
+from hazmon.alarms.repository import AlarmRow
 from hazmon.plant.schema import describe
 from hazmon.plant.standards import Tier
 
-if TYPE_CHECKING:
-    from hazmon.alarms.repository import AlarmRow
-    from hazmon.alarms.service import AlarmService
-
-__all__ = ["ALL", "API_PREFIX", "PLANT", "build_routes", "openapi"]
+__all__ = ["ALL", "API_PREFIX", "PLANT", "AlarmApi", "build_routes", "openapi"]
 
 log = structlog.get_logger("hazmon.alarms.api")
 
@@ -58,11 +56,36 @@ _KINDS: dict[str, EventKind] = {
 assert tuple(v for k, v in _KINDS.items() if k.startswith("bureau/")) == BUREAU_STEPS
 
 
+class AlarmApi(Protocol):
+    """What the routes need of the service (`hazmon.alarms.service.AlarmService` is one).
+
+    The API depends on this, not on the service module: the service builds the routes.
+    """
+
+    region: str
+    tokens: tuple[ApiToken, ...]
+    counters: dict[str, int]
+    settings: AlarmSettings
+
+    def now_us(self) -> int: ...
+    def alarm(self, alarm_id: int) -> AlarmRow | None: ...
+    def alarms(self) -> list[AlarmRow]: ...
+    async def events(self, alarm_id: int) -> list[dict[str, Any]]: ...
+    async def act(
+        self,
+        alarm_id: int,
+        kind: EventKind,
+        actor: str,
+        comment: str = "",
+        data: Mapping[str, Any] | None = None,
+    ) -> AlarmRow: ...
+
+
 class RequestError(Exception):
     """A request that does not match its schema; the message names field and reason."""
 
 
-def _alarm_json(svc: AlarmService, a: AlarmRow, now_us: int) -> dict[str, Any]:
+def _alarm_json(svc: AlarmApi, a: AlarmRow, now_us: int) -> dict[str, Any]:
     s = a.state
     t = Tier(max(1, min(4, s.tier)))
     return {
@@ -145,7 +168,7 @@ def _bearer(request: web.Request) -> str | None:
     return token
 
 
-def build_routes(svc: AlarmService) -> list[web.RouteDef]:  # noqa: PLR0915 - one closure per route
+def build_routes(svc: AlarmApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one closure per route
     """Routes bound to one service (mounted by the daemon on its HTTP app), one per `OPERATIONS` entry."""
     book = TokenBook(svc.tokens)
 

@@ -1,4 +1,4 @@
-"""SQL of the alarm service: the event log, the projection and the outbox.
+"""SQL of the alarm service: the event log, the projection, the outbox, floods and KPI targets.
 
 Every function takes an open async connection; the caller owns the transaction.
 """
@@ -14,16 +14,21 @@ from psycopg.types.json import Jsonb
 
 from hazmon.alarms.escalation import Planned
 from hazmon.alarms.lifecycle import AlarmState, Event, state_from_json, status
-from hazmon.plant.standards import Tier
+from hazmon.plant.standards import ALARM_TARGETS, Tier
 
 __all__ = [
     "AlarmRow",
     "Outgoing",
     "Queued",
     "append_event",
+    "cancel_pending",
     "claim_due",
     "escalation_rows",
+    "events",
+    "flood_grew",
+    "flood_started",
     "insert_alarm",
+    "last_event_us",
     "load_alarms",
     "mark_dead",
     "mark_retry",
@@ -31,7 +36,10 @@ __all__ = [
     "outgoing",
     "queue",
     "queue_claimed",
+    "raised_since",
+    "resend_interrupted",
     "save_projection",
+    "write_kpi_targets",
 ]
 
 Conn = psycopg.AsyncConnection[tuple[Any, ...]]
@@ -347,3 +355,80 @@ async def cancel_pending(conn: Conn, alarm_id: int, why: str) -> int:
         (why, alarm_id),
     )
     return len(await cur.fetchall())
+
+
+async def events(conn: Conn, alarm_id: int) -> list[tuple[Any, ...]]:
+    """The audit trail of one alarm, oldest first: (id, at_us, kind, actor, comment, data)."""
+    cur = await conn.execute(
+        "SELECT id, at_us, kind, actor, comment, data FROM alarm_event WHERE alarm_id = %s ORDER BY id",
+        (alarm_id,),
+    )
+    return await cur.fetchall()
+
+
+async def resend_interrupted(conn: Conn, enterprise_id: str) -> int:
+    """Rows claimed by a run that stopped before settling them go out again (same delivery id)."""
+    cur = await conn.execute(
+        "UPDATE alarm_notification SET status = 'pending' WHERE enterprise_id = %s AND status = 'sending'",
+        (enterprise_id,),
+    )
+    return cur.rowcount
+
+
+async def last_event_us(conn: Conn, enterprise_id: str) -> int:
+    """The time of the plant's latest alarm event (0: none)."""
+    cur = await conn.execute(
+        "SELECT coalesce(max(e.at_us), 0) FROM alarm_event e JOIN alarm a ON a.id = e.alarm_id "
+        "WHERE a.enterprise_id = %s",
+        (enterprise_id,),
+    )
+    r = await cur.fetchone()
+    return int(str(r[0])) if r else 0
+
+
+async def raised_since(conn: Conn, enterprise_id: str, after_us: int) -> list[int]:
+    """Times of the annunciated activations after ``after_us`` (a lost link's consequences left out)."""
+    cur = await conn.execute(
+        "SELECT e.at_us FROM alarm_event e JOIN alarm a ON a.id = e.alarm_id "
+        "WHERE a.enterprise_id = %s AND e.kind = 'raised' AND NOT e.data ? 'cause' AND e.at_us > %s "
+        "ORDER BY e.at_us",
+        (enterprise_id, after_us),
+    )
+    return [int(str(x[0])) for x in await cur.fetchall()]
+
+
+async def write_kpi_targets(conn: Conn) -> None:
+    """The ISA-18.2 / EEMUA 191 targets the KPI views compare against (``alarm_kpi_target``)."""
+    for key, value in (
+        ("acceptable_per_hour", ALARM_TARGETS.acceptable_per_hour),
+        ("max_manageable_per_hour", ALARM_TARGETS.max_manageable_per_hour),
+        ("flood_count", ALARM_TARGETS.flood_count),
+        ("flood_window_s", ALARM_TARGETS.flood_window_s),
+        ("standing_after_s", ALARM_TARGETS.standing_after_s),
+        ("chattering_count", ALARM_TARGETS.chattering_count),
+        ("chattering_window_s", ALARM_TARGETS.chattering_window_s),
+        ("priority_mix_low", ALARM_TARGETS.priority_mix[0]),
+        ("priority_mix_high", ALARM_TARGETS.priority_mix[1]),
+        ("priority_mix_critical", ALARM_TARGETS.priority_mix[2]),
+    ):
+        await conn.execute(
+            "INSERT INTO alarm_kpi_target (key, value, source) VALUES (%s, %s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, source = EXCLUDED.source",
+            (key, float(value), "hazmon.plant.standards.ALARM_TARGETS (ISA-18.2 / EEMUA 191)"),
+        )
+
+
+async def flood_started(conn: Conn, enterprise_id: str, at_us: int, alarms: int) -> None:
+    await conn.execute(
+        "INSERT INTO alarm_flood (enterprise_id, started_us, last_us, alarms) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (enterprise_id, at_us, at_us, alarms),
+    )
+
+
+async def flood_grew(conn: Conn, enterprise_id: str, started_us: int | None, at_us: int) -> None:
+    await conn.execute(
+        "UPDATE alarm_flood SET last_us = %s, alarms = alarms + 1 "
+        "WHERE enterprise_id = %s AND started_us = %s",
+        (at_us, enterprise_id, started_us),
+    )

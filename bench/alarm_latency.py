@@ -21,8 +21,9 @@ replace per-alarm messages with one summary.
 ``--trace`` says where the time goes, p50 / p99 per stage of the path: the daemon
 process stamps each probe's arrival (`MqttInput.handle`) and the rules call that
 raised its finding (`RulesRunner.process`, wrapped in that process only), and the
-alarm service keeps its own stages (``alarms.trace``: handed over, write lock taken,
-committed, dispatcher claim, sent); all clocks are this machine's wall clock.
+alarm service keeps its own stages through the hook installed on it
+(`hazmon.alarms.trace.LatencyTrace`: handed over, write lock taken, committed,
+dispatcher claim, sent); all clocks are this machine's wall clock.
 
 Goals (issue 6): p99 < 250 ms, p50 < 50 ms.
 """
@@ -120,10 +121,10 @@ def _instrument(arrived: dict[str, int], raised: dict[str, tuple[int, int]]) -> 
     handle = MqttInput.handle
     process = RulesRunner.process
 
-    def stamped_handle(self: MqttInput, topic: str, payload: bytes, now_us: int) -> bool:
+    def stamped_handle(self: MqttInput, topic: str, payload: bytes, now_us: int, *rest: Any) -> bool:
         if "/probe/" in topic:  # the last message of a probe is its limit crossing
             arrived[topic.rsplit("/", 1)[1]] = time.time_ns() // 1000
-        return handle(self, topic, payload, now_us)
+        return handle(self, topic, payload, now_us, *rest)  # rest: the collector's ack, if any
 
     def stamped_process(self: RulesRunner, *args: Any, **kw: Any) -> Any:
         t_in = time.time_ns() // 1000
@@ -148,7 +149,9 @@ def run_daemon(
     """
     if switch_s > 0:
         sys.setswitchinterval(switch_s)
-    from hazmon.daemon import Daemon  # noqa: PLC0415 - imported in the child process
+    from hazmon.alarms import AlarmService  # noqa: PLC0415 - imported in the child process
+    from hazmon.alarms.trace import LatencyTrace  # noqa: PLC0415
+    from hazmon.daemon import Daemon  # noqa: PLC0415
     from hazmon.logs import configure_logging  # noqa: PLC0415
 
     log_path, trace_path = paths
@@ -159,6 +162,7 @@ def run_daemon(
     raised: dict[str, tuple[int, int]] = {}
     stalls: list[tuple[int, int]] = []
     gcs: list[tuple[int, float]] = []  # (generation, pause ms) of every cyclic collection
+    tracer = LatencyTrace()  # installed on the alarm service with --trace
     if trace_path:
         _instrument(arrived, raised)
         gc_t0 = [0.0]
@@ -183,12 +187,14 @@ def run_daemon(
     async def main() -> None:
         async with Daemon(config, plant) as d:
             svc = d.w.alarms if d.w is not None else None
+            if trace_path and isinstance(svc, AlarmService):  # before the first probe is sent
+                svc.tracer = tracer
             watcher = asyncio.create_task(watch_loop()) if trace_path else None
             ready.set()
             while not stop.is_set():  # noqa: ASYNC110 - a multiprocessing event, not awaitable
                 await asyncio.sleep(0.1)
         if trace_path:
-            traces = list(getattr(svc, "traces", ()))
+            traces = list(tracer.traces)  # the service's thread has stopped: safe to read
             if watcher is not None:
                 watcher.cancel()
             doc = {"arrived": arrived, "raised": raised, "alarms": traces, "stalls": stalls, "gc": gcs}
@@ -352,7 +358,6 @@ async def bench(args: argparse.Namespace, dsn: str, tmp: Path) -> None:
         flood_count=1_000_000,
         repeat_s=0,
         synchronous_commit=not args.async_commit,
-        trace=args.trace,
         own_thread=not args.shared_loop,
     )
     config = DaemonConfig(
