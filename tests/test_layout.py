@@ -95,3 +95,16 @@ def test_bench_imports_no_tests_and_testkit_stands_alone() -> None:
     assert bad == []
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert not any("testkit" in p for p in [*cfg["packages"], *cfg["package-dir"].values()])
+
+
+MAX_LINES = 800  # a production file a newcomer can still hold
+
+
+def test_no_roof_file_over_800_lines() -> None:
+    """The roof (`hazmon/`): the daemon's wiring, loops and commands each stay a readable room."""
+    big = {
+        str(py.relative_to(ROOT)): n
+        for py in sorted((ROOT / ROOF).glob("*.py"))
+        if (n := len(py.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert big == {}
