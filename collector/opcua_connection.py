@@ -200,6 +200,10 @@ class OpcUaConnection:
                 self._gaps.pop(0)
             self.metrics.set("hazmon_opcua_gaps_pending", len(self._gaps), self._labels)
 
+    def prepare_stop(self) -> bool:
+        """False: stop it at once (it acknowledges nothing; the server keeps what is new)."""
+        return False
+
     async def stop(self) -> None:
         task, self._task = self._task, None
         await cancel_and_wait(task)  # not a bare cancel(): asyncua's requests can lose one

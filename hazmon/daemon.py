@@ -38,6 +38,7 @@ from hazmon.alarms.tiers import load_limit_overrides
 from hazmon.collector import (
     BatchWriter,
     DeadLetters,
+    Input,
     Metrics,
     MqttInput,
     ReadingQueue,
@@ -46,7 +47,7 @@ from hazmon.collector import (
     SystemEvent,
     TopicMap,
 )
-from hazmon.collector.opcua import OpcUaConnection, inputs_for_plant
+from hazmon.collector.opcua import inputs_for_plant
 from hazmon.config import DaemonConfig
 from hazmon.failures import Failures
 from hazmon.http import HttpServer
@@ -116,16 +117,6 @@ class AlarmsLike(Protocol):
     async def tick(self, now_us: int) -> None: ...
     def routes(self) -> Any: ...
     def metrics(self) -> dict[str, int]: ...
-
-
-class Input(Protocol):
-    """A streaming input (MQTT broker, OPC UA endpoint): start, stop, and the sensors it feeds."""
-
-    name: str
-    tags: list[str]
-
-    def start(self) -> None: ...
-    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -398,10 +389,7 @@ class Daemon:
         gc.collect()
         gc.freeze()
         for i in w.inputs:
-            if isinstance(i, OpcUaConnection):
-                i.start(backfill_from_us=self._newest_stored.get(i.name))
-            else:
-                i.start()
+            i.start(backfill_from_us=self._newest_stored.get(i.name))
         log.info(
             "hazmon daemon running",
             plant=self.plant.path,
@@ -423,9 +411,7 @@ class Daemon:
             return
         later: list[Input] = []
         for i in w.inputs:
-            pause = getattr(i, "pause", None)
-            if pause is not None and getattr(i, "manual_ack", False):
-                pause()
+            if i.prepare_stop():
                 later.append(i)
             else:
                 await i.stop()
