@@ -34,6 +34,7 @@ import asyncio, sys, time
 from datetime import UTC, datetime, timedelta
 from asyncua import ua
 from testkit import big_server, write_tick
+from hazmon.plant.asyncua_internals import value_attribute
 
 async def main(n, port, gap_s):
     srv, idx = await big_server(n, port)
@@ -42,7 +43,7 @@ async def main(n, port, gap_s):
         access = ua.DataValue(ua.Variant(5, ua.VariantType.Byte))  # CurrentRead | HistoryRead
         await node.write_attribute(ua.AttributeIds.AccessLevel, access)
     await srv.historize_node_data_change(nodes, period=timedelta(hours=1))
-    attrs = [srv.iserver.aspace[node.nodeid].attributes[ua.AttributeIds.Value] for node in nodes]
+    attrs = [value_attribute(srv, node.nodeid) for node in nodes]
     t_start = datetime.now(UTC) - timedelta(seconds=gap_s)
     for k in range(int(gap_s)):  # the gap, written as fast as the server takes it
         await write_tick(attrs, k, t_start + timedelta(seconds=k))

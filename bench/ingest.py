@@ -389,6 +389,7 @@ from datetime import UTC, datetime
 from asyncua import ua
 from asyncua.server.monitored_item_service import MonitoredItemValues
 from testkit import big_server, write_tick
+from hazmon.plant.asyncua_internals import value_attribute
 
 def keep_value(self, cur_val):
     # asyncua's server deep-copies every written DataValue per monitored item (two thirds of this
@@ -401,7 +402,7 @@ MonitoredItemValues.set_current_datavalue = keep_value
 async def main(n, port, seconds, settle):
     srv, idx = await big_server(n, port)
     print("ready", flush=True)  # and updating from now on, as a plant does while the daemon subscribes
-    attrs = [srv.iserver.aspace[ua.NodeId(f"S{i}", idx)].attributes[ua.AttributeIds.Value] for i in range(n)]
+    attrs = [value_attribute(srv, ua.NodeId(f"S{i}", idx)) for i in range(n)]
     t0, k = time.perf_counter(), 0
     k1, t1 = None, t0
     while time.perf_counter() - t0 < settle + seconds:

@@ -5,6 +5,7 @@ and `hazmon.plant.StaleChange`. The daemon (`hazmon.daemon`) wires the parts.
 """
 
 from hazmon.collector.deadletter import DeadLetter, DeadLetters
+from hazmon.collector.input import Input
 from hazmon.collector.metrics import Metrics
 from hazmon.collector.mqtt import MqttInput, SourceState
 from hazmon.collector.payload import REASONS, Decoded, Reject, Route, TopicMap, decode, subscription_filters
@@ -27,6 +28,7 @@ __all__ = [
     "DeadLetter",
     "DeadLetters",
     "Decoded",
+    "Input",
     "Metrics",
     "MqttInput",
     "MqttSettings",

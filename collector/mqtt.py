@@ -176,8 +176,12 @@ class MqttInput:
             c.tls_set(ca_certs=b.ca_file, cert_reqs=ssl.CERT_REQUIRED)
         return c
 
-    def start(self) -> None:
-        """Connect in the background (paho's thread keeps reconnecting with capped backoff)."""
+    def start(self, backfill_from_us: int | None = None) -> None:
+        """Connect in the background (paho's thread keeps reconnecting with capped backoff).
+
+        ``backfill_from_us`` is not used: the broker keeps our session's messages while we are
+        away and delivers them when we come back (nothing to read back).
+        """
         u = urlparse(self.broker.url)
         host = u.hostname or "127.0.0.1"
         port = u.port or (8883 if u.scheme == "mqtts" else 1883)
@@ -296,6 +300,15 @@ class MqttInput:
             return
         log.warning("mqtt disconnected; reconnecting", source=self.name, reason=str(reason))
         self.on_state(self.name, False, f"broker {self.name} disconnected: {reason}")
+
+    def prepare_stop(self) -> bool:
+        """At the daemon's stop: `pause` and True when acknowledging on commit, else False.
+
+        True: stop it after the writer has committed, so the acks of what it queued go out.
+        """
+        if self.manual_ack:
+            self.pause()
+        return self.manual_ack
 
     def pause(self) -> None:
         """Stop taking messages but stay connected (the daemon's stop, before the writer drains).

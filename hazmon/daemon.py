@@ -34,7 +34,7 @@ import structlog
 
 from hazmon.alarms.tiers import load_limit_overrides
 from hazmon.clock import now_us
-from hazmon.collector.opcua import OpcUaConnection
+from hazmon.collector import Input
 from hazmon.config import DaemonConfig
 from hazmon.failures import Failures
 from hazmon.marker import RunningMarker
@@ -91,14 +91,6 @@ class AlarmsLike(Protocol):
     def metrics(self) -> dict[str, int]: ...
 
 
-class Input(Protocol):
-    """A streaming input (MQTT broker, OPC UA endpoint): start, stop, and the sensors it feeds."""
-
-    name: str
-    tags: list[str]
-
-    def start(self) -> None: ...
-    async def stop(self) -> None: ...
 
 
 class Daemon:
@@ -206,10 +198,7 @@ class Daemon:
         gc.collect()
         gc.freeze()
         for i in w.inputs:
-            if isinstance(i, OpcUaConnection):
-                i.start(backfill_from_us=self._newest_stored.get(i.name))
-            else:
-                i.start()
+            i.start(backfill_from_us=self._newest_stored.get(i.name))
         log.info(
             "hazmon daemon running",
             plant=self.plant.path,
@@ -231,9 +220,7 @@ class Daemon:
             return
         later: list[Input] = []
         for i in w.inputs:
-            pause = getattr(i, "pause", None)
-            if pause is not None and getattr(i, "manual_ack", False):
-                pause()
+            if i.prepare_stop():
                 later.append(i)
             else:
                 await i.stop()

@@ -21,6 +21,7 @@ from hazmon.clock import now_us
 from hazmon.collector import (
     BatchWriter,
     DeadLetters,
+    Input,
     Metrics,
     MqttInput,
     ReadingQueue,
@@ -40,7 +41,7 @@ from hazmon.rules import RulesRunner
 from hazmon.system_zh import system_message_zh
 
 if TYPE_CHECKING:  # the daemon's side of each part: its protocols live with it
-    from hazmon.daemon import AlarmsLike, Input, RulesLike
+    from hazmon.daemon import AlarmsLike, RulesLike
 
 __all__ = ["SystemConditions", "Wiring", "wire"]
 

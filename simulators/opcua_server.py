@@ -37,6 +37,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.server import Server
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from hazmon.plant.asyncua_internals import ValueAttribute, value_attribute
 from hazmon.plant.model import OpcUaBinding, OpcUaEndpoint, Plant, Sensor
 from hazmon.plant.reading import Quality, Reading
 
@@ -155,7 +156,7 @@ class SimOpcUaServer:
         self.history_s = history_s
         self._server: Server | None = None
         self._nodes: dict[str, ua.NodeId] = {}
-        self._attrs: dict[str, Any] = {}  # tag -> the Value attribute of its node (asyncua AttributeValue)
+        self._attrs: dict[str, ValueAttribute] = {}  # tag -> the Value attribute of its node
         self._last: dict[str, Reading] = {}
         self.counters: dict[str, int] = {"writes": 0, "readings": 0, "starts": 0, "stops": 0}
 
@@ -294,7 +295,7 @@ class SimOpcUaServer:
                 ),
             )
             self._nodes[s.tag] = nid
-            self._attrs[s.tag] = server.iserver.aspace[nid].attributes[ua.AttributeIds.Value]
+            self._attrs[s.tag] = value_attribute(server, nid)
 
     async def stop(self) -> None:
         if self._server is not None:
