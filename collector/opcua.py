@@ -29,7 +29,7 @@ from hazmon.collector.opcua_decode import (
     decode_data_changes,
     decode_publish_frame,
 )
-from hazmon.collector.opcua_input import Item, quality_of
+from hazmon.collector.opcua_input import Item, ItemProblem, quality_of
 from hazmon.collector.opcua_poll import PollInput
 from hazmon.collector.opcua_subscribe import SubscribeInput
 from hazmon.collector.queue import ReadingQueue
@@ -58,8 +58,12 @@ def inputs_for_plant(
     metrics: Metrics,
     settings: OpcUaSettings,
     on_state: SourceState,
+    on_item_problem: ItemProblem | None = None,
 ) -> list[OpcUaConnection]:
-    """One connection per OPC UA endpoint with sensors; its ``mode`` picks the input."""
+    """One connection per OPC UA endpoint with sensors; its ``mode`` picks the input.
+
+    ``on_item_problem(tag, why)``: a node the server refuses (its sensor is not collected).
+    """
     out: list[OpcUaConnection] = []
     for ep in plant.opcua:
         sensors: list[Sensor] = [
@@ -73,6 +77,14 @@ def inputs_for_plant(
             Item(s.tag, s.binding.node, s.period_s) for s in sensors if isinstance(s.binding, OpcUaBinding)
         ]
         cls = PollInput if ep.mode == "poll" else SubscribeInput
-        inp = cls(ep.name, items, queue=queue, dead=dead, metrics=metrics, settings=settings)
+        inp = cls(
+            ep.name,
+            items,
+            queue=queue,
+            dead=dead,
+            metrics=metrics,
+            settings=settings,
+            on_item_problem=on_item_problem,
+        )
         out.append(OpcUaConnection(ep, inp, settings, metrics, on_state))
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,6 +58,10 @@ class Attached(Protocol):
     async def run(self, client: Client) -> None: ...
 
 
+ItemProblem = Callable[[str, str], None]
+"""(tag, why): an item of the input cannot be collected (its node refused by the server)."""
+
+
 class OpcUaInput:
     """What the subscribing and the polling input share: the items, readings from values, backfill."""
 
@@ -70,9 +74,12 @@ class OpcUaInput:
         dead: DeadLetters,
         metrics: Metrics,
         settings: OpcUaSettings,
+        on_item_problem: ItemProblem | None = None,
     ) -> None:
         self.name = name
         self.items = list(items)
+        # a node the server refuses: its sensor's own stale alarm says why (not "no reading for 6 s")
+        self.on_item_problem = on_item_problem
         self.queue = queue
         self.dead = dead
         self.metrics = metrics
@@ -186,6 +193,8 @@ class OpcUaInput:
             node=it.node,
             status=status,
         )
+        if self.on_item_problem is not None:
+            self.on_item_problem(it.tag, f"node {it.node} of {self.name} refused by the server: {status}")
 
     def _reading(self, it: Item, dv: Any, now_us: int) -> Reading | None:
         """The reading of an asyncua DataValue (None: no value yet, or dead-lettered)."""

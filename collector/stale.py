@@ -36,6 +36,7 @@ class StaleTracker:
         self._stale: set[str] = set()
         self._down: dict[str, set[str]] = {}  # source -> its tags while it is down
         self._unheard: set[str] = set(periods_s)  # no reading yet since watching began
+        self._why: dict[str, str] = {}  # tag -> why it cannot report (a refused node), for its stale reason
 
     @property
     def stale_count(self) -> int:
@@ -54,12 +55,20 @@ class StaleTracker:
         if self._unheard:
             self._unheard -= fresh.keys()
         out: list[StaleChange] = []
+        if self._why:
+            for t in self._why.keys() & fresh.keys():
+                del self._why[t]
         if self._stale:
             for t in sorted(self._stale & fresh.keys()):
                 if not self._is_down(t):
                     self._stale.discard(t)
                     out.append(StaleChange(t, False, now_us, "readings resumed"))
         return out
+
+    def explain(self, tag: str, why: str) -> None:
+        """The collector knows why ``tag`` cannot report (its node refused): its stale reason says so."""
+        if tag in self._last:
+            self._why[tag] = why
 
     def _is_down(self, tag: str) -> bool:
         return any(tag in tags for tags in self._down.values())
@@ -71,11 +80,9 @@ class StaleTracker:
             if t not in self._stale and now_us - last >= self._limit_us[t]:
                 self._stale.add(t)
                 p = self._periods[t]
-                out.append(
-                    StaleChange(
-                        t, True, now_us, f"no reading for {self.factor * p:g} s ({self.factor:g} x {p:g} s)"
-                    )
-                )
+                silent = f"no reading for {self.factor * p:g} s ({self.factor:g} x {p:g} s)"
+                why = self._why.get(t)
+                out.append(StaleChange(t, True, now_us, silent if why is None else f"{why}; {silent}"))
         return out
 
     def source_down(self, source: str, tags: Iterable[str], now_us: int, reason: str) -> list[StaleChange]:

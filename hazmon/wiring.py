@@ -165,7 +165,14 @@ def wire(
         pending_findings=pending,
     )
     w.inputs = _inputs(  # collectors -> queue; their source up / down -> `Wiring.source_changed`
-        config, plant, queue=queue, dead=dead, metrics=metrics, on_state=_on_loop(loop, w.source_changed)
+        config,
+        plant,
+        queue=queue,
+        dead=dead,
+        metrics=metrics,
+        on_state=_on_loop(loop, w.source_changed),
+        # a node the server refuses: its sensor's stale alarm names the node and the status
+        on_item_problem=_explain_on_loop(loop, stale),
     )
     rules = w.rules = RulesRunner(plant, config.rules, overrides)  # readings -> findings
     if config.alarms_enabled:
@@ -226,6 +233,15 @@ def _writer(
     )
 
 
+def _explain_on_loop(loop: asyncio.AbstractEventLoop, stale: StaleTracker) -> Callable[[str, str], None]:
+    """A collector's why a sensor cannot report, handed to the stale tracker on the loop."""
+
+    def hop(tag: str, why: str) -> None:
+        loop.call_soon_threadsafe(stale.explain, tag, why)
+
+    return hop
+
+
 def _on_loop(loop: asyncio.AbstractEventLoop, fn: SourceState) -> SourceState:
     """``fn`` called from any thread (a collector's), run on the loop."""
 
@@ -243,6 +259,7 @@ def _inputs(
     dead: DeadLetters,
     metrics: Metrics,
     on_state: SourceState,
+    on_item_problem: Callable[[str, str], None],
 ) -> list[Input]:
     """The collectors -> queue: one MQTT input per broker with topics, one per OPC UA endpoint."""
     cs = config.collector
@@ -264,7 +281,15 @@ def _inputs(
                 )
             )
     out.extend(
-        inputs_for_plant(plant, queue=queue, dead=dead, metrics=metrics, settings=cs.opcua, on_state=on_state)
+        inputs_for_plant(
+            plant,
+            queue=queue,
+            dead=dead,
+            metrics=metrics,
+            settings=cs.opcua,
+            on_state=on_state,
+            on_item_problem=on_item_problem,
+        )
     )
     return out
 

@@ -153,8 +153,15 @@ _REASONS_ZH = (
 )
 
 
+_REFUSED = re.compile(r"node (\S+) of (\S+) refused by the server: (\S+); (.*)", re.DOTALL)
+
+
 def reason_zh(reason: str) -> str:
     """The Chinese of a stale reason; one not known here is quoted in a Chinese sentence."""
+    refused = _REFUSED.fullmatch(reason.strip())
+    if refused is not None:  # the collector's why (hazmon.collector StaleTracker.explain), then the silence
+        node, source, status, rest = refused.groups()
+        return f"节点“{node}”（{source}）被服务器拒绝：“{status}”；" + reason_zh(rest)
     for pattern, zh in _REASONS_ZH:
         m = pattern.fullmatch(reason.strip())
         if m is not None:

@@ -106,6 +106,7 @@ def test_stale_reasons_are_chinese(example_plant: Plant) -> None:
     reasons += [
         "endpoint dcs unavailable: ConnectionError: [Errno 111] Connection refused",  # collector/opcua.py
         "endpoint dcs disconnected",
+        "node ns=2;s=AT-101 of gds refused by the server: BadNodeIdUnknown; no reading for 6 s (3 x 2 s)",
         "no reading",
         "something nobody foresaw",
     ]

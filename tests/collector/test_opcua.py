@@ -102,6 +102,50 @@ async def test_unknown_node_ids_reported_once_by_name_and_the_rest_keep_working(
     assert m.total("hazmon_opcua_item_errors_total") == 2
 
 
+@pytest.mark.parametrize("mode", ["subscribe", "poll"])
+async def test_a_refused_node_is_named_in_its_sensors_stale_reason(
+    example_plant: Plant, tmp_path: Path, mode: str
+) -> None:
+    """One cause, one alarm, and the right one: a sensor whose node the server refuses alarms on its
+    own (its endpoint is up), and its alarm says which node and why, not just "no reading for 6 s"."""
+    from hazmon.collector import StaleTracker
+
+    plant = opcua_only(example_plant, mode=mode)
+    server = server_for(plant, tmp_path)
+    await server.start()
+    hs = plant.hazard_sources[0]
+    ghost = replace(hs.sensors[0], tag="LT-999", binding=OpcUaBinding("dcs", "ns=2;s=LT-999"))
+    daemon_plant = replace(
+        plant, hazard_sources=(replace(hs, sensors=(*hs.sensors, ghost)), *plant.hazard_sources[1:])
+    )
+    stale = StaleTracker({s.tag: s.period_s for s in daemon_plant.sensors()}, 3.0, 0)
+    m = Metrics()
+    q = ReadingQueue(100_000, asyncio.get_running_loop())
+    (conn,) = inputs_for_plant(
+        daemon_plant,
+        queue=q,
+        dead=DeadLetters(m),
+        metrics=m,
+        settings=FAST,
+        on_state=lambda *a: None,
+        on_item_problem=stale.explain,
+    )
+    try:
+        conn.start()
+        await wait_for(conn.connected.is_set, "connected")
+        await server.send([Reading(s.tag, T0, 1.25) for s in plant.sensors()])
+        await _gather(q, len(plant.sensors()))
+    finally:
+        await conn.stop()
+        await server.stop()
+    stale.seen([s.tag for s in plant.sensors()], 10**12)
+    changes = {c.tag: c.reason for c in stale.check(10**12)}  # the others just reported
+    assert changes == {
+        "LT-999": f"node ns=2;s=LT-999 of dcs refused by the server: BadNodeIdUnknown; no reading for "
+        f"{3 * ghost.period_s:g} s (3 x {ghost.period_s:g} s)"
+    }
+
+
 class _LosesOneCancel(PollInput):
     """Polls as usual but loses its first cancel, as a task inside asyncua's requests can on
     Python 3.11 (asyncio.wait_for, CPython gh-86296; see hazmon.plant.aio)."""
