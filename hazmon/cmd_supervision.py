@@ -440,7 +440,7 @@ def _duty_check(args: argparse.Namespace, plant: Plant, conn: psycopg.Connection
 def _duty_list(args: argparse.Namespace, plant: Plant, conn: psycopg.Connection[tuple[Any, ...]]) -> int:
     tz = _tz(plant)
     now = _instant(args.now, tz, "--now")
-    state = repo.load_state(conn, plant)
+    state = repo.load_state(conn, plant, now=now)
     rows = []
     for hs in plant.hazard_sources:
         if args.hazard_source not in (None, hs.id):
@@ -523,7 +523,7 @@ def _commitment_list(
     now = _instant(args.now, tz, "--now")
     eid = plant.enterprise.id
     recent = repo.list_commitments(conn, eid, args.days)
-    started = repo.ensure_started(conn, eid)
+    started = repo.ensure_started(conn, eid, now)
     st = commitment_status(recent, plant.supervision.commitment_due, started, now, tz)
     if args.json:
         out = {

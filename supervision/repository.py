@@ -84,12 +84,17 @@ def _not_in_future(at: datetime) -> None:
         raise RefusedError([f"time: {at.isoformat()} is in the future"])
 
 
-def ensure_started(conn: Conn, enterprise_id: str) -> datetime:
-    """When supervision began for the enterprise (set to now on first use)."""
+def ensure_started(conn: Conn, enterprise_id: str, now: datetime | None = None) -> datetime:
+    """When supervision began for the enterprise.
+
+    Set on first use to ``now``: the caller's clock, the one that later judges the periods
+    (the database's clock only when none is given).
+    """
     with conn.transaction():
         conn.execute(
-            "INSERT INTO supervision_start (enterprise_id) VALUES (%s) ON CONFLICT DO NOTHING",
-            (enterprise_id,),
+            "INSERT INTO supervision_start (enterprise_id, started_at) VALUES (%s, coalesce(%s, now())) "
+            "ON CONFLICT DO NOTHING",
+            (enterprise_id, now),
         )
         row = conn.execute(
             "SELECT started_at FROM supervision_start WHERE enterprise_id = %s", (enterprise_id,)
@@ -465,10 +470,12 @@ def list_commitments(conn: Conn, enterprise_id: str, limit: int | None = None) -
 # --------------------------------------------------------------------------- alarms
 
 
-def load_state(conn: Conn, plant: Plant, commitment_days: int = 3) -> SupervisionState:
+def load_state(
+    conn: Conn, plant: Plant, commitment_days: int = 3, now: datetime | None = None
+) -> SupervisionState:
     """Everything `supervision_findings` needs: open and recently closed records, checks, commitments."""
     eid = plant.enterprise.id
-    started = ensure_started(conn, eid)
+    started = ensure_started(conn, eid, now)
     told = {
         str(r[0]): Told(bool(r[1]), str(r[2]), Level(r[3]))
         for r in conn.execute(
@@ -526,7 +533,7 @@ def save_told(conn: Conn, enterprise_id: str, told: Mapping[str, Told]) -> None:
 def sweep_once(dsn: str, plant: Plant, now: datetime) -> Sweep:
     """Load the state, compute the findings at ``now`` (the daemon runs this in a thread)."""
     with psycopg.connect(dsn, autocommit=True, application_name="hazmon", connect_timeout=10) as conn:
-        return supervision_findings(load_state(conn, plant), now)
+        return supervision_findings(load_state(conn, plant, now=now), now)
 
 
 def mark_told(dsn: str, plant: Plant, sweep: Sweep) -> None:
