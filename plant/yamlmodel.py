@@ -1,14 +1,14 @@
 """Config sections validated by pydantic models, reported with the YAML line map.
 
-A section of a config file is a pydantic model (keys written once, with their types, bounds
-and defaults); `validate` runs it over a `Node` and turns every pydantic error into a
-`Problem` (``file:line: field.path: reason``) with the line of the value (the key's line for
+A section of a config file is a pydantic dataclass (or model): its keys are written once, with
+their types, bounds and defaults. `validate` runs it over a `Node` and turns every pydantic
+error into a `Problem` (``file:line: field.path: reason``) with the line of the value (the key's line for
 an unknown key, the mapping's line for a missing one) and the wording hazmon always used
 ("must be > 0, got -5", "'tank' is not one of: ...", "unknown key 'x' (allowed: ...)").
 
 Example:
-    class Spool(BaseModel):
-        model_config = SECTION
+    @pydantic.dataclasses.dataclass(frozen=True, slots=True, config=SECTION)
+    class Spool:
         dir: YText = ""
         max_mb: Positive = 1024.0
 
@@ -24,7 +24,8 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from hazmon.plant.schema import storable_text
 from hazmon.plant.yamlnode import _MISSING, Node, _kind, _pytype, fmt_num
@@ -32,22 +33,27 @@ from hazmon.plant.yamlnode import _MISSING, Node, _kind, _pytype, fmt_num
 __all__ = [
     "SECTION",
     "FieldCheckError",
+    "Flag",
     "Fraction",
     "NonNegative",
+    "Number",
     "Positive",
     "Where",
+    "Whole",
     "YText",
     "check",
     "choice",
     "validate",
 ]
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M")
 Loc = tuple[int | str, ...]
 
-SECTION = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
-"""The model configuration of a config section: YAML types as written ("5" is not a number,
-``true`` is not a number), unknown keys refused, ``.inf``/``.nan`` refused, frozen."""
+SECTION = ConfigDict(extra="forbid", allow_inf_nan=False)
+"""The configuration of a config section (a frozen pydantic dataclass): unknown keys refused,
+``.inf``/``.nan`` refused. Its values use the strict types below (`Number`, `Whole`, `Flag`,
+`YText`...): YAML types as written ("5" is not a number, ``true`` is not a number). The section
+itself is not strict: pydantic takes a mapping for a nested dataclass only in lax mode."""
 
 
 Where = tuple[str | tuple[str, ...], ...]
@@ -85,10 +91,13 @@ def _as_text(v: object) -> object:
     return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
 
 
-Positive = Annotated[float, Field(gt=0)]
-NonNegative = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, AfterValidator(_fraction)]
-YText = Annotated[str, BeforeValidator(_as_text), AfterValidator(storable_text)]
+Number = Annotated[float, Strict()]
+Positive = Annotated[float, Strict(), Field(gt=0)]
+NonNegative = Annotated[float, Strict(), Field(ge=0)]
+Fraction = Annotated[float, Strict(), AfterValidator(_fraction)]
+Whole = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
+YText = Annotated[str, Strict(), BeforeValidator(_as_text), AfterValidator(storable_text)]
 """Text as `Node.text` reads it: a number is taken as its text; no NUL, no lone surrogate."""
 
 
@@ -154,23 +163,29 @@ class _Map:
         return str(node.value) if isinstance(node, yaml.ScalarNode) else ""
 
 
-def _models_in(tp: object) -> list[type[BaseModel]]:
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
+def _fields(tp: object) -> dict[str, FieldInfo] | None:
+    """The fields of a pydantic model or pydantic dataclass (None for anything else)."""
+    fields = getattr(tp, "__pydantic_fields__", None) if isinstance(tp, type) else None
+    return fields if isinstance(fields, dict) else None
+
+
+def _models_in(tp: object) -> list[object]:
+    if _fields(tp) is not None:
         return [tp]
     return [m for a in typing.get_args(tp) for m in _models_in(a)]
 
 
-def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
-    """The model that validates the mapping at ``loc`` (to list its keys)."""
+def _keys_at(model: object, loc: Loc) -> list[str]:
+    """The keys allowed in the mapping at ``loc`` (those of the model that validates it)."""
     for p in loc:
         if isinstance(p, int):
             continue
-        field = model.model_fields.get(p)
+        field = (_fields(model) or {}).get(p)
         found = _models_in(field.annotation) if field is not None else []
         if not found:
-            return None
+            return []
         model = found[0]
-    return model
+    return sorted(_fields(model) or {})
 
 
 _Why = Callable[[dict[str, Any], Any, str], str]
@@ -186,25 +201,26 @@ _WORDING: dict[str, _Why] = {
 }
 """hazmon's wording of pydantic's errors (the messages every config file has always given)."""
 
+_UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")  # a model's, a dataclass's
 _EXPECTED = {
     "model_type": "a mapping",
     "dict_type": "a mapping",
     "model_attributes_type": "a mapping",
+    "dataclass_type": "a mapping",
     "list_type": "a list",
+    "tuple_type": "a list",
 }
 
 
-def _reason(err: Any, m: _Map, model: type[BaseModel], loc: Loc) -> str:
+def _reason(err: Any, m: _Map, model: object, loc: Loc) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     node = m.nodes.get(loc)
     if kind in _WORDING:
         if node is not None and not isinstance(node, yaml.ScalarNode):
             return f"expected a value, got {_kind(node)}"  # a list or a mapping where a value belongs
         return _WORDING[kind](ctx, err.get("input"), m.raw(loc))
-    if kind == "extra_forbidden":
-        owner = _model_at(model, loc[:-1])
-        allowed = ", ".join(sorted(owner.model_fields)) if owner else ""
-        return f"unknown key '{loc[-1]}' (allowed: {allowed})"
+    if kind in _UNKNOWN_KEY:
+        return f"unknown key '{loc[-1]}' (allowed: {', '.join(_keys_at(model, loc[:-1]))})"
     if kind == "missing":
         return f"missing required key '{loc[-1]}'"
     if kind in _EXPECTED and node is not None:
@@ -213,8 +229,19 @@ def _reason(err: Any, m: _Map, model: type[BaseModel], loc: Loc) -> str:
     return str(e) if kind == "value_error" and isinstance(e, ValueError) else str(err["msg"])
 
 
+_ADAPTERS: dict[object, TypeAdapter[Any]] = {}
+
+
+def _adapter(model: Any) -> TypeAdapter[Any]:
+    if model not in _ADAPTERS:
+        _ADAPTERS[model] = TypeAdapter(model)
+    return _ADAPTERS[model]
+
+
 def validate(node: Node, model: type[M]) -> M | None:
-    """``model`` over the mapping at ``node``; every problem is recorded on ``node`` (its file and lines).
+    """``model`` (a pydantic model or dataclass) over the mapping at ``node``.
+
+    Every problem is recorded on ``node`` (its file, the lines of the values).
 
     Returns:
         The model, or None when the section has problems.
@@ -222,7 +249,7 @@ def validate(node: Node, model: type[M]) -> M | None:
     m = _Map(node)
     data = m.plain(node, ())
     try:
-        return model.model_validate(data)
+        return typing.cast(M, _adapter(model).validate_python(data))
     except ValidationError as e:
         for err in e.errors(include_url=False):
             loc: Loc = tuple(err["loc"])
@@ -236,6 +263,6 @@ def validate(node: Node, model: type[M]) -> M | None:
                     at = given[0] if given else loc
                     node.problem(reason, m.path(at), m.line(at))
                 continue
-            line = m.key_lines.get(loc, m.line(loc)) if err["type"] == "extra_forbidden" else m.line(loc)
+            line = m.key_lines.get(loc, m.line(loc)) if err["type"] in _UNKNOWN_KEY else m.line(loc)
             node.problem(_reason(err, m, model, loc), m.path(loc), line)
         return None

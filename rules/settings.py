@@ -20,14 +20,28 @@ Every key is optional; the defaults suit a plant whose instruments report every
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import field
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
+from pydantic.dataclasses import dataclass
 
 from hazmon.plant.model import SensorKind
 from hazmon.plant.standards import ALARM_TARGETS
-from hazmon.plant.yamlmodel import SECTION, Fraction, NonNegative, Positive, check, choice, validate
+from hazmon.plant.yamlmodel import (
+    SECTION,
+    Flag,
+    Fraction,
+    NonNegative,
+    Number,
+    Positive,
+    Whole,
+    YText,
+    check,
+    choice,
+    validate,
+)
 from hazmon.plant.yamlnode import Node
 
 __all__ = ["RulesSettings", "parse_settings"]
@@ -35,7 +49,7 @@ __all__ = ["RulesSettings", "parse_settings"]
 _KINDS = tuple(k.value for k in SensorKind)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class RulesSettings:
     """How the rules engine judges readings (all times in seconds).
 
@@ -110,86 +124,86 @@ class RulesSettings:
 
 _D = RulesSettings()
 
-Kind = Annotated[str, BeforeValidator(choice(*_KINDS))]
+Kind = Annotated[YText, BeforeValidator(choice(*_KINDS))]
 
 
-def _kind_list(kinds: frozenset[SensorKind]) -> list[str]:
-    return sorted(k.value for k in kinds)
+def _kind_list(kinds: frozenset[SensorKind]) -> tuple[str, ...]:
+    return tuple(sorted(k.value for k in kinds))
 
 
-class _Window(BaseModel):
-    model_config = SECTION
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Window:
     bucket_s: Positive = _D.bucket_s
     trend_s: Positive = _D.trend_s
-    spike_samples: Annotated[int, Field(ge=4)] = _D.spike_samples
+    spike_samples: Annotated[Whole, Field(ge=4)] = _D.spike_samples
 
 
-class _Predict(BaseModel):
-    model_config = SECTION
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Predict:
     horizon_s: Positive = _D.horizon_s
     min_fill: Fraction = _D.min_fill
     consistency: Fraction = _D.consistency
     fit_ratio: NonNegative = _D.fit_ratio
     on_delay_s: NonNegative = _D.predict_on_delay_s
     off_delay_s: NonNegative = _D.predict_off_delay_s
-    kinds: list[Kind] = _kind_list(_D.predict_kinds)
+    kinds: tuple[Kind, ...] = _kind_list(_D.predict_kinds)
 
 
-class _Rate(BaseModel):
-    model_config = SECTION
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Rate:
     window_s: Positive = _D.rate_window_s
     clear_fraction: Fraction = _D.rate_clear_fraction
 
 
-class _Stuck(BaseModel):
-    model_config = SECTION
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Stuck:
     after_s: Positive = _D.stuck_after_s
     tolerance: Fraction = _D.stuck_tolerance
-    kinds: list[Kind] = _kind_list(_D.stuck_kinds)
+    kinds: tuple[Kind, ...] = _kind_list(_D.stuck_kinds)
 
 
-class _Spike(BaseModel):
-    model_config = SECTION
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Spike:
     z: Positive = _D.spike_z
     min_step: Fraction = _D.spike_min_step
     hold_s: NonNegative = _D.spike_hold_s
 
 
-class _Faults(BaseModel):
-    model_config = SECTION
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Faults:
     off_delay_s: NonNegative = _D.fault_off_delay_s
 
 
-class _Stale(BaseModel):
-    model_config = SECTION
-    factor: Annotated[float, Field(gt=1)] | None = _D.stale_factor
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Stale:
+    factor: Annotated[Number, Field(gt=1)] | None = _D.stale_factor
 
 
-class _Votes(BaseModel):
-    model_config = SECTION
-    enabled: bool = _D.votes
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Votes:
+    enabled: Flag = _D.votes
 
 
-class _Chattering(BaseModel):
-    model_config = SECTION
-    count: Annotated[int, Field(ge=2)] = _D.chattering_count
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Chattering:
+    count: Annotated[Whole, Field(ge=2)] = _D.chattering_count
     window_s: Positive = _D.chattering_window_s
 
 
-class _Rules(BaseModel):
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Rules:
     """The ``rules:`` mapping as written (`RulesSettings` is the flat form the engine reads)."""
 
-    model_config = SECTION
-    locale: Annotated[str, BeforeValidator(choice("zh", "en"))] | None = _D.locale
-    window: _Window = _Window()
-    predict: _Predict = _Predict()
-    rate: _Rate = _Rate()
-    stuck: _Stuck = _Stuck()
-    spike: _Spike = _Spike()
-    faults: _Faults = _Faults()
-    stale: _Stale = _Stale()
-    votes: _Votes = _Votes()
-    chattering: _Chattering = _Chattering()
+    locale: Annotated[YText, BeforeValidator(choice("zh", "en"))] | None = _D.locale
+    window: _Window = field(default_factory=_Window)
+    predict: _Predict = field(default_factory=_Predict)
+    rate: _Rate = field(default_factory=_Rate)
+    stuck: _Stuck = field(default_factory=_Stuck)
+    spike: _Spike = field(default_factory=_Spike)
+    faults: _Faults = field(default_factory=_Faults)
+    stale: _Stale = field(default_factory=_Stale)
+    votes: _Votes = field(default_factory=_Votes)
+    chattering: _Chattering = field(default_factory=_Chattering)
 
     @model_validator(mode="after")
     def _windows_fit(self) -> _Rules:
