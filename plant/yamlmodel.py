@@ -24,7 +24,16 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+)
 from pydantic.fields import FieldInfo
 
 from hazmon.plant.schema import storable_text
@@ -43,6 +52,7 @@ __all__ = [
     "YText",
     "check",
     "choice",
+    "from_file",
     "validate",
 ]
 
@@ -230,6 +240,15 @@ def _reason(err: Any, m: _Map, model: object, loc: Loc) -> str:
 
 
 _ADAPTERS: dict[object, TypeAdapter[Any]] = {}
+_FROM_FILE = {"from_file": True}
+
+
+def from_file(info: ValidationInfo) -> bool:
+    """Whether a validator runs over a config file (`validate`) rather than a constructor call.
+
+    For a default that stands for "not set" (e.g. 0) and that the file may not write itself.
+    """
+    return isinstance(info.context, dict) and bool(info.context.get("from_file"))
 
 
 def _adapter(model: Any) -> TypeAdapter[Any]:
@@ -249,7 +268,7 @@ def validate(node: Node, model: type[M]) -> M | None:
     m = _Map(node)
     data = m.plain(node, ())
     try:
-        return typing.cast(M, _adapter(model).validate_python(data))
+        return typing.cast(M, _adapter(model).validate_python(data, context=_FROM_FILE))
     except ValidationError as e:
         for err in e.errors(include_url=False):
             loc: Loc = tuple(err["loc"])
