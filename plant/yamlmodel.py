@@ -208,6 +208,7 @@ _WORDING: dict[str, _Why] = {
     "finite_number": lambda _c, _v, raw: f"expected a finite number, got '{raw}'",
     "bool_type": lambda _c, _v, raw: f"expected true or false, got '{raw}'",
     "string_type": lambda _, v, _raw: f"expected text, got {_pytype(v)}",
+    "time_type": lambda _, v, _raw: f"expected text, got {_pytype(v)}",  # "HH:MM" read by a validator
 }
 """hazmon's wording of pydantic's errors (the messages every config file has always given)."""
 
