@@ -10,8 +10,11 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import yaml
+from pydantic import AfterValidator, BeforeValidator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from hazmon.plant.hazard_classes import HAZARD_CATEGORIES, hazard_category
 from hazmon.plant.model import (
@@ -41,6 +44,7 @@ from hazmon.plant.supervision_standards import (
     parse_supervision,
     valid_timezone,
 )
+from hazmon.plant.yamlmodel import SECTION, YText, choice, pattern, validate
 from hazmon.plant.yamlnode import (
     ID_PATTERN,
     ID_WHAT,
@@ -91,32 +95,48 @@ def _responsible(n: Node) -> Responsible | None:
     return Responsible(p, t, o) if p and t and o else None
 
 
-def _region(n: Node) -> Region | None:
-    m = n.mapping({"province", "city", "county", "code"})
-    if m is None:
-        return None
-    vals = [req(m, k, n, Node.text) for k in ("province", "city", "county")]
-    code = req(m, "code", n, lambda x: x.text(r"[1-9]\d{5}", "a 6-digit region code"))
-    if None in vals or code is None:
-        return None
-    return Region(vals[0] or "", vals[1] or "", vals[2] or "", code)
+def _iana(tz: str) -> str:
+    if not valid_timezone(tz):
+        raise ValueError(f"'{tz}' is not an IANA time zone (e.g. Asia/Shanghai)")
+    return tz
+
+
+Id = Annotated[YText, AfterValidator(pattern(ID_PATTERN, ID_WHAT))]
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class _RegionIn:
+    province: YText
+    city: YText
+    county: YText
+    code: Annotated[YText, AfterValidator(pattern(r"[1-9]\d{5}", "a 6-digit region code"))]
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class _EnterpriseIn:
+    """The ``enterprise:`` section (`Enterprise` is what the rest of hazmon reads)."""
+
+    id: Id
+    name: YText
+    region: _RegionIn
+    name_en: YText | None = None  # None: the name
+    locale: Annotated[YText, BeforeValidator(choice("zh", "en"))] = "zh"
+    timezone: Annotated[YText, AfterValidator(_iana)] = DEFAULT_TIMEZONE
 
 
 def _enterprise(n: Node) -> Enterprise | None:
-    m = n.mapping({"id", "name", "name_en", "region", "locale", "timezone"})
-    if m is None:
+    e = validate(n, _EnterpriseIn)
+    if e is None:
         return None
-    eid = req(m, "id", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
-    name = req(m, "name", n, Node.text)
-    name_en = opt(m, "name_en", Node.text, name or "")
-    region = req(m, "region", n, _region)
-    locale = opt(m, "locale", lambda x: x.choice(("zh", "en")), "zh")
-    tz = opt(m, "timezone", Node.text, DEFAULT_TIMEZONE)
-    if not valid_timezone(tz):
-        m["timezone"].problem(f"'{tz}' is not an IANA time zone (e.g. Asia/Shanghai)")
-    if eid is None or name is None or region is None:
-        return None
-    return Enterprise(eid, name, name_en, region, locale, tz)
+    r = e.region
+    return Enterprise(
+        id=e.id,
+        name=e.name,
+        name_en=e.name if e.name_en is None else e.name_en,
+        region=Region(province=r.province, city=r.city, county=r.county, code=r.code),
+        locale=e.locale,
+        timezone=e.timezone,
+    )
 
 
 def _bureaus(n: Node) -> list[BureauContact]:

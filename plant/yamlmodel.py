@@ -19,6 +19,7 @@ Checks that span fields raise `FieldCheckError` naming the field(s) the message 
 
 from __future__ import annotations
 
+import re
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -53,6 +54,7 @@ __all__ = [
     "check",
     "choice",
     "from_file",
+    "pattern",
     "validate",
 ]
 
@@ -118,6 +120,18 @@ def choice(*options: str) -> Callable[[object], object]:
         v = _as_text(v)
         if isinstance(v, str) and v not in options:
             raise ValueError(f"'{v}' is not one of: {', '.join(options)}")
+        return v
+
+    return check
+
+
+def pattern(regex: str, what: str) -> Callable[[str], str]:
+    """An after-validator refusing text that does not match ``regex`` ("'x' is not <what>")."""
+    compiled = re.compile(regex)
+
+    def check(v: str) -> str:
+        if not compiled.fullmatch(v):
+            raise ValueError(f"'{v}' is not {what}")
         return v
 
     return check
