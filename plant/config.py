@@ -75,24 +75,41 @@ def _with_port(n: Node, url: str | None) -> str | None:
     return url
 
 
-def _person(n: Node) -> Person | None:
-    m = n.mapping({"name", "phone", "email"})
-    if m is None:
-        return None
-    name = req(m, "name", n, Node.text)
-    phone = opt(m, "phone", Node.text, "")
-    email = opt(m, "email", lambda x: x.text(r"[^@\s]+@[^@\s]+", "an e-mail address"), "")
-    return None if name is None else Person(name, phone, email)
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class _PersonIn:
+    name: YText
+    phone: YText = ""
+    email: Annotated[YText, AfterValidator(pattern(r"[^@\s]+@[^@\s]+", "an e-mail address"))] = ""
+
+    def person(self) -> Person:
+        return Person(name=self.name, phone=self.phone, email=self.email)
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class _ResponsibleIn:
+    """A hazard source's ``responsible:`` mapping: the three responsible persons."""
+
+    principal: _PersonIn
+    technical: _PersonIn
+    operational: _PersonIn
 
 
 def _responsible(n: Node) -> Responsible | None:
-    m = n.mapping({"principal", "technical", "operational"})
-    if m is None:
+    r = validate(n, _ResponsibleIn)
+    if r is None:
         return None
-    p = req(m, "principal", n, _person)
-    t = req(m, "technical", n, _person)
-    o = req(m, "operational", n, _person)
-    return Responsible(p, t, o) if p and t and o else None
+    return Responsible(
+        principal=r.principal.person(), technical=r.technical.person(), operational=r.operational.person()
+    )
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class _BureausIn:
+    """The ``bureaus:`` mapping: contacts per supervising level."""
+
+    county: tuple[_PersonIn, ...] = ()
+    city: tuple[_PersonIn, ...] = ()
+    province: tuple[_PersonIn, ...] = ()
 
 
 def _iana(tz: str) -> str:
@@ -140,14 +157,15 @@ def _enterprise(n: Node) -> Enterprise | None:
 
 
 def _bureaus(n: Node) -> list[BureauContact]:
-    m = n.mapping({"county", "city", "province"})
-    out: list[BureauContact] = []
-    for level, seq in (m or {}).items():
-        for item in seq.sequence():
-            p = _person(item)
-            if p:
-                out.append(BureauContact(level, p.name, p.phone, p.email))
-    return out
+    b = validate(n, _BureausIn)
+    if b is None:
+        return []
+    levels = [k.value for k, _ in n.node.value]  # the levels in the order the file gives them
+    return [
+        BureauContact(level=level, name=p.name, phone=p.phone, email=p.email)
+        for level in levels
+        for p in getattr(b, level)
+    ]
 
 
 def _opcua(n: Node) -> OpcUaEndpoint | None:
