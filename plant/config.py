@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from hazmon.plant.hazard_classes import HAZARD_CATEGORIES, hazard_category
@@ -44,13 +44,14 @@ from hazmon.plant.supervision_standards import (
     parse_supervision,
     valid_timezone,
 )
-from hazmon.plant.yamlmodel import SECTION, YText, choice, pattern, validate
+from hazmon.plant.yamlmodel import SECTION, Whole, YText, check, choice, pattern, validate
 from hazmon.plant.yamlnode import (
     ID_PATTERN,
     ID_WHAT,
     ConfigError,
     Node,
     Problem,
+    expand_env,
     fmt_num,
     opt,
     parse_document,
@@ -64,15 +65,6 @@ __all__ = ["ConfigError", "Problem", "load", "loads"]
 
 _OPC_URL = r"opc\.tcp://[^\s/]+(:\d+)?(/\S*)?"
 _MQTT_URL = r"mqtts?://[^\s/:]+(:\d+)?"
-
-
-def _with_port(n: Node, url: str | None) -> str | None:
-    """``url`` when its port (if any) is 1-65535; else a problem on ``n`` and None."""
-    why = port_problem(url) if url is not None else None
-    if why is not None:
-        n.problem(why)
-        return None
-    return url
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
@@ -168,89 +160,116 @@ def _bureaus(n: Node) -> list[BureauContact]:
     ]
 
 
-def _opcua(n: Node) -> OpcUaEndpoint | None:
-    m = n.mapping(
-        {
-            "name",
-            "url",
-            "mode",
-            "security",
-            "certificate",
-            "private_key",
-            "server_certificate",
-            "username",
-            "password_env",
-        }
-    )
-    if m is None:
-        return None
-    name = req(m, "name", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
-    url = req(m, "url", n, lambda x: _with_port(x, x.text(_OPC_URL, "an opc.tcp:// URL", env=True)))
-    mode = opt(m, "mode", lambda x: x.choice(("subscribe", "poll")), "subscribe")
-    security = opt(m, "security", lambda x: x.choice(("none", "sign", "sign_and_encrypt")), "none")
-    cert = opt(m, "certificate", Node.text, "") or None
-    key = opt(m, "private_key", Node.text, "") or None
-    if security != "none" and (cert is None or key is None):
-        n.problem(
-            f"security '{security}' needs certificate and private_key",
-            f"{n.path}.security",
-            m["security"].line if "security" in m else None,
+def _port_ok(url: str) -> str:
+    why = port_problem(url)
+    if why is not None:
+        raise ValueError(why)
+    return url
+
+
+# ${ENV} expanded once at load, then the form of the URL, then its port (1-65535)
+OpcUrl = Annotated[
+    YText,
+    AfterValidator(expand_env),
+    AfterValidator(pattern(_OPC_URL, "an opc.tcp:// URL")),
+    AfterValidator(_port_ok),
+]
+MqttUrl = Annotated[
+    YText,
+    AfterValidator(expand_env),
+    AfterValidator(pattern(_MQTT_URL, "an mqtt:// or mqtts:// URL")),
+    AfterValidator(_port_ok),
+]
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class _OpcUaIn:
+    """One item of ``endpoints.opcua`` (`OpcUaEndpoint` is what the collector reads)."""
+
+    name: Id
+    url: OpcUrl
+    mode: Annotated[YText, BeforeValidator(choice("subscribe", "poll"))] = "subscribe"
+    security: Annotated[YText, BeforeValidator(choice("none", "sign", "sign_and_encrypt"))] = "none"
+    certificate: YText = ""
+    private_key: YText = ""
+    server_certificate: YText = ""
+    username: YText = ""
+    password_env: YText = ""
+
+    @model_validator(mode="after")
+    def _keys_for_security(self) -> _OpcUaIn:
+        needs = self.security != "none" and not (self.certificate and self.private_key)
+        check(
+            (("security",), f"security '{self.security}' needs certificate and private_key")
+            if needs
+            else None
         )
-    if name is None or url is None:
-        return None
-    return OpcUaEndpoint(
-        name,
-        url,
-        mode,
-        security,
-        cert,
-        key,
-        opt(m, "server_certificate", Node.text, "") or None,
-        opt(m, "username", Node.text, "") or None,
-        opt(m, "password_env", Node.text, "") or None,
-    )
+        return self
+
+    def endpoint(self) -> OpcUaEndpoint:
+        return OpcUaEndpoint(
+            name=self.name,
+            url=self.url,
+            mode=self.mode,
+            security=self.security,
+            certificate=self.certificate or None,
+            private_key=self.private_key or None,
+            server_certificate=self.server_certificate or None,
+            username=self.username or None,
+            password_env=self.password_env or None,
+        )
+
+
+def _qos(q: int) -> int:
+    if q > 1:
+        raise ValueError(f"qos must be 0 or 1, got {q}")
+    return q
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class _MqttIn:
+    """One item of ``endpoints.mqtt`` (`MqttBroker` is what the collector reads)."""
+
+    name: Id
+    url: MqttUrl
+    protocol: Annotated[YText, BeforeValidator(choice("5", "3.1.1"))] = "5"
+    client_id: YText = "hazmon"
+    qos: Annotated[Whole, Field(ge=0), AfterValidator(_qos)] = 1
+    session_expiry_s: Annotated[Whole, Field(ge=0)] = 86_400
+    username: YText = ""
+    password_env: YText = ""
+    ca_file: YText = ""
+    shared_group: Id = ""
+
+    @model_validator(mode="after")
+    def _shared_needs_v5(self) -> _MqttIn:
+        bad = bool(self.shared_group) and self.protocol != "5"
+        check((("shared_group",), "shared subscriptions need protocol '5'") if bad else None)
+        return self
+
+    def broker(self) -> MqttBroker:
+        return MqttBroker(
+            name=self.name,
+            url=self.url,
+            protocol=self.protocol,
+            client_id=self.client_id,
+            qos=self.qos,
+            session_expiry_s=self.session_expiry_s,
+            username=self.username or None,
+            password_env=self.password_env or None,
+            ca_file=self.ca_file or None,
+            shared_group=self.shared_group or None,
+        )
+
+
+def _opcua(n: Node) -> OpcUaEndpoint | None:
+    e = validate(n, _OpcUaIn)
+    return None if e is None else e.endpoint()
 
 
 def _mqtt(n: Node) -> MqttBroker | None:
-    m = n.mapping(
-        {
-            "name",
-            "url",
-            "protocol",
-            "client_id",
-            "qos",
-            "session_expiry_s",
-            "username",
-            "password_env",
-            "ca_file",
-            "shared_group",
-        }
-    )
-    if m is None:
-        return None
-    name = req(m, "name", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
-    url = req(m, "url", n, lambda x: _with_port(x, x.text(_MQTT_URL, "an mqtt:// or mqtts:// URL", env=True)))
-    protocol = opt(m, "protocol", lambda x: x.choice(("5", "3.1.1")), "5")
-    qos = opt(m, "qos", lambda x: x.whole(0), 1)
-    if qos > 1:
-        m["qos"].problem(f"qos must be 0 or 1, got {qos}")
-    shared = opt(m, "shared_group", lambda x: x.text(ID_PATTERN, ID_WHAT), "") or None
-    if shared and protocol != "5":
-        m["shared_group"].problem("shared subscriptions need protocol '5'")
-    if name is None or url is None:
-        return None
-    return MqttBroker(
-        name,
-        url,
-        protocol,
-        opt(m, "client_id", Node.text, "hazmon"),
-        min(qos, 1),
-        opt(m, "session_expiry_s", lambda x: x.whole(0), 86_400),
-        opt(m, "username", Node.text, "") or None,
-        opt(m, "password_env", Node.text, "") or None,
-        opt(m, "ca_file", Node.text, "") or None,
-        shared,
-    )
+    b = validate(n, _MqttIn)
+    return None if b is None else b.broker()
 
 
 def _chemical_ref(n: Node) -> Chemical | None:
