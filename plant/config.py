@@ -44,7 +44,7 @@ from hazmon.plant.supervision_standards import (
     parse_supervision,
     valid_timezone,
 )
-from hazmon.plant.yamlmodel import SECTION, Whole, YText, check, choice, pattern, validate
+from hazmon.plant.yamlmodel import SECTION, Number, Positive, Whole, YText, check, choice, pattern, validate
 from hazmon.plant.yamlnode import (
     ID_PATTERN,
     ID_WHAT,
@@ -487,19 +487,47 @@ def _by_category(n: Node, m: dict[str, Node], key: str) -> Chemical | None:
     )
 
 
+def _known_chemical(key: str) -> str:
+    if chemical(key) is None:
+        raise ValueError(
+            f"unknown chemical '{key}' (use a hazmon id or CAS number of hazmon.plant.standards)"
+        )
+    return key
+
+
+def _two_items(v: object) -> object:
+    if isinstance(v, list) and len(v) != 2:
+        raise ValueError(f"expected two numbers [a, b], got {len(v)} items")
+    return v
+
+
+Pair = Annotated[tuple[Number, Number], BeforeValidator(_two_items)]
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class _EquipmentIn:
+    """One item of a hazard source's ``equipment:`` (`Equipment` is what the simulators read)."""
+
+    id: Id
+    type: Annotated[YText, BeforeValidator(choice("tank", "sphere", "vessel"))]
+    capacity_m3: Positive
+    height_m: Positive
+    chemical: Annotated[YText, AfterValidator(_known_chemical)] | None = None
+    position: Pair | None = None
+
+
 def _equipment(n: Node) -> Equipment | None:
-    m = n.mapping({"id", "type", "chemical", "capacity_m3", "height_m", "position"})
-    if m is None:
+    e = validate(n, _EquipmentIn)
+    if e is None:
         return None
-    eid = req(m, "id", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
-    typ = req(m, "type", n, lambda x: x.choice(("tank", "sphere", "vessel")))
-    chem = opt(m, "chemical", _chemical_ref, None)
-    cap = req(m, "capacity_m3", n, lambda x: x.num(0.0, exclusive=True))
-    height = req(m, "height_m", n, lambda x: x.num(0.0, exclusive=True))
-    pos = opt(m, "position", Node.pair, None)
-    if eid is None or typ is None or cap is None or height is None:
-        return None
-    return Equipment(eid, typ, chem, cap, height, pos)
+    return Equipment(
+        id=e.id,
+        type=e.type,
+        chemical=None if e.chemical is None else chemical(e.chemical),
+        capacity_m3=e.capacity_m3,
+        height_m=e.height_m,
+        position=e.position,
+    )
 
 
 def _vote_group(n: Node, tags: set[str]) -> VoteGroup | None:
