@@ -12,8 +12,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import structlog
+from pydantic import Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from hazmon.alarms.auth import BUREAU_LEVELS, ROLES, ApiToken, digest, region_level_problem
 from hazmon.alarms.escalation import EscalationStep, Policy, Recipient, default_policy
@@ -32,6 +35,7 @@ from hazmon.plant.standards import (
     Level,
     Tier,
 )
+from hazmon.plant.yamlmodel import SECTION, NonNegative, Positive, Whole, validate
 from hazmon.plant.yamlnode import ID_PATTERN, ID_WHAT, Node, opt, port_problem, req
 
 __all__ = ["AlarmSettings", "NotifierConfig", "parse_settings"]
@@ -105,6 +109,29 @@ class AlarmSettings:
 
     def position_of(self, hazard_source: str) -> str:
         return self.positions.get(hazard_source, self.default_position)
+
+
+_D = AlarmSettings()
+_R = RetryPolicy()
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class _Flood:
+    """``flood:``: more than count new alarms within window_s is a flood."""
+
+    count: Annotated[Whole, Field(ge=1)] = _D.flood_count
+    window_s: Positive = _D.flood_window_s
+    summary_delay_s: NonNegative = _D.flood_summary_delay_s
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class _Retry:
+    """``retry:``: the one retry stage of every notifier (`RetryPolicy`)."""
+
+    attempts: Annotated[Whole, Field(ge=1)] = _R.attempts
+    backoff_s: NonNegative = _R.backoff_s
+    max_backoff_s: NonNegative = _R.max_backoff_s
+    timeout_s: Positive = _R.timeout_s
 
 
 def _env(n: Node) -> str | None:
@@ -410,25 +437,15 @@ def parse_settings(n: Node, create_files: bool = True) -> AlarmSettings | None:
     d = AlarmSettings()
     locale = opt(m, "locale", lambda x: x.choice(("zh", "en")), d.locale)
     escalation = opt(m, "escalation", _escalation, default_policy())
-    fc, fw, fd = d.flood_count, d.flood_window_s, d.flood_summary_delay_s
-    if "flood" in m:
-        fm = m["flood"].mapping({"count", "window_s", "summary_delay_s"}) or {}
-        fc = opt(fm, "count", lambda x: x.whole(1), fc)
-        fw = opt(fm, "window_s", lambda x: x.num(0, exclusive=True), fw)
-        fd = opt(fm, "summary_delay_s", lambda x: x.num(0), fd)
+    flood = (validate(m["flood"], _Flood) if "flood" in m else None) or _Flood()
     repeat = opt(m, "repeat_s", lambda x: x.num(0), d.repeat_s)
     shelve_max = opt(m, "shelve_max_s", lambda x: x.num(0, exclusive=True), d.shelve_max_s)
     positions = opt(m, "positions", _positions, dict(d.positions))
     default_position = opt(m, "default_position", lambda x: x.text(ID_PATTERN, ID_WHAT), d.default_position)
-    retry = d.retry
-    if "retry" in m:
-        rm = m["retry"].mapping({"attempts", "backoff_s", "max_backoff_s", "timeout_s"}) or {}
-        retry = RetryPolicy(
-            opt(rm, "attempts", lambda x: x.whole(1), retry.attempts),
-            opt(rm, "backoff_s", lambda x: x.num(0), retry.backoff_s),
-            opt(rm, "max_backoff_s", lambda x: x.num(0), retry.max_backoff_s),
-            opt(rm, "timeout_s", lambda x: x.num(0, exclusive=True), retry.timeout_s),
-        )
+    r = (validate(m["retry"], _Retry) if "retry" in m else None) or _Retry()
+    retry = RetryPolicy(
+        attempts=r.attempts, backoff_s=r.backoff_s, max_backoff_s=r.max_backoff_s, timeout_s=r.timeout_s
+    )
     notifiers: list[NotifierConfig] = []
     if "notifiers" in m:
         for item in m["notifiers"].sequence():
@@ -445,9 +462,9 @@ def parse_settings(n: Node, create_files: bool = True) -> AlarmSettings | None:
     return AlarmSettings(
         locale=locale,
         escalation=escalation,
-        flood_count=fc,
-        flood_window_s=fw,
-        flood_summary_delay_s=fd,
+        flood_count=flood.count,
+        flood_window_s=flood.window_s,
+        flood_summary_delay_s=flood.summary_delay_s,
         repeat_s=repeat,
         shelve_max_s=shelve_max,
         positions=positions,

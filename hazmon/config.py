@@ -12,7 +12,8 @@
     rules: {...}                # hazmon.rules.parse_settings
     alarms: {...}               # hazmon.alarms.parse_settings
 
-Parsed once with `hazmon.plant.yamlnode`: every problem of the file (and of the
+Parsed once with `hazmon.plant.yamlnode` (the database and http sections are pydantic
+dataclasses read with `hazmon.plant.yamlmodel`): every problem of the file (and of the
 plant file it names) is reported as ``file:line: field.path: reason``.
 """
 
@@ -21,6 +22,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from hazmon.alarms import AlarmSettings
 from hazmon.alarms import parse_settings as parse_alarms
@@ -28,6 +33,7 @@ from hazmon.collector import CollectorSettings
 from hazmon.collector import parse_settings as parse_collector
 from hazmon.plant import Plant, load
 from hazmon.plant.standards import RETENTION_DEFAULT_DAYS, RETENTION_MIN_DAYS
+from hazmon.plant.yamlmodel import SECTION, Flag, Number, Whole, YText, check, choice, from_file, validate
 from hazmon.plant.yamlnode import Node, opt, parse_file, port_problem, req
 from hazmon.rules import RulesSettings
 from hazmon.rules import parse_settings as parse_rules
@@ -36,18 +42,50 @@ from hazmon.store import StorageSettings, dsn_from_env
 __all__ = ["DaemonConfig", "DatabaseSettings", "HttpSettings", "load_config", "parse_config"]
 
 
-@dataclass(frozen=True, slots=True)
+def _dsn(dsn: str) -> str:
+    """A libpq connection string; in URL form its port must be 1-65535."""
+    why = port_problem(dsn) if "://" in dsn else None
+    if why is not None:
+        raise ValueError(why.replace(dsn, "the dsn"))  # not the password the URL may hold
+    return dsn
+
+
+Days = Annotated[Whole, Field(ge=RETENTION_MIN_DAYS)]
+
+
+def _rollup_days(v: int, info: ValidationInfo) -> int:
+    # 0 is the default ("the standard retention"); a file that writes a number writes a real one
+    if v < RETENTION_MIN_DAYS and (v != 0 or from_file(info)):
+        raise ValueError(f"must be >= {RETENTION_MIN_DAYS}, got {v}")
+    return v
+
+
+RollupDays = Annotated[Whole, AfterValidator(_rollup_days)]
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
 class DatabaseSettings:
-    dsn: str = ""  # "" -> $HAZMON_DSN, else the local default
-    migrate: bool = True  # apply migrations and load the plant registry on start
-    storage_mode: str = "auto"
-    retention_days: int = RETENTION_DEFAULT_DAYS
+    dsn: Annotated[YText, AfterValidator(_dsn)] = ""  # "" -> $HAZMON_DSN, else the local default
+    migrate: Flag = True  # apply migrations and load the plant registry on start
+    storage_mode: Annotated[YText, BeforeValidator(choice("auto", "plain", "timescaledb"))] = "auto"
+    retention_days: Days = RETENTION_DEFAULT_DAYS
     # assessment limit overrides are re-read this often, so a record added while the daemon
     # runs (`hazmon assessment add`) takes effect without a restart
-    assessments_refresh_s: float = 60.0
-    compress_after_days: int = 7  # TimescaleDB: readings and rollups compressed after this
-    retention_1m_days: int = 0  # readings_1m kept this long (0: 730, never under retention_days)
-    retention_1h_days: int = 0  # readings_1h kept this long (0: 3650, never under readings_1m's)
+    assessments_refresh_s: Annotated[Number, Field(ge=1)] = 60.0
+    compress_after_days: Annotated[Whole, Field(ge=1)] = (
+        7  # TimescaleDB: readings and rollups compressed after this
+    )
+    retention_1m_days: RollupDays = 0  # readings_1m kept this long (0: 730, never under retention_days)
+    retention_1h_days: RollupDays = 0  # readings_1h kept this long (0: 3650, never under readings_1m's)
+
+    @model_validator(mode="after")
+    def _rollups_outlive_readings(self) -> DatabaseSettings:
+        try:
+            self.storage()
+        except ValueError as e:  # a rollup kept shorter than the data it summarizes
+            key, _, reason = str(e).partition(": ")
+            check(((key,), reason or key))
+        return self
 
     def resolved_dsn(self) -> str:
         return self.dsn or dsn_from_env()
@@ -63,10 +101,11 @@ class DatabaseSettings:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
 class HttpSettings:
-    host: str = "127.0.0.1"
-    port: int = 9108  # 0: pick a free port (tests); the bound port is logged and on Daemon.http_port
+    host: YText = "127.0.0.1"
+    # 0: pick a free port (tests); the bound port is logged and on Daemon.http_port
+    port: Annotated[Whole, Field(ge=0, le=65535)] = 9108
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,61 +120,6 @@ class DaemonConfig:
     rules: RulesSettings | None = None  # None: the rules' defaults
     alarms: AlarmSettings | None = None  # None: the alarms' defaults
     alarms_enabled: bool = True  # `alarms: false`: this instance runs no alarm service (scale-out)
-
-
-def _dsn(n: Node) -> str | None:
-    """A libpq connection string; in URL form its port must be 1-65535."""
-    dsn = n.text()
-    why = port_problem(dsn) if dsn is not None and "://" in dsn else None
-    if why is not None:
-        n.problem(why.replace(dsn or "", "the dsn"))  # not the password the URL may hold
-        return None
-    return dsn
-
-
-def _database(n: Node) -> DatabaseSettings | None:
-    m = n.mapping(
-        {
-            "dsn",
-            "migrate",
-            "storage_mode",
-            "retention_days",
-            "assessments_refresh_s",
-            "compress_after_days",
-            "retention_1m_days",
-            "retention_1h_days",
-        }
-    )
-    if m is None:
-        return None
-    d = DatabaseSettings()
-    s = DatabaseSettings(
-        opt(m, "dsn", _dsn, d.dsn),
-        opt(m, "migrate", Node.flag, d.migrate),
-        opt(m, "storage_mode", lambda x: x.choice(("auto", "plain", "timescaledb")), d.storage_mode),
-        opt(m, "retention_days", lambda x: x.whole(RETENTION_MIN_DAYS), d.retention_days),
-        opt(m, "assessments_refresh_s", lambda x: x.num(1.0), d.assessments_refresh_s),
-        opt(m, "compress_after_days", lambda x: x.whole(1), d.compress_after_days),
-        opt(m, "retention_1m_days", lambda x: x.whole(RETENTION_MIN_DAYS), d.retention_1m_days),
-        opt(m, "retention_1h_days", lambda x: x.whole(RETENTION_MIN_DAYS), d.retention_1h_days),
-    )
-    try:
-        s.storage()
-    except ValueError as e:  # a rollup kept shorter than the data it summarizes
-        key = str(e).split(":", 1)[0]
-        m.get(key, n).problem(str(e).split(": ", 1)[-1])
-    return s
-
-
-def _http(n: Node) -> HttpSettings | None:
-    m = n.mapping({"host", "port"})
-    if m is None:
-        return None
-    d = HttpSettings()
-    port = opt(m, "port", lambda x: x.whole(0), d.port)
-    if port > 65535:
-        m["port"].problem(f"must be <= 65535, got {port}")
-    return HttpSettings(opt(m, "host", Node.text, d.host), port)
 
 
 def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonConfig | None:
@@ -163,8 +147,8 @@ def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonCo
 
     # every section is read before giving up, so one run reports every problem of the file
     instance = opt(m, "instance", lambda x: x.text(r"[A-Za-z0-9_.\-]*", "letters, digits, '_', '-', '.'"), "")
-    database = opt(m, "database", _database, DatabaseSettings())
-    http = opt(m, "http", _http, HttpSettings())
+    database = opt(m, "database", lambda x: validate(x, DatabaseSettings), DatabaseSettings())
+    http = opt(m, "http", lambda x: validate(x, HttpSettings), HttpSettings())
     collector = opt(m, "collector", parse_collector, CollectorSettings())
     if plant is None:
         return None

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import yaml
 
+from hazmon.plant import sections
 from hazmon.plant.hazard_classes import HAZARD_CATEGORIES, hazard_category
 from hazmon.plant.model import (
     UNITS,
-    BureauContact,
-    Enterprise,
-    Equipment,
     HazardSource,
     Inventory,
     Limits,
@@ -26,20 +24,15 @@ from hazmon.plant.model import (
     MqttBroker,
     OpcUaBinding,
     OpcUaEndpoint,
-    Person,
     Plant,
-    Region,
-    Responsible,
     Sensor,
     SensorKind,
     VoteGroup,
 )
 from hazmon.plant.standards import TIER_TABLE, Chemical, Grade, Level, Tier, chemical
 from hazmon.plant.supervision_standards import (
-    DEFAULT_TIMEZONE,
     SupervisionSettings,
     parse_supervision,
-    valid_timezone,
 )
 from hazmon.plant.yamlnode import (
     ID_PATTERN,
@@ -51,168 +44,10 @@ from hazmon.plant.yamlnode import (
     opt,
     parse_document,
     parse_file,
-    port_problem,
     req,
 )
 
 __all__ = ["ConfigError", "Problem", "load", "loads"]
-
-
-_OPC_URL = r"opc\.tcp://[^\s/]+(:\d+)?(/\S*)?"
-_MQTT_URL = r"mqtts?://[^\s/:]+(:\d+)?"
-
-
-def _with_port(n: Node, url: str | None) -> str | None:
-    """``url`` when its port (if any) is 1-65535; else a problem on ``n`` and None."""
-    why = port_problem(url) if url is not None else None
-    if why is not None:
-        n.problem(why)
-        return None
-    return url
-
-
-def _person(n: Node) -> Person | None:
-    m = n.mapping({"name", "phone", "email"})
-    if m is None:
-        return None
-    name = req(m, "name", n, Node.text)
-    phone = opt(m, "phone", Node.text, "")
-    email = opt(m, "email", lambda x: x.text(r"[^@\s]+@[^@\s]+", "an e-mail address"), "")
-    return None if name is None else Person(name, phone, email)
-
-
-def _responsible(n: Node) -> Responsible | None:
-    m = n.mapping({"principal", "technical", "operational"})
-    if m is None:
-        return None
-    p = req(m, "principal", n, _person)
-    t = req(m, "technical", n, _person)
-    o = req(m, "operational", n, _person)
-    return Responsible(p, t, o) if p and t and o else None
-
-
-def _region(n: Node) -> Region | None:
-    m = n.mapping({"province", "city", "county", "code"})
-    if m is None:
-        return None
-    vals = [req(m, k, n, Node.text) for k in ("province", "city", "county")]
-    code = req(m, "code", n, lambda x: x.text(r"[1-9]\d{5}", "a 6-digit region code"))
-    if None in vals or code is None:
-        return None
-    return Region(vals[0] or "", vals[1] or "", vals[2] or "", code)
-
-
-def _enterprise(n: Node) -> Enterprise | None:
-    m = n.mapping({"id", "name", "name_en", "region", "locale", "timezone"})
-    if m is None:
-        return None
-    eid = req(m, "id", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
-    name = req(m, "name", n, Node.text)
-    name_en = opt(m, "name_en", Node.text, name or "")
-    region = req(m, "region", n, _region)
-    locale = opt(m, "locale", lambda x: x.choice(("zh", "en")), "zh")
-    tz = opt(m, "timezone", Node.text, DEFAULT_TIMEZONE)
-    if not valid_timezone(tz):
-        m["timezone"].problem(f"'{tz}' is not an IANA time zone (e.g. Asia/Shanghai)")
-    if eid is None or name is None or region is None:
-        return None
-    return Enterprise(eid, name, name_en, region, locale, tz)
-
-
-def _bureaus(n: Node) -> list[BureauContact]:
-    m = n.mapping({"county", "city", "province"})
-    out: list[BureauContact] = []
-    for level, seq in (m or {}).items():
-        for item in seq.sequence():
-            p = _person(item)
-            if p:
-                out.append(BureauContact(level, p.name, p.phone, p.email))
-    return out
-
-
-def _opcua(n: Node) -> OpcUaEndpoint | None:
-    m = n.mapping(
-        {
-            "name",
-            "url",
-            "mode",
-            "security",
-            "certificate",
-            "private_key",
-            "server_certificate",
-            "username",
-            "password_env",
-        }
-    )
-    if m is None:
-        return None
-    name = req(m, "name", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
-    url = req(m, "url", n, lambda x: _with_port(x, x.text(_OPC_URL, "an opc.tcp:// URL", env=True)))
-    mode = opt(m, "mode", lambda x: x.choice(("subscribe", "poll")), "subscribe")
-    security = opt(m, "security", lambda x: x.choice(("none", "sign", "sign_and_encrypt")), "none")
-    cert = opt(m, "certificate", Node.text, "") or None
-    key = opt(m, "private_key", Node.text, "") or None
-    if security != "none" and (cert is None or key is None):
-        n.problem(
-            f"security '{security}' needs certificate and private_key",
-            f"{n.path}.security",
-            m["security"].line if "security" in m else None,
-        )
-    if name is None or url is None:
-        return None
-    return OpcUaEndpoint(
-        name,
-        url,
-        mode,
-        security,
-        cert,
-        key,
-        opt(m, "server_certificate", Node.text, "") or None,
-        opt(m, "username", Node.text, "") or None,
-        opt(m, "password_env", Node.text, "") or None,
-    )
-
-
-def _mqtt(n: Node) -> MqttBroker | None:
-    m = n.mapping(
-        {
-            "name",
-            "url",
-            "protocol",
-            "client_id",
-            "qos",
-            "session_expiry_s",
-            "username",
-            "password_env",
-            "ca_file",
-            "shared_group",
-        }
-    )
-    if m is None:
-        return None
-    name = req(m, "name", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
-    url = req(m, "url", n, lambda x: _with_port(x, x.text(_MQTT_URL, "an mqtt:// or mqtts:// URL", env=True)))
-    protocol = opt(m, "protocol", lambda x: x.choice(("5", "3.1.1")), "5")
-    qos = opt(m, "qos", lambda x: x.whole(0), 1)
-    if qos > 1:
-        m["qos"].problem(f"qos must be 0 or 1, got {qos}")
-    shared = opt(m, "shared_group", lambda x: x.text(ID_PATTERN, ID_WHAT), "") or None
-    if shared and protocol != "5":
-        m["shared_group"].problem("shared subscriptions need protocol '5'")
-    if name is None or url is None:
-        return None
-    return MqttBroker(
-        name,
-        url,
-        protocol,
-        opt(m, "client_id", Node.text, "hazmon"),
-        min(qos, 1),
-        opt(m, "session_expiry_s", lambda x: x.whole(0), 86_400),
-        opt(m, "username", Node.text, "") or None,
-        opt(m, "password_env", Node.text, "") or None,
-        opt(m, "ca_file", Node.text, "") or None,
-        shared,
-    )
 
 
 def _chemical_ref(n: Node) -> Chemical | None:
@@ -430,21 +265,6 @@ def _by_category(n: Node, m: dict[str, Node], key: str) -> Chemical | None:
     )
 
 
-def _equipment(n: Node) -> Equipment | None:
-    m = n.mapping({"id", "type", "chemical", "capacity_m3", "height_m", "position"})
-    if m is None:
-        return None
-    eid = req(m, "id", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
-    typ = req(m, "type", n, lambda x: x.choice(("tank", "sphere", "vessel")))
-    chem = opt(m, "chemical", _chemical_ref, None)
-    cap = req(m, "capacity_m3", n, lambda x: x.num(0.0, exclusive=True))
-    height = req(m, "height_m", n, lambda x: x.num(0.0, exclusive=True))
-    pos = opt(m, "position", Node.pair, None)
-    if eid is None or typ is None or cap is None or height is None:
-        return None
-    return Equipment(eid, typ, chem, cap, height, pos)
-
-
 def _vote_group(n: Node, tags: set[str]) -> VoteGroup | None:
     m = n.mapping({"id", "sensors", "k"})
     if m is None:
@@ -502,9 +322,11 @@ def _hazard_source(n: Node, eps: _Endpoints) -> HazardSource | None:
             m["chemicals"].problem("a hazard source needs at least one chemical")
     else:
         n.problem("missing required key 'chemicals'", f"{n.path}.chemicals")
-    resp = req(m, "responsible", n, _responsible)
+    resp = req(m, "responsible", n, sections.responsible)
     equipment = [
-        e for e in (_equipment(x) for x in (m["equipment"].sequence() if "equipment" in m else [])) if e
+        e
+        for e in (sections.equipment(x) for x in (m["equipment"].sequence() if "equipment" in m else []))
+        if e
     ]
     eq_ids = {e.id for e in equipment}
     sensors: list[Sensor] = []
@@ -534,15 +356,15 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
     m = root.mapping({"enterprise", "bureaus", "endpoints", "hazard_sources", "tiers", "supervision"})
     if m is None:
         return None
-    ent = req(m, "enterprise", root, _enterprise)
-    bureaus = _bureaus(m["bureaus"]) if "bureaus" in m else []
+    ent = req(m, "enterprise", root, sections.enterprise)
+    bureaus = sections.bureaus(m["bureaus"]) if "bureaus" in m else []
     eps = _Endpoints({}, {}, set())
     if "endpoints" in m:
         em = m["endpoints"].mapping({"opcua", "mqtt"}) or {}
         names: dict[str, Node] = {}
         parsers: tuple[tuple[str, Callable[[Node], OpcUaEndpoint | MqttBroker | None]], ...] = (
-            ("opcua", _opcua),
-            ("mqtt", _mqtt),
+            ("opcua", sections.opcua_endpoint),
+            ("mqtt", sections.mqtt_broker),
         )
         for key, parse in parsers:
             for item in em[key].sequence() if key in em else []:

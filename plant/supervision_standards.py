@@ -29,12 +29,17 @@ Sources:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 from enum import StrEnum
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from hazmon.plant.yamlnode import Node, opt
+from pydantic import BeforeValidator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from hazmon.plant.yamlmodel import SECTION, YText, choice, validate
+from hazmon.plant.yamlnode import Node
 
 __all__ = [
     "COMMITMENT_DUE_DEFAULT",
@@ -264,16 +269,35 @@ def valid_timezone(name: str) -> bool:
 _HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 
 
-def _hhmm(n: Node) -> time | None:
-    v = n.scalar()
+def _hhmm(v: object) -> object:
     if isinstance(v, int) and not isinstance(v, bool):  # YAML 1.1 reads an unquoted 10:00 as 600
-        n.problem(f'write the time in quotes, e.g. "10:00" (YAML read {n.node.value} as a number)')
-        return None
-    s = n.text(_HHMM.pattern, 'a local time "HH:MM"')
-    if s is None:
-        return None
-    h, m = s.split(":")
-    return time(int(h), int(m))
+        raise ValueError(
+            f'write the time in quotes, e.g. "10:00" (YAML read {v // 60}:{v % 60:02d} as a number)'
+        )
+    if isinstance(v, str):
+        if not _HHMM.fullmatch(v):
+            raise ValueError(f"'{v}' is not a local time \"HH:MM\"")
+        h, m = v.split(":")
+        return time(int(h), int(m))
+    return v
+
+
+_PeriodName = Annotated[YText, BeforeValidator(choice(*(p.value for p in Period)))]
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class _Checks:
+    """The ``checks:`` mapping: one period per duty role of `DUTY_ROLES`."""
+
+    principal: _PeriodName = DUTY_ROLES["principal"].period.value
+    technical: _PeriodName = DUTY_ROLES["technical"].period.value
+    operational: _PeriodName = DUTY_ROLES["operational"].period.value
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class _Supervision:
+    commitment_due: Annotated[time, BeforeValidator(_hhmm)] = COMMITMENT_DUE_DEFAULT
+    checks: _Checks = field(default_factory=_Checks)
 
 
 def parse_supervision(n: Node) -> SupervisionSettings | None:
@@ -285,16 +309,8 @@ def parse_supervision(n: Node) -> SupervisionSettings | None:
           commitment_due: "10:00"     # local time; the daily safety commitment is due by then
           checks: {principal: quarter, technical: quarter, operational: week}   # week|month|quarter
     """
-    m = n.mapping({"commitment_due", "checks"})
-    if m is None:
+    s = validate(n, _Supervision)
+    if s is None:
         return None
-    d = SupervisionSettings()
-    due = opt(m, "commitment_due", _hhmm, d.commitment_due)
-    periods = dict(d.periods)
-    if "checks" in m:
-        cm = m["checks"].mapping(set(DUTY_ROLES)) or {}
-        for role, node in cm.items():
-            p = node.choice(tuple(p.value for p in Period))
-            if p is not None:
-                periods[role] = Period(p)
-    return SupervisionSettings(tuple(periods.items()), due)
+    periods = tuple((role, Period(getattr(s.checks, role))) for role in DUTY_ROLES)
+    return SupervisionSettings(periods, s.commitment_due)

@@ -42,6 +42,7 @@ __all__ = [
     "Node",
     "Problem",
     "decode_utf8",
+    "expand_env",
     "fmt_num",
     "opt",
     "parse_document",
@@ -154,15 +155,11 @@ class Node:
                 self.problem(str(e))
                 return None
         if env:
-            missing = [
-                m.group(1) for m in _ENV.finditer(s) if m.group(2) is None and m.group(1) not in os.environ
-            ]
-            if missing:
-                self.problem(
-                    f"environment variable {missing[0]} is not set and has no default (${{NAME:-default}})"
-                )
+            try:
+                s = expand_env(s)
+            except ValueError as e:
+                self.problem(str(e))
                 return None
-            s = _ENV.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), s)
         if pattern and not re.fullmatch(pattern, s):
             self.problem(f"'{s}' is not {what or 'valid'}")
             return None
@@ -261,6 +258,20 @@ def opt(m: dict[str, Node], key: str, fn: Callable[[Node], T | None], default: T
         return default
     v = fn(m[key])
     return default if v is None else v
+
+
+def expand_env(s: str) -> str:
+    """``s`` with ``${NAME}`` and ``${NAME:-default}`` replaced from the environment.
+
+    Raises:
+        ValueError: naming the first variable that is not set and has no default.
+    """
+    missing = [m.group(1) for m in _ENV.finditer(s) if m.group(2) is None and m.group(1) not in os.environ]
+    if missing:
+        raise ValueError(
+            f"environment variable {missing[0]} is not set and has no default (${{NAME:-default}})"
+        )
+    return _ENV.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), s)
 
 
 def port_problem(url: str) -> str | None:

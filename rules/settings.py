@@ -20,20 +20,36 @@ Every key is optional; the defaults suit a plant whose instruments report every
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import field
+from typing import Annotated
 
-import yaml
+from pydantic import BeforeValidator, Field, model_validator
+from pydantic.dataclasses import dataclass
 
 from hazmon.plant.model import SensorKind
 from hazmon.plant.standards import ALARM_TARGETS
-from hazmon.plant.yamlnode import Node, opt
+from hazmon.plant.yamlmodel import (
+    SECTION,
+    Flag,
+    Fraction,
+    NonNegative,
+    Number,
+    Positive,
+    Whole,
+    YText,
+    check,
+    choice,
+    validate,
+)
+from hazmon.plant.yamlnode import Node
 
 __all__ = ["RulesSettings", "parse_settings"]
 
 _KINDS = tuple(k.value for k in SensorKind)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class RulesSettings:
     """How the rules engine judges readings (all times in seconds).
 
@@ -106,121 +122,147 @@ class RulesSettings:
         return n + (n % 2)
 
 
-def _kinds(n: Node) -> frozenset[SensorKind] | None:
-    items = n.sequence()
-    if not isinstance(n.node, yaml.SequenceNode):
-        return None
-    out: set[SensorKind] = set()
-    ok = True
-    for item in items:
-        k = item.choice(_KINDS)
-        if k is None:
-            ok = False
-        else:
-            out.add(SensorKind(k))
-    return frozenset(out) if ok else None
+_D = RulesSettings()
+
+Kind = Annotated[YText, BeforeValidator(choice(*_KINDS))]
 
 
-def _fraction(n: Node) -> float | None:
-    v = n.num(0.0)
-    if v is not None and v > 1.0:
-        n.problem(f"must be between 0 and 1, got {v:g}")
-        return None
-    return v
+def _kind_list(kinds: frozenset[SensorKind]) -> tuple[str, ...]:
+    return tuple(sorted(k.value for k in kinds))
 
 
-def _pos(n: Node) -> float | None:
-    return n.num(0.0, exclusive=True)
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Window:
+    bucket_s: Positive = _D.bucket_s
+    trend_s: Positive = _D.trend_s
+    spike_samples: Annotated[Whole, Field(ge=4)] = _D.spike_samples
 
 
-def _nonneg(n: Node) -> float | None:
-    return n.num(0.0)
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Predict:
+    horizon_s: Positive = _D.horizon_s
+    min_fill: Fraction = _D.min_fill
+    consistency: Fraction = _D.consistency
+    fit_ratio: NonNegative = _D.fit_ratio
+    on_delay_s: NonNegative = _D.predict_on_delay_s
+    off_delay_s: NonNegative = _D.predict_off_delay_s
+    kinds: tuple[Kind, ...] = _kind_list(_D.predict_kinds)
 
 
-def _sub(m: dict[str, Node], key: str, allowed: set[str]) -> dict[str, Node]:
-    if key not in m:
-        return {}
-    return m[key].mapping(allowed) or {}
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Rate:
+    window_s: Positive = _D.rate_window_s
+    clear_fraction: Fraction = _D.rate_clear_fraction
+
+
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Stuck:
+    after_s: Positive = _D.stuck_after_s
+    tolerance: Fraction = _D.stuck_tolerance
+    kinds: tuple[Kind, ...] = _kind_list(_D.stuck_kinds)
+
+
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Spike:
+    z: Positive = _D.spike_z
+    min_step: Fraction = _D.spike_min_step
+    hold_s: NonNegative = _D.spike_hold_s
+
+
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Faults:
+    off_delay_s: NonNegative = _D.fault_off_delay_s
+
+
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Stale:
+    factor: Annotated[Number, Field(gt=1)] | None = _D.stale_factor
+
+
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Votes:
+    enabled: Flag = _D.votes
+
+
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Chattering:
+    count: Annotated[Whole, Field(ge=2)] = _D.chattering_count
+    window_s: Positive = _D.chattering_window_s
+
+
+@dataclass(frozen=True, slots=True, config=SECTION)
+class _Rules:
+    """The ``rules:`` mapping as written (`RulesSettings` is the flat form the engine reads)."""
+
+    locale: Annotated[YText, BeforeValidator(choice("zh", "en"))] | None = _D.locale
+    window: _Window = field(default_factory=_Window)
+    predict: _Predict = field(default_factory=_Predict)
+    rate: _Rate = field(default_factory=_Rate)
+    stuck: _Stuck = field(default_factory=_Stuck)
+    spike: _Spike = field(default_factory=_Spike)
+    faults: _Faults = field(default_factory=_Faults)
+    stale: _Stale = field(default_factory=_Stale)
+    votes: _Votes = field(default_factory=_Votes)
+    chattering: _Chattering = field(default_factory=_Chattering)
+
+    @model_validator(mode="after")
+    def _windows_fit(self) -> _Rules:
+        w, r = self.window, self.rate
+        check(
+            (
+                (("window", "bucket_s"), ("window", "trend_s")),
+                f"bucket_s ({w.bucket_s:g}) must be at most a quarter of trend_s ({w.trend_s:g})",
+            )
+            if w.bucket_s > w.trend_s / 4
+            else None,
+            (
+                (("rate", "window_s"),),
+                f"rate window_s ({r.window_s:g}) must be at least window.bucket_s ({w.bucket_s:g})",
+            )
+            if r.window_s < w.bucket_s
+            else None,
+            (
+                (("rate", "window_s"),),
+                f"rate window_s ({r.window_s:g}) must be at most window.trend_s ({w.trend_s:g})",
+            )
+            if r.window_s > w.trend_s
+            else None,
+        )
+        return self
 
 
 def parse_settings(node: Node) -> RulesSettings | None:
     """Read the ``rules:`` mapping; problems are recorded on ``node`` (file:line: path: reason).
 
     Returns:
-        The settings, or None when the section is not a mapping.
+        The settings, or None when the section has problems.
     """
-    d = RulesSettings()
-    allowed = {
-        "locale",
-        "window",
-        "predict",
-        "rate",
-        "stuck",
-        "spike",
-        "faults",
-        "stale",
-        "votes",
-        "chattering",
-    }
-    m = node.mapping(allowed)
-    if m is None:
+    r = validate(node, _Rules)
+    if r is None:
         return None
-    win = _sub(m, "window", {"bucket_s", "trend_s", "spike_samples"})
-    pre = _sub(
-        m,
-        "predict",
-        {"horizon_s", "min_fill", "consistency", "fit_ratio", "on_delay_s", "off_delay_s", "kinds"},
+    return RulesSettings(
+        locale=r.locale,
+        bucket_s=r.window.bucket_s,
+        trend_s=r.window.trend_s,
+        spike_samples=r.window.spike_samples,
+        horizon_s=r.predict.horizon_s,
+        min_fill=r.predict.min_fill,
+        consistency=r.predict.consistency,
+        fit_ratio=r.predict.fit_ratio,
+        predict_on_delay_s=r.predict.on_delay_s,
+        predict_off_delay_s=r.predict.off_delay_s,
+        predict_kinds=frozenset(SensorKind(k) for k in r.predict.kinds),
+        rate_window_s=r.rate.window_s,
+        rate_clear_fraction=r.rate.clear_fraction,
+        stuck_after_s=r.stuck.after_s,
+        stuck_tolerance=r.stuck.tolerance,
+        stuck_kinds=frozenset(SensorKind(k) for k in r.stuck.kinds),
+        spike_z=r.spike.z,
+        spike_min_step=r.spike.min_step,
+        spike_hold_s=r.spike.hold_s,
+        fault_off_delay_s=r.faults.off_delay_s,
+        stale_factor=r.stale.factor,
+        votes=r.votes.enabled,
+        chattering_count=r.chattering.count,
+        chattering_window_s=r.chattering.window_s,
     )
-    rate = _sub(m, "rate", {"window_s", "clear_fraction"})
-    stuck = _sub(m, "stuck", {"after_s", "tolerance", "kinds"})
-    spike = _sub(m, "spike", {"z", "min_step", "hold_s"})
-    faults = _sub(m, "faults", {"off_delay_s"})
-    stale = _sub(m, "stale", {"factor"})
-    votes = _sub(m, "votes", {"enabled"})
-    chat = _sub(m, "chattering", {"count", "window_s"})
-
-    stale_factor = d.stale_factor
-    if "factor" in stale and not (
-        hasattr(stale["factor"].node, "value") and stale["factor"].node.value in ("null", "~", "")
-    ):
-        stale_factor = stale["factor"].num(1.0, exclusive=True)
-
-    s = RulesSettings(
-        locale=opt(m, "locale", lambda x: x.choice(("zh", "en")), d.locale),
-        bucket_s=opt(win, "bucket_s", _pos, d.bucket_s),
-        trend_s=opt(win, "trend_s", _pos, d.trend_s),
-        spike_samples=opt(win, "spike_samples", lambda x: x.whole(4), d.spike_samples),
-        horizon_s=opt(pre, "horizon_s", _pos, d.horizon_s),
-        min_fill=opt(pre, "min_fill", _fraction, d.min_fill),
-        consistency=opt(pre, "consistency", _fraction, d.consistency),
-        fit_ratio=opt(pre, "fit_ratio", _nonneg, d.fit_ratio),
-        predict_on_delay_s=opt(pre, "on_delay_s", _nonneg, d.predict_on_delay_s),
-        predict_off_delay_s=opt(pre, "off_delay_s", _nonneg, d.predict_off_delay_s),
-        predict_kinds=opt(pre, "kinds", _kinds, d.predict_kinds),
-        rate_window_s=opt(rate, "window_s", _pos, d.rate_window_s),
-        rate_clear_fraction=opt(rate, "clear_fraction", _fraction, d.rate_clear_fraction),
-        stuck_after_s=opt(stuck, "after_s", _pos, d.stuck_after_s),
-        stuck_tolerance=opt(stuck, "tolerance", _fraction, d.stuck_tolerance),
-        stuck_kinds=opt(stuck, "kinds", _kinds, d.stuck_kinds),
-        spike_z=opt(spike, "z", _pos, d.spike_z),
-        spike_min_step=opt(spike, "min_step", _fraction, d.spike_min_step),
-        spike_hold_s=opt(spike, "hold_s", _nonneg, d.spike_hold_s),
-        fault_off_delay_s=opt(faults, "off_delay_s", _nonneg, d.fault_off_delay_s),
-        stale_factor=stale_factor,
-        votes=opt(votes, "enabled", Node.flag, d.votes),
-        chattering_count=opt(chat, "count", lambda x: x.whole(2), d.chattering_count),
-        chattering_window_s=opt(chat, "window_s", _pos, d.chattering_window_s),
-    )
-    if s.bucket_s > s.trend_s / 4:
-        (win.get("bucket_s") or win.get("trend_s") or node).problem(
-            f"bucket_s ({s.bucket_s:g}) must be at most a quarter of trend_s ({s.trend_s:g})"
-        )
-    if s.rate_window_s < s.bucket_s:
-        (rate.get("window_s") or node).problem(
-            f"rate window_s ({s.rate_window_s:g}) must be at least window.bucket_s ({s.bucket_s:g})"
-        )
-    if s.rate_window_s > s.trend_s:
-        (rate.get("window_s") or node).problem(
-            f"rate window_s ({s.rate_window_s:g}) must be at most window.trend_s ({s.trend_s:g})"
-        )
-    return s

@@ -52,3 +52,12 @@ def test_bad_values_fail_at_load_naming_place_and_reason(text: str, problem: str
     with pytest.raises(ConfigError) as e:
         parse_document(text, "x.yaml", _section)
     assert [str(p) for p in e.value.problems] == [problem]
+
+
+def test_reconnect_min_above_the_default_max_is_a_problem_not_a_traceback() -> None:
+    # reconnect_max_s left at its default (10 s) below a given reconnect_min_s used to raise KeyError
+    with pytest.raises(ConfigError) as e:
+        parse_document("collector:\n  opcua: {reconnect_min_s: 20}\n", "x.yaml", _section)
+    assert [str(p) for p in e.value.problems] == [
+        "x.yaml:2: collector.opcua: must be >= reconnect_min_s (20), got 10"
+    ]
