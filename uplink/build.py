@@ -11,6 +11,7 @@ from typing import Literal
 
 from hazmon.plant.assessment import AssessmentStatus
 from hazmon.plant.grading import grade_source
+from hazmon.plant.limits import effective_limits
 from hazmon.plant.link import (
     AggregateItem,
     Aggregates,
@@ -28,7 +29,7 @@ from hazmon.plant.link import (
     SensorInfo,
     SensorLimits,
 )
-from hazmon.plant.model import Person, Plant, Sensor
+from hazmon.plant.model import Limits, Person, Plant, Sensor
 from hazmon.plant.reading import Quality
 from hazmon.plant.standards import Grade
 
@@ -52,8 +53,8 @@ def _person(p: Person) -> PersonInfo:
     return PersonInfo(name=p.name, phone=p.phone, email=p.email)
 
 
-def _sensor(s: Sensor) -> SensorInfo:
-    lim = s.limits
+def _sensor(s: Sensor, override: Limits | None) -> SensorInfo:
+    lim = effective_limits(s, override)
     return SensorInfo(
         tag=s.tag,
         kind=s.kind.value,
@@ -67,8 +68,12 @@ def _sensor(s: Sensor) -> SensorInfo:
     )
 
 
-def registration(plant: Plant) -> Registration:
-    """The enterprise, its hazard sources (chemicals, S, R, grade, responsible persons) and sensors."""
+def registration(plant: Plant, overrides: dict[str, Limits] | None = None) -> Registration:
+    """The enterprise, its hazard sources (chemicals, S, R, grade, responsible persons) and sensors.
+
+    Sensor limits are those the rules use (`effective_limits`): ``overrides`` (sensor tag →
+    an assessment's agreed limits), else the plant file's, else the standard's gas defaults.
+    """
     e = plant.enterprise
     sources = []
     for hs in plant.hazard_sources:
@@ -98,7 +103,7 @@ def registration(plant: Plant) -> Registration:
                     technical=_person(hs.responsible.technical),
                     operational=_person(hs.responsible.operational),
                 ),
-                sensors=[_sensor(s) for s in hs.sensors],
+                sensors=[_sensor(s, (overrides or {}).get(s.tag)) for s in hs.sensors],
             )
         )
     return Registration(

@@ -165,10 +165,10 @@ class Sender:
         """
         total = 0
         while True:
+            c, link = self._connect()  # before claiming: an outage does not count as an attempt
             rows = claim(self._db(), self.settings.batch)
             if not rows:
                 return total
-            c, link = self._connect()
             with link.lock:
                 link.acks.clear()
             mids: list[int] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from hazmon.alarms.lifecycle import EventKind
 from hazmon.plant import Plant
+from hazmon.plant.limits import default_gas_limits
 from hazmon.plant.link import (
     ALARM_EVENT_KINDS,
     SCHEMA_FILES,
@@ -22,6 +24,7 @@ from hazmon.plant.link import (
     schema_dir,
     topic,
 )
+from hazmon.plant.model import Limits
 from hazmon.uplink.build import aggregate, heartbeat, registration
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -88,6 +91,23 @@ def test_registration_of_the_example_plant_round_trips(example_plant: Plant) -> 
     assert [h.id for h in reg.hazard_sources] == [h.id for h in example_plant.hazard_sources]
     assert sum(len(h.sensors) for h in reg.hazard_sources) == len(example_plant.sensors())
     assert any(h.grade is not None for h in reg.hazard_sources)
+    # the limits the rules use: a gas detector without limits in the plant file gets the standard's
+    hs = next(h for h in example_plant.hazard_sources if any(x.kind.is_gas for x in h.sensors))
+    gas = next(x for x in hs.sensors if x.kind.is_gas)
+    bare = replace(gas, limits=Limits(), limits_given=False)
+    plant = replace(
+        example_plant,
+        hazard_sources=tuple(
+            replace(h, sensors=tuple(bare if x is gas else x for x in h.sensors)) if h is hs else h
+            for h in example_plant.hazard_sources
+        ),
+    )
+
+    def sent(r: Any) -> Any:
+        return {x.tag: x for h in r.hazard_sources for x in h.sensors}[gas.tag].limits
+
+    assert sent(registration(plant)).h == default_gas_limits(bare).h is not None  # type: ignore[union-attr]
+    assert sent(registration(plant, {gas.tag: Limits(hh=7.0, h=3.0)})).hh == 7.0
     raw = Envelope.model_validate(_envelope(reg.model_dump(mode="json")), strict=False).model_dump_json()
     back = parse_envelope(
         raw, topic(example_plant.enterprise.id, "registration").replace(example_plant.enterprise.id, "E1")
