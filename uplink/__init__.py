@@ -8,11 +8,13 @@ from __future__ import annotations
 from hazmon.uplink.config import UplinkSettings, parse_settings
 from hazmon.uplink.outbox import OutboxRow, claim, enqueue, mark_sent, pending
 from hazmon.uplink.sender import Sender, SenderStats
+from hazmon.uplink.service import UplinkService
 
 __all__ = [
     "OutboxRow",
     "Sender",
     "SenderStats",
+    "UplinkService",
     "UplinkSettings",
     "claim",
     "enqueue",
