@@ -213,11 +213,21 @@ def test_acl_an_enterprise_publishes_only_under_its_own_id(
         forger.disconnect()
 
         # the same enterprise's sender, under its own id and username, goes through
+        # a wrong password: refused at connect, nothing marked sent
+        seqs = _enqueue(db_dsn, example_plant, 3)
+        monkeypatch.setenv("HAZMON_TEST_UPLINK_PW", "wrong")
+        wrong = Sender(
+            _settings(broker.port, username=eid, password_env="HAZMON_TEST_UPLINK_PW"), db_dsn, eid
+        )
+        with pytest.raises(ConnectionError, match="refused or did not answer"):
+            wrong.send_pending()
+        wrong.close()
+        assert _pending(db_dsn) == 3 and wrong.stats.connect_failures == 1
+
         monkeypatch.setenv("HAZMON_TEST_UPLINK_PW", "e-secret")
         sender = Sender(
             _settings(broker.port, username=eid, password_env="HAZMON_TEST_UPLINK_PW"), db_dsn, eid
         )
-        seqs = _enqueue(db_dsn, example_plant, 3)
         sender_thread.start(sender)
         _wait(lambda: {s for s, _, _ in bureau.got} >= set(seqs), "the enterprise's own messages")
         sub.loop_stop()
