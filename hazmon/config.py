@@ -11,6 +11,7 @@
     collector: {...}            # hazmon.collector.parse_settings
     rules: {...}                # hazmon.rules.parse_settings
     alarms: {...}               # hazmon.alarms.parse_settings
+    uplink: {...}               # hazmon.uplink.parse_settings (the bureau link; disabled by default)
 
 Parsed once with `hazmon.plant.yamlnode` (the database and http sections are pydantic
 dataclasses read with `hazmon.plant.yamlmodel`): every problem of the file (and of the
@@ -38,6 +39,8 @@ from hazmon.plant.yamlnode import Node, opt, parse_file, port_problem, req
 from hazmon.rules import RulesSettings
 from hazmon.rules import parse_settings as parse_rules
 from hazmon.store import StorageSettings, dsn_from_env
+from hazmon.uplink import UplinkSettings
+from hazmon.uplink import parse_settings as parse_uplink
 
 __all__ = ["DaemonConfig", "DatabaseSettings", "HttpSettings", "load_config", "parse_config"]
 
@@ -120,6 +123,7 @@ class DaemonConfig:
     rules: RulesSettings | None = None  # None: the rules' defaults
     alarms: AlarmSettings | None = None  # None: the alarms' defaults
     alarms_enabled: bool = True  # `alarms: false`: this instance runs no alarm service (scale-out)
+    uplink: UplinkSettings = field(default_factory=UplinkSettings)  # the bureau link (enabled: false)
 
 
 def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonConfig | None:
@@ -128,7 +132,9 @@ def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonCo
     ``create_files=False`` (``hazmon run --check``): files the config would create when
     missing (the alarm API token file) are not created.
     """
-    m = n.mapping({"plant", "data_dir", "instance", "database", "http", "collector", "rules", "alarms"})
+    m = n.mapping(
+        {"plant", "data_dir", "instance", "database", "http", "collector", "rules", "alarms", "uplink"}
+    )
     if m is None:
         return None
     plant = req(m, "plant", n, Node.text)
@@ -150,6 +156,7 @@ def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonCo
     database = opt(m, "database", lambda x: validate(x, DatabaseSettings), DatabaseSettings())
     http = opt(m, "http", lambda x: validate(x, HttpSettings), HttpSettings())
     collector = opt(m, "collector", parse_collector, CollectorSettings())
+    uplink = opt(m, "uplink", parse_uplink, UplinkSettings())
     if plant is None:
         return None
     return DaemonConfig(
@@ -163,6 +170,7 @@ def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonCo
         rules=rules,
         alarms=alarms,
         alarms_enabled=alarms_enabled,
+        uplink=uplink,
     )
 
 

@@ -1,0 +1,116 @@
+"""The daemon config's ``uplink:`` section: how this enterprise reaches its bureau's broker.
+
+::
+
+    uplink:
+      enabled: true                    # default false: nothing is enqueued or sent
+      url: mqtts://bureau.example:8883 # mqtt:// or mqtts:// (TLS)
+      username: E3301001               # one username per enterprise: the ACL ties it to its topics
+      password_env: HAZMON_UPLINK_PASSWORD
+      ca_file: /etc/hazmon/bureau-ca.pem
+      cert_file: null                  # client certificate (mutual TLS), with key_file
+      key_file: null
+      client_id: ""                    # default hazmon-uplink-<enterprise id>
+      protocol: "5"                    # 5 (session expiry) | 3.1.1 (clean_session false)
+      session_expiry_s: 604800         # the broker keeps the session this long (MQTT 5)
+      keepalive_s: 30
+      batch: 100                       # messages in flight before waiting for their PUBACKs
+      ack_timeout_s: 10                # no PUBACK by then: reconnect and replay from the outbox
+      poll_interval_s: 1               # how often the outbox is looked at when idle
+      retry_max_s: 30                  # reconnect back-off cap
+      heartbeat_interval_s: 60
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from hazmon.plant.yamlnode import Node, opt, port_problem
+
+__all__ = ["UplinkSettings", "parse_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkSettings:
+    enabled: bool = False
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password_env: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    client_id: str = ""
+    protocol: str = "5"
+    session_expiry_s: int = 604_800
+    keepalive_s: int = 30
+    batch: int = 100
+    ack_timeout_s: float = 10.0
+    poll_interval_s: float = 1.0
+    retry_max_s: float = 30.0
+    heartbeat_interval_s: float = 60.0
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        u = urlsplit(self.url)
+        return u.port or (8883 if u.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+    def password(self) -> str | None:
+        """The password from ``password_env`` (read when connecting, never stored in the config)."""
+        return os.environ.get(self.password_env) if self.password_env else None
+
+
+def _url(n: Node) -> str | None:
+    url = n.text(env=True)
+    if url is None:
+        return None
+    if urlsplit(url).scheme not in ("mqtt", "mqtts") or not urlsplit(url).hostname:
+        n.problem(f"'{url}' is not mqtt://host[:port] or mqtts://host[:port]")
+        return None
+    why = port_problem(url)
+    if why is not None:
+        n.problem(why)
+        return None
+    return url
+
+
+def parse_settings(n: Node) -> UplinkSettings | None:
+    """`UplinkSettings` from the ``uplink:`` mapping; problems are recorded on ``n``."""
+    m = n.mapping(set(UplinkSettings.__dataclass_fields__))
+    if m is None:
+        return None
+    d = UplinkSettings()
+    s = UplinkSettings(
+        enabled=opt(m, "enabled", Node.flag, d.enabled),
+        url=opt(m, "url", _url, d.url),
+        username=opt(m, "username", lambda x: x.text(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", "an id"), None),
+        password_env=opt(
+            m, "password_env", lambda x: x.text(r"[A-Za-z_][A-Za-z0-9_]*", "a variable name"), None
+        ),
+        ca_file=opt(m, "ca_file", Node.text, None),
+        cert_file=opt(m, "cert_file", Node.text, None),
+        key_file=opt(m, "key_file", Node.text, None),
+        client_id=opt(m, "client_id", Node.text, d.client_id),
+        protocol=opt(m, "protocol", lambda x: x.choice(("5", "3.1.1")), d.protocol),
+        session_expiry_s=opt(m, "session_expiry_s", lambda x: x.whole(0), d.session_expiry_s),
+        keepalive_s=opt(m, "keepalive_s", lambda x: x.whole(5), d.keepalive_s),
+        batch=opt(m, "batch", lambda x: x.whole(1), d.batch),
+        ack_timeout_s=opt(m, "ack_timeout_s", lambda x: x.num(0.1), d.ack_timeout_s),
+        poll_interval_s=opt(m, "poll_interval_s", lambda x: x.num(0.01), d.poll_interval_s),
+        retry_max_s=opt(m, "retry_max_s", lambda x: x.num(0.1), d.retry_max_s),
+        heartbeat_interval_s=opt(m, "heartbeat_interval_s", lambda x: x.num(1.0), d.heartbeat_interval_s),
+    )
+    if (s.cert_file is None) != (s.key_file is None):
+        m.get("cert_file", m.get("key_file", n)).problem("cert_file and key_file go together")
+    if s.password_env is not None and s.username is None:
+        m["password_env"].problem("a password needs a username")
+    return s
