@@ -22,6 +22,7 @@ from hazmon.plant.model import (
     HazardSource,
     Inventory,
     Limits,
+    Location,
     MqttBinding,
     MqttBroker,
     OpcUaBinding,
@@ -468,6 +469,22 @@ def _vote_group(n: Node, tags: set[str]) -> VoteGroup | None:
     return VoteGroup(gid, tuple(sensors), k)
 
 
+def _location(n: Node) -> Location | None:
+    """`location: {lat, lon}` in WGS 84 degrees (weather warnings' polygons and circles)."""
+    m = n.mapping({"lat", "lon"})
+    if m is None:
+        return None
+    lat = req(m, "lat", n, lambda x: x.num(-90.0))
+    lon = req(m, "lon", n, lambda x: x.num(-180.0))
+    if lat is not None and lat > 90:
+        m["lat"].problem(f"must be <= 90, got {lat:g}")
+        return None
+    if lon is not None and lon > 180:
+        m["lon"].problem(f"must be <= 180, got {lon:g}")
+        return None
+    return None if lat is None or lon is None else Location(lat, lon)
+
+
 def _hazard_source(n: Node, eps: _Endpoints) -> HazardSource | None:
     m = n.mapping(
         {
@@ -480,10 +497,12 @@ def _hazard_source(n: Node, eps: _Endpoints) -> HazardSource | None:
             "sensors",
             "equipment",
             "vote_groups",
+            "location",
         }
     )
     if m is None:
         return None
+    location = opt(m, "location", _location, None)
     hid = req(m, "id", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
     name = req(m, "name", n, Node.text)
     kind = opt(m, "kind", lambda x: x.choice(("storage", "production")), "storage")
@@ -526,7 +545,7 @@ def _hazard_source(n: Node, eps: _Endpoints) -> HazardSource | None:
     if hid is None or name is None or people is None or resp is None:
         return None
     return HazardSource(
-        hid, name, people, tuple(inv), resp, tuple(sensors), tuple(equipment), tuple(groups), kind
+        hid, name, people, tuple(inv), resp, tuple(sensors), tuple(equipment), tuple(groups), kind, location
     )
 
 

@@ -224,6 +224,14 @@ class VoteGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class Location:
+    """Where a hazard source stands (WGS 84 degrees): weather warnings with an area polygon or circle."""
+
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
 class HazardSource:
     id: str
     name: str
@@ -234,6 +242,7 @@ class HazardSource:
     equipment: tuple[Equipment, ...] = ()
     vote_groups: tuple[VoteGroup, ...] = ()
     kind: str = "storage"  # storage | production
+    location: Location | None = None  # optional `location: {lat, lon}`
 
 
 @dataclass(frozen=True, slots=True)

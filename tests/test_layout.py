@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUND = {"plant", "store"}
-COMPONENTS = {"collector", "rules", "alarms", "simulators", "grafana", "supervision"}
+COMPONENTS = {"collector", "rules", "alarms", "simulators", "grafana", "supervision", "weather"}
 ROOF = "hazmon"
 
 
