@@ -92,13 +92,18 @@ def area_covers(area: Area, region: Region, location: Location | None) -> bool:
 
 
 def source_kinds(hs: HazardSource) -> frozenset[SourceKind]:
-    """Which rows of the effects table apply: any, flammable and/or toxic from the chemicals."""
+    """Which rows of the effects table apply: any, flammable and/or toxic from the chemicals.
+
+    Flammable: a lower explosive limit or a GB 18218 flammable class; toxic otherwise, when
+    the chemical has a MAC or an IDLH or a toxic class (chlorine) [U: hazmon's grouping].
+    """
     kinds = {SourceKind.ANY}
     for inv in hs.inventory:
         c = inv.chemical
-        if c.lel_pct is not None:
+        cls = c.beta_class.lower()
+        if c.lel_pct is not None or "flam" in cls:  # LPG is a mixture: no LEL, but W2 flammable gas
             kinds.add(SourceKind.FLAMMABLE)
-        elif c.mac is not None or c.pc_twa is not None or c.idlh_ppm is not None:
+        elif "toxic" in cls or c.mac is not None or c.idlh_ppm is not None:
             kinds.add(SourceKind.TOXIC)
     return frozenset(kinds)
 
