@@ -42,6 +42,7 @@ from hazmon.plant.supervision_standards import (
     parse_supervision,
     valid_timezone,
 )
+from hazmon.plant.weather_standards import EFFECTS, parse_weather
 from hazmon.plant.yamlnode import (
     ID_PATTERN,
     ID_WHAT,
@@ -550,7 +551,9 @@ def _hazard_source(n: Node, eps: _Endpoints) -> HazardSource | None:
 
 
 def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-level section
-    m = root.mapping({"enterprise", "bureaus", "endpoints", "hazard_sources", "tiers", "supervision"})
+    m = root.mapping(
+        {"enterprise", "bureaus", "endpoints", "hazard_sources", "tiers", "supervision", "weather"}
+    )
     if m is None:
         return None
     ent = req(m, "enterprise", root, _enterprise)
@@ -612,6 +615,7 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
         return None
     tiers = _tiers(m["tiers"]) if "tiers" in m else None
     supervision = opt(m, "supervision", parse_supervision, SupervisionSettings())
+    weather = opt(m, "weather", parse_weather, EFFECTS)
     return Plant(
         root.ctx.file,
         ent,
@@ -621,6 +625,7 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
         tuple(sources),
         tiers if tiers is not None else {k: dict(v) for k, v in TIER_TABLE.items()},
         supervision,
+        weather,
     )
 
 

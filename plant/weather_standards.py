@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
 from hazmon.plant.standards import Level
+from hazmon.plant.yamlnode import Node, req
 
 __all__ = [
     "CAP_NS",
@@ -33,6 +34,7 @@ __all__ = [
     "Effect",
     "SourceKind",
     "WarningKind",
+    "parse_weather",
 ]
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -193,3 +195,42 @@ EFFECTS: tuple[Effect, ...] = (
     ),
 )
 """hazmon's default effects table; a plant file's `weather:` section may replace it."""
+
+
+def _effect(n: Node) -> Effect | None:
+    m = n.mapping({"kind", "source", "min_colour", "level", "duties"})
+    if m is None:
+        return None
+    kind = req(m, "kind", n, lambda x: x.choice(tuple(k.value for k in WarningKind)))
+    source = req(m, "source", n, lambda x: x.choice(tuple(k.value for k in SourceKind)))
+    colour = req(m, "min_colour", n, lambda x: x.choice(tuple(c.name.lower() for c in Colour)))
+    level = req(m, "level", n, lambda x: x.choice(tuple(lv.value for lv in Level)))
+    duties: list[str] = []
+    for d in m["duties"].sequence() if "duties" in m else []:
+        t = d.text()
+        if t is not None and t not in DUTIES_ZH:
+            d.problem(f"unknown duty '{t}' (one of: {', '.join(DUTIES_ZH)})")
+        elif t is not None:
+            duties.append(t)
+    if kind is None or source is None or colour is None or level is None:
+        return None
+    return Effect(WarningKind(kind), SourceKind(source), Colour[colour.upper()], Level(level), tuple(duties))
+
+
+def parse_weather(n: Node) -> tuple[Effect, ...] | None:
+    """The plant file's ``weather:`` section: an effects table replacing `EFFECTS`.
+
+    ::
+
+        weather:
+          effects:
+            - {kind: heat, source: flammable, min_colour: orange, level: first,
+               duties: [24h_duty, cooling_check]}
+    """
+    m = n.mapping({"effects"})
+    if m is None:
+        return None
+    if "effects" not in m:
+        return EFFECTS
+    rows = [e for e in (_effect(x) for x in m["effects"].sequence()) if e is not None]
+    return tuple(rows)

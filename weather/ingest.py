@@ -24,7 +24,6 @@ from pathlib import Path
 import psycopg
 
 from hazmon.plant.model import Plant
-from hazmon.plant.weather_standards import EFFECTS
 from hazmon.plant.weather_standards import Effect as TableRow
 from hazmon.weather import repository as repo
 from hazmon.weather.cap import Alert, Reason, Refused, parse
@@ -57,9 +56,13 @@ class Tally:
             self.by_reason[o.reason.value] += 1
 
 
-def effects_of(plant: Plant, alert: Alert, table: Sequence[TableRow] = EFFECTS) -> list[repo.Effect]:
-    """The hazard sources of `plant` an alert concerns, with the level and duties it has there."""
+def effects_of(plant: Plant, alert: Alert, table: Sequence[TableRow] | None = None) -> list[repo.Effect]:
+    """The hazard sources of `plant` an alert concerns, with the level and duties it has there.
+
+    `table`: the effects table (default: the plant's, `Plant.weather_effects`).
+    """
     kind, colour = alert.kind, alert.colour
+    table = plant.weather_effects if table is None else table
     if kind is None or colour is None:
         return []
     out = []
@@ -77,7 +80,7 @@ def ingest(  # noqa: PLR0917 - the document and its context
     data: bytes,
     name: str,
     now: datetime,
-    table: Sequence[TableRow] = EFFECTS,
+    table: Sequence[TableRow] | None = None,
 ) -> Outcome:
     """Parse, check and store one document; never raises on bad input."""
     a = parse(data, name)
@@ -106,7 +109,7 @@ def scan_directory(  # noqa: PLR0917 - the inbox and its context
     inbox: Path,
     now: datetime,
     tally: Tally | None = None,
-    table: Sequence[TableRow] = EFFECTS,
+    table: Sequence[TableRow] | None = None,
 ) -> list[Outcome]:
     """Ingest every ``*.xml`` in `inbox` once, then move it out of the inbox.
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from hazmon.plant.findings import Condition, Finding
 from hazmon.plant.model import Plant
 from hazmon.plant.standards import Level
-from hazmon.plant.weather_standards import DUTIES_ZH, EFFECTS, Colour, Effect, WarningKind
+from hazmon.plant.weather_standards import DUTIES_ZH, Colour, Effect, WarningKind
 from hazmon.weather.cap import Alert
 from hazmon.weather.matching import area_covers, effect_for
 
@@ -80,9 +80,12 @@ def in_force(alerts: Iterable[Alert], now: datetime) -> list[Alert]:
 
 
 def active_at(
-    plant: Plant, alerts: Iterable[Alert], now: datetime, table: Sequence[Effect] = EFFECTS
+    plant: Plant, alerts: Iterable[Alert], now: datetime, table: Sequence[Effect] | None = None
 ) -> dict[tuple[str, WarningKind], Active]:
-    """Per (hazard source, kind): the warning in force there and its effect."""
+    """Per (hazard source, kind): the warning in force there and its effect.
+
+    `table`: the effects table (default: the plant's, `Plant.weather_effects`).
+    """
     out: dict[tuple[str, WarningKind], Active] = {}
     region = plant.enterprise.region
     for a in in_force(alerts, now):
@@ -93,7 +96,7 @@ def active_at(
         for hs in plant.hazard_sources:
             if not any(area_covers(ar, region, hs.location) for ar in a.areas):
                 continue
-            eff = effect_for(kind, colour, hs, table)
+            eff = effect_for(kind, colour, hs, plant.weather_effects if table is None else table)
             if eff is None:
                 continue
             key = (hs.id, kind)
@@ -140,7 +143,7 @@ def transitions(
     plant: Plant,
     alerts: Sequence[Alert],
     now: datetime,
-    table: Sequence[Effect] = EFFECTS,
+    table: Sequence[Effect] | None = None,
 ) -> list[Transition]:
     """Every start, change and end of a warning kind at a hazard source up to `now`, in time order.
 
