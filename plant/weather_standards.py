@@ -126,8 +126,8 @@ class SourceKind(StrEnum):
     """What a hazard source holds, for the effects table (from its chemicals) [U]."""
 
     ANY = "any"
-    FLAMMABLE = "flammable"  # a chemical with a lower explosive limit (LPG, methanol…)
-    TOXIC = "toxic"  # a chemical with an occupational exposure limit and no LEL (chlorine…)
+    FLAMMABLE = "flammable"  # an LEL or a GB 18218 flammable class (LPG, methanol…)
+    TOXIC = "toxic"  # not flammable, with a MAC, an IDLH or a toxic class (chlorine…)
 
 
 @dataclass(frozen=True, slots=True)
