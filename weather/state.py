@@ -5,7 +5,7 @@ Folding rules (hazmon's reading of CAP 1.2 3.2.1 msgType) [U]:
 - alerts are applied in the order of their ``sent`` time (ties: identifier);
 - an Alert is in force from max(sent, effective, onset) until its ``expires`` (none: until
   cancelled); only ``status=Actual`` takes effect (Exercise, Test, System, Draft are
-  stored but change nothing at a hazard source);
+  stored but change nothing at a hazard source, nor end or update an Actual warning);
 - an Update replaces every warning it references (they end) and is in force itself;
 - a Cancel ends every warning it references; a reference to a warning never received
   changes nothing (the update or cancel is stored and flagged, see `repository`).
@@ -69,10 +69,12 @@ def in_force(alerts: Iterable[Alert], now: datetime) -> list[Alert]:
     for a in _order(alerts):
         if a.sent > now:
             break
+        if a.status != "Actual":  # an exercise or test never starts, updates or ends a real warning
+            continue
         if a.msg_type in ("Update", "Cancel"):
             for _, ident, _ in a.references:
                 live.pop(ident, None)
-        if a.msg_type in ("Alert", "Update") and a.status == "Actual":
+        if a.msg_type in ("Alert", "Update"):
             live[a.identifier] = a
     return [
         a for a in live.values() if _start(a) <= now and (a.expires is None or now < a.expires)

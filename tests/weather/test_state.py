@@ -123,3 +123,10 @@ def test_the_most_severe_colour_of_a_kind_decides(example_plant: Plant) -> None:
     act = active_at(example_plant, [alert("lightning_yellow.xml"), r], at(12))
     assert act["lpg-spheres", WarningKind.LIGHTNING].colour is Colour.RED
     assert act["lpg-spheres", WarningKind.LIGHTNING].level is Level.FIRST
+
+
+def test_an_exercise_cancel_does_not_end_an_actual_warning() -> None:
+    doc = sample("lightning_cancel.xml").replace(b"<status>Actual</status>", b"<status>Exercise</status>")
+    drill = parse(doc.replace(ORANGE.encode(), YELLOW.encode()))
+    assert isinstance(drill, Alert) and drill.references[0][1] == YELLOW
+    assert [a.identifier for a in in_force([alert("lightning_yellow.xml"), drill], at(19))] == [YELLOW]
