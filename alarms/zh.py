@@ -34,6 +34,7 @@ CONDITION_ZH = {
     "rectification_overdue": "隐患整改逾期",
     "duty_check_overdue": "包保责任人检查逾期",
     "commitment_missing": "安全承诺未按时填报",
+    "weather_warning": "气象预警",
 }
 
 STATE_ZH = {

@@ -18,6 +18,7 @@ from hazmon import (
     cmd_run,
     cmd_simulate,
     cmd_supervision,
+    cmd_weather,
 )
 from hazmon.logs import configure_logging
 
@@ -26,7 +27,7 @@ __all__ = ["main"]
 Handler = Callable[[argparse.Namespace], int]
 
 # Each module has register(subparsers) and sets `handler` on its parsers.
-_AREAS = (cmd_plant, cmd_db, cmd_simulate, cmd_run, cmd_alarms, cmd_grafana, cmd_supervision)
+_AREAS = (cmd_plant, cmd_db, cmd_simulate, cmd_run, cmd_alarms, cmd_grafana, cmd_supervision, cmd_weather)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from hazmon.plant.model import (
     HazardSource,
     Inventory,
     Limits,
+    Location,
     MqttBinding,
     MqttBroker,
     OpcUaBinding,
@@ -34,6 +35,7 @@ from hazmon.plant.supervision_standards import (
     SupervisionSettings,
     parse_supervision,
 )
+from hazmon.plant.weather_standards import EFFECTS, parse_weather
 from hazmon.plant.yamlnode import (
     ID_PATTERN,
     ID_WHAT,
@@ -288,6 +290,22 @@ def _vote_group(n: Node, tags: set[str]) -> VoteGroup | None:
     return VoteGroup(gid, tuple(sensors), k)
 
 
+def _location(n: Node) -> Location | None:
+    """`location: {lat, lon}` in WGS 84 degrees (weather warnings' polygons and circles)."""
+    m = n.mapping({"lat", "lon"})
+    if m is None:
+        return None
+    lat = req(m, "lat", n, lambda x: x.num(-90.0))
+    lon = req(m, "lon", n, lambda x: x.num(-180.0))
+    if lat is not None and lat > 90:
+        m["lat"].problem(f"must be <= 90, got {lat:g}")
+        return None
+    if lon is not None and lon > 180:
+        m["lon"].problem(f"must be <= 180, got {lon:g}")
+        return None
+    return None if lat is None or lon is None else Location(lat, lon)
+
+
 def _hazard_source(n: Node, eps: _Endpoints) -> HazardSource | None:
     m = n.mapping(
         {
@@ -300,10 +318,12 @@ def _hazard_source(n: Node, eps: _Endpoints) -> HazardSource | None:
             "sensors",
             "equipment",
             "vote_groups",
+            "location",
         }
     )
     if m is None:
         return None
+    location = opt(m, "location", _location, None)
     hid = req(m, "id", n, lambda x: x.text(ID_PATTERN, ID_WHAT))
     name = req(m, "name", n, Node.text)
     kind = opt(m, "kind", lambda x: x.choice(("storage", "production")), "storage")
@@ -348,12 +368,14 @@ def _hazard_source(n: Node, eps: _Endpoints) -> HazardSource | None:
     if hid is None or name is None or people is None or resp is None:
         return None
     return HazardSource(
-        hid, name, people, tuple(inv), resp, tuple(sensors), tuple(equipment), tuple(groups), kind
+        hid, name, people, tuple(inv), resp, tuple(sensors), tuple(equipment), tuple(groups), kind, location
     )
 
 
 def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-level section
-    m = root.mapping({"enterprise", "bureaus", "endpoints", "hazard_sources", "tiers", "supervision"})
+    m = root.mapping(
+        {"enterprise", "bureaus", "endpoints", "hazard_sources", "tiers", "supervision", "weather"}
+    )
     if m is None:
         return None
     ent = req(m, "enterprise", root, sections.enterprise)
@@ -415,6 +437,7 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
         return None
     tiers = _tiers(m["tiers"]) if "tiers" in m else None
     supervision = opt(m, "supervision", parse_supervision, SupervisionSettings())
+    weather = opt(m, "weather", parse_weather, EFFECTS)
     return Plant(
         root.ctx.file,
         ent,
@@ -424,6 +447,7 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
         tuple(sources),
         tiers if tiers is not None else {k: dict(v) for k, v in TIER_TABLE.items()},
         supervision,
+        weather,
     )
 
 

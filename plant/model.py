@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from hazmon.plant.standards import TIER_TABLE, Chemical, Grade, Level, Tier
 from hazmon.plant.supervision_standards import DEFAULT_TIMEZONE, SupervisionSettings
+from hazmon.plant.weather_standards import EFFECTS as WEATHER_EFFECTS
+from hazmon.plant.weather_standards import Effect as WeatherEffect
 
 __all__ = [
     "UNITS",
@@ -224,6 +226,14 @@ class VoteGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class Location:
+    """Where a hazard source stands (WGS 84 degrees): weather warnings with an area polygon or circle."""
+
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
 class HazardSource:
     id: str
     name: str
@@ -234,6 +244,7 @@ class HazardSource:
     equipment: tuple[Equipment, ...] = ()
     vote_groups: tuple[VoteGroup, ...] = ()
     kind: str = "storage"  # storage | production
+    location: Location | None = None  # optional `location: {lat, lon}`
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +263,8 @@ class Plant:
     """Tier by (finding level, grade): `standards.TIER_TABLE` with the plant file's `tiers:` over it."""
     supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
     """Duty check periods and the daily commitment's time (the plant file's `supervision:`)."""
+    weather_effects: tuple[WeatherEffect, ...] = WEATHER_EFFECTS
+    """Weather warning kind, colour -> advisory level, duties (`weather_standards.EFFECTS` or `weather:`)."""
 
     def sensors(self) -> list[Sensor]:
         return [s for hs in self.hazard_sources for s in hs.sensors]

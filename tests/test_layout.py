@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUND = {"plant", "store"}
-COMPONENTS = {"collector", "rules", "alarms", "simulators", "grafana", "supervision", "uplink"}
+COMPONENTS = {"collector", "rules", "alarms", "simulators", "grafana", "supervision", "uplink", "weather"}
 ROOF = "hazmon"
 
 
