@@ -305,9 +305,12 @@ def test_upgrading_a_plain_database_counts_the_bad_readings_already_rolled_up(
     monkeypatch.setattr(
         migrate_module,
         "migrations",
-        # the schema before issue 13 and before out-of-range readings (0410 replaces 0003's refresh)
+        # the schema before issue 13 and before out-of-range readings (0411 replaces 0003's refresh)
         lambda: [
-            m for m in every if m.version not in ("0003_rollups", "0403_sensor_health_rollups", "0410_out_of_range")
+            m
+            for m in every
+            if m.version
+            not in ("0003_rollups", "0403_sensor_health_rollups", "0410_out_of_range", "0411_out_of_range_rollups")
         ],
     )
     with connect(empty_db) as c:
@@ -320,7 +323,12 @@ def test_upgrading_a_plain_database_counts_the_bad_readings_already_rolled_up(
         c.execute("SELECT hazmon_refresh_rollups(%s, %s)", (H4, H4 + timedelta(minutes=2)))
         monkeypatch.setattr(migrate_module, "migrations", lambda: every)
         res = migrate_module.migrate(c, StorageSettings(mode="plain"))
-        assert res.applied == ("0003_rollups", "0403_sensor_health_rollups", "0410_out_of_range")
+        assert res.applied == (
+            "0003_rollups",
+            "0403_sensor_health_rollups",
+            "0410_out_of_range",
+            "0411_out_of_range_rollups",
+        )
         assert c.execute("SELECT n, bad FROM readings_1m ORDER BY bucket").fetchall() == [(60, 6), (60, 6)]
         assert c.execute("SELECT n, bad FROM readings_1h").fetchall() == [(120, 12)]
 

@@ -3,8 +3,8 @@
 -- detector) is stored as the transmitter sent it, but it is not a measurement. The
 -- writer marks it; here the raw series leaves it out, the latest-reading view calls
 -- the sensor out_of_range and gives it no limit state.
--- TimescaleDB mode: the continuous aggregates readings_1m / readings_1h (0003_rollups.timescale.sql)
--- leave quality 3 out of their measurement columns with FILTER (WHERE quality <> 3).
+-- Both modes: the rollups leave it out too (plain: 0411_out_of_range_rollups.plain.sql;
+-- TimescaleDB: the continuous aggregates of 0003_rollups.timescale.sql filter it).
 
 CREATE OR REPLACE FUNCTION hazmon_series(p_sensors integer[], p_from timestamptz, p_to timestamptz, p_step_ms bigint)
 RETURNS TABLE ("time" timestamptz, sensor_id integer, min double precision, max double precision,
