@@ -108,6 +108,7 @@ class Daemon:
         self._findings_ready = asyncio.Event()
         self._alarms_idle = asyncio.Event()  # clear while findings are being handed to the alarm service
         self._alarms_idle.set()
+        self._alarms_handled = asyncio.Condition()  # notified after each hand-over to the alarm service
         self._storage_mode = ""
         self._overrides: dict[str, Limits] = {}
         self._newest_stored: dict[str, int] = {}  # OPC UA endpoint -> newest stored reading (µs)
@@ -185,7 +186,7 @@ class Daemon:
         ]
         if w.alarms is not None:
             supervision = SupervisionFindings(
-                dsn, self.plant, w.metrics, self._found, self.supervision_every_s
+                dsn, self.plant, w.metrics, self._found_and_recorded, self.supervision_every_s
             )
             self._tasks.append(asyncio.create_task(self._alarms(), name="alarms"))
             self._tasks.append(asyncio.create_task(supervision.run(), name="supervision"))
@@ -373,6 +374,18 @@ class Daemon:
             if found and w.alarms is not None:
                 self._found(found)
 
+    async def _found_and_recorded(self, findings: Sequence[Finding]) -> None:
+        """Queue ``findings`` for the alarms and return once the alarm service has recorded them."""
+        w = self.w
+        assert w is not None
+        mine = {id(f) for f in findings}
+        self._found(findings)
+        # the alarms task takes the queue and clears "idle" in one step; a failed handle puts them back
+        async with self._alarms_handled:
+            await self._alarms_handled.wait_for(
+                lambda: self._alarms_idle.is_set() and not any(id(f) in mine for f in w.pending_findings)
+            )
+
     def _found(self, findings: Sequence[Finding]) -> None:
         """Findings for the alarms (rules, supervision): queued, and the alarms task woken."""
         w = self.w
@@ -428,6 +441,8 @@ class Daemon:
                 raise
             finally:
                 self._alarms_idle.set()
+            async with self._alarms_handled:
+                self._alarms_handled.notify_all()
             if failed:
                 await asyncio.sleep(1.0)
                 self._findings_ready.set()

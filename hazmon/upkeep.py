@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
@@ -152,8 +152,10 @@ class SupervisionFindings:
     """Hidden dangers and duties -> alarms: overdue rectifications, missed checks, missing commitments.
 
     `hazmon.supervision` computes only the changes since what the alarms were last told
-    (one finding per record and deadline); they go to ``found`` (joining the rules'
-    findings), then the told state is stored so a restart repeats nothing.
+    (one finding per record and deadline); ``found`` hands them to the alarms and returns
+    once the alarm service has recorded them — only then is the told state stored, so a
+    crash in between repeats them at the next start (the alarm service keeps one alarm per
+    cause) instead of losing them.
     """
 
     def __init__(
@@ -161,7 +163,7 @@ class SupervisionFindings:
         dsn: str,
         plant: Plant,
         metrics: Metrics,
-        found: Callable[[Sequence[Finding]], None],
+        found: Callable[[Sequence[Finding]], Awaitable[None]],
         every_s: float,
     ) -> None:
         self.dsn = dsn
@@ -176,7 +178,7 @@ class SupervisionFindings:
             try:
                 sweep = await asyncio.to_thread(sweep_once, self.dsn, self.plant, from_us(now_us()))
                 if sweep.findings:
-                    self.found(sweep.findings)
+                    await self.found(sweep.findings)  # recorded by the alarm service
                 await asyncio.to_thread(mark_told, self.dsn, self.plant, sweep)
             except Exception as e:  # the database may be down: the next round sees the same changes
                 self.metrics.inc("hazmon_pipeline_errors_total", 1, {"stage": "supervision"})

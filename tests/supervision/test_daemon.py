@@ -49,3 +49,61 @@ async def test_an_overdue_rectification_reaches_the_alarms_once(
         )
     assert rows(db_dsn, sql) == [("rectification_overdue", f"hidden-danger/{d.id}", "fault", True)]
     assert rows(db_dsn, "SELECT count(*) FROM alarm_event WHERE kind = 'raised'") == [(1,)]
+
+
+async def test_nothing_is_marked_told_before_the_alarms_recorded_it(
+    example_plant: Plant, db_dsn: str
+) -> None:
+    """A crash between handing supervision findings over and their recording must not lose them: the
+    told state (what the alarms already know) is stored only after the alarm service recorded them."""
+    import asyncio
+
+    from hazmon.collector import Metrics
+    from hazmon.upkeep import SupervisionFindings
+    from tests.daemon.helpers import wait_for
+
+    now = datetime.now(UTC)
+    with connect(db_dsn) as c:
+        r = Report("LT-101 reads 5 cm high", DangerLevel.GENERAL, FoundBy.INSPECTION, "cl2-tankfarm")
+        d = repo.add_danger(
+            c,
+            example_plant,
+            Step(Action.REPORT, "王强", "operator", now - timedelta(days=5), "", r.to_json()),
+        )
+        late = (now - timedelta(days=3)).astimezone(ZoneInfo("Asia/Shanghai")).date()
+        repo.add_step(
+            c,
+            example_plant,
+            d.id,
+            Step(
+                Action.START, "王强", "operator", now - timedelta(days=5), "", {"deadline": late.isoformat()}
+            ),
+        )
+        c.commit()
+    handed: list[int] = []
+
+    async def never_recorded(findings: object) -> None:  # the alarm service is down, or the process dies
+        handed.append(1)
+        await asyncio.Event().wait()
+
+    sweeps = asyncio.create_task(
+        SupervisionFindings(db_dsn, example_plant, Metrics(), never_recorded, 0.05).run()
+    )
+    try:
+        await wait_for(lambda: bool(handed), "the overdue rectification handed to the alarms")
+        await asyncio.sleep(0.3)
+        assert rows(db_dsn, "SELECT count(*) FROM supervision_told") == [(0,)]
+    finally:
+        sweeps.cancel()
+
+    async def recorded(findings: object) -> None:
+        handed.append(2)
+
+    sweeps = asyncio.create_task(SupervisionFindings(db_dsn, example_plant, Metrics(), recorded, 0.05).run())
+    try:  # the same changes again (nothing was told), and once recorded they are stored as told
+        await wait_for(
+            lambda: bool(rows(db_dsn, "SELECT 1 FROM supervision_told WHERE active")), "told stored"
+        )
+    finally:
+        sweeps.cancel()
+    assert 2 in handed
