@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import psycopg
@@ -128,3 +129,12 @@ def stored_quality(r: Reading) -> int:
 def as_rows(readings: Iterable[Reading]) -> list[tuple[object, ...]]:
     """The rows the daemon stores for ``readings`` (tag, time, value, quality as stored)."""
     return sorted((r.tag, from_us(r.ts_us), r.value, stored_quality(r)) for r in readings)
+
+
+async def mqtt_subscribed(daemon: Any) -> None:
+    """Wait until every MQTT input of a started daemon has its subscription: a broker keeps nothing
+    published before it (no retained messages), so a test publishing earlier races the daemon's start."""
+    assert daemon.w is not None
+    for i in daemon.w.inputs:
+        if hasattr(i, "subscribed"):
+            await wait_for(i.subscribed.is_set, f"the subscription of {i.name}")

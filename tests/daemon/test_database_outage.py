@@ -21,7 +21,7 @@ from hazmon.alarms import AlarmSettings
 from hazmon.daemon import Daemon
 from hazmon.plant import Plant, Reading
 from tests.conftest import free_port
-from tests.daemon.helpers import Publisher, daemon_config, json_payload, mqtt_only, wait_for
+from tests.daemon.helpers import Publisher, daemon_config, json_payload, mqtt_only, mqtt_subscribed, wait_for
 from tests.daemon.proxy import CuttableProxy
 
 
@@ -69,6 +69,7 @@ async def test_daemon_starts_with_the_database_down_spools_and_catches_up(
             live, _ = await _get(d.http_port, "/healthz")
             assert live == 200  # alive: a restart would not bring the database back
 
+            await mqtt_subscribed(d)
             pub = Publisher(*mqtt_broker)
             now = time.time_ns() // 1000
             normal = [Reading("AT-103", now - 60_000_000 + i * 2_000_000, 0.1) for i in range(20)]

@@ -24,7 +24,7 @@ from hazmon.simulators.opcua_server import SimOpcUaServer
 from tests.alarms.helpers import assess_all, webhook_settings
 from tests.alarms.receivers import HttpReceiver
 from tests.conftest import free_port
-from tests.daemon.helpers import Publisher, count, daemon_config, json_payload, wait_for
+from tests.daemon.helpers import Publisher, count, daemon_config, json_payload, mqtt_subscribed, wait_for
 from tests.daemon.proxy import CuttableProxy
 
 FAST = CollectorSettings(
@@ -101,6 +101,7 @@ async def test_every_family_keeps_its_label_names_and_the_histograms_count(
             await server.send(opc)
             # 3 ppm of chlorine, over the GB/T 50493 setpoints, for longer than the on-delay: a red alarm
             topic = next(s.binding.topic for s in plant.sensors() if s.tag == "AT-101")  # type: ignore[union-attr]
+            await mqtt_subscribed(d)
             pub = Publisher(*mqtt_broker)
             gas = [Reading("AT-101", ts, 3.0) for ts in range(now - 8_000_000, now + 1, 2_000_000)]
             for r in gas:

@@ -16,7 +16,15 @@ import psycopg
 from hazmon.daemon import Daemon
 from hazmon.plant import Plant, Quality, Reading, from_us
 from hazmon.plant.reading import measuring_band
-from tests.daemon.helpers import Publisher, count, daemon_config, json_payload, mqtt_only, wait_for
+from tests.daemon.helpers import (
+    Publisher,
+    count,
+    daemon_config,
+    json_payload,
+    mqtt_only,
+    mqtt_subscribed,
+    wait_for,
+)
 
 TAG = "AT-103"  # chlorine, 0-10 ppm
 
@@ -45,7 +53,8 @@ async def test_impossible_values_are_stored_out_of_range_and_left_out_of_trends(
     sent |= {0.6: Quality.GOOD, 10.2: Quality.GOOD}  # 10.2: saturated, inside the NE 43 band
     sent |= {-5.0: Quality.OUT_OF_RANGE, 1e308 / 2: Quality.OUT_OF_RANGE}
     readings = [Reading(TAG, now - 20_000_000 + i * 2_000_000, v) for i, v in enumerate(sent)]
-    async with Daemon(daemon_config(tmp_path, db_dsn, plant), plant):
+    async with Daemon(daemon_config(tmp_path, db_dsn, plant), plant) as daemon:
+        await mqtt_subscribed(daemon)
         pub = Publisher(*mqtt_broker)
         for r in readings:
             pub.publish(topic, json_payload(r))
