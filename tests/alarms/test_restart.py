@@ -14,13 +14,12 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from hazmon.plant import Plant
-from tests.alarms.helpers import SECRET, T0, S, assess_all, gas, rows, who_when
+from tests.alarms.helpers import T0, S, assess_all, gas, rows, who_when
 from tests.alarms.receivers import HttpReceiver
 from tests.conftest import EXAMPLE_PLANT, ROOT
 
@@ -74,14 +73,6 @@ class ServiceProcess:
             assert self.p.stdin is not None
             self.p.stdin.close()
             self.p.wait(20)
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[HttpReceiver]:
-    r = HttpReceiver(secret=SECRET)
-    await r.start()
-    yield r
-    await r.stop()
 
 
 def _finding_cmd(t_s: int) -> dict[str, object]:

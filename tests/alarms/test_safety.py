@@ -20,18 +20,10 @@ from hazmon.alarms.messages import render
 from hazmon.plant import OpcUaBinding, Plant
 from hazmon.plant.findings import Condition
 from hazmon.plant.standards import Grade
-from tests.alarms.helpers import SECRET, T0, S, assess_all, gas, rows, webhook_settings
+from tests.alarms.helpers import T0, S, assess_all, gas, rows, webhook_settings
 from tests.alarms.receivers import HttpReceiver
 
 MakeService = Callable[..., Awaitable[AlarmService]]
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[HttpReceiver]:
-    r = HttpReceiver(secret=SECRET)
-    await r.start()
-    yield r
-    await r.stop()
 
 
 @pytest.fixture
