@@ -30,7 +30,13 @@ def _done(dsn: str, heartbeats: int) -> bool:
     return sum(k == "heartbeat" for k, _ in kinds) >= heartbeats and all(s for _, s in kinds)
 
 
-async def _run_until(svc: UplinkService, dsn: str, heartbeats: int) -> None:
+async def _run_until(svc: UplinkService, dsn: str, new_heartbeats: int) -> None:
+    """Run `svc` until it has added `new_heartbeats` heartbeats of its own and all are sent.
+
+    Counted from what the outbox held before: an earlier run may have left more heartbeats than
+    it waited for, and an absolute count would end this run before it enqueued anything.
+    """
+    heartbeats = sum(k == "heartbeat" for k, _ in _kinds(dsn)) + new_heartbeats
     t = asyncio.create_task(svc.run())
     async with asyncio.timeout(60):
         while not _done(dsn, heartbeats):  # noqa: ASYNC110 - polls the database, no event to wait on
@@ -58,9 +64,9 @@ async def test_registration_once_per_content_then_heartbeats(
 
     # a restart with the same plant adds no registration; a changed plant file does
     await _run_until(
-        UplinkService(settings, db_dsn, example_plant, lambda: endpoints, now=lambda: T0), db_dsn, 4
+        UplinkService(settings, db_dsn, example_plant, lambda: endpoints, now=lambda: T0), db_dsn, 2
     )
     assert [k for k, _ in _kinds(db_dsn)].count("registration") == 1
     renamed = replace(example_plant, enterprise=replace(example_plant.enterprise, name="新名称"))
-    await _run_until(UplinkService(settings, db_dsn, renamed, lambda: endpoints, now=lambda: T0), db_dsn, 6)
+    await _run_until(UplinkService(settings, db_dsn, renamed, lambda: endpoints, now=lambda: T0), db_dsn, 2)
     assert [k for k, _ in _kinds(db_dsn)].count("registration") == 2
