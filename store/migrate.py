@@ -4,7 +4,9 @@ Files in ``hazmon/store/migrations`` are named ``NNNN_name.sql``; a migration th
 differs between storage modes comes as ``NNNN_name.timescale.sql`` and
 ``NNNN_name.plain.sql``. Number ranges by owner keep components apart: store
 0001-0099, collector 0100-0199, rules 0200-0299, alarms 0300-0399, grafana
-0400-0499.
+0400-0499, supervision 0500-0599, uplink 0600-0699, weather 0700-0799, bureau
+0800-0899 (the bureau's tables live in the common set: a bureau runs in its own
+database and an enterprise database keeps them empty).
 """
 
 from __future__ import annotations
