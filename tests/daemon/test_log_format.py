@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit import private_plant_file
 from tests.conftest import free_port
-from tests.simulators.test_cli_recording import _private_plant_file
 
 
 def _hazmon(*args: str, out: Path) -> subprocess.Popen[bytes]:
@@ -63,7 +63,7 @@ def _not_json(text: str) -> list[str]:
 def test_daemon_and_simulator_write_json_lines_only_across_a_server_shutdown(
     tmp_path: Path, db_dsn: str, topic_prefix: str
 ) -> None:
-    plant_file = _private_plant_file(tmp_path, 1883, free_port(), topic_prefix)
+    plant_file = private_plant_file(tmp_path, 1883, free_port(), topic_prefix)
     cfg = tmp_path / "hazmon.yaml"
     cfg.write_text(
         f"plant: {plant_file}\ndata_dir: data\n"

@@ -14,6 +14,7 @@ from hazmon.plant import Plant, Quality, Reading, load
 from hazmon.simulators import Simulation, scenario_names
 from hazmon.simulators.recording import RecordingError, RecordingWriter, read_header, read_recording, steps_of
 from hazmon.store import ReadingColumns, connect, sensor_ids, write_readings
+from testkit import private_plant_file
 from tests.conftest import EXAMPLE_PLANT, PrivateMosquitto, free_port
 from tests.simulators.test_serving import Subscriber, _ts
 
@@ -87,21 +88,11 @@ def test_record_from_the_database(tmp_path: Path, db_dsn: str, example_plant: Pl
     assert read_header(out)["source"] == "database"
 
 
-def _private_plant_file(tmp_path: Path, mqtt_port: int, opcua_port: int, prefix: str) -> Path:
-    text = EXAMPLE_PLANT.read_text(encoding="utf-8")
-    text = text.replace("mqtt://127.0.0.1:1883", f"mqtt://127.0.0.1:{mqtt_port}")
-    text = text.replace("opc.tcp://127.0.0.1:4840/hazmon", f"opc.tcp://127.0.0.1:{opcua_port}/hazmon")
-    text = text.replace("topic: plant/", f"topic: {prefix}/plant/")
-    p = tmp_path / "plant.yaml"
-    p.write_text(text, encoding="utf-8")
-    return p
-
-
 @pytest.mark.slow
 def test_replay_plays_the_recording_over_mqtt(
     tmp_path: Path, private_mosquitto: PrivateMosquitto, topic_prefix: str
 ) -> None:
-    plant_file = _private_plant_file(tmp_path, private_mosquitto.port, free_port(), topic_prefix)
+    plant_file = private_plant_file(tmp_path, private_mosquitto.port, free_port(), topic_prefix)
     plant = load(plant_file)
     rec = tmp_path / "r.gz"
     assert (
@@ -130,7 +121,7 @@ def test_simulate_serves_both_sides_and_records_what_it_served(
     tmp_path: Path, private_mosquitto: PrivateMosquitto, topic_prefix: str, example_plant: Plant
 ) -> None:
     opcua_port = free_port()
-    plant_file = _private_plant_file(tmp_path, private_mosquitto.port, opcua_port, topic_prefix)
+    plant_file = private_plant_file(tmp_path, private_mosquitto.port, opcua_port, topic_prefix)
     rec = tmp_path / "served.gz"
     sub = Subscriber("127.0.0.1", private_mosquitto.port, f"{topic_prefix}/#")
     try:

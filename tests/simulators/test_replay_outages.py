@@ -18,8 +18,9 @@ from hazmon.simulators.mqtt_publisher import MqttPublisher
 from hazmon.simulators.opcua_server import SimOpcUaServer
 from hazmon.simulators.recording import RecordingError, RecordingWriter, Replay, read_outages, read_recording
 from hazmon.simulators.serving import run_stream
+from testkit import private_plant_file
 from tests.conftest import PrivateMosquitto, free_port
-from tests.simulators.test_cli_recording import START, START_ISO, _private_plant_file
+from tests.simulators.test_cli_recording import START, START_ISO
 
 S = 1_000_000
 SCENARIO = """
@@ -104,7 +105,7 @@ def test_version_1_recordings_still_replay(tmp_path: Path) -> None:
 async def test_replay_stops_and_restarts_the_servers_where_the_recording_did(
     tmp_path: Path, private_mosquitto: PrivateMosquitto, topic_prefix: str
 ) -> None:
-    plant_file = _private_plant_file(tmp_path, private_mosquitto.port, free_port(), topic_prefix)
+    plant_file = private_plant_file(tmp_path, private_mosquitto.port, free_port(), topic_prefix)
     scenario = tmp_path / "outages.yaml"
     scenario.write_text(SCENARIO, encoding="utf-8")
     rec = tmp_path / "outages.hzrec.gz"
@@ -147,7 +148,7 @@ def _hazmon(*args: str) -> str:
 def test_hazmon_replay_reproduces_the_recorded_outages(
     tmp_path: Path, private_mosquitto: PrivateMosquitto, topic_prefix: str
 ) -> None:
-    plant_file = _private_plant_file(tmp_path, private_mosquitto.port, free_port(), topic_prefix)
+    plant_file = private_plant_file(tmp_path, private_mosquitto.port, free_port(), topic_prefix)
     scenario = tmp_path / "outages.yaml"
     scenario.write_text(SCENARIO, encoding="utf-8")
     rec = tmp_path / "served.hzrec.gz"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit import private_plant_file
 from tests.conftest import free_port
-from tests.simulators.test_cli_recording import _private_plant_file
 
 EXIT_BOUND_S = 8.0
 
@@ -29,7 +29,7 @@ _IGNORING_SIGINT = "import os, signal, sys; signal.signal(signal.SIGINT, signal.
 def test_simulate_started_in_the_background_exits_on_signal(
     tmp_path: Path, topic_prefix: str, sig: signal.Signals
 ) -> None:
-    plant_file = _private_plant_file(tmp_path, 1883, free_port(), topic_prefix)
+    plant_file = private_plant_file(tmp_path, 1883, free_port(), topic_prefix)
     log = tmp_path / "simulate.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

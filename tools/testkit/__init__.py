@@ -13,5 +13,14 @@ from __future__ import annotations
 from testkit.mosquitto import PrivateMosquitto
 from testkit.net import free_port, wait_port
 from testkit.opcua import big_server, write_tick
+from testkit.plantfile import EXAMPLE_PLANT, private_plant_file
 
-__all__ = ["PrivateMosquitto", "big_server", "free_port", "wait_port", "write_tick"]
+__all__ = [
+    "EXAMPLE_PLANT",
+    "PrivateMosquitto",
+    "big_server",
+    "free_port",
+    "private_plant_file",
+    "wait_port",
+    "write_tick",
+]
