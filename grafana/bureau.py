@@ -211,7 +211,7 @@ ORDER BY r.next_due, enterprise, r.code""",
                 "A",
                 f"""
 SELECT k.hour AS "time", {ename} AS metric, sum(k.alarms) AS value
-FROM alarm_kpi_hourly k JOIN enterprise en ON en.id = k.enterprise_id
+FROM alarm_kpi_hourly_in($__timeFrom()::timestamptz, $__timeTo()::timestamptz) k JOIN enterprise en ON en.id = k.enterprise_id
 WHERE {_REGION} AND {HOURS_IN_RANGE}
 GROUP BY 1, 2 ORDER BY 1""",
                 "time_series",
@@ -229,16 +229,16 @@ GROUP BY 1, 2 ORDER BY 1""",
                 f"""
 WITH hourly AS (
     SELECT k.enterprise_id, sum(k.alarms) AS total, max(k.alarms) AS peak
-    FROM (SELECT enterprise_id, hour, sum(alarms) AS alarms FROM alarm_kpi_hourly
-          WHERE $__timeFilter(hour) GROUP BY 1, 2) k
+    FROM (SELECT enterprise_id, hour, sum(alarms) AS alarms
+          FROM alarm_kpi_hourly_in($__timeFrom()::timestamptz, $__timeTo()::timestamptz) GROUP BY 1, 2) k
     GROUP BY 1
 ), floods AS (
     SELECT enterprise_id, sum(floods) AS n FROM alarm_kpi_floods WHERE $__timeFilter(hour) GROUP BY 1
 ), standing AS (
     SELECT enterprise_id, count(*) AS n FROM alarm_kpi_standing GROUP BY 1
 ), chattering AS (
-    SELECT enterprise_id, sum(chattering_alarms) AS n FROM alarm_kpi_chattering
-    WHERE $__timeFilter(hour) GROUP BY 1
+    SELECT enterprise_id, sum(chattering_alarms) AS n
+    FROM alarm_kpi_chattering_in($__timeFrom()::timestamptz, $__timeTo()::timestamptz) GROUP BY 1
 )
 SELECT {ename} AS enterprise,
        coalesce(h.total, 0) / greatest(extract(epoch FROM $__timeTo()::timestamptz

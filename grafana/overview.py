@@ -172,7 +172,7 @@ WHERE a.enterprise_id = {ent} AND e.kind = 'raised' AND e.at > now() - interval 
                 "A",
                 f"""
 SELECT k.hour AS "time", sum(k.alarms) AS alarms
-FROM alarm_kpi_hourly k
+FROM alarm_kpi_hourly_in($__timeFrom()::timestamptz, $__timeTo()::timestamptz) k
 WHERE k.enterprise_id = {ent} AND {HOURS_IN_RANGE}
 GROUP BY 1 ORDER BY 1""",
                 "time_series",
