@@ -3,7 +3,8 @@
 Builds a scratch database on the server of ``--dsn`` in storage mode ``--mode`` (plain
 PostgreSQL or TimescaleDB): one enterprise, 20 hazard sources of 25 sensors, 21.6 M readings
 loaded with `hazmon.store.write_readings` (binary COPY, one day per batch), rollups refreshed a
-day at a time on 2 connections (`hazmon.store.refresh_rollups`), 300 alarms with 20 000 events,
+day at a time on 2 connections (`hazmon.store.refresh_rollups`), 300 alarms with 66 activations
+each per 30 days over ``--alarm-days`` of history (400, what the daemon keeps: 264 000 events),
 one assessment per hazard source. In plain mode indexes are rebuilt after the load; in
 TimescaleDB mode chunks older than the compression age are compressed (raw and rollups) and
 the compression ratio is printed, so panels are measured on compressed data as in production.
@@ -12,7 +13,7 @@ Then runs each panel's SQL (expanded exactly as Grafana would, `hazmon.grafana.m
 ``--timescale-dsn`` the same bench also runs on that TimescaleDB server and both are printed
 side by side. Goal: every panel under 200 ms at 30 days. The scratch databases are dropped.
 
-    .venv/bin/python bench/panels.py [--days 30] [--sensors 500] [--keep]
+    .venv/bin/python bench/panels.py [--days 30] [--sensors 500] [--alarm-days 400] [--keep]
         [--dsn postgresql://postgres@127.0.0.1:5432/postgres] [--mode plain|timescaledb]
         [--timescale-dsn postgresql://postgres:pw@tsdb:5432/postgres]
 """
@@ -87,6 +88,7 @@ def _registry(conn: psycopg.Connection[tuple[object, ...]], sensors: int) -> lis
 
 
 def _alarms(conn: psycopg.Connection[tuple[object, ...]], now_us: int, days: int) -> None:
+    """300 alarms, 66 activations each per 30 days over ``days`` of alarm history."""
     conn.execute(
         """INSERT INTO alarm (enterprise_id, hazard_source, sensor, condition, region_code, level, tier,
                tier_name, state, active, acked, bureau_step, activations, activated_at_us,
@@ -103,8 +105,8 @@ def _alarms(conn: psycopg.Connection[tuple[object, ...]], now_us: int, days: int
     conn.execute(
         """INSERT INTO alarm_event (alarm_id, at_us, kind, actor, data)
            SELECT a.id, %s - (random() * %s)::bigint, 'raised', 'system', jsonb_build_object('tier', a.tier)
-           FROM alarm a, generate_series(1, 66) g""",
-        (now_us, days * 86_400_000_000),
+           FROM alarm a, generate_series(1, %s) g""",
+        (now_us, days * 86_400_000_000, max(1, round(66 * days / 30))),
     )
     conn.execute(  # messages sent, a third of them to the county bureau
         """INSERT INTO alarm_event (alarm_id, at_us, kind, actor, data)
@@ -152,7 +154,7 @@ def _compress(conn: psycopg.Connection[tuple[object, ...]], after_days: int) -> 
     return f"compression (chunks older than {after_days} days): " + "; ".join(parts)
 
 
-def build(dsn: str, sensors: int, days: int, now: datetime, mode: str) -> float:
+def build(dsn: str, sensors: int, days: int, now: datetime, mode: str, *, alarm_days: int) -> float:
     """Load the scratch database; returns seconds taken."""
     t0 = time.perf_counter()
     now_us = to_us(now)
@@ -164,7 +166,7 @@ def build(dsn: str, sensors: int, days: int, now: datetime, mode: str) -> float:
         conn.autocommit = False
         with conn.transaction():
             ids = _registry(conn, sensors)
-            _alarms(conn, now_us, days)
+            _alarms(conn, now_us, alarm_days)
         conn.autocommit = True
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '512MB'")
@@ -267,6 +269,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--sensors", type=int, default=500)
+    ap.add_argument(
+        "--alarm-days",
+        type=int,
+        default=400,
+        help="days of alarm history (the daemon keeps 400 by default: panels must not slow down with it)",
+    )
     ap.add_argument("--keep", action="store_true", help="do not drop the scratch databases")
     ap.add_argument("--dsn", default=ADMIN, help=f"a database on the server to measure (default {ADMIN})")
     ap.add_argument("--mode", choices=("plain", "timescaledb"), default="plain")
@@ -288,7 +296,7 @@ def main() -> int:
             dsn = (
                 admin.rsplit("/", 1)[0] + "/" + name + ("?" + admin.split("?", 1)[1] if "?" in admin else "")
             )
-            build(dsn, args.sensors, args.days, now, mode)
+            build(dsn, args.sensors, args.days, now, mode, alarm_days=args.alarm_days)
             results = measure(dsn, now)
             keys = keys or [k for k, _ in results]
             per_target.append(dict(results))

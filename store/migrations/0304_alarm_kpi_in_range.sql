@@ -1,10 +1,12 @@
 -- The alarm KPIs for a time range, for Grafana. The views alarm_kpi_hourly and
--- alarm_kpi_chattering group every activation ever raised before a panel's time filter can
--- apply (the filter is on the computed hour, which no index serves): at 30 days of history a
--- bureau's "alarm KPIs by enterprise" panel took 310 ms. These functions take the range first
--- and read only the activations inside it through alarm_event_kind_at (kind, at_us); their rows
--- are the views' rows for the hours that overlap [t_from, t_to] (an hour bucket starting before
--- t_from counts when it reaches into the range, as grafana.common.HOURS_IN_RANGE does).
+-- alarm_kpi_chattering (as 0303 left them) group every activation ever raised before a panel's
+-- time filter can apply (the filter is on the computed hour, which no index serves): their cost
+-- grows with the whole alarm history kept (400 days by default), not with the panel's range.
+-- These functions take the range first and read only the activations inside it through
+-- alarm_event_kind_at (kind, at_us); their rows are the views' rows for the hours that overlap
+-- [t_from, t_to] (an hour bucket starting before t_from counts when it reaches into the range,
+-- as grafana.common.HOURS_IN_RANGE does). The bounds are scalar subqueries, computed once per
+-- query (an expression of the arguments would be recomputed for every row scanned).
 -- SQL, STABLE: the planner inlines them into the panel's query.
 
 CREATE FUNCTION alarm_kpi_hourly_in(t_from timestamptz, t_to timestamptz)
@@ -20,9 +22,9 @@ SELECT a.enterprise_id,
        count(*) FILTER (WHERE (e.data ->> 'tier')::int = 2) AS yellow,
        count(*) FILTER (WHERE (e.data ->> 'tier')::int = 1) AS blue
 FROM alarm_event e JOIN alarm a ON a.id = e.alarm_id
-WHERE e.kind = 'raised'
-  AND e.at_us >= (extract(epoch FROM date_trunc('hour', t_from)) * 1e6)::bigint
-  AND e.at_us < (extract(epoch FROM date_trunc('hour', t_to) + interval '1 hour') * 1e6)::bigint
+WHERE e.kind = 'raised' AND NOT e.data ? 'cause'
+  AND e.at_us >= (SELECT (extract(epoch FROM date_trunc('hour', t_from)) * 1e6)::bigint)
+  AND e.at_us < (SELECT (extract(epoch FROM date_trunc('hour', t_to) + interval '1 hour') * 1e6)::bigint)
 GROUP BY 1, 2, 3
 $$;
 COMMENT ON FUNCTION alarm_kpi_hourly_in(timestamptz, timestamptz) IS
@@ -31,25 +33,25 @@ COMMENT ON FUNCTION alarm_kpi_hourly_in(timestamptz, timestamptz) IS
 CREATE FUNCTION alarm_kpi_chattering_in(t_from timestamptz, t_to timestamptz)
 RETURNS TABLE (enterprise_id text, "position" text, hour timestamptz, chattering_alarms bigint)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-WITH w AS (
-    SELECT (coalesce((SELECT value FROM alarm_kpi_target WHERE key = 'chattering_window_s'), 60) * 1e6)::bigint
-               AS window_us,
-           coalesce((SELECT value FROM alarm_kpi_target WHERE key = 'chattering_count'), 3) AS min_count,
-           (extract(epoch FROM date_trunc('hour', t_from)) * 1e6)::bigint AS lo_us,
-           (extract(epoch FROM date_trunc('hour', t_to) + interval '1 hour') * 1e6)::bigint AS hi_us
-), r AS (
+WITH r AS (
     -- the activations of the range and, for the count at its first ones, a window before it
     SELECT a.enterprise_id, a.position, e.alarm_id, e.at_us,
            count(*) OVER (PARTITION BY e.alarm_id ORDER BY e.at_us
-                          RANGE BETWEEN (SELECT window_us FROM w) PRECEDING AND CURRENT ROW) AS n
+                          RANGE BETWEEN (coalesce((SELECT value FROM alarm_kpi_target
+                                                   WHERE key = 'chattering_window_s'), 60) * 1e6)::bigint
+                                PRECEDING AND CURRENT ROW) AS n
     FROM alarm_event e JOIN alarm a ON a.id = e.alarm_id
-    WHERE e.kind = 'raised'
-      AND e.at_us >= (SELECT lo_us - window_us FROM w) AND e.at_us < (SELECT hi_us FROM w)
+    WHERE e.kind = 'raised' AND NOT e.data ? 'cause'
+      AND e.at_us >= (SELECT (extract(epoch FROM date_trunc('hour', t_from)) * 1e6)::bigint
+                             - (coalesce((SELECT value FROM alarm_kpi_target
+                                          WHERE key = 'chattering_window_s'), 60) * 1e6)::bigint)
+      AND e.at_us < (SELECT (extract(epoch FROM date_trunc('hour', t_to) + interval '1 hour') * 1e6)::bigint)
 )
 SELECT r.enterprise_id, r.position, date_trunc('hour', to_timestamp(r.at_us / 1e6)) AS hour,
        count(DISTINCT r.alarm_id) AS chattering_alarms
-FROM r, w
-WHERE r.n >= w.min_count AND r.at_us >= w.lo_us
+FROM r
+WHERE r.n >= coalesce((SELECT value FROM alarm_kpi_target WHERE key = 'chattering_count'), 3)
+  AND r.at_us >= (SELECT (extract(epoch FROM date_trunc('hour', t_from)) * 1e6)::bigint)
 GROUP BY 1, 2, 3
 $$;
 COMMENT ON FUNCTION alarm_kpi_chattering_in(timestamptz, timestamptz) IS

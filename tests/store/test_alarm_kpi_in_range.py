@@ -13,7 +13,7 @@ US = 1_000_000
 
 
 def _seed(dsn: str) -> None:
-    """40 alarms, 2,000 activations over three days, some in bursts that chatter (3 within 60 s)."""
+    """40 alarms, 1,760 activations over three days, some in bursts that chatter (3 within 60 s), 200 of them consequences."""
     rnd = random.Random(7)
     t0_us = int(T0.timestamp() * US)
     with psycopg.connect(dsn) as conn:
@@ -36,7 +36,14 @@ def _seed(dsn: str) -> None:
         for _ in range(120):  # bursts: three activations of one alarm within 40 s
             a, t = rnd.choice(ids), t0_us + rnd.randrange(3 * 86_400 * US)
             events += [(a, t + k * 20 * US, 4) for k in range(3)]
+        # consequences of a lost link carry their cause: the KPIs leave them out
+        caused = [(rnd.choice(ids), t0_us + rnd.randrange(3 * 86_400 * US)) for _ in range(200)]
         with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO alarm_event (alarm_id, at_us, kind, actor, data) VALUES "
+                "(%s, %s, 'raised', 'system', '{\"tier\": 2, \"cause\": \"link_lost:dcs\"}')",
+                caused,
+            )
             cur.executemany(
                 "INSERT INTO alarm_event (alarm_id, at_us, kind, actor, data) "
                 "VALUES (%s, %s, 'raised', 'system', jsonb_build_object('tier', %s))",
