@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from hazmon.alarms.api_schema import (
     ALL,
@@ -31,7 +31,7 @@ from hazmon.alarms.auth import ApiToken, TokenBook
 from hazmon.alarms.config import AlarmSettings
 from hazmon.alarms.lifecycle import BUREAU_STEPS, EventKind, TransitionError, status
 from hazmon.alarms.repository import AlarmRow
-from hazmon.plant.schema import describe
+from hazmon.plant.http_request import RequestError, bearer, parse_body, parse_model, parse_query
 from hazmon.plant.standards import Tier
 
 __all__ = ["ALL", "API_PREFIX", "PLANT", "AlarmApi", "build_routes", "openapi"]
@@ -81,10 +81,6 @@ class AlarmApi(Protocol):
     ) -> AlarmRow: ...
 
 
-class RequestError(Exception):
-    """A request that does not match its schema; the message names field and reason."""
-
-
 def _alarm_json(svc: AlarmApi, a: AlarmRow, now_us: int) -> dict[str, Any]:
     s = a.state
     t = Tier(max(1, min(4, s.tier)))
@@ -125,47 +121,15 @@ def _error(status_code: int, text: str) -> web.Response:
 
 
 def _parse_path(request: web.Request) -> int:
-    try:
-        return AlarmPath.model_validate({"id": request.match_info["id"]}).id
-    except ValidationError as e:
-        raise RequestError(describe(e, "path")) from e
+    return parse_model(AlarmPath, {"id": request.match_info["id"]}, "path").id
 
 
 def _parse_query(request: web.Request, model: type[BaseModel] | None) -> BaseModel | None:
-    keys = [k for k, _ in request.query.items()]
-    twice = sorted({k for k in keys if keys.count(k) > 1})
-    if twice:
-        raise RequestError(f"query.{twice[0]}: given twice")
-    if model is None:
-        if keys:
-            raise RequestError(f"query.{keys[0]}: unknown parameter")
-        return None
-    try:
-        return model.model_validate(dict(request.query))
-    except ValidationError as e:
-        raise RequestError(describe(e, "query")) from e
+    return parse_query(request, model)
 
 
 async def _parse_body(request: web.Request, model: type[BaseModel] | None) -> BaseModel | None:
-    if model is None:
-        return None
-    raw = await request.read() if request.can_read_body else b""
-    try:
-        # pydantic's parser: strict JSON, UTF-8 only, bounded nesting, no lone surrogates
-        return model.model_validate_json(raw) if raw.strip() else model.model_validate({})
-    except ValidationError as e:
-        raise RequestError(describe(e, "body")) from e
-
-
-def _bearer(request: web.Request) -> str | None:
-    """The bearer token, or None; RequestError when the header is not printable ASCII (RFC 6750 §2.1)."""
-    auth = request.headers.get("Authorization", "")
-    if not auth.startswith("Bearer ") or not auth[7:].strip():
-        return None
-    token = auth[7:].strip()
-    if not token.isascii() or not token.isprintable():
-        raise RequestError("Authorization: a bearer token is printable ASCII (RFC 6750 §2.1)")
-    return token
+    return None if model is None else await parse_body(request, model)
 
 
 def build_routes(svc: AlarmApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one closure per route
@@ -188,7 +152,7 @@ def build_routes(svc: AlarmApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one cl
     def guarded(op: Operation, fn: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:  # noqa: PLR0911 - one per refusal
             try:
-                token = _bearer(request)
+                token = bearer(request)
             except RequestError as e:
                 return refuse(request, 400, str(e))
             if token is None:

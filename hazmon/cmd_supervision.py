@@ -27,17 +27,16 @@ from hazmon.supervision import repository as repo
 from hazmon.supervision.attachments import ATTACHMENT_MAX_BYTES, AttachmentError
 from hazmon.supervision.dangers import (
     Action,
-    Danger,
     DangerLevel,
     FoundBy,
     Plan,
     RefusedError,
     Report,
     Step,
-    overdue_episodes,
     parse_funds,
 )
 from hazmon.supervision.duty import SOURCE_STATES, Commitment, DutyCheck, commitment_status, duty_status
+from hazmon.supervision.views import attachment_json, commitment_json, danger_json, is_overdue
 
 __all__ = ["register"]
 
@@ -265,34 +264,6 @@ def _danger_add(args: argparse.Namespace, plant: Plant, conn: psycopg.Connection
     return 0
 
 
-def _overdue(d: Danger, tz: ZoneInfo, now: datetime) -> bool:
-    eps = overdue_episodes(d, tz, now)
-    return bool(eps) and eps[-1][2] is None
-
-
-def _danger_json(d: Danger, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        **d.report.to_json(),
-        "state": d.state.value,
-        "deadline": None if d.deadline is None else d.deadline.isoformat(),
-        "overdue": _overdue(d, tz, now),
-        "plan": None if d.plan is None else d.plan.to_json(),
-        "steps": [
-            {
-                "seq": s.seq,
-                "action": s.action.value,
-                "by": s.actor,
-                "role": s.role,
-                "at": s.at.isoformat(),
-                "comment": s.comment,
-                "data": dict(s.data) if s.action not in (Action.REPORT, Action.PLAN) else {},
-            }
-            for s in d.steps
-        ],
-    }
-
-
 def _danger_list(args: argparse.Namespace, plant: Plant, conn: psycopg.Connection[tuple[Any, ...]]) -> int:
     tz, now = _tz(plant), datetime.now(UTC)
     states = [s for s in args.state.replace(" ", "").split(",") if s]
@@ -305,11 +276,11 @@ def _danger_list(args: argparse.Namespace, plant: Plant, conn: psycopg.Connectio
         alarm_id=args.alarm,
     )
     if args.json:
-        print(json.dumps([_danger_json(d, tz, now) for d in ds], ensure_ascii=False, indent=2))
+        print(json.dumps([danger_json(d, tz, now) for d in ds], ensure_ascii=False, indent=2))
         return 0
     print(f"{'id':>4} {'level':<7} {'state':<10} {'hazard source':<16} {'deadline':<10}  title")
     for d in ds:
-        flag = "  OVERDUE" if _overdue(d, tz, now) else ""
+        flag = "  OVERDUE" if is_overdue(d, tz, now) else ""
         print(
             f"{d.id:>4} {d.level.value:<7} {d.state.value:<10} {d.report.hazard_source or '-':<16} "
             f"{d.deadline or '-'!s:<10}  {d.report.title}{flag}"
@@ -324,17 +295,8 @@ def _danger_show(args: argparse.Namespace, plant: Plant, conn: psycopg.Connectio
         raise _UsageError(f"no hidden danger {args.id} in {plant.enterprise.id}")
     atts = repo.attachments(conn, d.id)
     if args.json:
-        out = _danger_json(d, tz, now)
-        out["attachments"] = [
-            {
-                "id": i,
-                "filename": a.filename,
-                "content_type": a.content_type,
-                "size": a.size,
-                "sha256": a.sha256,
-            }
-            for i, a in atts
-        ]
+        out = danger_json(d, tz, now)
+        out["attachments"] = [attachment_json(i, a) for i, a in atts]
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
     r = d.report
@@ -348,7 +310,7 @@ def _danger_show(args: argparse.Namespace, plant: Plant, conn: psycopg.Connectio
     if r.alarm_id is not None:
         print(f"  raised from alarm {r.alarm_id}")
     if d.deadline is not None:
-        print(f"  deadline {d.deadline}{'  OVERDUE' if _overdue(d, tz, now) else ''}")
+        print(f"  deadline {d.deadline}{'  OVERDUE' if is_overdue(d, tz, now) else ''}")
     if d.plan is not None:
         p = d.plan
         print(f"  plan: goal: {p.goal}; measures: {p.measures}; funds: {p.funds} yuan {p.materials}".rstrip())
@@ -531,17 +493,7 @@ def _commitment_list(
             "due_at": st.due_at.isoformat(),
             "filed_today": st.filed_today is not None,
             "missing_day": None if st.missing_day is None else st.missing_day.isoformat(),
-            "commitments": [
-                {
-                    "day": c.day.isoformat(),
-                    "by": c.by,
-                    "at": c.at.isoformat(),
-                    "sources": dict(c.sources),
-                    "special_work": dict(c.special_work),
-                    "note": c.note,
-                }
-                for c in recent
-            ],
+            "commitments": [commitment_json(c) for c in recent],
         }
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
