@@ -34,7 +34,7 @@ from hazmon.alarms.repository import AlarmRow
 from hazmon.plant.http_request import RequestError, bearer, parse_body, parse_model, parse_query
 from hazmon.plant.standards import Tier
 
-__all__ = ["ALL", "API_PREFIX", "PLANT", "AlarmApi", "build_routes", "openapi"]
+__all__ = ["ALL", "API_PREFIX", "PLANT", "AlarmApi", "authenticate", "build_routes", "openapi"]
 
 log = structlog.get_logger("hazmon.alarms.api")
 
@@ -132,36 +132,54 @@ async def _parse_body(request: web.Request, model: type[BaseModel] | None) -> Ba
     return None if model is None else await parse_body(request, model)
 
 
+def _refuse(
+    svc: AlarmApi, request: web.Request, code: int, reason: str, who: str | None = None
+) -> web.Response:
+    svc.counters["refused_api_calls"] += 1
+    log.warning(
+        "API call refused",
+        method=request.method,
+        path=request.path,
+        remote=request.remote,
+        status=code,
+        reason=reason,
+        user=who,
+    )
+    return _error(code, reason)
+
+
+def authenticate(svc: AlarmApi, book: TokenBook, request: web.Request) -> ApiToken | web.Response:
+    """The caller's token, or the refusal, logged and counted.
+
+    400 a malformed header, 401 none or unknown, 403 a bureau outside the plant's region; the
+    daemon's other APIs (supervision, weather) authenticate through it too.
+    """
+    try:
+        token = bearer(request)
+    except RequestError as e:
+        return _refuse(svc, request, 400, str(e))
+    if token is None:
+        return _refuse(svc, request, 401, "missing bearer token")
+    user = book.find(token)
+    if user is None:
+        return _refuse(svc, request, 401, "invalid token")
+    if not user.sees(svc.region):
+        return _refuse(svc, request, 403, f"region {svc.region} is outside this bureau's region", user.name)
+    return user
+
+
 def build_routes(svc: AlarmApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one closure per route
     """Routes bound to one service (mounted by the daemon on its HTTP app), one per `OPERATIONS` entry."""
     book = TokenBook(svc.tokens)
 
     def refuse(request: web.Request, code: int, reason: str, who: str | None = None) -> web.Response:
-        svc.counters["refused_api_calls"] += 1
-        log.warning(
-            "alarm API call refused",
-            method=request.method,
-            path=request.path,
-            remote=request.remote,
-            status=code,
-            reason=reason,
-            user=who,
-        )
-        return _error(code, reason)
+        return _refuse(svc, request, code, reason, who)
 
     def guarded(op: Operation, fn: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        async def handler(request: web.Request) -> web.StreamResponse:  # noqa: PLR0911 - one per refusal
-            try:
-                token = bearer(request)
-            except RequestError as e:
-                return refuse(request, 400, str(e))
-            if token is None:
-                return refuse(request, 401, "missing bearer token")
-            user = book.find(token)
-            if user is None:
-                return refuse(request, 401, "invalid token")
-            if not user.sees(svc.region):
-                return refuse(request, 403, f"region {svc.region} is outside this bureau's region", user.name)
+        async def handler(request: web.Request) -> web.StreamResponse:
+            user = authenticate(svc, book, request)
+            if isinstance(user, web.Response):
+                return user
             if user.role not in op.roles:
                 return refuse(request, 403, f"role {user.role} may not do this", user.name)
             try:

@@ -41,7 +41,8 @@ from typing import Any, TypeVar
 import structlog
 from aiohttp import web
 
-from hazmon.alarms.api import build_routes
+from hazmon.alarms.api import authenticate, build_routes
+from hazmon.alarms.auth import ApiToken, TokenBook
 from hazmon.alarms.book import AlarmBook, alarm_info, real_now_us
 from hazmon.alarms.config import AlarmSettings
 from hazmon.alarms.dispatcher import Dispatcher
@@ -342,6 +343,10 @@ class AlarmService:
     def routes(self) -> list[web.RouteDef]:
         """The alarm API, to mount on the daemon's aiohttp app."""
         return build_routes(self)
+
+    def authenticate(self, request: web.Request) -> ApiToken | web.Response:
+        """The caller of one of the daemon's APIs by the alarm tokens, or the refusal (counted)."""
+        return authenticate(self, TokenBook(self.tokens), request)
 
     def metrics(self) -> dict[str, int]:
         """Counters: findings, events, queued, sent, retried, dead, cancelled, no_address, refused calls."""

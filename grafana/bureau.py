@@ -211,7 +211,8 @@ ORDER BY r.next_due, enterprise, r.code""",
                 "A",
                 f"""
 SELECT k.hour AS "time", {ename} AS metric, sum(k.alarms) AS value
-FROM alarm_kpi_hourly_in($__timeFrom()::timestamptz, $__timeTo()::timestamptz) k JOIN enterprise en ON en.id = k.enterprise_id
+FROM alarm_kpi_hourly_in($__timeFrom()::timestamptz, $__timeTo()::timestamptz) k
+JOIN enterprise en ON en.id = k.enterprise_id
 WHERE {_REGION} AND {HOURS_IN_RANGE}
 GROUP BY 1, 2 ORDER BY 1""",
                 "time_series",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ from hazmon.plant import Condition, Finding, Level, Limits, Plant, StaleChange
 from hazmon.plant.reading import measuring_band
 from hazmon.readiness import SourceStates
 from hazmon.rules import RulesRunner
+from hazmon.store import connect as db_connect
+from hazmon.supervision.api import routes as supervision_routes
 from hazmon.system_zh import system_message_zh
 
 if TYPE_CHECKING:  # the daemon's side of each part: its protocols live with it
@@ -295,10 +298,18 @@ def _inputs(
 
 
 def _alarms(config: DaemonConfig, plant: Plant, http: HttpServer, metrics: Metrics) -> AlarmService:
-    """Findings -> alarms -> notifications; its HTTP API mounted on the daemon's server."""
+    """Findings -> alarms -> notifications; its HTTP API mounted on the daemon's server.
+
+    The supervision API (hidden dangers, duty checks, commitments) is mounted beside it, with
+    the same tokens: the alarm service authenticates its callers.
+    """
     # clock: an operator's action is recorded at the time it arrived, not at the last tick
-    alarms = AlarmService(plant, config.alarms, config.database.resolved_dsn(), clock=now_us)
+    dsn = config.database.resolved_dsn()
+    alarms = AlarmService(plant, config.alarms, dsn, clock=now_us)
     http.mount(alarms.routes())
+    http.mount(
+        supervision_routes(plant, lambda: db_connect(dsn), lambda: datetime.now(UTC), alarms.authenticate)
+    )
     alarms.on_first_notice = lambda s: metrics.observe("hazmon_alarm_to_notification_seconds", s)
     return alarms
 
