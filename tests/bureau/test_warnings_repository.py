@@ -177,3 +177,31 @@ def test_scopes(conn: Conn) -> None:
         conn, other, "verify", actor="县局", comment="", now=T0 + timedelta(hours=2), scope=county
     ) == NotFound(other)
     assert get_warning(conn, other, city) is not None
+
+
+def test_two_workers_evaluating_at_once_raise_one_warning(conn: Conn, db_dsn: str) -> None:
+    import threading
+    import time
+
+    plant(conn)
+    now = T0 + timedelta(hours=2)
+    results: list[list[object]] = []
+    with psycopg.connect(db_dsn) as a, psycopg.connect(db_dsn, autocommit=True) as b:
+        with a.transaction():
+            assert len(tick(a, S, now)) == 1  # worker A holds the evaluation lock until it commits
+            t = threading.Thread(target=lambda: results.append(list(tick(b, S, now))))
+            t.start()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # wait until B is blocked on the lock
+                waiting = conn.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                ).fetchone()
+                if waiting is not None and waiting[0] == 1:
+                    break
+                time.sleep(0.02)
+            else:
+                pytest.fail("worker B never waited for the lock")
+        t.join(10)
+    assert results == [[]]
+    assert keys(conn) == [("silent:E1", "pushed")]
