@@ -9,9 +9,9 @@ import pytest
 
 from hazmon.bureau.figures import daily, day_window, expected_minutes, grade_of, risk
 from hazmon.bureau.warning_repository import tick
-from hazmon.plant.bureau_standards import WarningSettings
+from hazmon.plant.bureau_standards import COLOUR_WEIGHT, WarningSettings
 from hazmon.plant.regions import Scope
-from hazmon.plant.standards import Grade
+from hazmon.plant.standards import Grade, Tier
 from tests.bureau.warnings_rows import (
     Conn,
     add_alarm,
@@ -51,6 +51,8 @@ def test_risk_formula() -> None:
     assert risk(Grade.TWO, 4.0 + 2.0, 0.5) == 3.0 * 7.0 * 1.5
     assert risk(None, 0.0, None) == 2.0  # nothing seen counts as offline
     assert grade_of("one") is Grade.ONE and grade_of("三级") is Grade.THREE and grade_of("x") is None
+    # bureau_risk_24h_view weighs a warning by its colour number: keep the table the same
+    assert all(COLOUR_WEIGHT[t] == t.value for t in Tier)
 
 
 def test_online_rate_per_sensor_source_enterprise(conn: Conn) -> None:
@@ -153,3 +155,27 @@ def test_grafana_views(conn: Conn) -> None:
     tick(conn, S, t - timedelta(minutes=10))  # never a message: silent since registration
     (w,) = conn.execute("SELECT kind, colour_name, age_s FROM bureau_warning_open_view").fetchall()
     assert w[0] == "silent" and w[1] == "orange" and 600 <= float(w[2]) < 3600
+
+
+def test_risk_view_agrees_with_the_formula(conn: Conn) -> None:
+    now = conn.execute("SELECT now()").fetchone()
+    assert now is not None
+    t = now[0].replace(second=0, microsecond=0)
+    add_enterprise(conn, "E1", "330106", t - timedelta(days=2))
+    add_source(conn, "E1", "T1", "four", (("LT-1", 60.0),))
+    add_source(conn, "E1", "T2", "two", (("LT-2", 60.0),))
+    add_minutes(conn, "E1", "LT-1", t - timedelta(hours=24) + timedelta(minutes=1), 1440)
+    add_enterprise(conn, "E2", "330106", t - timedelta(days=2))
+    add_heartbeat(conn, "E1", "dcs", t - timedelta(minutes=11))
+    add_heartbeat(conn, "E2", "dcs", t - timedelta(minutes=11))
+    tick(conn, S, t - timedelta(minutes=10))  # E1: source T2 silent (yellow); E2: no sensors, no warning
+    rows = {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "SELECT enterprise_id, risk, online_rate, open_weight FROM bureau_risk_24h_view"
+        )
+    }
+    r1, online, weight = rows["E1"]
+    assert float(weight) == 2.0
+    assert float(r1) == pytest.approx(risk(Grade.TWO, 2.0, float(online)))
+    assert float(rows["E2"][0]) == pytest.approx(risk(None, 0.0, None))
