@@ -39,6 +39,10 @@ class Step(StrEnum):
     FEEDBACK = "feedback"
     CLOSE = "close"
 
+    @property
+    def zh(self) -> str:
+        return {"verify": "核查", "feedback": "反馈", "close": "消警"}[self.value]
+
 
 NEXT: dict[Step, tuple[State, State]] = {
     Step.VERIFY: (State.PUSHED, State.VERIFIED),
@@ -92,7 +96,7 @@ def apply(
     except ValueError:
         return Refused(
             f"unknown step {step!r} (allowed: {', '.join(x.value for x in Step)})",
-            f"未知步骤 {step!r}（可用：{'、'.join(x.value for x in Step)}）",
+            f"未知步骤“{step}”（可用：{'、'.join(x.zh for x in Step)}）",
         )
     refused = _refusal(state, s, actor=actor, at=at, last_at=last_at, cause_cleared=cause_cleared)
     if refused is not None:
@@ -108,15 +112,15 @@ def _refusal(
     if last_at is not None and at < last_at:
         return Refused(
             f"{s.value} at {at.isoformat()} is before the warning's last step at {last_at.isoformat()}",
-            f"{s.value} 的时间早于上一步骤（{last_at.isoformat()}）",
+            f"{s.zh}的时间早于上一步骤（{last_at.isoformat()}）",
         )
     need = NEXT[s][0]
     if state is State.CLOSED:
-        return Refused(f"warning is closed (消警): no {s.value} after that", f"预警已消警，不能再{s.value}")
+        return Refused(f"warning is closed (消警): no {s.value} after that", f"预警已消警，不能再{s.zh}")
     if state is not need:
         return Refused(
             f"cannot {s.value}: warning is {state.value}, {s.value} needs {need.value}",
-            f"不能{s.value}：预警当前{state.zh}，须为{need.zh}",
+            f"不能{s.zh}：预警当前{state.zh}，须为{need.zh}",
         )
     if s is Step.CLOSE and not cause_cleared:
         return Refused(

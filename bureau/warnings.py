@@ -158,7 +158,16 @@ class Change:
 
 
 def _fmt(t: datetime | None, tz: ZoneInfo) -> str:
+    """Local time to the minute; "—" when never (the texts say "none yet" around it)."""
     return "—" if t is None else t.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _last_zh(t: datetime | None, tz: ZoneInfo) -> str:
+    return "从未收到" if t is None else f"最后{_fmt(t, tz)}"
+
+
+def _last_en(t: datetime | None, tz: ZoneInfo) -> str:
+    return "none ever received" if t is None else f"last {_fmt(t, tz)}"
 
 
 def _minutes(s: float) -> str:
@@ -176,10 +185,10 @@ def _silent(e: EnterpriseIn, s: WarningSettings, now: datetime, tz: ZoneInfo) ->
     key = f"silent:{e.enterprise_id}"
     colour = s.colour(WarningKind.SILENT)
     czh, cen = colour_text(colour)
-    who_zh, who_en = f"企业{e.name}（{e.enterprise_id}）", f"Enterprise {e.name} ({e.enterprise_id})"
+    who_zh, who_en = f"企业{e.name}（{e.enterprise_id}）", f"enterprise {e.name} ({e.enterprise_id})"
     mins = _minutes(s.silent_after_s)
     if now - alive > limit:
-        last = _fmt(_latest(e.last_message_at, e.last_heartbeat_at), tz)
+        seen = _latest(e.last_message_at, e.last_heartbeat_at)
         return Cause(
             key,
             WarningKind.SILENT,
@@ -187,25 +196,24 @@ def _silent(e: EnterpriseIn, s: WarningSettings, now: datetime, tz: ZoneInfo) ->
             e.enterprise_id,
             e.region_code,
             alive,
-            f"{czh}预警：{who_zh}通信中断（链路中断）：超过{mins}分钟未收到任何消息或心跳，最后一次{last}。",
-            f"{cen} warning: {who_en} link down: no message or heartbeat for more than {mins} min, "
-            f"last {last}.",
-            detail={"mode": "link_down", "last": last},
+            f"{czh}预警：{who_zh}通信中断（链路中断）：超过{mins}分钟未收到任何消息或心跳"
+            f"（{_last_zh(seen, tz)}）。",
+            f"{cen} warning: {who_en} link down: no message or heartbeat for more than {mins} min "
+            f"({_last_en(seen, tz)}).",
+            detail={"mode": "link_down", "last": _fmt(seen, tz)},
         )
     if e.sensors == 0:
         return None
     data = e.last_data_at or e.registered_at
     if now - data <= limit:
         return None
-    last = _fmt(e.last_data_at, tz)
     if e.endpoints and e.connected == 0:
         why_zh = f"心跳正常，但{e.endpoints}个采集接入点全部断开"
         why_en = f"heartbeats arrive but all {e.endpoints} plant endpoints are disconnected"
     else:
-        why_zh = f"心跳正常、接入点已连接，但最后读数{_fmt(e.last_reading_at, tz)}"
+        why_zh = f"心跳正常、接入点已连接，但读数{_last_zh(e.last_reading_at, tz)}"
         why_en = (
-            "heartbeats arrive and endpoints are connected, but the last reading was "
-            f"{_fmt(e.last_reading_at, tz)}"
+            f"heartbeats arrive and endpoints are connected, but readings: {_last_en(e.last_reading_at, tz)}"
         )
     return Cause(
         key,
@@ -214,9 +222,16 @@ def _silent(e: EnterpriseIn, s: WarningSettings, now: datetime, tz: ZoneInfo) ->
         e.enterprise_id,
         e.region_code,
         data,
-        f"{czh}预警：{who_zh}装置数据中断：{why_zh}；超过{mins}分钟无监测数据（最后{last}）。",
-        f"{cen} warning: {who_en} plant silent: {why_en}; no data for more than {mins} min (last {last}).",
-        detail={"mode": "plant_silent", "last": last, "endpoints": e.endpoints, "connected": e.connected},
+        f"{czh}预警：{who_zh}装置数据中断：{why_zh}；超过{mins}分钟无监测数据"
+        f"（{_last_zh(e.last_data_at, tz)}）。",
+        f"{cen} warning: {who_en} plant silent: {why_en}; no data for more than {mins} min "
+        f"({_last_en(e.last_data_at, tz)}).",
+        detail={
+            "mode": "plant_silent",
+            "last": _fmt(e.last_data_at, tz),
+            "endpoints": e.endpoints,
+            "connected": e.connected,
+        },
     )
 
 
@@ -239,7 +254,7 @@ def causes(inputs: Inputs, settings: WarningSettings, now: datetime) -> dict[str
             continue
         colour = settings.colour(WarningKind.SOURCE_SILENT)
         czh, cen = colour_text(colour)
-        mins, last = _minutes(settings.source_silent_after_s), _fmt(src.last_data_at, tz)
+        mins = _minutes(settings.source_silent_after_s)
         key = f"source_silent:{src.enterprise_id}:{src.source_id}"
         out[key] = Cause(
             key,
@@ -248,9 +263,10 @@ def causes(inputs: Inputs, settings: WarningSettings, now: datetime) -> dict[str
             src.enterprise_id,
             ent.region_code,
             since,
-            f"{czh}预警：企业{ent.name}重大危险源{src.name}（{src.source_id}）数据中断：超过{mins}分钟无监测数据（最后{last}）。",
+            f"{czh}预警：企业{ent.name}重大危险源{src.name}（{src.source_id}）数据中断：超过{mins}分钟无监测数据"
+            f"（{_last_zh(src.last_data_at, tz)}）。",
             f"{cen} warning: hazard source {src.name} ({src.source_id}) of {ent.name}: no data for more than "
-            f"{mins} min (last {last}).",
+            f"{mins} min ({_last_en(src.last_data_at, tz)}).",
             source_id=src.source_id,
             subsumed=f"silent:{src.enterprise_id}" in out,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -71,7 +72,7 @@ def test_link_down_vs_plant_silent_texts() -> None:
         last_data_at=NOW - timedelta(minutes=40), last_reading_at=NOW - timedelta(minutes=40)
     )
     c = causes(Inputs((conn_no_reading,)), S, NOW)["silent:E1"]
-    assert "endpoints are connected" in c.text_en and "最后读数" in c.text_zh
+    assert "endpoints are connected" in c.text_en and "但读数最后" in c.text_zh
 
 
 def test_limit_is_exclusive_and_new_enterprise_gets_its_time() -> None:
@@ -169,3 +170,27 @@ def test_colours_from_settings() -> None:
 def test_unknown_enterprise_rows_are_ignored() -> None:
     stray = AlarmIn("X-1", "X", "T1", None, "HH", T0)
     assert evaluate(Inputs((ent(),), red_unacked=(stray,)), [], S, NOW) == []
+
+
+def test_chinese_texts_have_no_english_words() -> None:
+    old = NOW - timedelta(hours=1)
+    silent_link = ent(last_message_at=old, last_heartbeat_at=old)
+    silent_plant = ent(connected=0, last_data_at=old)
+    silent_no_reading = ent(last_data_at=old, last_reading_at=old)
+    others = Inputs(
+        (ent(),),
+        (src("T2", None),),
+        (AlarmIn("E1-42", "E1", "T1", "LT-101", "HH", old),),
+        (RepeatIn("E1", "T1", "GT-7", 4, NOW),),
+        (AssessmentIn("E1", "T1", date(2020, 1, 1), True, True),),
+    )
+    texts = [
+        c.text_zh
+        for i in (silent_link, silent_plant, silent_no_reading)
+        for c in causes(Inputs((i,)), S, NOW).values()
+    ]
+    texts += [c.text_zh for c in causes(others, S, NOW).values()]
+    assert len(texts) == 7
+    ids = re.compile(r"E1-42|LT-101|GT-7|HH|E1|T1|T2")
+    for t in texts:
+        assert not re.search(r"[A-Za-z]", ids.sub("", t)), t

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -60,3 +61,16 @@ def test_fold_replays_history() -> None:
     assert fold(steps[:2]) is State.FED_BACK
     bad = fold([("feedback", "b", T)])
     assert isinstance(bad, Refused) and "pushed" in bad.reason
+
+
+def test_chinese_reasons_have_no_english_words() -> None:
+    cases = [
+        apply(State.PUSHED, "close", "a", T),
+        apply(State.CLOSED, "verify", "a", T),
+        apply(State.FED_BACK, "close", "a", T, cause_cleared=False),
+        apply(State.PUSHED, "verify", "", T),
+        apply(State.PUSHED, "verify", "a", T, last_at=T + timedelta(seconds=1)),
+    ]
+    for r in cases:
+        assert isinstance(r, Refused)
+        assert not re.search(r"[A-Za-z]", re.sub(r"\d{4}-\d\d-\d\dT[\d:+]+", "", r.reason_zh)), r.reason_zh
