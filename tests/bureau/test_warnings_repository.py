@@ -56,14 +56,15 @@ def test_inputs_from_tables(conn: Conn) -> None:
     assert {s.source_id: s.sensors for s in inp.sources} == {"T1": 2, "T2": 2}
 
 
-def test_silent_enterprise_one_warning_across_restarts(conn: Conn) -> None:
+def test_silent_enterprise_one_warning_across_restarts(conn: Conn, db_dsn: str) -> None:
     plant(conn)
     now = T0 + timedelta(hours=2)  # nothing for an hour: link down (no heartbeat either)
     first = tick(conn, S, now)
     assert [(c.action, c.cause_key) for c in first] == [("raise", "silent:E1")]
     assert first[0].warning_id is not None
-    # a restarted daemon, or a second worker, evaluates the same state: nothing more
-    assert tick(conn, S, now) == []
+    # a restarted daemon (a new connection), or a second worker, evaluates the same state: nothing more
+    with psycopg.connect(db_dsn, autocommit=True) as restarted:
+        assert tick(restarted, S, now) == []
     assert tick(conn, S, now + timedelta(minutes=1)) == []
     assert keys(conn) == [("silent:E1", "pushed")]
     w = get_warning(conn, first[0].warning_id, None)
