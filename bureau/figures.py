@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -56,10 +56,12 @@ Conn = psycopg.Connection[Any]
 
 
 def day_window(day: date, timezone: str) -> tuple[datetime, datetime]:
-    """[local midnight, next local midnight) of ``day`` in ``timezone``."""
+    """[local midnight, next local midnight) of ``day`` in ``timezone``, as UTC times."""
     tz = ZoneInfo(timezone)
     start = datetime.combine(day, datetime.min.time(), tz)
-    return start, datetime.combine(day + timedelta(days=1), datetime.min.time(), tz)
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tz)
+    # in UTC: Python subtracts two times of one zone by their wall clocks (24 h on a 23-hour day)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def expected_minutes(period_s: float, start: datetime, end: datetime) -> float:

@@ -179,3 +179,9 @@ def test_risk_view_agrees_with_the_formula(conn: Conn) -> None:
     assert float(weight) == 2.0
     assert float(r1) == pytest.approx(risk(Grade.TWO, 2.0, float(online)))
     assert float(rows["E2"][0]) == pytest.approx(risk(None, 0.0, None))
+
+
+def test_a_day_is_local_and_may_be_23_hours() -> None:
+    start, end = day_window(date(2026, 3, 29), "Europe/Berlin")  # clocks go forward that night
+    assert end - start == timedelta(hours=23)
+    assert expected_minutes(60.0, start, end) == 1380
