@@ -45,6 +45,11 @@ class StaleTracker:
     def is_stale(self, tag: str) -> bool:
         return tag in self._stale
 
+    def last_seen_us(self, tags: Iterable[str]) -> int | None:
+        """When the newest reading of any of ``tags`` arrived (µs); None: none since watching began."""
+        heard = [self._last[t] for t in tags if t in self._last and t not in self._unheard]
+        return max(heard) if heard else None
+
     def seen(self, tags: Iterable[str], now_us: int) -> list[StaleChange]:
         """Readings arrived for ``tags`` at ``now_us``; returns the sensors that came back."""
         last = self._last

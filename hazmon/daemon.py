@@ -190,6 +190,8 @@ class Daemon:
             )
             self._tasks.append(asyncio.create_task(self._alarms(), name="alarms"))
             self._tasks.append(asyncio.create_task(supervision.run(), name="supervision"))
+        if w.uplink is not None:  # the bureau link: outbox -> bureau, bureau steps -> alarms
+            self._tasks.append(asyncio.create_task(w.uplink.run(), name="uplink"))
         if self._storage_mode in ("plain", "timescaledb", ""):  # "": DB down at start, mode read later
             job_metrics(w.metrics, lambda: upkeep.job_health)
             self._tasks.append(asyncio.create_task(upkeep.run(), name="upkeep"))
