@@ -266,3 +266,63 @@ async def test_alarm_events_go_up_in_order_bureau_steps_come_down_restart_double
         assert outbox[0][0] == outbox[0][1] == len(ids)
     finally:
         bureau.stop()
+
+
+async def test_a_bureau_outage_leaves_the_daemon_ready_and_the_outbox_drains_when_it_is_back(
+    example_plant: Plant,
+    db_dsn: str,
+    mqtt_broker: tuple[str, int],
+    topic_prefix: str,
+    private_mosquitto: PrivateMosquitto,
+    tmp_path: Path,
+) -> None:
+    plant = mqtt_only(example_plant.retarget(topic_prefix=topic_prefix))
+    cfg = replace(
+        daemon_config(tmp_path, db_dsn, plant),
+        uplink=UplinkSettings(
+            enabled=True,
+            url=f"mqtt://127.0.0.1:{private_mosquitto.port}",
+            heartbeat_interval_s=1.0,
+            poll_interval_s=0.05,
+            ack_timeout_s=2,
+            retry_max_s=0.5,
+        ),
+    )
+    private_mosquitto.stop()  # the bureau's broker is away when the plant starts
+    async with Daemon(cfg, plant) as d:
+        assert d.w is not None and d.w.uplink is not None
+        svc = d.w.uplink
+        await wait_for(
+            lambda: (svc.outbox_pending or 0) >= 3, "registration, register and heartbeats waiting"
+        )
+        states = d.w.sources.states
+        await wait_for(lambda: states.get("gds", (False, ""))[0], "the plant's broker connected")
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{d.http_port}/readyz") as r:
+            ready = await r.json()
+            status = r.status
+        link = ready["checks"]["uplink"]
+        assert link["ok"] is True and link["connected"] is False and link["last_error"], link
+        assert "uplink" not in ready["degraded"]
+        assert status == 200, ready  # a bureau outage is not a plant outage
+
+        waiting = [
+            int(r[0]) for r in _q(db_dsn, "SELECT seq FROM uplink_outbox WHERE sent_at IS NULL ORDER BY seq")
+        ]
+        bureau = BureauBroker(private_mosquitto.port, plant.enterprise.id)
+        private_mosquitto.start()
+        bureau.start()
+
+        def got_seqs() -> list[int]:
+            with bureau.lock:
+                return [e.seq for e in bureau.got]
+
+        try:
+            await wait_for(lambda: set(waiting) <= set(got_seqs()), "what waited, at the bureau")
+            assert got_seqs()[: len(waiting)] == waiting  # in order
+            assert svc.sender.connected
+            await wait_for(lambda: "heartbeat" in bureau.kinds(), "a heartbeat at the bureau")
+            with bureau.lock:
+                beat = next(e.payload for e in bureau.got if e.kind == "heartbeat")
+            assert [(ep.endpoint, ep.protocol) for ep in beat.endpoints] == [("gds", "mqtt")]  # type: ignore[union-attr]
+        finally:
+            bureau.stop()
