@@ -8,6 +8,7 @@ Data flows one way; `Daemon` starts, connects and stops the parts, and this is e
     StaleTracker (no reading for N x period, source down) ──► StaleChange ──► RulesRunner
     source down / up ──► link_lost Finding ──► AlarmService (its sensors' stale: its consequences)
     BatchWriter (spool full) ──► system Finding ──► AlarmService
+    AlarmService events ──(same transaction)──► uplink outbox ──► bureau; bureau steps ──► AlarmService
 
 The parts are built by `hazmon.wiring.wire` (a list of them, one small function each);
 the slow loops beside the flow (rollups and retention, TimescaleDB job health, supervision
