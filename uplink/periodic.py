@@ -74,10 +74,22 @@ def last_window(conn: Conn, enterprise_id: str) -> datetime | None:
     return None if row is None else row[0]  # type: ignore[return-value]
 
 
-def enqueue_aggregates(conn: Conn, plant: Plant, windows: Sequence[datetime], chunk: int = 60) -> int:
-    """Enqueue one ``aggregates`` message per window (read ``chunk`` minutes at a time); how many are new."""
+_ROWS_PER_READ = 500_000  # readings held in memory at once while catching up
+
+
+def enqueue_aggregates(
+    conn: Conn, plant: Plant, windows: Sequence[datetime], chunk: int | None = None
+) -> int:
+    """Enqueue one ``aggregates`` message per window; how many are new.
+
+    The readings are read ``chunk`` minutes at a time (default: as many as hold about
+    `_ROWS_PER_READ` readings at the sensors' periods, 1 to 60).
+    """
     e = plant.enterprise
     tags = [s.tag for s in plant.sensors()]
+    if chunk is None:
+        per_minute = sum(60.0 / max(s.period_s, 0.001) for s in plant.sensors()) or 1.0
+        chunk = int(max(1, min(60, _ROWS_PER_READ // per_minute)))
     added = 0
     for i in range(0, len(windows), chunk):
         part = windows[i : i + chunk]

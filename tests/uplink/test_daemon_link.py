@@ -183,7 +183,11 @@ async def test_alarm_events_go_up_in_order_bureau_steps_come_down_restart_double
                 bureau.step(alarm_id, "closed")  # out of order: the enterprise's feedback comes first
                 bureau.step(f"{e}:999999", "received")  # no such alarm at this plant
                 bureau.step(alarm_id, "received", raw=b'{"schema_version": 1, "kind": "bureau_step"}')
-                await wait_for(lambda: down.stats.received >= 6, "six bureau messages handled")
+                st = down.stats
+                await wait_for(
+                    lambda: st.applied + st.duplicates + st.refused + st.failed >= 6,
+                    "six bureau messages handled",
+                )
                 async with http.get(base, headers=op) as r:
                     detail = await r.json()
                 steps = [
