@@ -176,6 +176,13 @@ async def test_alarm_events_go_up_in_order_bureau_steps_come_down_restart_double
                     "the acknowledgement at the bureau",
                 )
 
+                def reading_seen() -> bool:  # a heartbeat says when the plant's broker last gave a reading
+                    with bureau.lock:
+                        beats = [e.payload for e in bureau.got if e.kind == "heartbeat"]
+                    return any(ep.last_reading_at is not None for b in beats for ep in b.endpoints)  # type: ignore[union-attr]
+
+                await wait_for(reading_seen, "a heartbeat with the last reading's time")
+
                 # the bureau's steps come down and are recorded on the same alarm
                 bureau.step(alarm_id, "received")
                 bureau.step(alarm_id, "received")  # a second delivery of the same step: recorded once
