@@ -11,8 +11,8 @@ checked with `hazmon.plant.link.parse_envelope` against its topic and handed to 
 - refused (not a valid envelope, another enterprise's, an unknown alarm, a step out of
   order): ``on_refused(topic, reason, detail, payload)`` keeps it as a dead letter with its
   reason, acknowledged, counted — never retried, never stopping the messages after it;
-- anything else (the database away): not acknowledged; the client reconnects and the broker
-  delivers it again.
+- anything else (the database away): not acknowledged, nor is any message after it; the client
+  reconnects and the broker delivers them again, in order.
 """
 
 from __future__ import annotations
@@ -110,6 +110,10 @@ class Downlink:
             return False
 
     def _on_message(self, c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+        if self._lost.is_set():
+            # an earlier message failed: those after it wait for the redelivery too, in order (a
+            # bureau's "verified" handled before its "received" would be refused as out of order)
+            return
         if self.handle(msg.topic, bytes(msg.payload)):
             c.ack(msg.mid, msg.qos)
         else:
