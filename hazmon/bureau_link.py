@@ -138,6 +138,7 @@ def _metrics(m: Metrics, svc: UplinkService, malformed: list[int]) -> None:
             d = svc.downlink.stats
             out |= {(f"down_{k}",): float(getattr(d, k)) for k in d.__slots__}
         out[("aggregates_enqueued",)] = float(svc.aggregates_enqueued)
+        out[("thread_restarts",)] = float(svc.restarts)
         out[("alarm_events_malformed",)] = float(malformed[0])
         return out
 

@@ -74,6 +74,7 @@ class UplinkService:
         self.outbox_pending: int | None = None  # unsent rows at the last round (None: not read yet)
         self.last_error = ""  # the last enqueue round's error ("" when it went well)
         self.aggregates_enqueued = 0
+        self.restarts = 0  # sender / downlink threads started again after a bug stopped them
         self._registered = False
         self._after: datetime | None = None  # the newest aggregates window enqueued
         self._after_known = False
@@ -132,16 +133,22 @@ class UplinkService:
     async def run(self) -> None:
         """Until cancelled; database errors are logged and retried at the next round."""
         stop = threading.Event()
-        threads = [asyncio.create_task(asyncio.to_thread(self.sender.run, stop), name="uplink-sender")]
+        runs: dict[str, Callable[[threading.Event], None]] = {"uplink-sender": self.sender.run}
         if self.downlink is not None:
-            threads.append(
-                asyncio.create_task(asyncio.to_thread(self.downlink.run, stop), name="uplink-downlink")
-            )
+            runs["uplink-downlink"] = self.downlink.run
+        threads = {n: asyncio.create_task(asyncio.to_thread(fn, stop), name=n) for n, fn in runs.items()}
         every = self.settings.heartbeat_interval_s
         tick = min(every, 5.0)
         next_beat = 0.0
         try:
             while True:
+                for name, th in list(threads.items()):  # a thread ended by a bug is started again
+                    if th.done():
+                        self.restarts += 1
+                        log.error(
+                            "uplink thread stopped; started again", thread=name, error=repr(th.exception())
+                        )
+                        threads[name] = asyncio.create_task(asyncio.to_thread(runs[name], stop), name=name)
                 beat = time.monotonic() >= next_beat
                 try:
                     # the endpoints' state is read here, on the loop that changes it
@@ -155,7 +162,7 @@ class UplinkService:
                 await asyncio.sleep(tick)
         finally:
             stop.set()
-            await asyncio.shield(asyncio.gather(*threads, return_exceptions=True))
+            await asyncio.shield(asyncio.gather(*threads.values(), return_exceptions=True))
 
     # ------------------------------------------------------------ state
 
