@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import psycopg
@@ -47,9 +47,16 @@ from hazmon.plant.model import Plant
 from hazmon.plant.standards import Tier
 from hazmon.store import connect_async
 
-__all__ = ["Recorder"]
+__all__ = ["EventHook", "Recorder"]
 
 log = structlog.get_logger("hazmon.alarms")
+
+EventHook = Callable[
+    [psycopg.AsyncConnection[tuple[Any, ...]], dict[str, Any], dict[str, Any]], Awaitable[None]
+]
+"""Told of each recorded event on the recording connection, inside its transaction:
+``(conn, alarm columns, event columns)`` (`repository.alarm_columns`, `repository.event_columns`).
+An exception it raises rolls the event back (it is retried with its batch)."""
 
 _UPDATE_EVENT_EVERY_US = (
     60_000_000  # a repeating finding is recorded at most once a minute (or on a tier change)
@@ -68,6 +75,9 @@ class Recorder:
         tiering: the hazard sources' grades.
         counters: the service's counters.
         handoff: where committed rows claimed by their own transaction go (the dispatcher's).
+        on_event: told of every event recorded, in the transaction that records it
+            (``on_event(conn, alarm columns, event columns)``, see `EventHook`); what it
+            writes on ``conn`` commits or rolls back with the event. None: nothing told.
     """
 
     def __init__(
@@ -81,6 +91,7 @@ class Recorder:
         tiering: Tiering,
         counters: MutableMapping[str, int],
         handoff: list[repo.Outgoing],
+        on_event: EventHook | None = None,
     ) -> None:
         self.plant = plant
         self.settings = settings
@@ -92,6 +103,7 @@ class Recorder:
         self.tiering = tiering
         self.counters = counters
         self.handoff = handoff
+        self.on_event = on_event
         self.tracer: Tracer | None = None
         self._link_of = link_sources(plant)  # sensor tag -> its source (causes.py: one cause, one alarm)
         self._flood = FloodDetector(settings.flood_count, settings.flood_window_s)
@@ -328,9 +340,13 @@ class Recorder:
         """Append one event, fold it, save the projection and queue what follows (caller's transaction)."""
         before = a.state
         a.state = apply(before, e)
-        await repo.append_event(self._conn, a.id, e)
+        hook = self.on_event
+        event_id = await repo.append_event(self._conn, a.id, e, returning=hook is not None)
         self.counters["events"] += 1
         await repo.save_projection(self._conn, a, max(now_us, e.at_us), after_event=True)
+        if hook is not None and event_id is not None:  # in this transaction: recorded and told, or neither
+            t = max(now_us, e.at_us)
+            await hook(self._conn, repo.alarm_columns(a, t), repo.event_columns(event_id, a.id, e))
         if e.kind is EventKind.RAISED and a.state.activations > before.activations:
             if self.tracer is not None:  # before the commit: the dispatcher may claim before we resume
                 self.tracer.raised(a, e.at_us)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -20,10 +21,12 @@ __all__ = [
     "AlarmRow",
     "Outgoing",
     "Queued",
+    "alarm_columns",
     "append_event",
     "cancel_pending",
     "claim_due",
     "escalation_rows",
+    "event_columns",
     "events",
     "flood_grew",
     "flood_started",
@@ -116,13 +119,59 @@ async def insert_alarm(
     return AlarmRow(int(row[0]), key[0], key[1], key[2], position, state_from_json(row[1]), now_us)
 
 
-async def append_event(conn: Conn, alarm_id: int, e: Event) -> None:
-    """Append one event (no round trip wait in pipeline mode; its id is currval of the sequence)."""
-    await conn.execute(
+async def append_event(conn: Conn, alarm_id: int, e: Event, *, returning: bool = False) -> int | None:
+    """Append one event (no round trip wait in pipeline mode; its id is currval of the sequence).
+
+    ``returning``: wait for the new row's id and return it (one round trip; an event hook needs it).
+    """
+    cur = await conn.execute(
         "INSERT INTO alarm_event (alarm_id, at_us, kind, actor, comment, data) "
-        "VALUES (%s, %s, %s, %s, %s, %s)",
+        "VALUES (%s, %s, %s, %s, %s, %s)" + (" RETURNING id" if returning else ""),
         (alarm_id, e.at_us, e.kind.value, e.actor, e.comment, Jsonb(dict(e.data or {}))),
     )
+    if not returning:
+        return None
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def event_columns(event_id: int, alarm_id: int, e: Event) -> dict[str, Any]:
+    """An ``alarm_event`` row as column -> value (``at`` as an aware datetime)."""
+    return {
+        "id": event_id,
+        "alarm_id": alarm_id,
+        "at_us": e.at_us,
+        "at": datetime.fromtimestamp(e.at_us / 1e6, UTC),
+        "kind": e.kind.value,
+        "actor": e.actor,
+        "comment": e.comment,
+        "data": dict(e.data or {}),
+    }
+
+
+def alarm_columns(a: AlarmRow, now_us: int) -> dict[str, Any]:
+    """The ``alarm`` row `save_projection` writes, as column -> value (what an event hook is told)."""
+    s = a.state
+    tier = Tier(max(1, min(4, s.tier or 1)))
+    return {
+        "id": a.id,
+        "hazard_source": a.hazard_source,
+        "sensor": a.sensor,
+        "condition": a.condition,
+        "position": a.position,
+        "level": s.level,
+        "tier": int(tier),
+        "tier_name": tier.colour,
+        "state": status(s, now_us).value,
+        "active": s.showing_active,
+        "acked": s.acked,
+        "bureau_step": s.bureau_step,
+        "value": s.value,
+        "limit_value": s.limit,
+        "message_en": s.message_en,
+        "message_zh": s.message_zh,
+    }
 
 
 async def save_projection(conn: Conn, a: AlarmRow, now_us: int, after_event: bool) -> None:

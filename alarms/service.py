@@ -51,7 +51,7 @@ from hazmon.alarms.lifecycle import EventKind
 from hazmon.alarms.messages import AlarmInfo
 from hazmon.alarms.notifier import Notifier
 from hazmon.alarms.outbox import Routing, build_notifier
-from hazmon.alarms.recorder import Recorder
+from hazmon.alarms.recorder import EventHook, Recorder
 from hazmon.alarms.repository import AlarmRow
 from hazmon.alarms.tiering import Tiering
 from hazmon.alarms.trace import Tracer
@@ -92,6 +92,8 @@ class AlarmService:
         clock: now in µs for API actions, read when the action arrives (the daemon gives
             its wall clock); default: the latest ``now_us`` given to `handle`/`tick`
             (simulated time), or the wall clock before the first.
+        on_event: told of every alarm event in the transaction that records it
+            (`hazmon.alarms.recorder.EventHook`; the daemon's bureau uplink). None: nobody.
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class AlarmService:
         *,
         notifiers: Mapping[str, Notifier] | None = None,
         clock: Callable[[], int] | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         self.plant = plant
         settings = settings if settings is not None else AlarmSettings()
@@ -138,6 +141,7 @@ class AlarmService:
             tiering=self._tiering,
             counters=self.counters,
             handoff=self._dispatcher.handoff,
+            on_event=on_event,
         )
         self._loop: asyncio.AbstractEventLoop | None = None  # settings.own_thread: the service's loop
         self._thread: threading.Thread | None = None

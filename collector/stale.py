@@ -36,6 +36,7 @@ class StaleTracker:
         self._stale: set[str] = set()
         self._down: dict[str, set[str]] = {}  # source -> its tags while it is down
         self._unheard: set[str] = set(periods_s)  # no reading yet since watching began
+        self._heard: dict[str, int] = {}  # tag -> its last reading's arrival (never moved by a reconnect)
         self._why: dict[str, str] = {}  # tag -> why it cannot report (a refused node), for its stale reason
 
     @property
@@ -45,6 +46,11 @@ class StaleTracker:
     def is_stale(self, tag: str) -> bool:
         return tag in self._stale
 
+    def last_seen_us(self, tags: Iterable[str]) -> int | None:
+        """When the newest reading of any of ``tags`` arrived (µs); None: none since watching began."""
+        heard = [self._heard[t] for t in tags if t in self._heard]
+        return max(heard) if heard else None
+
     def seen(self, tags: Iterable[str], now_us: int) -> list[StaleChange]:
         """Readings arrived for ``tags`` at ``now_us``; returns the sensors that came back."""
         last = self._last
@@ -52,6 +58,7 @@ class StaleTracker:
         if not fresh.keys() <= last.keys():
             fresh = {t: now_us for t in fresh if t in last}  # unknown tags are the collectors' to report
         last.update(fresh)
+        self._heard.update(fresh)
         if self._unheard:
             self._unheard -= fresh.keys()
         out: list[StaleChange] = []

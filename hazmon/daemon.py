@@ -8,6 +8,7 @@ Data flows one way; `Daemon` starts, connects and stops the parts, and this is e
     StaleTracker (no reading for N x period, source down) ──► StaleChange ──► RulesRunner
     source down / up ──► link_lost Finding ──► AlarmService (its sensors' stale: its consequences)
     BatchWriter (spool full) ──► system Finding ──► AlarmService
+    AlarmService events ──(same transaction)──► uplink outbox ──► bureau; bureau steps ──► AlarmService
 
 The parts are built by `hazmon.wiring.wire` (a list of them, one small function each);
 the slow loops beside the flow (rollups and retention, TimescaleDB job health, supervision
@@ -190,6 +191,8 @@ class Daemon:
             )
             self._tasks.append(asyncio.create_task(self._alarms(), name="alarms"))
             self._tasks.append(asyncio.create_task(supervision.run(), name="supervision"))
+        if w.uplink is not None:  # the bureau link: outbox -> bureau, bureau steps -> alarms
+            self._tasks.append(asyncio.create_task(w.uplink.run(), name="uplink"))
         if self._storage_mode in ("plain", "timescaledb", ""):  # "": DB down at start, mode read later
             job_metrics(w.metrics, lambda: upkeep.job_health)
             self._tasks.append(asyncio.create_task(upkeep.run(), name="upkeep"))

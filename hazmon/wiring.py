@@ -18,6 +18,8 @@ import structlog
 
 from hazmon.alarms import AlarmService
 from hazmon.alarms.causes import link_finding
+from hazmon.alarms.recorder import EventHook
+from hazmon.bureau_link import alarm_event_hook, bureau_link
 from hazmon.clock import now_us
 from hazmon.collector import (
     BatchWriter,
@@ -42,6 +44,7 @@ from hazmon.rules import RulesRunner
 from hazmon.store import connect as db_connect
 from hazmon.supervision.api import routes as supervision_routes
 from hazmon.system_zh import system_message_zh
+from hazmon.uplink import UplinkService
 
 if TYPE_CHECKING:  # the daemon's side of each part: its protocols live with it
     from hazmon.daemon import AlarmsLike, RulesLike
@@ -106,6 +109,7 @@ class Wiring:
     pending_stale: list[StaleChange] = field(default_factory=list)
     pending_findings: list[Finding] = field(default_factory=list)
     sources: SourceStates = field(default_factory=SourceStates)  # connected or not, for /readyz
+    uplink: UplinkService | None = None  # the bureau link (`uplink: enabled`), hazmon.bureau_link
 
     @property
     def system_findings(self) -> list[Finding]:
@@ -178,8 +182,12 @@ def wire(
         on_item_problem=_explain_on_loop(loop, stale),
     )
     rules = w.rules = RulesRunner(plant, config.rules, overrides)  # readings -> findings
-    if config.alarms_enabled:
-        w.alarms = _alarms(config, plant, http, metrics)  # findings -> alarms -> notifications
+    malformed = [0]  # alarm events the link's schema refused (counted by the bureau link)
+    on_event = alarm_event_hook(plant, malformed) if config.uplink.enabled else None  # alarms -> outbox
+    alarms = _alarms(config, plant, http, metrics, on_event) if config.alarms_enabled else None
+    w.alarms = alarms  # findings -> alarms -> notifications
+    if config.uplink.enabled:  # outbox -> bureau; bureau steps -> alarms
+        w.uplink = bureau_link(config, plant, w, alarms, overrides=overrides, malformed=malformed, loop=loop)
     _pipeline_gauges(w, rules)
     return w
 
@@ -297,7 +305,9 @@ def _inputs(
     return out
 
 
-def _alarms(config: DaemonConfig, plant: Plant, http: HttpServer, metrics: Metrics) -> AlarmService:
+def _alarms(
+    config: DaemonConfig, plant: Plant, http: HttpServer, metrics: Metrics, on_event: EventHook | None
+) -> AlarmService:
     """Findings -> alarms -> notifications; its HTTP API mounted on the daemon's server.
 
     The supervision API (hidden dangers, duty checks, commitments) is mounted beside it, with
@@ -305,7 +315,7 @@ def _alarms(config: DaemonConfig, plant: Plant, http: HttpServer, metrics: Metri
     """
     # clock: an operator's action is recorded at the time it arrived, not at the last tick
     dsn = config.database.resolved_dsn()
-    alarms = AlarmService(plant, config.alarms, dsn, clock=now_us)
+    alarms = AlarmService(plant, config.alarms, dsn, clock=now_us, on_event=on_event)
     http.mount(alarms.routes())
     http.mount(
         supervision_routes(plant, lambda: db_connect(dsn), lambda: datetime.now(UTC), alarms.authenticate)

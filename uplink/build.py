@@ -5,7 +5,7 @@ No I/O: every function takes what it reports (and the time) as arguments.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Literal
 
@@ -181,7 +181,7 @@ def alarm_event(enterprise_id: str, alarm: dict[str, object], event: dict[str, o
 
 
 def aggregate(
-    window_start: datetime, readings: dict[str, Iterable[tuple[float, Quality]]], tags: Iterable[str]
+    window_start: datetime, readings: Mapping[str, Iterable[tuple[float, Quality]]], tags: Iterable[str]
 ) -> Aggregates:
     """1-minute aggregates of ``tags`` from their readings (value, quality) in arrival order.
 

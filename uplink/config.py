@@ -19,6 +19,8 @@
       poll_interval_s: 1               # how often the outbox is looked at when idle
       retry_max_s: 30                  # reconnect back-off cap
       heartbeat_interval_s: 60
+      aggregate_delay_s: 15            # a minute is aggregated this long after its end (writer committed)
+      aggregate_catchup_h: 24          # after a stop, missed minutes are sent back this far
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class UplinkSettings:
     poll_interval_s: float = 1.0
     retry_max_s: float = 30.0
     heartbeat_interval_s: float = 60.0
+    aggregate_delay_s: float = 15.0
+    aggregate_catchup_h: float = 24.0
 
     @property
     def host(self) -> str:
@@ -108,6 +112,8 @@ def parse_settings(n: Node) -> UplinkSettings | None:
         poll_interval_s=opt(m, "poll_interval_s", lambda x: x.num(0.01), d.poll_interval_s),
         retry_max_s=opt(m, "retry_max_s", lambda x: x.num(0.1), d.retry_max_s),
         heartbeat_interval_s=opt(m, "heartbeat_interval_s", lambda x: x.num(1.0), d.heartbeat_interval_s),
+        aggregate_delay_s=opt(m, "aggregate_delay_s", lambda x: x.num(0.0), d.aggregate_delay_s),
+        aggregate_catchup_h=opt(m, "aggregate_catchup_h", lambda x: x.num(0.0), d.aggregate_catchup_h),
     )
     if (s.cert_file is None) != (s.key_file is None):
         m.get("cert_file", m.get("key_file", n)).problem("cert_file and key_file go together")

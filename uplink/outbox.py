@@ -16,9 +16,15 @@ import psycopg
 
 from hazmon.plant.link import SCHEMA_VERSION, Envelope, Payload
 
-__all__ = ["OutboxRow", "claim", "enqueue", "mark_sent", "pending"]
+__all__ = ["OutboxRow", "claim", "enqueue", "enqueue_async", "mark_sent", "pending"]
 
 Conn = psycopg.Connection[tuple[object, ...]]
+AsyncConn = psycopg.AsyncConnection[tuple[object, ...]]
+
+_INSERT = (
+    "INSERT INTO uplink_outbox (message_id, enterprise_id, region_code, kind, payload, dedupe_key)"
+    " VALUES (%s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT (dedupe_key) DO NOTHING"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +66,25 @@ def enqueue(
     Runs in the caller's transaction, so a message can be enqueued atomically with what it reports.
     """
     row = conn.execute(
-        "INSERT INTO uplink_outbox (message_id, enterprise_id, region_code, kind, payload, dedupe_key)"
-        " VALUES (%s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT (dedupe_key) DO NOTHING RETURNING seq",
-        (
-            uuid.uuid4(),
-            enterprise_id,
-            region_code,
-            payload.kind,
-            payload.model_dump_json(),
-            dedupe_key,
-        ),
+        _INSERT + " RETURNING seq", _params(enterprise_id, region_code, payload, dedupe_key)
     ).fetchone()
     return None if row is None else int(row[0])  # type: ignore[call-overload]
+
+
+async def enqueue_async(
+    conn: AsyncConn, enterprise_id: str, region_code: str, payload: Payload, dedupe_key: str | None = None
+) -> None:
+    """`enqueue` on an async connection, in the caller's transaction, without waiting for an answer.
+
+    Pipeline-friendly (the alarm recorder's transactions are pipelined): nothing is fetched.
+    """
+    await conn.execute(_INSERT, _params(enterprise_id, region_code, payload, dedupe_key))
+
+
+def _params(
+    enterprise_id: str, region_code: str, payload: Payload, dedupe_key: str | None
+) -> tuple[object, ...]:
+    return (uuid.uuid4(), enterprise_id, region_code, payload.kind, payload.model_dump_json(), dedupe_key)
 
 
 def claim(conn: Conn, limit: int) -> list[OutboxRow]:

@@ -87,6 +87,13 @@ class Sender:
         self._client: mqtt.Client | None = None
         self._link: _Link | None = None
         self._conn: Conn | None = None
+        self.last_error = ""  # why the link is down ("" while it works)
+
+    @property
+    def connected(self) -> bool:
+        """Connected to the bureau's broker now."""
+        link = self._link
+        return link is not None and link.connected.is_set() and not link.lost.is_set()
 
     # ------------------------------------------------------------ connection
 
@@ -231,10 +238,12 @@ class Sender:
         while not stop.is_set():
             try:
                 self.send_pending()
+                self.last_error = ""
                 backoff = 0.0
                 stop.wait(self.settings.poll_interval_s)
             except (ConnectionError, OSError, psycopg.OperationalError) as e:
                 backoff = min(max(backoff * 2, 0.1), self.settings.retry_max_s)
+                self.last_error = str(e)
                 log.warning("uplink down, retrying", error=str(e), retry_in_s=backoff)
                 if self._conn is not None and self._conn.broken:
                     self._conn = None

@@ -55,3 +55,15 @@ def test_a_sensor_never_heard_from_is_timed_from_its_source_coming_up() -> None:
     t.source_up("dcs", 20 * S, ["A", "B"])
     assert t.is_stale("B")
     assert t.check(20 * S) == [StaleChange("A", True, 20 * S, "no reading for 3 s (3 x 1 s)")]
+
+
+def test_last_seen_is_the_last_reading_not_a_reconnect() -> None:
+    """What the bureau's heartbeat reports per endpoint: when its last reading arrived."""
+    st = StaleTracker({"A": 1.0, "B": 1.0}, 3.0, 0)
+    assert st.last_seen_us(["A", "B"]) is None  # nothing heard since watching began
+    st.seen(["A"], 5_000_000)
+    st.seen(["B"], 7_000_000)
+    assert st.last_seen_us(["A"]) == 5_000_000 and st.last_seen_us(["A", "B"]) == 7_000_000
+    st.source_down("src", ["A", "B"], 8_000_000, "link lost")
+    st.source_up("src", 20_000_000, ["A", "B"])  # the stale clock restarts; the last reading does not move
+    assert st.last_seen_us(["A", "B"]) == 7_000_000

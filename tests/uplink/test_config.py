@@ -66,7 +66,7 @@ def test_uplink_problems_name_file_line_and_field(tmp_path: Path) -> None:
         f"{f}:5: uplink.batch: must be >= 1, got 0",
         f"{f}:6: uplink.cert_file: cert_file and key_file go together",
         f"{f}:7: uplink.password_env: a password needs a username",
-        f"{f}:8: uplink.colour: unknown key 'colour' (allowed: ack_timeout_s, batch, ca_file, cert_file, "
-        "client_id, enabled, heartbeat_interval_s, keepalive_s, key_file, password_env, poll_interval_s, "
+        f"{f}:8: uplink.colour: unknown key 'colour' (allowed: ack_timeout_s, aggregate_catchup_h, "
+        "aggregate_delay_s, batch, ca_file, cert_file, client_id, enabled, heartbeat_interval_s, keepalive_s, key_file, password_env, poll_interval_s, "
         "protocol, retry_max_s, session_expiry_s, url, username)",
     ]
