@@ -38,7 +38,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from hazmon.plant.regions import LEVELS, Scope, prefix
 from hazmon.plant.yamlmodel import SECTION, Flag, Positive, Whole, YText, check, choice, pattern, validate
-from hazmon.plant.yamlnode import Node, parse_file, port_problem
+from hazmon.plant.yamlnode import Node, expand_env, parse_file, port_problem
 from hazmon.store import dsn_from_env
 
 __all__ = [
@@ -62,6 +62,7 @@ VarName = Annotated[YText, AfterValidator(pattern(_VAR, "an environment variable
 
 
 def _mqtt_url(url: str) -> str:
+    url = expand_env(url)  # ${NAME} / ${NAME:-default}, once at load
     u = urlsplit(url)
     if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
         raise ValueError(f"'{url}' is not mqtt://host[:port] or mqtts://host[:port]")
@@ -103,7 +104,9 @@ class RegionSettings:
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
 class DatabaseSettings:
-    dsn: Annotated[YText, AfterValidator(_dsn)] = ""  # "" -> $HAZMON_DSN, else the local default
+    dsn: Annotated[YText, AfterValidator(expand_env), AfterValidator(_dsn)] = (
+        ""  # "" -> $HAZMON_DSN, else the local default
+    )
     storage_mode: Annotated[YText, BeforeValidator(choice("auto", "plain", "timescaledb"))] = "auto"
     migrate: Flag = True  # apply migrations on start
 
