@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from hazmon.bureau.config import load_config
-from hazmon.cli import main
 from hazmon.plant import ConfigError
 from hazmon.plant.regions import Scope
 from tests.conftest import ROOT
@@ -71,10 +74,22 @@ tokens:
     ]
 
 
-def test_hazmon_bureau_check(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["bureau", "check", "-c", str(ROOT / "examples" / "bureau.yaml")]) == 0
-    assert "ok (bureau nj-city, city 320100" in capsys.readouterr().out
+def _hz(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hazmon", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def test_hazmon_bureau_check_and_migrate(tmp_path: Path, empty_db: str) -> None:
+    r = _hz("bureau", "check", "-c", "examples/bureau.yaml")
+    assert r.returncode == 0 and "ok (bureau nj-city, city 320100" in r.stdout
     bad = tmp_path / "b.yaml"
     bad.write_text('id: x\nname: y\nregion: {code: "32010", level: city}\n')
-    assert main(["bureau", "check", "-c", str(bad)]) == 1
-    assert "b.yaml:3: region.code: '32010' is not a six-digit region code" in capsys.readouterr().err
+    r = _hz("bureau", "check", "-c", str(bad))
+    assert r.returncode == 1 and "b.yaml:3: region.code: '32010' is not a six-digit region code" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = _hz("bureau", "migrate", "-c", "examples/bureau.yaml", env={"HAZMON_DSN": empty_db})
+    assert r.returncode == 0, r.stderr
+    with psycopg.connect(empty_db) as c:
+        assert c.execute("SELECT to_regclass('bureau_downlink') IS NOT NULL").fetchone() == (True,)
