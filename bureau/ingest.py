@@ -178,7 +178,10 @@ def apply(conn: Conn, env: Envelope, received_at: datetime, max_skew_s: float = 
     p = env.payload
     if not isinstance(p, Registration):
         row = conn.execute(
-            "SELECT 1 FROM bureau_enterprise WHERE enterprise_id = %s FOR SHARE", (eid,)
+            # the row this message updates last (last_seq), locked first: two workers on the
+            # same enterprise's messages wait for each other instead of deadlocking
+            "SELECT 1 FROM bureau_enterprise WHERE enterprise_id = %s FOR NO KEY UPDATE",
+            (eid,),
         ).fetchone()
         if row is None:
             why = f"enterprise_id: {eid!r} has not registered (a registration comes first)"
