@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -122,3 +123,54 @@ def test_two_workers_share_the_feed_each_message_stored_once(
     assert _count(db_dsn, "SELECT count(*) FROM bureau_message") == 41
     assert all(w.stats.received > 0 for w in ws), [w.stats for w in ws]
     assert sum(w.ingestor.metrics.duplicates._value.get() for w in ws) == 5
+
+
+@pytest.mark.slow
+def test_with_the_readme_acl_the_bureau_receives_and_a_forger_is_dropped(
+    tmp_path: Path, db_dsn: str, enterprise: Enterprise, workers: Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    acl = tmp_path / "acl"
+    acl.write_text(
+        "pattern write hazmon/v1/%u/up/#\npattern read hazmon/v1/%u/down/#\n\n"
+        "user bureau\ntopic read hazmon/v1/+/up/#\ntopic read $share/hazmon-bureau/hazmon/v1/+/up/#\n"
+        "topic write hazmon/v1/+/down/#\n"
+    )
+    passwd = tmp_path / "passwd"
+    passwd.touch()
+    for u, p in {enterprise.id: "e-secret", "bureau": "b-secret"}.items():
+        subprocess.run(["mosquitto_passwd", "-b", str(passwd), u, p], check=True, capture_output=True)
+    broker = PrivateMosquitto(tmp_path, f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n")
+    broker.start()
+    try:
+        monkeypatch.setenv("HAZMON_TEST_BUREAU_PW", "b-secret")
+        settings = BrokerSettings(
+            url=f"mqtt://127.0.0.1:{broker.port}", username="bureau", password_env="HAZMON_TEST_BUREAU_PW",
+            group="hazmon-bureau", client_id="bureau-acl", retry_max_s=0.2,
+        )  # fmt: skip
+        sub = workers.start(Subscriber(settings, db_dsn, Ingestor(CITY, IngestLimits())))
+
+        def publish(user: str, pw: str, wire: tuple[bytes, str]) -> None:
+            c = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=f"p-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+            )
+            c.username_pw_set(user, pw)
+            c.connect("127.0.0.1", broker.port)
+            c.loop_start()
+            c.publish(wire[1], wire[0], qos=1).wait_for_publish(10)
+            c.loop_stop()
+            c.disconnect()
+
+        other = Enterprise(enterprise.plant, "forged-co")
+        publish(
+            enterprise.id, "e-secret", other.wire(other.envelope(other.registration()))
+        )  # dropped by the ACL
+        publish(enterprise.id, "e-secret", enterprise.wire(enterprise.envelope(enterprise.registration())))
+        _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_enterprise") >= 1, "the registration")
+        _wait(lambda: sub.stats.acked >= 1, "the acknowledgement")
+        assert sub.stats.received == 1
+        with psycopg.connect(db_dsn) as c:
+            assert c.execute("SELECT enterprise_id FROM bureau_enterprise").fetchall() == [(enterprise.id,)]
+    finally:
+        broker.stop()
