@@ -16,7 +16,9 @@ Reason codes (``hazmon_bureau_refused_total{reason_code}``):
 - ``outside_region``: the enterprise's region code is not inside the bureau's;
 - ``unknown_enterprise``: anything but a registration from an enterprise never registered;
 - ``unknown_alarm``: feedback on an alarm the bureau never received;
-- ``database_refused``: PostgreSQL refused the values (kept for a person to look at).
+- ``database_refused``: PostgreSQL refused the values (kept for a person to look at);
+- ``internal_error``: the bureau's own code failed on it (logged with the traceback): kept and
+  acknowledged, so one message the code cannot take never blocks the feed.
 
 A message whose ``sent_at`` is more than ``limits.max_skew_s`` ahead of the bureau's clock is
 stored and applied, flagged (``bureau_message.skewed``) and counted (``hazmon_bureau_skewed_total``).
@@ -75,6 +77,7 @@ REASON_CODES = (
     "unknown_enterprise",
     "unknown_alarm",
     "database_refused",
+    "internal_error",
 )
 DEAD_LETTER_MAX_BYTES = 64 * 1024
 
@@ -447,19 +450,21 @@ class Ingestor:
         A refusal is dead-lettered and counted. Raises only for a database that is away
         (`hazmon.store.is_temporary`): the caller keeps the message unacknowledged and retries.
         """
-        checked = check(raw, topic, self.limits, self.region)
-        if isinstance(checked, Refused):
-            o = Outcome("refused", None, checked.enterprise_id, refused=checked)
-        else:
-            try:
-                with conn.transaction():
-                    o = apply(conn, checked, received_at, self.limits.max_skew_s)
-            except psycopg.Error as e:
-                if is_temporary(e) or conn.closed or conn.broken:
-                    raise
-                why = f"database refused it: {type(e).__name__}: {str(e).strip().splitlines()[0]}"
-                refused = Refused("database_refused", why, checked.enterprise_id)
-                o = Outcome("refused", checked.kind, checked.enterprise_id, refused=refused)
+        try:
+            o = self._checked_and_applied(conn, raw, topic, received_at)
+        except psycopg.Error as e:
+            if is_temporary(e) or conn.closed or conn.broken:
+                raise
+            first = (str(e).strip().splitlines() or [""])[0]
+            who = _topic_enterprise(topic)
+            refused = Refused("database_refused", f"database refused it: {type(e).__name__}: {first}", who)
+            o = Outcome("refused", None, who, refused=refused)
+        except Exception as e:  # a defect of ours: kept and counted, the feed goes on
+            log.exception("bureau ingest failed on a message", topic=topic)
+            who = _topic_enterprise(topic)
+            o = Outcome(
+                "refused", None, who, refused=Refused("internal_error", f"{type(e).__name__}: {e}", who)
+            )
         if o.refused is not None:
             with conn.transaction():
                 dead_letter(conn, topic, raw, o.refused)
@@ -474,3 +479,10 @@ class Ingestor:
             log.warning("bureau message clock ahead", topic=topic, enterprise=o.enterprise_id)
         self.metrics.count(o)
         return o
+
+    def _checked_and_applied(self, conn: Conn, raw: bytes, topic: str, received_at: datetime) -> Outcome:
+        checked = check(raw, topic, self.limits, self.region)
+        if isinstance(checked, Refused):
+            return Outcome("refused", None, checked.enterprise_id, refused=checked)
+        with conn.transaction():
+            return apply(conn, checked, received_at, self.limits.max_skew_s)

@@ -161,3 +161,31 @@ def test_check_is_pure_and_names_the_field(enterprise: Enterprise) -> None:
     forged = enterprise.wire(enterprise.envelope(enterprise.alarm(1, 1, alarm_id="other:1")))
     r = check(*forged, IngestLimits(), CITY)
     assert isinstance(r, Refused) and r.reason_code == "topic_mismatch" and "alarm_id" in r.reason
+
+
+def test_a_defect_on_one_message_is_dead_lettered_and_the_next_goes_through(
+    conn: Conn, enterprise: Enterprise, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hazmon.bureau import ingest
+
+    ing = Ingestor(CITY, IngestLimits())
+    _register(ing, conn, enterprise)
+    real = ingest._heartbeat
+
+    def broken(*a: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(ingest, "_heartbeat", broken)
+    hb = Heartbeat(at=T0, endpoints=[])
+    o = ing.handle(conn, *enterprise.wire(enterprise.envelope(hb)), T0)
+    assert (
+        o.refused is not None
+        and o.refused.reason_code == "internal_error"
+        and o.refused.enterprise_id == "hx-chem"
+    )
+    assert (
+        _one(conn, "SELECT count(*) FROM bureau_message WHERE kind = 'heartbeat'") == 0
+    )  # rolled back whole
+    monkeypatch.setattr(ingest, "_heartbeat", real)
+    assert ing.handle(conn, *enterprise.wire(enterprise.envelope(hb)), T0).status == "stored"
+    assert _refused(ing, "internal_error") == 1
