@@ -133,6 +133,10 @@ class Subscriber:
             self._conn = None
             self._lost.set()
             return
+        except Exception:  # never let paho's network thread die silently: reconnect instead
+            log.exception("bureau subscriber failed on a message, reconnecting", topic=msg.topic)
+            self._lost.set()
+            return
         c.ack(msg.mid, msg.qos)
         self.stats.acked += 1
 
