@@ -18,8 +18,8 @@ from hazmon.bureau.config import BureauConfig
 from hazmon.bureau.downlink import DownlinkSender
 from hazmon.bureau.ingest import IngestLimits, IngestMetrics, Ingestor
 from hazmon.bureau.subscriber import Subscriber
+from hazmon.collector import Metrics
 from hazmon.http import CheckResult, HttpServer
-from hazmon.metrics import daemon_metrics
 from hazmon.readiness import DatabaseProbe
 from hazmon.store import StorageSettings, connect, migrate
 
@@ -44,7 +44,7 @@ class BureauDaemon:
     def __init__(self, cfg: BureauConfig, clock: Callable[[], datetime] | None = None) -> None:
         self.cfg = cfg
         dsn = cfg.database.resolved_dsn()
-        self.metrics = daemon_metrics()
+        self.metrics = Metrics()  # the bureau's own families only (not the enterprise daemon's)
         self.ingest_metrics = IngestMetrics(self.metrics.registry)
         lim = cfg.limits
         self.ingestor = Ingestor(
@@ -75,6 +75,22 @@ class BureauDaemon:
 
         self.http.add_check("database", database)
         self.http.add_check("broker", broker)
+        sub, down = self.subscriber.stats, self.downlink
+        self.metrics.gauge_fn(
+            "hazmon_bureau_link_state",
+            "The bureau's link threads, by what: messages received and acknowledged, broker (re)connects,"
+            " database failures; downlink messages sent, send failures, malformed rows skipped",
+            lambda: {
+                ("received",): sub.received,
+                ("acknowledged",): sub.acked,
+                ("connects",): sub.connects,
+                ("database_failures",): sub.db_failures,
+                ("downlink_sent",): down.sent,
+                ("downlink_failures",): down.failures,
+                ("downlink_malformed",): down.malformed,
+            },
+            ("what",),
+        )
 
     def health(self) -> tuple[bool, dict[str, object]]:
         stopped = [n for n, t in self._tasks.items() if t.done()]

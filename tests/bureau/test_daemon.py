@@ -215,10 +215,13 @@ async def test_sender_to_daemon_to_api_and_a_step_back_down(
             )
             assert env.payload.comment == "值班员已接收"
 
+            # the sender counts once the broker's PUBACK is in: maybe after the enterprise has it
+            await _until(lambda: daemon.downlink.sent == 1, "the downlink to count the step sent")
             async with http.get(f"http://127.0.0.1:{daemon.http_port}/metrics") as r:
                 text = await r.text()
             assert 'hazmon_bureau_messages_total{kind="alarm_event"} 2.0' in text
             assert 'hazmon_bureau_api_refused_total{status="404"}' in text
+            assert 'hazmon_bureau_link_state{what="downlink_sent"} 1.0' in text
             async with http.get(f"http://127.0.0.1:{daemon.http_port}/readyz") as r:
                 ready = json.loads(await r.text())
             assert r.status == 200 and ready["status"] == "ready", ready
