@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from hazmon.bureau.ingest import REASON_CODES, IngestLimits, Ingestor, Outcome, Refused, check
-from hazmon.plant.link import Feedback, Heartbeat, topic
+from hazmon.plant.link import Feedback, Heartbeat, Registration, topic
 from hazmon.plant.link.messages import EndpointHeartbeat
 from tests.bureau.helpers import CITY, T0, Enterprise
 
@@ -189,3 +189,30 @@ def test_a_defect_on_one_message_is_dead_lettered_and_the_next_goes_through(
     monkeypatch.setattr(ingest, "_heartbeat", real)
     assert ing.handle(conn, *enterprise.wire(enterprise.envelope(hb)), T0).status == "stored"
     assert _refused(ing, "internal_error") == 1
+
+
+def test_a_new_registration_replaces_sources_and_sensors(conn: Conn, enterprise: Enterprise) -> None:
+    ing = Ingestor(CITY, IngestLimits())
+    _register(ing, conn, enterprise)
+    reg = enterprise.registration()
+    assert isinstance(reg, Registration)
+    first, second, *rest = reg.hazard_sources
+    moved = first.sensors[0]
+    changed = reg.model_copy(
+        update={
+            "hazard_sources": [
+                first.model_copy(update={"sensors": first.sensors[1:-1], "grade": "I"}),  # two sensors fewer
+                second.model_copy(update={"sensors": [*second.sensors, moved]}),  # one moved here
+            ]
+        }
+    )
+    assert ing.handle(conn, *enterprise.wire(enterprise.envelope(changed)), T0).status == "stored"
+    assert {r[0] for r in conn.execute("SELECT source_id FROM bureau_hazard_source").fetchall()} == {
+        first.id,
+        second.id,
+    }
+    want = len(first.sensors) - 2 + len(second.sensors) + 1
+    assert _one(conn, "SELECT count(*) FROM bureau_sensor") == want
+    assert _one(conn, "SELECT source_id FROM bureau_sensor WHERE tag = %s", moved.tag) == second.id
+    assert _one(conn, "SELECT grade FROM bureau_hazard_source WHERE source_id = %s", first.id) == "I"
+    assert rest  # the example has more sources: they are gone now
