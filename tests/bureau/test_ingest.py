@@ -216,3 +216,41 @@ def test_a_new_registration_replaces_sources_and_sensors(conn: Conn, enterprise:
     assert _one(conn, "SELECT source_id FROM bureau_sensor WHERE tag = %s", moved.tag) == second.id
     assert _one(conn, "SELECT grade FROM bureau_hazard_source WHERE source_id = %s", first.id) == "I"
     assert rest  # the example has more sources: they are gone now
+
+
+def test_aggregates_and_assessments_are_stored(conn: Conn, enterprise: Enterprise) -> None:
+    from datetime import date
+
+    from hazmon.plant.link import AggregateItem, Aggregates, AssessmentItem, AssessmentRegister
+
+    ing = Ingestor(CITY, IngestLimits())
+    _register(ing, conn, enterprise)
+    agg = Aggregates(
+        window_start=T0,
+        items=[
+            AggregateItem(
+                sensor="LT-101", count=60, min=1.0, mean=2.0, max=3.0, last=2.5, worst_quality="good"
+            ),
+            AggregateItem(
+                sensor="TT-101", count=0, min=None, mean=None, max=None, last=None, worst_quality=None
+            ),
+        ],
+    )
+    assert ing.handle(conn, *enterprise.wire(enterprise.envelope(agg)), T0).status == "stored"
+    rows = conn.execute(
+        "SELECT sensor, count, mean, worst_quality FROM bureau_aggregate ORDER BY sensor"
+    ).fetchall()
+    assert rows == [("LT-101", 60, 2.0, "good"), ("TT-101", 0, None, None)]
+    item = AssessmentItem(
+        hazard_source="cl2-tankfarm", report_date=date(2024, 5, 1), next_due=date(2027, 5, 1),
+        due_reason="three years after the last report", reassessment_overdue=False, filing_overdue=True,
+        inventory_changed=False,
+    )  # fmt: skip
+    reg = AssessmentRegister(as_of=date(2026, 3, 1), items=[item])
+    assert ing.handle(conn, *enterprise.wire(enterprise.envelope(reg)), T0).status == "stored"
+    older = AssessmentRegister(
+        as_of=date(2026, 2, 1), items=[item.model_copy(update={"filing_overdue": False})]
+    )
+    assert ing.handle(conn, *enterprise.wire(enterprise.envelope(older)), T0).status == "stored"
+    row = conn.execute("SELECT as_of, next_due, filing_overdue FROM bureau_assessment").fetchall()
+    assert row == [(date(2026, 3, 1), date(2027, 5, 1), True)]  # an older register does not roll it back
