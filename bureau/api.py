@@ -13,7 +13,8 @@ Routes (``/api/v1``):
 
 - ``GET /enterprises``: id, name, region, registered/last seen, open alarm count;
 - ``GET /enterprises/{id}``: hazard sources (grade, R, S) with their sensors, heartbeats, assessments;
-- ``GET /alarms?tier=&open=&enterprise=&limit=&offset=``: newest first, paged;
+- ``GET /alarms?tier=red,orange&open=true&enterprise=&limit=&offset=``: newest first, paged
+  (``tier`` colours or 1-4);
 - ``GET /alarms/{id}``: the alarm and its whole history (the enterprise's events and the bureau's steps);
 - ``POST /alarms/{id}/steps`` ``{"step": "received|verified|closed", "comment": ""}`` (officer):
   recorded as a ``bureau`` event with the token's name as actor, and sent down to the enterprise
@@ -46,7 +47,8 @@ log = structlog.get_logger("hazmon.bureau.api")
 
 API_PREFIX = "/api/v1"
 STEPS = ("received", "verified", "closed")
-_TIERS = {"red": 1, "orange": 2, "yellow": 3, "blue": 4}
+_TIERS = {"red": 1, "orange": 2, "yellow": 3, "blue": 4, "1": 1, "2": 2, "3": 3, "4": 4}
+_TIER = "(red|orange|yellow|blue|[1-4])"
 _OPEN = "(a.cleared_at IS NULL OR a.bureau_step IS DISTINCT FROM 'closed')"
 AConn = psycopg.AsyncConnection[dict[str, Any]]
 
@@ -75,9 +77,8 @@ _Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 class AlarmQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tier: Annotated[str | None, Field(pattern=r"^(red|orange|yellow|blue)(,(red|orange|yellow|blue))*$")] = (
-        None
-    )
+    # tier colours or numbers, comma-separated: red,orange or 1,2
+    tier: Annotated[str | None, Field(pattern=rf"^{_TIER}(,{_TIER})*$")] = None
     open: Annotated[bool | None, BeforeValidator(_flag)] = None
     enterprise: _Id | None = None
     limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole)] = 100

@@ -89,6 +89,7 @@ async def test_filters_and_paging(api: str) -> None:
     status, body = await _get(api, "/alarms?enterprise=liuhe-chem&tier=orange")
     assert status == 200 and body["count"] == 4
     assert {a["tier_name"] for a in body["alarms"]} == {"orange"}
+    assert (await _get(api, "/alarms?enterprise=liuhe-chem&tier=1,2"))[1]["count"] == 7
     # cleared by the enterprise, not closed by the bureau: still open
     assert (await _get(api, "/alarms?open=true&enterprise=liuhe-chem"))[1]["count"] == 7
     pages = [(await _get(api, f"/alarms?limit=3&offset={o}"))[1] for o in (0, 3, 6)]
@@ -102,6 +103,7 @@ async def test_filters_and_paging(api: str) -> None:
         ("/alarms?limit=0", "query.limit:"),
         ("/alarms?limit=ten", "query.limit:"),
         ("/alarms?tier=pink", "query.tier:"),
+        ("/alarms?tier=5", "query.tier:"),
         ("/alarms?open=maybe", "query.open:"),
         ("/alarms?colour=red", "query.colour:"),
         ("/alarms?limit=1&limit=2", "query.limit: given twice"),
