@@ -174,3 +174,17 @@ def test_with_the_readme_acl_the_bureau_receives_and_a_forger_is_dropped(
             assert c.execute("SELECT enterprise_id FROM bureau_enterprise").fetchall() == [(enterprise.id,)]
     finally:
         broker.stop()
+
+
+@pytest.mark.slow
+def test_what_arrives_while_the_bureau_is_down_waits_in_its_session(
+    db_dsn: str, enterprise: Enterprise, private_mosquitto: PrivateMosquitto, workers: Workers
+) -> None:
+    broker = _broker(private_mosquitto.port, "bureau-persistent")
+    workers.stop(workers.start(Subscriber(broker, db_dsn, Ingestor(CITY, IngestLimits()))))
+    wires = [enterprise.wire(enterprise.envelope(enterprise.registration()))]
+    wires += [enterprise.wire(enterprise.envelope(enterprise.alarm(i, i))) for i in (1, 2, 3)]
+    _publish(private_mosquitto.port, wires)  # the bureau is down
+    back = workers.start(Subscriber(broker, db_dsn, Ingestor(CITY, IngestLimits())))
+    _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_alarm") == 3, "the queued alarms")
+    _wait(lambda: back.stats.acked == 4, "every queued message acknowledged")
