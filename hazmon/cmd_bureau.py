@@ -82,4 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     except psycopg.OperationalError as e:
         print(f"database: {e}".strip(), file=sys.stderr)
         return 1
+    except OSError as e:  # the HTTP port taken, or not allowed
+        print(f"http {cfg.http.host}:{cfg.http.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
     return 0
