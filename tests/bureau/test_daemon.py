@@ -228,3 +228,20 @@ async def test_sender_to_daemon_to_api_and_a_step_back_down(
     finally:
         down.close()
         await daemon.stop()
+
+
+async def test_without_its_broker_the_daemon_is_alive_but_not_ready(make_db: Callable[[], str]) -> None:
+    from tests.conftest import free_port
+
+    daemon = BureauDaemon(bureau_config(make_db(), free_port()))  # nothing listens there
+    await daemon.start()
+    try:
+        base = f"http://127.0.0.1:{daemon.http_port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "/livez") as r:
+                assert r.status == 200
+            async with http.get(base + "/readyz") as r:
+                body = json.loads(await r.text())
+                assert r.status == 503 and body["degraded"] == ["broker"], body
+    finally:
+        await daemon.stop()
