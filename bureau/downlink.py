@@ -25,7 +25,6 @@ from hazmon.bureau.config import BrokerSettings
 from hazmon.bureau.subscriber import mqtt_client
 from hazmon.plant.link import SCHEMA_VERSION, BureauStep, Envelope, topic
 from hazmon.plant.schema import describe
-from hazmon.store import connect
 
 __all__ = ["DownlinkSender", "enqueue", "pending"]
 
@@ -190,7 +189,9 @@ class DownlinkSender:
         while not stop.is_set():
             try:
                 if conn is None or conn.closed or conn.broken:
-                    conn = connect(self.dsn, autocommit=True)
+                    conn = psycopg.connect(
+                        self.dsn, autocommit=True, connect_timeout=5, application_name="hazmon-bureau"
+                    )
                 self.send_pending(conn)
                 backoff = 0.0
                 self._wake.wait(self.poll_interval_s)

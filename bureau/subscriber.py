@@ -29,7 +29,6 @@ from paho.mqtt.properties import Properties
 from hazmon.bureau.config import BrokerSettings
 from hazmon.bureau.ingest import Ingestor
 from hazmon.plant.link.messages import TOPIC_ROOT
-from hazmon.store import connect
 
 __all__ = ["Subscriber", "SubscriberStats", "mqtt_client", "shared_topic"]
 
@@ -92,7 +91,9 @@ class Subscriber:
 
     def _db(self) -> Conn:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = connect(self.dsn, autocommit=True)
+            self._conn = psycopg.connect(
+                self.dsn, autocommit=True, connect_timeout=5, application_name="hazmon-bureau"
+            )
         return self._conn
 
     # ------------------------------------------------------------ paho callbacks (network thread)
