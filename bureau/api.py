@@ -1,0 +1,438 @@
+"""The bureau's HTTP API (aiohttp): enterprises, alarms and the bureau's steps, scoped by region.
+
+Every route needs ``Authorization: Bearer <token>`` (tokens of ``bureau.yaml``; only their
+SHA-256 is compared). A call without a valid token gets 401, a viewer posting a step 403;
+each refusal is logged and counted. Requests are validated with pydantic before the database
+is read: anything else is a 400 whose JSON ``error`` names the field and the reason.
+
+A token sees only the enterprises whose region code lies inside its own region: lists are
+filtered, and an enterprise or alarm outside it is a 404 (the same answer as one that does not
+exist, so a county learns nothing of another county's).
+
+Routes (``/api/v1``):
+
+- ``GET /enterprises``: id, name, region, registered/last seen, open alarm count;
+- ``GET /enterprises/{id}``: hazard sources (grade, R, S) with their sensors, heartbeats, assessments;
+- ``GET /alarms?tier=red,orange&open=true&enterprise=&limit=&offset=``: newest first, paged
+  (``tier`` colours or 1-4);
+- ``GET /alarms/{id}``: the alarm and its whole history (the enterprise's events and the bureau's steps);
+- ``POST /alarms/{id}/steps`` ``{"step": "received|verified|closed", "comment": ""}`` (officer):
+  recorded as a ``bureau`` event with the token's name as actor, and sent down to the enterprise
+  (``hazmon/v1/<enterprise>/down/bureau_step``) through the downlink outbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import psycopg
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
+from psycopg.rows import dict_row
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from hazmon.plant.link import BureauStep
+from hazmon.plant.regions import Scope, prefix
+from hazmon.plant.schema import Text, describe
+
+__all__ = ["API_PREFIX", "STEPS", "ApiUser", "BureauApi", "build_routes"]
+
+log = structlog.get_logger("hazmon.bureau.api")
+
+API_PREFIX = "/api/v1"
+STEPS = ("received", "verified", "closed")
+_TIERS = {"red": 1, "orange": 2, "yellow": 3, "blue": 4, "1": 1, "2": 2, "3": 3, "4": 4}
+_TIER = "(red|orange|yellow|blue|[1-4])"
+_OPEN = "(a.cleared_at IS NULL OR a.bureau_step IS DISTINCT FROM 'closed')"
+AConn = psycopg.AsyncConnection[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiUser:
+    """One API user: ``name`` is the actor of every step they record."""
+
+    name: str
+    role: Literal["viewer", "officer"]
+    sha256: str
+    scope: Scope
+
+
+def _whole(v: object) -> object:
+    return int(v) if isinstance(v, str) and v.isdigit() and len(v) < 19 else v
+
+
+def _flag(v: object) -> object:
+    return {"true": True, "false": False}.get(v, v) if isinstance(v, str) else v
+
+
+_Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+
+
+class AlarmQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # tier colours or numbers, comma-separated: red,orange or 1,2
+    tier: Annotated[str | None, Field(pattern=rf"^{_TIER}(,{_TIER})*$")] = None
+    open: Annotated[bool | None, BeforeValidator(_flag)] = None
+    enterprise: _Id | None = None
+    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole)] = 100
+    offset: Annotated[int, Field(ge=0, le=10_000_000), BeforeValidator(_whole)] = 0
+
+
+class EnterprisePath(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: _Id
+
+
+class AlarmPath(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}:[0-9]+$")]
+
+
+class StepBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    step: Literal["received", "verified", "closed"]
+    comment: Text = ""
+
+
+class RequestError(Exception):
+    """A request that does not match its schema; the message names the field and the reason."""
+
+
+def _parse_query(request: web.Request, model: type[BaseModel] | None) -> BaseModel | None:
+    keys = [k for k, _ in request.query.items()]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise RequestError(f"query.{twice[0]}: given twice")
+    if model is None:
+        if keys:
+            raise RequestError(f"query.{keys[0]}: unknown parameter")
+        return None
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as e:
+        raise RequestError(describe(e, "query")) from e
+
+
+def _parse_path(request: web.Request, model: type[BaseModel]) -> str:
+    try:
+        return str(model.model_validate({"id": request.match_info["id"]}).id)  # type: ignore[attr-defined]
+    except ValidationError as e:
+        raise RequestError(describe(e, "path")) from e
+
+
+async def _parse_body(request: web.Request) -> StepBody:
+    raw = await request.read() if request.can_read_body else b""
+    try:
+        return StepBody.model_validate_json(raw or b"{}")
+    except ValidationError as e:
+        raise RequestError(describe(e, "body")) from e
+
+
+def _error(status: int, text: str) -> web.Response:
+    return web.json_response({"error": text}, status=status)
+
+
+def _json(v: object) -> object:
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, dict):
+        return {k: _json(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json(x) for x in v]
+    if hasattr(v, "isoformat"):
+        return v.isoformat()  # a date
+    return v if v is None or isinstance(v, str | int | float | bool) else str(v)
+
+
+def _in(user: ApiUser) -> str:
+    """The LIKE pattern of the region codes ``user`` sees."""
+    return prefix(user.scope) + "%"
+
+
+class BureauApi:
+    """The routes' state: the database, the users, the counters and what to call after a step."""
+
+    def __init__(
+        self,
+        dsn: str,
+        users: Iterable[ApiUser],
+        registry: CollectorRegistry | None = None,
+        on_step: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.users = tuple(users)
+        self.on_step = on_step or (lambda: None)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.refused = Counter(
+            "hazmon_bureau_api_refused_total",
+            "API calls refused, by HTTP status",
+            ["status"],
+            registry=registry if registry is not None else CollectorRegistry(),
+        )
+        for s in ("400", "401", "403", "404", "409", "503"):
+            self.refused.labels(status=s)
+
+    def find(self, bearer: str) -> ApiUser | None:
+        d = hashlib.sha256(bearer.encode()).hexdigest()
+        found = None
+        for u in self.users:
+            if hmac.compare_digest(u.sha256.lower(), d):
+                found = u
+        return found
+
+    async def db(self) -> AConn:
+        return await psycopg.AsyncConnection.connect(
+            self.dsn, row_factory=dict_row, connect_timeout=5, application_name="hazmon-bureau-api"
+        )
+
+    # ------------------------------------------------------------ reading
+
+    async def enterprises(self, user: ApiUser) -> list[dict[str, Any]]:
+        async with await self.db() as c:
+            cur = await c.execute(
+                "SELECT e.enterprise_id AS id, e.name, e.region_code, e.registered_at, e.updated_at,"
+                " e.last_message_at AS last_seen, e.last_seq,"
+                f" (SELECT count(*) FROM bureau_alarm a WHERE a.enterprise_id = e.enterprise_id AND {_OPEN})"
+                " AS open_alarms FROM bureau_enterprise e WHERE e.region_code LIKE %s"
+                " ORDER BY e.enterprise_id",
+                (_in(user),),
+            )
+            return await cur.fetchall()
+
+    async def enterprise(self, user: ApiUser, eid: str) -> dict[str, Any] | None:
+        async with await self.db() as c:
+            cur = await c.execute(
+                "SELECT enterprise_id AS id, name, region_code, registered_at, updated_at,"
+                " last_message_at AS last_seen, last_seq, registration->'enterprise' AS enterprise"
+                " FROM bureau_enterprise WHERE enterprise_id = %s AND region_code LIKE %s",
+                (eid, _in(user)),
+            )
+            e = await cur.fetchone()
+            if e is None:
+                return None
+            cur = await c.execute(
+                "SELECT source_id AS id, name, kind, grade, r_value, s_value, info FROM bureau_hazard_source"
+                " WHERE enterprise_id = %s ORDER BY source_id",
+                (eid,),
+            )
+            sources = await cur.fetchall()
+            cur = await c.execute(
+                "SELECT tag, source_id, kind, unit, period_s, info FROM bureau_sensor"
+                " WHERE enterprise_id = %s ORDER BY tag",
+                (eid,),
+            )
+            sensors = await cur.fetchall()
+            for s in sources:
+                s["sensors"] = [x for x in sensors if x["source_id"] == s["id"]]
+            cur = await c.execute(
+                "SELECT endpoint, protocol, connected, last_reading_at, at, received_at FROM bureau_heartbeat"
+                " WHERE enterprise_id = %s ORDER BY endpoint",
+                (eid,),
+            )
+            e["heartbeats"] = await cur.fetchall()
+            cur = await c.execute(
+                "SELECT source_id, as_of, next_due, reassessment_overdue, filing_overdue"
+                " FROM bureau_assessment WHERE enterprise_id = %s ORDER BY source_id",
+                (eid,),
+            )
+            e["assessments"] = await cur.fetchall()
+            cur = await c.execute(
+                f"SELECT count(*) AS n FROM bureau_alarm a WHERE a.enterprise_id = %s AND {_OPEN}", (eid,)
+            )
+            row = await cur.fetchone()
+            e["open_alarms"] = row["n"] if row else 0
+            e["hazard_sources"] = sources
+            return e
+
+    _ALARM = (
+        "SELECT a.alarm_id AS id, a.enterprise_id AS enterprise, e.name AS enterprise_name, e.region_code,"
+        " a.source_id AS hazard_source, a.sensor, a.condition, a.level, a.tier, a.tier_name, a.state,"
+        " a.raised_at, a.updated_at, a.acked_at, a.cleared_at, a.bureau_step, a.bureau_step_at,"
+        f" a.message_zh, a.message_en, a.value, a.limit_value, {_OPEN} AS open"
+        " FROM bureau_alarm a JOIN bureau_enterprise e USING (enterprise_id)"
+    )
+
+    async def alarms(self, user: ApiUser, q: AlarmQuery) -> tuple[list[dict[str, Any]], int]:
+        where = ["e.region_code LIKE %s"]
+        args: list[object] = [_in(user)]
+        if q.tier is not None:
+            where.append("a.tier = ANY(%s)")
+            args.append([_TIERS[t] for t in q.tier.split(",")])
+        if q.open is not None:
+            where.append(_OPEN if q.open else f"NOT {_OPEN}")
+        if q.enterprise is not None:
+            where.append("a.enterprise_id = %s")
+            args.append(q.enterprise)
+        cond = " WHERE " + " AND ".join(where)
+        async with await self.db() as c:
+            cur = await c.execute(
+                "SELECT count(*) AS n FROM bureau_alarm a"
+                f" JOIN bureau_enterprise e USING (enterprise_id){cond}",
+                args,
+            )
+            row = await cur.fetchone()
+            cur = await c.execute(
+                f"{self._ALARM}{cond} ORDER BY a.raised_at DESC, a.alarm_id LIMIT %s OFFSET %s",
+                [*args, q.limit, q.offset],
+            )
+            return await cur.fetchall(), int(row["n"]) if row else 0
+
+    async def _alarm(self, c: AConn, user: ApiUser, aid: str, lock: bool = False) -> dict[str, Any] | None:
+        sql = f"{self._ALARM} WHERE a.alarm_id = %s AND e.region_code LIKE %s"
+        cur = await c.execute(sql + (" FOR UPDATE OF a" if lock else ""), (aid, _in(user)))
+        return await cur.fetchone()
+
+    async def _events(self, c: AConn, aid: str) -> list[dict[str, Any]]:
+        cur = await c.execute(
+            "SELECT origin, event_id, event, at, actor, comment, data FROM bureau_alarm_event"
+            " WHERE alarm_id = %s ORDER BY at, origin DESC, event_id",
+            (aid,),
+        )
+        return await cur.fetchall()
+
+    async def alarm(self, user: ApiUser, aid: str) -> dict[str, Any] | None:
+        async with await self.db() as c:
+            a = await self._alarm(c, user, aid)
+            if a is not None:
+                a["events"] = await self._events(c, aid)
+            return a
+
+    async def step(self, user: ApiUser, aid: str, body: StepBody) -> dict[str, Any] | str | None:
+        """Record the step and enqueue it for the enterprise; the alarm, None (not seen) or why not (409)."""
+        now = self.clock()
+        async with await self.db() as c, c.transaction():
+            a = await self._alarm(c, user, aid, lock=True)
+            if a is None:
+                return None
+            done = a["bureau_step"]
+            if done is not None and STEPS.index(body.step) <= STEPS.index(done):
+                return f"alarm {aid} is already {done}: the next step is after it ({' → '.join(STEPS)})"
+            cur = await c.execute(
+                "SELECT COALESCE(max(event_id), 0) + 1 AS n FROM bureau_alarm_event"
+                " WHERE alarm_id = %s AND origin = 'bureau'",
+                (aid,),
+            )
+            row = await cur.fetchone()
+            event_id = int(row["n"]) if row else 1
+            await c.execute(
+                "INSERT INTO bureau_alarm_event (alarm_id, origin, event_id, event, at, actor, comment)"
+                " VALUES (%s, 'bureau', %s, %s, %s, %s, %s)",
+                (aid, event_id, f"bureau_{body.step}", now, user.name, body.comment),
+            )
+            await c.execute(
+                "UPDATE bureau_alarm SET bureau_step = %s, bureau_step_at = %s WHERE alarm_id = %s",
+                (body.step, now, aid),
+            )
+            msg = BureauStep(alarm_id=aid, step=body.step, at=now, actor=user.name, comment=body.comment)
+            await c.execute(
+                "INSERT INTO bureau_downlink (message_id, enterprise_id, region_code, kind, payload)"
+                " VALUES (gen_random_uuid(), %s, %s, %s, %s::jsonb)",
+                (a["enterprise"], a["region_code"], msg.kind, msg.model_dump_json()),
+            )
+            a = await self._alarm(c, user, aid)
+            assert a is not None
+            a["events"] = await self._events(c, aid)
+        self.on_step()
+        log.info("bureau step", alarm=aid, step=body.step, user=user.name)
+        return a
+
+
+Handler = Callable[[web.Request, ApiUser], Awaitable[web.StreamResponse]]
+
+
+def build_routes(api: BureauApi) -> list[web.RouteDef]:
+    """The API's routes, to mount on the daemon's HTTP app."""
+
+    def refuse(request: web.Request, code: int, reason: str, who: str | None = None) -> web.Response:
+        api.refused.labels(status=str(code)).inc()
+        log.warning(
+            "bureau API call refused",
+            method=request.method,
+            path=request.path,
+            status=code,
+            reason=reason,
+            user=who,
+        )
+        return _error(code, reason)
+
+    def guarded(fn: Handler, officer: bool = False) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handler(request: web.Request) -> web.StreamResponse:  # noqa: PLR0911 - one per refusal
+            auth = request.headers.get("Authorization", "")
+            token = auth[7:].strip() if auth.startswith("Bearer ") else ""
+            if not token:
+                return refuse(request, 401, "missing bearer token")
+            if not token.isascii() or not token.isprintable():
+                return refuse(
+                    request, 400, "Authorization: a bearer token is printable ASCII (RFC 6750 §2.1)"
+                )
+            user = api.find(token)
+            if user is None:
+                return refuse(request, 401, "invalid token")
+            if officer and user.role != "officer":
+                return refuse(request, 403, f"role {user.role} may not do this", user.name)
+            try:
+                return await fn(request, user)
+            except RequestError as e:
+                return refuse(request, 400, str(e), user.name)
+            except (psycopg.OperationalError, OSError) as e:
+                log.warning("bureau API: database away", error=str(e).strip())
+                return refuse(request, 503, "database unavailable, try again", user.name)
+
+        return handler
+
+    async def list_enterprises(request: web.Request, user: ApiUser) -> web.StreamResponse:
+        _parse_query(request, None)
+        rows = await api.enterprises(user)
+        return web.json_response({"enterprises": _json(rows), "count": len(rows)})
+
+    async def show_enterprise(request: web.Request, user: ApiUser) -> web.StreamResponse:
+        eid = _parse_path(request, EnterprisePath)
+        _parse_query(request, None)
+        e = await api.enterprise(user, eid)
+        if e is None:
+            return refuse(request, 404, f"no enterprise {eid}", user.name)
+        return web.json_response(_json(e))
+
+    async def list_alarms(request: web.Request, user: ApiUser) -> web.StreamResponse:
+        q = _parse_query(request, AlarmQuery)
+        assert isinstance(q, AlarmQuery)
+        rows, total = await api.alarms(user, q)
+        return web.json_response(
+            {"alarms": _json(rows), "count": total, "limit": q.limit, "offset": q.offset}
+        )
+
+    async def show_alarm(request: web.Request, user: ApiUser) -> web.StreamResponse:
+        aid = _parse_path(request, AlarmPath)
+        _parse_query(request, None)
+        a = await api.alarm(user, aid)
+        if a is None:
+            return refuse(request, 404, f"no alarm {aid}", user.name)
+        return web.json_response(_json(a))
+
+    async def post_step(request: web.Request, user: ApiUser) -> web.StreamResponse:
+        aid = _parse_path(request, AlarmPath)
+        _parse_query(request, None)
+        body = await _parse_body(request)
+        got = await api.step(user, aid, body)
+        if got is None:
+            return refuse(request, 404, f"no alarm {aid}", user.name)
+        if isinstance(got, str):
+            return refuse(request, 409, got, user.name)
+        return web.json_response(_json(got))
+
+    p = API_PREFIX
+    return [
+        web.get(f"{p}/enterprises", guarded(list_enterprises)),
+        web.get(f"{p}/enterprises/{{id}}", guarded(show_enterprise)),
+        web.get(f"{p}/alarms", guarded(list_alarms)),
+        web.get(f"{p}/alarms/{{id}}", guarded(show_alarm)),
+        web.post(f"{p}/alarms/{{id}}/steps", guarded(post_step, officer=True)),
+    ]

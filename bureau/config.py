@@ -1,0 +1,239 @@
+"""The bureau daemon's config file (``bureau.yaml``), parsed once into frozen, typed objects.
+
+::
+
+    id: hz-city                       # this bureau (letters, digits, '_', '-', '.')
+    name: 杭州市应急管理局
+    region: {code: "330100", level: city}     # GB/T 2260 code at its level (hazmon.plant.regions)
+    database: {dsn: "", storage_mode: auto}   # "" -> $HAZMON_DSN
+    broker:
+      url: mqtts://broker.bureau.example:8883 # mqtt:// or mqtts:// (TLS)
+      username: bureau
+      password_env: HAZMON_BUREAU_MQTT_PASSWORD
+      ca_file: /etc/hazmon/broker-ca.pem
+      group: hazmon-bureau            # shared subscription: $share/<group>/hazmon/v1/+/up/#
+      client_id: hazmon-bureau-1      # one per worker process (each keeps its own session)
+      session_expiry_s: 604800        # the broker keeps the session (and unacknowledged messages)
+    http: {host: 127.0.0.1, port: 9200}
+    tokens:                           # API users: a token from an environment variable or its SHA-256
+      - {name: duty-officer, token_env: HAZMON_BUREAU_TOKEN_OFFICER, role: officer,
+         region: {code: "330100", level: city}}
+      - {name: xihu-viewer, sha256: 5e88...,  role: viewer, region: {code: "330106", level: county}}
+    limits: {max_skew_s: 300, max_message_bytes: 262144}
+
+Every problem of the file is reported as ``file:line: field.path: reason``
+(`hazmon.plant.yamlmodel`). A token's region must lie inside the bureau's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Annotated, Any, cast
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from hazmon.plant.regions import LEVELS, Scope, prefix
+from hazmon.plant.yamlmodel import SECTION, Flag, Positive, Whole, YText, check, choice, pattern, validate
+from hazmon.plant.yamlnode import Node, expand_env, parse_file, port_problem
+from hazmon.store import dsn_from_env
+
+__all__ = [
+    "BrokerSettings",
+    "BureauConfig",
+    "DatabaseSettings",
+    "HttpSettings",
+    "Limits",
+    "RegionSettings",
+    "TokenSettings",
+    "inside",
+    "load_config",
+    "parse_config",
+]
+
+_ID = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
+_VAR = r"[A-Za-z_][A-Za-z0-9_]*"
+Id = Annotated[YText, AfterValidator(pattern(_ID, "an id (letters, digits, '_', '-', '.')"))]
+Sha256 = Annotated[YText, AfterValidator(pattern(r"[0-9a-fA-F]{64}", "a hex SHA-256 digest"))]
+VarName = Annotated[YText, AfterValidator(pattern(_VAR, "an environment variable name"))]
+
+
+def _mqtt_url(url: str) -> str:
+    url = expand_env(url)  # ${NAME} / ${NAME:-default}, once at load
+    u = urlsplit(url)
+    if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
+        raise ValueError(f"'{url}' is not mqtt://host[:port] or mqtts://host[:port]")
+    why = port_problem(url)
+    if why is not None:
+        raise ValueError(why)
+    return url
+
+
+def _dsn(dsn: str) -> str:
+    why = port_problem(dsn) if "://" in dsn else None
+    if why is not None:
+        raise ValueError(why.replace(dsn, "the dsn"))  # not the password the URL may hold
+    return dsn
+
+
+def inside(outer: Scope, inner: Scope) -> bool:
+    """Whether everything ``inner`` covers lies inside ``outer`` (a county inside its city)."""
+    return prefix(inner).startswith(prefix(outer))
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class RegionSettings:
+    code: Annotated[YText, AfterValidator(pattern(r"[0-9]{6}", "a six-digit region code (GB/T 2260)"))]
+    level: Annotated[YText, BeforeValidator(choice(*LEVELS))]
+
+    @model_validator(mode="after")
+    def _shape(self) -> RegionSettings:
+        try:
+            Scope(self.code, cast(Any, self.level))
+        except ValueError as e:
+            check((("code",), str(e)))
+        return self
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.code, cast(Any, self.level))
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class DatabaseSettings:
+    dsn: Annotated[YText, AfterValidator(expand_env), AfterValidator(_dsn)] = (
+        ""  # "" -> $HAZMON_DSN, else the local default
+    )
+    storage_mode: Annotated[YText, BeforeValidator(choice("auto", "plain", "timescaledb"))] = "auto"
+    migrate: Flag = True  # apply migrations on start
+
+    def resolved_dsn(self) -> str:
+        return self.dsn or dsn_from_env()
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class BrokerSettings:
+    url: Annotated[YText, AfterValidator(_mqtt_url)] = "mqtt://127.0.0.1:1883"
+    username: YText | None = None
+    password_env: VarName | None = None
+    ca_file: YText | None = None
+    group: Id = "hazmon-bureau"
+    client_id: Id = "hazmon-bureau"
+    session_expiry_s: Annotated[Whole, Field(ge=0)] = 604_800
+    keepalive_s: Annotated[Whole, Field(ge=5)] = 30
+    retry_max_s: Positive = 30.0
+
+    @model_validator(mode="after")
+    def _password_needs_user(self) -> BrokerSettings:
+        check(
+            (("password_env",), "a password needs a username")
+            if self.password_env is not None and self.username is None
+            else None
+        )
+        return self
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        u = urlsplit(self.url)
+        return u.port or (8883 if u.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+    def password(self) -> str | None:
+        """The password from ``password_env`` (read when connecting, never kept in the config)."""
+        return os.environ.get(self.password_env) if self.password_env else None
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class HttpSettings:
+    host: YText = "127.0.0.1"
+    port: Annotated[Whole, Field(ge=0, le=65535)] = 9200  # 0: a free port (tests)
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class TokenSettings:
+    name: Id
+    role: Annotated[YText, BeforeValidator(choice("viewer", "officer"))]
+    region: RegionSettings
+    token_env: VarName | None = None
+    sha256: Sha256 | None = None
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> TokenSettings:
+        if self.token_env is not None and self.sha256 is not None:
+            check((("sha256", "token_env"), "give sha256 or token_env, not both"))
+        if self.token_env is None and self.sha256 is None:
+            check(((), "missing sha256 (or token_env)"))
+        if self.token_env is not None and not os.environ.get(self.token_env):
+            check((("token_env",), f"environment variable {self.token_env} is not set"))
+        return self
+
+    def digest(self) -> str:
+        """The hex SHA-256 of the bearer token (read from ``token_env`` when given)."""
+        if self.sha256 is not None:
+            return self.sha256.lower()
+        return hashlib.sha256(os.environ.get(self.token_env or "", "").encode()).hexdigest()
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class Limits:
+    max_skew_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
+    max_message_bytes: Annotated[Whole, Field(ge=1024)] = 256 * 1024
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class BureauConfig:
+    id: Id
+    name: YText
+    region: RegionSettings
+    database: DatabaseSettings = DatabaseSettings()
+    broker: BrokerSettings = BrokerSettings()
+    http: HttpSettings = HttpSettings()
+    tokens: tuple[TokenSettings, ...] = ()
+    limits: Limits = Limits()
+
+    @model_validator(mode="after")
+    def _tokens_inside(self) -> BureauConfig:
+        problems: list[tuple[Any, str] | None] = []
+        names: set[str] = set()
+        for i, t in enumerate(self.tokens):
+            if not inside(self.region.scope, t.region.scope):
+                problems.append(
+                    (
+                        (("tokens", i, "region"),),  # the list index is a place in the file too
+                        f"{t.region.level} {t.region.code} is not inside this bureau's "
+                        f"{self.region.level} {self.region.code}",
+                    )
+                )
+            if t.name in names:
+                problems.append(((("tokens", i, "name"),), f"token name '{t.name}' given twice"))
+            names.add(t.name)
+        check(*problems)
+        return self
+
+    @property
+    def scope(self) -> Scope:
+        return self.region.scope
+
+
+def parse_config(n: Node) -> BureauConfig | None:
+    """The bureau config from the document's root node (problems recorded on ``n``)."""
+    return validate(n, BureauConfig)
+
+
+def load_config(path: str | Path) -> BureauConfig:
+    """``bureau.yaml``, checked.
+
+    Raises:
+        hazmon.plant.ConfigError: every problem of the file, as ``file:line: field.path: reason``.
+    """
+    return parse_file(Path(path), parse_config)

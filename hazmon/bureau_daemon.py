@@ -1,0 +1,128 @@
+"""The bureau daemon's wiring: the subscriber, the downlink sender, the API, /metrics, /livez, /readyz.
+
+The roof connects what the bureau's parts do not know of each other: a step recorded through the
+API wakes the downlink sender (a callback), and both threads report into one metrics registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from hazmon.bureau.api import ApiUser, BureauApi, build_routes
+from hazmon.bureau.config import BureauConfig
+from hazmon.bureau.downlink import DownlinkSender
+from hazmon.bureau.ingest import IngestLimits, IngestMetrics, Ingestor
+from hazmon.bureau.subscriber import Subscriber
+from hazmon.collector import Metrics
+from hazmon.http import CheckResult, HttpServer
+from hazmon.readiness import DatabaseProbe
+from hazmon.store import StorageSettings, connect, migrate
+
+__all__ = ["BureauDaemon", "api_users", "migrate_bureau"]
+
+log = structlog.get_logger("hazmon.bureau")
+
+
+def api_users(cfg: BureauConfig) -> list[ApiUser]:
+    return [ApiUser(t.name, t.role, t.digest(), t.region.scope) for t in cfg.tokens]  # type: ignore[arg-type]
+
+
+def migrate_bureau(cfg: BureauConfig) -> None:
+    """Apply the migrations to the bureau's database (the common set: the bureau uses its tables)."""
+    with connect(cfg.database.resolved_dsn()) as c:
+        migrate(c, StorageSettings(mode=cfg.database.storage_mode))
+
+
+class BureauDaemon:
+    """One bureau worker process: its share of the feed, the downlink, the API."""
+
+    def __init__(self, cfg: BureauConfig, clock: Callable[[], datetime] | None = None) -> None:
+        self.cfg = cfg
+        dsn = cfg.database.resolved_dsn()
+        self.metrics = Metrics()  # the bureau's own families only (not the enterprise daemon's)
+        self.ingest_metrics = IngestMetrics(self.metrics.registry)
+        lim = cfg.limits
+        self.ingestor = Ingestor(
+            cfg.scope, IngestLimits(lim.max_skew_s, lim.max_message_bytes), self.ingest_metrics
+        )
+        self.subscriber = Subscriber(cfg.broker, dsn, self.ingestor, clock)
+        self.downlink = DownlinkSender(cfg.broker, dsn)
+        self.api = BureauApi(dsn, api_users(cfg), self.metrics.registry, self.downlink.wake, clock)
+        self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics, self.health)
+        self.http.mount(build_routes(self.api))
+        self._probe = DatabaseProbe(dsn)
+        self._stop = threading.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._add_checks()
+
+    @property
+    def http_port(self) -> int:
+        return self.http.port
+
+    def _add_checks(self) -> None:
+        async def database() -> CheckResult:
+            ok, why = await self._probe()
+            return ok, {"detail": why}
+
+        def broker() -> CheckResult:
+            ok = self.subscriber.connected.is_set()
+            return ok, {"subscribed": ok, "received": self.subscriber.stats.received}
+
+        self.http.add_check("database", database)
+        self.http.add_check("broker", broker)
+        sub, down = self.subscriber.stats, self.downlink
+        self.metrics.gauge_fn(
+            "hazmon_bureau_link_state",
+            "The bureau's link threads, by what: messages received and acknowledged, broker (re)connects,"
+            " database failures; downlink messages sent, send failures, malformed rows skipped",
+            lambda: {
+                ("received",): sub.received,
+                ("acknowledged",): sub.acked,
+                ("connects",): sub.connects,
+                ("database_failures",): sub.db_failures,
+                ("downlink_sent",): down.sent,
+                ("downlink_failures",): down.failures,
+                ("downlink_malformed",): down.malformed,
+            },
+            ("what",),
+        )
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        stopped = [n for n, t in self._tasks.items() if t.done()]
+        return not stopped, {"stopped_tasks": stopped}
+
+    async def start(self) -> None:
+        if self.cfg.database.migrate:
+            await asyncio.to_thread(migrate_bureau, self.cfg)
+        port = await self.http.start()
+        self._stop.clear()
+        self._tasks["subscriber"] = asyncio.create_task(asyncio.to_thread(self.subscriber.run, self._stop))
+        self._tasks["downlink"] = asyncio.create_task(asyncio.to_thread(self.downlink.run, self._stop))
+        log.info(
+            "bureau daemon started",
+            bureau=self.cfg.id,
+            region=self.cfg.region.code,
+            level=self.cfg.region.level,
+            http_port=port,
+        )
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self.downlink.wake()
+        for t in self._tasks.values():
+            await t
+        self._tasks.clear()
+        await self.http.stop()
+        log.info("bureau daemon stopped", bureau=self.cfg.id)
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,88 @@
+"""`hazmon bureau migrate|run|check -c bureau.yaml`: the bureau platform's daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+import psycopg
+
+from hazmon.bureau.config import BureauConfig, load_config
+from hazmon.bureau_daemon import BureauDaemon, migrate_bureau
+from hazmon.plant import ConfigError
+from hazmon.runtime import apply_process_settings
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    b = sub.add_parser("bureau", help="the bureau platform: what every enterprise of a region reports")
+    acts = b.add_subparsers(dest="bureau_command", metavar="ACTION", required=True)
+    for name, help_text, fn in (
+        ("check", "check bureau.yaml and exit", _check),
+        ("migrate", "create or upgrade the bureau's database", _migrate),
+        ("run", "run the bureau daemon: subscriber, downlink, API, /metrics", _run),
+    ):
+        p = acts.add_parser(name, help=help_text)
+        p.add_argument("-c", "--config", required=True, help="bureau config file (bureau.yaml)")
+        p.set_defaults(handler=fn)
+
+
+def _load(path: str) -> BureauConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        for prob in e.problems:
+            print(prob, file=sys.stderr)
+        print(f"{path}: {len(e.problems)} problem(s)", file=sys.stderr)
+        return None
+
+
+def _check(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return 1
+    print(
+        f"{args.config}: ok (bureau {cfg.id}, {cfg.region.level} {cfg.region.code}, "
+        f"{len(cfg.tokens)} API token(s), broker {cfg.broker.url})"
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return 1
+    try:
+        migrate_bureau(cfg)
+    except psycopg.OperationalError as e:
+        print(f"database: {e}".strip(), file=sys.stderr)
+        return 1
+    print(f"{args.config}: database migrated")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return 1
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await BureauDaemon(cfg).run_until(stop)
+
+    apply_process_settings()
+    try:
+        asyncio.run(main())
+    except psycopg.OperationalError as e:
+        print(f"database: {e}".strip(), file=sys.stderr)
+        return 1
+    except OSError as e:  # the HTTP port taken, or not allowed
+        print(f"http {cfg.http.host}:{cfg.http.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    return 0

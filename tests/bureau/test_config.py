@@ -1,0 +1,95 @@
+"""bureau.yaml: the example loads; every problem is reported as file:line: field.path: reason."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hazmon.bureau.config import load_config
+from hazmon.plant import ConfigError
+from hazmon.plant.regions import Scope
+from tests.conftest import ROOT
+
+SHA = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+
+
+def test_the_example_loads() -> None:
+    cfg = load_config(ROOT / "examples" / "bureau.yaml")
+    assert cfg.scope == Scope("320100", "city")
+    assert cfg.limits.max_skew_s == 300 and cfg.limits.max_message_bytes == 256 * 1024
+    assert {t.role for t in cfg.tokens} == {"officer", "viewer"}
+    assert cfg.tokens[0].digest() == SHA
+
+
+def _problems(tmp_path: Path, text: str) -> list[str]:
+    f = tmp_path / "bureau.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    return [str(p).replace(str(f), "bureau.yaml") for p in e.value.problems]
+
+
+def test_problems_name_line_field_and_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HAZMON_TEST_NO_SUCH_TOKEN", raising=False)
+    got = _problems(
+        tmp_path,
+        f"""id: nj-city
+name: 南京市应急管理局
+region: {{code: "320100", level: city}}
+broker: {{url: "http://x", sesion_expiry_s: 5}}
+tokens:
+  - {{name: a, sha256: {SHA}, role: officer, region: {{code: "330106", level: county}}}}
+  - {{name: a, sha256: {SHA}, role: viewer, region: {{code: "320116", level: county}}}}
+  - {{name: c, token_env: HAZMON_TEST_NO_SUCH_TOKEN, role: viewer, region: {{code: "320116", level: county}}}}
+  - {{name: d, sha256: {SHA}, role: boss, region: {{code: "320116", level: county}}}}
+limits: {{max_skew_s: -1}}
+""",
+    )
+    assert got == [
+        "bureau.yaml:4: broker.sesion_expiry_s: unknown key 'sesion_expiry_s' (allowed: ca_file, client_id, group, keepalive_s, password_env, retry_max_s, session_expiry_s, url, username)",
+        "bureau.yaml:4: broker.url: 'http://x' is not mqtt://host[:port] or mqtts://host[:port]",
+        "bureau.yaml:8: tokens[2].token_env: environment variable HAZMON_TEST_NO_SUCH_TOKEN is not set",
+        "bureau.yaml:9: tokens[3].role: 'boss' is not one of: viewer, officer",
+        "bureau.yaml:10: limits.max_skew_s: must be > 0, got -1",
+    ]
+    got = _problems(
+        tmp_path,
+        f"""id: nj-city
+name: x
+region: {{code: "320100", level: city}}
+tokens:
+  - {{name: a, sha256: {SHA}, role: officer, region: {{code: "330106", level: county}}}}
+  - {{name: a, sha256: {SHA}, role: viewer, region: {{code: "320000", level: province}}}}
+""",
+    )
+    assert got == [
+        "bureau.yaml:5: tokens[0].region: county 330106 is not inside this bureau's city 320100",
+        "bureau.yaml:6: tokens[1].name: token name 'a' given twice",
+        "bureau.yaml:6: tokens[1].region: province 320000 is not inside this bureau's city 320100",
+    ]
+
+
+def _hz(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hazmon", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def test_hazmon_bureau_check_and_migrate(tmp_path: Path, empty_db: str) -> None:
+    r = _hz("bureau", "check", "-c", "examples/bureau.yaml")
+    assert r.returncode == 0 and "ok (bureau nj-city, city 320100" in r.stdout
+    bad = tmp_path / "b.yaml"
+    bad.write_text('id: x\nname: y\nregion: {code: "32010", level: city}\n')
+    r = _hz("bureau", "check", "-c", str(bad))
+    assert r.returncode == 1 and "b.yaml:3: region.code: '32010' is not a six-digit region code" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = _hz("bureau", "migrate", "-c", "examples/bureau.yaml", env={"HAZMON_DSN": empty_db})
+    assert r.returncode == 0, r.stderr
+    with psycopg.connect(empty_db) as c:
+        assert c.execute("SELECT to_regclass('bureau_downlink') IS NOT NULL").fetchone() == (True,)
