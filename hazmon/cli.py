@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from hazmon import (
     __version__,
     cmd_alarms,
+    cmd_console,
     cmd_db,
     cmd_grafana,
     cmd_plant,
@@ -27,7 +28,17 @@ __all__ = ["main"]
 Handler = Callable[[argparse.Namespace], int]
 
 # Each module has register(subparsers) and sets `handler` on its parsers.
-_AREAS = (cmd_plant, cmd_db, cmd_simulate, cmd_run, cmd_alarms, cmd_grafana, cmd_supervision, cmd_weather)
+_AREAS = (
+    cmd_plant,
+    cmd_db,
+    cmd_simulate,
+    cmd_run,
+    cmd_alarms,
+    cmd_grafana,
+    cmd_supervision,
+    cmd_weather,
+    cmd_console,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
