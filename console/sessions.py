@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["Session", "audit", "create", "end", "expiry", "find", "new_csrf", "touch"]
+__all__ = ["Session", "audit", "create", "end", "ended", "expiry", "find", "new_csrf", "touch"]
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -71,6 +71,16 @@ def find(conn: Conn, sid: str) -> Session | None:
         (_sha(sid),),
     ).fetchone()
     return None if row is None else Session(*row)
+
+
+def ended(conn: Conn, sid: str) -> str | None:
+    """Why the session of this cookie value ended (logout, idle, absolute), None if unknown or open."""
+    if not sid or len(sid) > 128:
+        return None
+    row = conn.execute(
+        "SELECT end_reason FROM console_session WHERE id_sha256 = %s AND ended_at IS NOT NULL", (_sha(sid),)
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def touch(conn: Conn, s: Session, now: datetime) -> None:

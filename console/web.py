@@ -179,8 +179,8 @@ class Console:
 
         def work(conn: Conn) -> tuple[sessions.Session | None, str]:
             found = sessions.find(conn, sid)
-            if found is None:
-                return None, "none"
+            if found is None:  # unknown, signed out, or expired on an earlier request (a page's poll)
+                return None, "ended" if sessions.ended(conn, sid) in ("idle", "absolute") else "none"
             why = sessions.expiry(found, now, s.session_idle_s, s.session_max_s)
             if why is not None:
                 sessions.end(conn, found, now, why)
@@ -192,7 +192,7 @@ class Console:
             return found, ""
 
         got, why = await self.db(work)
-        if why == "expired":
+        if why == "expired":  # counted once, when it is found expired
             self.counters["expired"] += 1
         return got, why
 
@@ -202,8 +202,12 @@ class Console:
         if s is None or user is None or user.role != s.role:
             if request.headers.get("X-Hazmon-Fragment"):
                 return web.Response(status=401, text="sign in", headers=HEADERS)
-            q = f"?next={quote(request.path_qs)}" + ("&expired=1" if why == "expired" else "")
-            return redirect(PREFIX + "/signin" + q)
+            expired = why in ("expired", "ended")
+            q = f"?next={quote(request.path_qs)}" + ("&expired=1" if expired else "")
+            r = redirect(PREFIX + "/signin" + q)
+            if s is None and why != "none":
+                r.del_cookie(SESSION_COOKIE, path=PREFIX)
+            return r
         ctx = Ctx(request, user, s, self.lang(request), self.clock())
         if not self.sees(user):
             return self._forbidden(
