@@ -73,3 +73,15 @@ def test_console_section_problems_at_their_lines(tmp_path: Path) -> None:
 
 def test_no_users_no_console() -> None:
     assert ConsoleSettings().users == ()
+
+
+def test_every_word_built_from_a_value_is_translated() -> None:
+    from hazmon.plant.standards import Tier
+    from hazmon.plant.supervision_standards import DUTY_ROLES, Period
+    from hazmon.supervision import Action, State
+    from hazmon.supervision.duty import SOURCE_STATES
+
+    keys = {f"a_{s.value}" for s in State} | {f"s_{a.value}" for a in Action}
+    keys |= {f"p_{p.value}" for p in Period} | {"d_done", "d_due", "d_overdue"}
+    keys |= {t.colour for t in Tier} | set(DUTY_ROLES) | set(SOURCE_STATES) | {"general", "major"}
+    assert keys - set(WORDS) == set()
