@@ -15,6 +15,7 @@ from hazmon.alarms.api import AlarmApi
 from hazmon.alarms.api_schema import OPERATIONS
 from hazmon.alarms.lifecycle import AlarmStatus, EventKind, TransitionError, status
 from hazmon.alarms.repository import AlarmRow
+from hazmon.alarms.zh import condition_zh, state_zh
 from hazmon.console.web import Console, Ctx
 from hazmon.plant.standards import Tier
 
@@ -38,6 +39,8 @@ def _row(a: AlarmRow, now_us: int) -> dict[str, Any]:
         "sensor": a.sensor or "",
         "condition": a.condition,
         "state": status(s, now_us).value,
+        "state_zh": state_zh(status(s, now_us).value),
+        "condition_zh": condition_zh(a.condition),
         "tier": tier.colour,
         "acked": s.acked,
         "acked_by": s.acked_by,

@@ -18,7 +18,12 @@ from tests.alarms.helpers import T0, assess_all, gas
 
 T = TypeVar("T")
 
-PASSWORDS = {"王强": "operator-pass-1", "张建国": "manager-pass-1", "浦口区应急局": "bureau-pass-1"}
+PASSWORDS = {
+    "王强": "operator-pass-1",
+    "张建国": "manager-pass-1",
+    "浦口区应急局": "bureau-pass-1",
+    "六合区应急局": "bureau-pass-2",
+}
 
 
 def users() -> tuple[ConsoleUser, ...]:
@@ -29,6 +34,8 @@ def users() -> tuple[ConsoleUser, ...]:
         ConsoleUser(
             "浦口区应急局", "bureau", hash_password(PASSWORDS["浦口区应急局"], log_n=10), "county", "320111"
         ),
+        # the plant's own county (320116): without a region a bureau user covers the plant's
+        ConsoleUser("六合区应急局", "bureau", hash_password(PASSWORDS["六合区应急局"], log_n=10), "county"),
     )
 
 

@@ -18,7 +18,7 @@ def test_sign_in_acknowledge_persisted_and_audited(page: Page, server: ConsoleSe
     shot(page, "alarms")
     row.locator("button.ack").click()
     page.wait_for_url("**/console/alarms")
-    expect(page.locator("table.alarms tbody tr").first.locator(".state")).to_contain_text("王强")
+    expect(page.locator("table.alarms tbody tr").first.locator(".state")).to_contain_text("报警已确认 · 王强")
     # persisted through the alarm service's own path: the alarm's audit trail names the user
     alarm_id = server.alarms.alarms()[0].id  # type: ignore[union-attr]
     acked = rows(server.dsn, "SELECT actor FROM alarm_event WHERE alarm_id = %s AND kind = 'acked'", alarm_id)
@@ -28,7 +28,7 @@ def test_sign_in_acknowledge_persisted_and_audited(page: Page, server: ConsoleSe
     assert ("王强", "alarm_ack", f"alarm/{alarm_id}") in audit
     # the alarm's page shows its whole history, the acknowledgement included
     page.click(f"#alarm-{alarm_id} a >> nth=-1")
-    expect(page.locator("#history")).to_contain_text("acked")
+    expect(page.locator("#history .kind-acked")).to_have_text("确认")
     expect(page.locator("#acked-by")).to_have_text("王强")
     page.fill("form[action$='/comment'] input[name=comment]", "现场已确认，阀门关闭")
     page.click("#comment")
@@ -130,3 +130,24 @@ def test_bureau_user_of_another_county_refused(page: Page, server: ConsoleServer
     for path in ("/alarms", "/alarms/rows", "/dangers", "/duty", "/assessments"):
         r = page.request.get(server.url + path, max_redirects=0)
         assert r.status == 403, path
+
+
+def test_bureau_user_of_the_plants_county_sees_and_comments_but_does_not_acknowledge(
+    page: Page, server: ConsoleServer
+) -> None:
+    sign_in(page, server, "六合区应急局")
+    row = page.locator("table.alarms tbody tr").first
+    expect(row).to_contain_text("氯气")
+    expect(row.locator("button.ack")).to_have_count(0)  # no button for what the role may not do
+    alarm_id = server.alarms.alarms()[0].id  # type: ignore[union-attr]
+    page.goto(f"{server.url}/alarms/{alarm_id}")
+    expect(page.locator("#ack")).to_have_count(0)
+    page.fill("form[action$='/comment'] input[name=comment]", "已电话核实")
+    page.click("#comment")
+    expect(page.locator("#history")).to_contain_text("已电话核实")
+    csrf = page.locator("form[action$='/comment'] input[name=csrf]").input_value()
+    r = page.request.post(f"{server.url}/alarms/{alarm_id}/ack", form={"csrf": csrf}, max_redirects=0)
+    assert r.status == 403  # the token is right, the role is not
+    assert rows(server.dsn, "SELECT actor FROM alarm_event WHERE kind IN ('acked', 'comment')") == [
+        ("六合区应急局",)
+    ]

@@ -76,6 +76,7 @@ def test_no_users_no_console() -> None:
 
 
 def test_every_word_built_from_a_value_is_translated() -> None:
+    from hazmon.alarms.lifecycle import EventKind
     from hazmon.plant.standards import Tier
     from hazmon.plant.supervision_standards import DUTY_ROLES, Period
     from hazmon.supervision import Action, State
@@ -83,5 +84,6 @@ def test_every_word_built_from_a_value_is_translated() -> None:
 
     keys = {f"a_{s.value}" for s in State} | {f"s_{a.value}" for a in Action}
     keys |= {f"p_{p.value}" for p in Period} | {"d_done", "d_due", "d_overdue"}
+    keys |= {f"e_{k.value}" for k in EventKind}
     keys |= {t.colour for t in Tier} | set(DUTY_ROLES) | set(SOURCE_STATES) | {"general", "major"}
     assert keys - set(WORDS) == set()
