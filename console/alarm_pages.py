@@ -18,6 +18,8 @@ from hazmon.alarms.repository import AlarmRow
 from hazmon.alarms.zh import condition_zh, state_zh
 from hazmon.console.web import Console, Ctx
 from hazmon.plant.standards import Tier
+from hazmon.supervision import repository as supervision
+from hazmon.supervision.dangers import ACTION_ROLES, Action
 
 __all__ = ["mount_alarm_pages"]
 
@@ -81,9 +83,13 @@ def mount_alarm_pages(console: Console, alarms: AlarmApi) -> None:
             return console.render(ctx.request, "message.html", 404, title="not_found", reasons=[], ctx=ctx)
         events = [e for e in await alarms.events(a.id) if e["kind"] != "notified"]
         row = _row(a, alarms.now_us())
+        eid = console.plant.enterprise.id
+        dangers = await console.db(lambda conn: supervision.list_dangers(conn, eid, alarm_id=a.id))
         return console.render(
             ctx.request,
             "alarm.html",
+            dangers=dangers,
+            may_report=ctx.user.role in ACTION_ROLES[Action.REPORT],
             a=row,
             events=events,
             ctx=ctx,

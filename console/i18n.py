@@ -80,6 +80,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "sign_plan": ("签署方案", "Sign the plan"),
     "next_step": ("下一步", "Next step"),
     "report_danger": ("登记隐患", "Report a hidden danger"),
+    "report_from_alarm": ("登记为隐患", "Report as a hidden danger"),
     "criteria": ("判定标准条款（重大隐患）", "Criteria items (major)"),
     "unit": ("装置/部位", "Unit / place"),
     "description": ("描述", "Description"),

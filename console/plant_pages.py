@@ -161,6 +161,30 @@ def mount_plant_pages(c: Console) -> None:  # noqa: PLR0915 - one closure per pa
         await c.audit(ctx, "danger_report", f"hidden-danger/{d.id}", r.title)
         return c.back(ctx, f"/dangers/{d.id}")
 
+    async def from_alarm(ctx: Ctx) -> web.StreamResponse:
+        """A hidden danger raised from an alarm: its subject prefilled by the register (`alarm_subject`)."""
+        raw = ctx.request.match_info["id"]
+        base = (
+            await c.db(lambda conn: repo.alarm_subject(conn, plant, int(raw)))
+            if raw.isdigit() and len(raw) < 19
+            else None
+        )
+        if base is None:
+            return c.render(ctx.request, "message.html", 404, title="not_found", reasons=[], ctx=ctx)
+        title = ctx.form.get("title", "").strip() or base.title
+        r = Report(
+            title, base.level, base.found_by, base.hazard_source, sensor=base.sensor, alarm_id=base.alarm_id
+        )
+        step = Step(
+            Action.REPORT, ctx.user.name, ctx.user.role, ctx.now, ctx.form.get("comment", ""), r.to_json()
+        )
+        try:
+            d = await c.db(lambda conn: repo.add_danger(conn, plant, step))
+        except RefusedError as e:
+            return c.refused(ctx, e.reasons, 400)
+        await c.audit(ctx, "danger_report", f"hidden-danger/{d.id}", f"from alarm/{raw}")
+        return c.back(ctx, f"/dangers/{d.id}")
+
     async def take_step(ctx: Ctx) -> web.StreamResponse:
         raw, f = ctx.request.match_info["id"], ctx.form
         action = f.get("action", "")
@@ -306,6 +330,7 @@ def mount_plant_pages(c: Console) -> None:  # noqa: PLR0915 - one closure per pa
     c.add("GET", "/dangers", c.page(dangers))
     c.add("POST", "/dangers", c.form(report, tuple(ACTION_ROLES[Action.REPORT])))
     c.add("GET", "/dangers/{id}", c.page(danger))
+    c.add("POST", "/dangers/from-alarm/{id}", c.form(from_alarm, tuple(ACTION_ROLES[Action.REPORT])))
     c.add("POST", "/dangers/{id}/step", c.form(take_step))  # the register checks the role per step
     c.add("POST", "/dangers/{id}/plan", c.form(sign_plan, tuple(ACTION_ROLES[Action.PLAN])))
     c.add("GET", "/duty", c.page(duty))

@@ -34,6 +34,15 @@ def test_sign_in_acknowledge_persisted_and_audited(page: Page, server: ConsoleSe
     page.click("#comment")
     expect(page.locator("#history")).to_contain_text("现场已确认，阀门关闭")
     shot(page, "alarm")
+    # the alarm becomes a hidden danger in one step, linked both ways
+    page.click("#to-danger button")
+    page.wait_for_url("**/console/dangers/*")
+    expect(page.locator("#danger-state")).to_have_text("已发现")
+    page.go_back()
+    page.reload()
+    expect(page.locator("#linked-dangers li")).to_have_count(1)
+    linked = rows(server.dsn, "SELECT alarm_id, found_by FROM hidden_danger")
+    assert linked == [(alarm_id, "alarm")]
 
 
 def test_english_and_phone_screen(browser_phone: Page, server: ConsoleServer) -> None:
