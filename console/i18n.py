@@ -18,6 +18,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "username": ("用户名", "User name"),
     "password": ("密码", "Password"),
     "signin_failed": ("用户名或密码错误", "Wrong user name or password"),
+    "signin_locked": (
+        "登录失败次数过多，请 15 分钟后再试",
+        "Too many failed sign-ins: try again in 15 minutes",
+    ),
     "session_expired": ("会话已过期，请重新登录", "Your session has expired: sign in again"),
     "signed_out": ("已退出", "Signed out"),
     "alarms": ("报警", "Alarms"),

@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["Session", "audit", "create", "end", "ended", "expiry", "find", "new_csrf", "touch"]
+__all__ = ["Session", "audit", "create", "end", "ended", "expiry", "find", "locked", "new_csrf", "touch"]
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -49,8 +49,22 @@ def expiry(s: Session, now: datetime, idle_s: float, max_s: float) -> str | None
     return None
 
 
+LOCK_FAILURES = 5
+LOCK_WINDOW = timedelta(minutes=15)
+
+
+def locked(failures: list[datetime], now: datetime) -> bool:
+    """Whether a name is locked: `LOCK_FAILURES` failed sign-ins within `LOCK_WINDOW` (OWASP ASVS 2.2.1).
+
+    ``failures`` is pruned to the window in place; the lock lifts by itself as they age out.
+    """
+    failures[:] = [t for t in failures if now - t < LOCK_WINDOW]
+    return len(failures) >= LOCK_FAILURES
+
+
 def create(conn: Conn, username: str, role: str, now: datetime) -> tuple[str, Session]:
-    """A new session; returns (the id for the cookie, the session)."""
+    """A new session; returns (the id for the cookie, the session). Sessions ended 90 days ago go."""
+    conn.execute("DELETE FROM console_session WHERE ended_at < %s", (now - timedelta(days=90),))
     sid = secrets.token_urlsafe(32)
     s = Session(_sha(sid), username, role, new_csrf(), now, now)
     conn.execute(

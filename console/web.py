@@ -87,6 +87,7 @@ class Console:
         self.counters = dict.fromkeys(
             ("signins", "signin_refused", "signouts", "expired", "csrf_refused", "forbidden", "actions"), 0
         )
+        self._failures: dict[str, list[datetime]] = {}  # user name -> recent failed sign-ins
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(_HERE / "templates"),
             autoescape=True,
@@ -303,13 +304,22 @@ class Console:
             )
             return self.render(request, "message.html", 403, title="csrf_refused", reasons=[], ctx=None)
         name, password = form.get("username", "").strip(), form.get("password", "")
+        if sessions.locked(self._failures.get(name[:64], []), now):
+            self.counters["signin_refused"] += 1
+            log.warning("console sign-in refused: too many failures", user=name[:64], remote=request.remote)
+            await self.audit(None, "signin_refused", detail="locked: too many failures", actor=name[:64])
+            return self._signin_form(request, 429, "signin_locked")
         user = self.settings.user(name)
         ok = await asyncio.to_thread(verify, password, user.password_hash if user else _DUMMY_HASH)
         if user is None or not ok:
+            self._failures.setdefault(name[:64], []).append(now)
+            if len(self._failures) > 10_000:  # bounded: forget the oldest names
+                self._failures.pop(next(iter(self._failures)))
             self.counters["signin_refused"] += 1
             log.warning("console sign-in refused", user=name[:64], remote=request.remote)
             await self.audit(None, "signin_refused", detail="wrong user name or password", actor=name[:64])
             return self._signin_form(request, 401, "signin_failed")
+        self._failures.pop(name, None)
         sid, _ = await self.db(lambda c: sessions.create(c, user.name, user.role, now))
         self.counters["signins"] += 1
         log.info("console sign-in", user=user.name, role=user.role, remote=request.remote)

@@ -160,3 +160,15 @@ def test_bureau_user_of_the_plants_county_sees_and_comments_but_does_not_acknowl
     assert rows(server.dsn, "SELECT actor FROM alarm_event WHERE kind IN ('acked', 'comment')") == [
         ("六合区应急局",)
     ]
+
+
+def test_five_wrong_passwords_lock_the_name_for_a_while(page: Page, server: ConsoleServer) -> None:
+    for _ in range(5):
+        sign_in(page, server, "王强", password="guess-again")
+        expect(page.locator("#error")).to_have_text("用户名或密码错误")
+    sign_in(page, server, "王强")  # the right password, but locked
+    expect(page.locator("#error")).to_contain_text("15 分钟")
+    assert rows(server.dsn, "SELECT count(*) FROM console_session") == [(0,)]
+    server.advance(15 * 60)  # the failures age out
+    sign_in(page, server, "王强")
+    page.wait_for_url("**/console/alarms")

@@ -87,3 +87,18 @@ def test_every_word_built_from_a_value_is_translated() -> None:
     keys |= {f"e_{k.value}" for k in EventKind}
     keys |= {t.colour for t in Tier} | set(DUTY_ROLES) | set(SOURCE_STATES) | {"general", "major"}
     assert keys - set(WORDS) == set()
+
+
+def test_passwd_prints_a_hash_that_verifies(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from hazmon.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    assert main(["console", "passwd", "--stdin"]) == 0
+    h = capsys.readouterr().out.strip()
+    assert hash_problem(h) is None and verify("a-long-password", h)
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["console", "passwd", "--stdin"]) == 2
