@@ -46,7 +46,7 @@ def test_every_word_of_every_template_is_translated() -> None:
 
 
 def test_the_example_config_has_a_user_per_role() -> None:
-    cfg, _ = load_config(ROOT / "examples" / "hazmon.yaml")
+    cfg, _ = load_config(ROOT / "examples" / "hazmon.yaml", create_files=False)
     assert {u.role for u in cfg.console.users} == {"operator", "plant_manager", "bureau"}
     assert verify("demo-operator-1", cfg.console.users[0].password_hash)
 
@@ -92,13 +92,14 @@ def test_every_word_built_from_a_value_is_translated() -> None:
 def test_passwd_prints_a_hash_that_verifies(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import argparse
     import io
 
-    from hazmon.cli import main
+    from hazmon.cmd_console import _passwd  # the handler itself: main() would configure the process's logging
 
     monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
-    assert main(["console", "passwd", "--stdin"]) == 0
+    assert _passwd(argparse.Namespace(stdin=True)) == 0
     h = capsys.readouterr().out.strip()
     assert hash_problem(h) is None and verify("a-long-password", h)
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
-    assert main(["console", "passwd", "--stdin"]) == 2
+    assert _passwd(argparse.Namespace(stdin=True)) == 2
