@@ -71,7 +71,14 @@ def mount_alarm_pages(console: Console, alarms: AlarmApi) -> None:
 
     async def listing(ctx: Ctx) -> web.StreamResponse:
         rows = active_rows(alarms, alarms.now_us())
-        return console.render(ctx.request, "alarms.html", rows=rows, ctx=ctx, allowed=allowed(ctx))
+        return console.render(
+            ctx.request,
+            "alarms.html",
+            rows=rows,
+            ctx=ctx,
+            allowed=allowed(ctx),
+            refresh_s=console.settings.refresh_s,
+        )
 
     async def fragment(ctx: Ctx) -> web.StreamResponse:
         rows = active_rows(alarms, alarms.now_us())

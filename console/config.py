@@ -8,6 +8,7 @@
       session_max_s: 43200       # and 12 hours after signing in, whatever happens
       secure_cookie: false       # true behind HTTPS (the cookie is then sent over HTTPS only)
       language: zh               # zh | en: the default language of the pages
+      refresh_s: 5               # the active-alarm list refreshes itself this often
       users:
         - {name: 王强, role: operator, password_hash: "scrypt$15$8$1$..."}
         - {name: 张建国, role: plant_manager, password_hash: "scrypt$..."}
@@ -67,6 +68,7 @@ class ConsoleSettings:
     session_max_s: Annotated[Whole, Field(ge=300, le=30 * 86_400)] = 43_200
     secure_cookie: Flag = False
     language: Annotated[YText, BeforeValidator(choice("zh", "en"))] = "zh"
+    refresh_s: Annotated[Whole, Field(ge=1, le=300)] = 5  # the active-alarm list polls this often
     users: tuple[ConsoleUser, ...] = ()
 
     @model_validator(mode="after")

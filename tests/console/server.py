@@ -44,7 +44,13 @@ class ConsoleServer:
 
     def __init__(self, plant: Plant, dsn: str, settings: ConsoleSettings | None = None) -> None:
         self.plant, self.dsn = plant, dsn
-        self.settings = settings or ConsoleSettings(session_idle_s=600, session_max_s=3600, users=users())
+        self.settings = settings or ConsoleSettings(
+            # refresh_s 300: no page polls behind a test's back (test_browser_live polls every second)
+            session_idle_s=600,
+            session_max_s=3600,
+            refresh_s=300,
+            users=users(),
+        )
         self.offset = timedelta(0)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

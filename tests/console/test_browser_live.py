@@ -3,11 +3,25 @@ a session that ends while the page is open lands on the sign-in page at the next
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from playwright.sync_api import Page, expect
 
+from hazmon.console import ConsoleSettings
+from hazmon.plant import Plant
 from tests.alarms.helpers import T0, gas
 from tests.console.helpers import sign_in
-from tests.console.server import ConsoleServer
+from tests.console.server import ConsoleServer, users
+
+
+@pytest.fixture
+def server(example_plant: Plant, db_dsn: str) -> Iterator[ConsoleServer]:
+    """The console with the alarm list polling every second."""
+    s = ConsoleServer(example_plant, db_dsn, ConsoleSettings(session_idle_s=600, refresh_s=1, users=users()))
+    s.start()
+    yield s
+    s.stop()
 
 
 def test_a_new_alarm_appears_without_reload_then_an_expired_session_signs_out(
