@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -21,7 +22,18 @@ from hazmon.console.web import Console, Ctx
 from hazmon.plant import assessment_status
 from hazmon.plant.supervision_standards import DUTY_ROLES, MAJOR_CRITERIA, PLAN_PARTS, SPECIAL_WORK
 from hazmon.store import latest_assessments
-from hazmon.supervision import Action, Danger, DangerLevel, FoundBy, Plan, RefusedError, Report, State, Step
+from hazmon.supervision import (
+    ATTACHMENT_MAX_BYTES,
+    Action,
+    Danger,
+    DangerLevel,
+    FoundBy,
+    Plan,
+    RefusedError,
+    Report,
+    State,
+    Step,
+)
 from hazmon.supervision import repository as repo
 from hazmon.supervision.dangers import ACTION_ROLES, TRANSITIONS, overdue_episodes, parse_funds
 from hazmon.supervision.duty import SOURCE_STATES, Commitment, DutyCheck, commitment_status, duty_status
@@ -128,6 +140,7 @@ def mount_plant_pages(c: Console) -> None:  # noqa: PLR0915 - one closure per pa
             atts=atts,
             criteria=criteria,
             checks=_plan_checks(d),
+            may_attach=ctx.user.role in ACTION_ROLES[Action.ATTACH],
             next_steps=_next_steps(d, ctx.user.role),
             may_plan=ctx.user.role in ACTION_ROLES[Action.PLAN] and (d.state, Action.PLAN) in TRANSITIONS,
             today=ctx.now.astimezone(c.tz).date().isoformat(),
@@ -184,6 +197,54 @@ def mount_plant_pages(c: Console) -> None:  # noqa: PLR0915 - one closure per pa
             return c.refused(ctx, e.reasons, 400)
         await c.audit(ctx, "danger_report", f"hidden-danger/{d.id}", f"from alarm/{raw}")
         return c.back(ctx, f"/dangers/{d.id}")
+
+    async def attach(ctx: Ctx) -> web.StreamResponse:
+        raw = ctx.request.match_info["id"]
+        up = ctx.files.get("file")
+        if not raw.isdigit() or len(raw) > 18 or up is None or not up.filename:
+            return c.refused(ctx, ["file: choose a photo (JPEG, PNG) or a PDF"], 400)
+        if up.too_large:
+            mib = ATTACHMENT_MAX_BYTES // (1024 * 1024)
+            return c.refused(ctx, [f"{up.filename}: over the limit of {mib} MiB"], 413)
+        step = Step(Action.ATTACH, ctx.user.name, ctx.user.role, ctx.now, ctx.form.get("comment", "").strip())
+        try:
+            _, _, meta = await c.db(
+                lambda conn: repo.attach(
+                    conn,
+                    plant,
+                    int(raw),
+                    step,
+                    filename=up.filename,
+                    content=up.content,
+                    content_type=up.content_type or None,
+                )
+            )
+        except RefusedError as e:  # AttachmentError is one: wrong type, empty, renamed file
+            return c.refused(ctx, e.reasons, 400)
+        await c.audit(ctx, "danger_attach", f"hidden-danger/{raw}", f"{meta.filename} ({meta.size} bytes)")
+        return c.back(ctx, f"/dangers/{raw}")
+
+    async def attachment(ctx: Ctx) -> web.StreamResponse:
+        raw = ctx.request.match_info["att"]
+        got = (
+            await c.db(lambda conn: repo.attachment_content(conn, eid, int(raw)))
+            if raw.isdigit() and len(raw) < 19
+            else None
+        )
+        if got is None:
+            return c.render(ctx.request, "message.html", 404, title="not_found", reasons=[], ctx=ctx)
+        meta, content = got
+        disposition = "inline" if meta.content_type != "application/pdf" else "attachment"
+        return web.Response(
+            body=content,
+            content_type=meta.content_type,
+            headers={
+                "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(meta.filename)}",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; img-src 'self'; sandbox",
+                "Cache-Control": "private, max-age=3600",
+            },
+        )
 
     async def take_step(ctx: Ctx) -> web.StreamResponse:
         raw, f = ctx.request.match_info["id"], ctx.form
@@ -332,6 +393,12 @@ def mount_plant_pages(c: Console) -> None:  # noqa: PLR0915 - one closure per pa
     c.add("GET", "/dangers/{id}", c.page(danger))
     c.add("POST", "/dangers/from-alarm/{id}", c.form(from_alarm, tuple(ACTION_ROLES[Action.REPORT])))
     c.add("POST", "/dangers/{id}/step", c.form(take_step))  # the register checks the role per step
+    c.add(
+        "POST",
+        "/dangers/{id}/attach",
+        c.form(attach, tuple(ACTION_ROLES[Action.ATTACH]), ATTACHMENT_MAX_BYTES),
+    )
+    c.add("GET", "/attachments/{att}", c.page(attachment))
     c.add("POST", "/dangers/{id}/plan", c.form(sign_plan, tuple(ACTION_ROLES[Action.PLAN])))
     c.add("GET", "/duty", c.page(duty))
     c.add("POST", "/duty/check", c.form(record_check, PLANT_ROLES))

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 import psycopg
 import structlog
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from multidict import MultiDictProxy
 
 from hazmon.alarms.auth import region_prefix
@@ -33,7 +33,7 @@ from hazmon.console.i18n import LANGUAGES, translate
 from hazmon.console.passwords import hash_password, verify
 from hazmon.plant import Plant
 
-__all__ = ["PREFIX", "Console", "Ctx", "Handler", "redirect"]
+__all__ = ["PREFIX", "Console", "Ctx", "Handler", "Upload", "redirect"]
 
 log = structlog.get_logger("hazmon.console")
 
@@ -67,6 +67,17 @@ class Ctx:
     lang: str
     now: datetime
     form: Mapping[str, str] = field(default_factory=dict)
+    files: dict[str, Upload] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file sent with a multipart form; ``too_large`` when it was cut at the limit."""
+
+    filename: str
+    content_type: str
+    content: bytes
+    too_large: bool = False
 
 
 Handler = Callable[[Ctx], Awaitable[web.StreamResponse]]
@@ -231,16 +242,26 @@ class Console:
         return handler
 
     def form(
-        self, fn: Handler, roles: tuple[str, ...] = ("operator", "plant_manager", "bureau")
+        self,
+        fn: Handler,
+        roles: tuple[str, ...] = ("operator", "plant_manager", "bureau"),
+        upload_max: int = 0,
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        """A POST: a signed-in user, the session's CSRF token in the form, a role in ``roles``."""
+        """A POST: a signed-in user, the session's CSRF token in the form, a role in ``roles``.
+
+        ``upload_max`` > 0: a multipart form whose files (read up to that many bytes each) go to
+        ``ctx.files``; it is streamed, so the server's request size limit does not cut it first.
+        """
 
         async def handler(request: web.Request) -> web.StreamResponse:
             got = await self._ctx(request)
             if isinstance(got, web.StreamResponse):
                 return got
-            data: MultiDictProxy[Any] = await request.post()
-            got.form = {k: v for k, v in data.items() if isinstance(v, str)}
+            if request.content_type == "multipart/form-data" and upload_max:
+                got.form, got.files = await _multipart(request, upload_max)
+            else:
+                data: MultiDictProxy[Any] = await request.post()
+                got.form = {k: v for k, v in data.items() if isinstance(v, str)}
             token = got.form.get("csrf", "")
             if not hmac.compare_digest(token.encode(), got.session.csrf.encode()):
                 self.counters["csrf_refused"] += 1
@@ -348,6 +369,28 @@ class Console:
         r = redirect(PREFIX + "/signin")
         r.del_cookie(SESSION_COOKIE, path=PREFIX)
         return r
+
+
+async def _multipart(request: web.Request, limit: int) -> tuple[dict[str, str], dict[str, Upload]]:
+    form: dict[str, str] = {}
+    files: dict[str, Upload] = {}
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            continue
+        if part.filename is None:
+            form[part.name] = (await part.read_chunk(64 * 1024)).decode("utf-8", "replace")
+            continue
+        buf = bytearray()
+        while chunk := await part.read_chunk():
+            buf += chunk
+            if len(buf) > limit:
+                break
+        ctype = part.headers.get("Content-Type", "")
+        files[part.name] = Upload(part.filename, ctype, bytes(buf[: limit + 1]), len(buf) > limit)
+        if len(buf) > limit:
+            break  # the rest is not read: the request is refused
+    return form, files
 
 
 def redirect(url: str) -> web.Response:

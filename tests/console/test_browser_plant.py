@@ -5,6 +5,7 @@ assessments due."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import psycopg
 from playwright.sync_api import Page, expect
@@ -12,6 +13,12 @@ from playwright.sync_api import Page, expect
 from tests.console.conftest import shot
 from tests.console.helpers import rows, sign_in
 from tests.console.server import ConsoleServer
+
+# the smallest valid PNG: 1 x 1 pixel
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
 
 
 def _fill_register(dsn: str, n: int, now: datetime) -> None:
@@ -149,3 +156,29 @@ def test_an_operator_may_not_file_the_commitment(page: Page, server: ConsoleServ
     r = page.request.post(server.url + "/commitment", form={"csrf": csrf}, max_redirects=0)
     assert r.status == 403
     assert rows(server.dsn, "SELECT count(*) FROM daily_commitment") == [(0,)]
+
+
+def test_a_photo_attached_and_a_renamed_file_refused(
+    page: Page, server: ConsoleServer, tmp_path: Path
+) -> None:
+    sign_in(page, server, "王强", path="/dangers")
+    page.click("details summary")
+    page.fill("#report input[name=title]", "罐区围堰排水阀未关")
+    page.click("#report button[type=submit]")
+    page.wait_for_url("**/console/dangers/*")
+    photo = tmp_path / "after.png"
+    photo.write_bytes(PNG)
+    page.set_input_files("#attach input[type=file]", str(photo))
+    page.fill("#attach input[name=comment]", "整改后照片")
+    page.click("#attach button[type=submit]")
+    expect(page.locator("#attachments li")).to_have_count(1)
+    expect(page.locator("#steps")).to_contain_text("整改后照片")
+    href = page.locator("#attachments a").get_attribute("href") or ""
+    r = page.request.get(server.url.removesuffix("/console") + href, max_redirects=0)
+    assert r.status == 200 and r.body() == PNG and r.headers["content-type"] == "image/png"
+    fake = tmp_path / "report.pdf"
+    fake.write_bytes(b"this is not a PDF at all")
+    page.set_input_files("#attach input[type=file]", str(fake))
+    page.click("#attach button[type=submit]")
+    expect(page.locator("ul.error")).to_be_visible()
+    assert rows(server.dsn, "SELECT filename FROM hidden_danger_attachment") == [("after.png",)]
