@@ -13,6 +13,7 @@ from hazmon import (
     __version__,
     cmd_alarms,
     cmd_bureau,
+    cmd_console,
     cmd_db,
     cmd_grafana,
     cmd_plant,
@@ -38,6 +39,7 @@ _AREAS = (
     cmd_supervision,
     cmd_weather,
     cmd_bureau,
+    cmd_console,
 )
 
 

@@ -12,6 +12,7 @@
     rules: {...}                # hazmon.rules.parse_settings
     alarms: {...}               # hazmon.alarms.parse_settings
     uplink: {...}               # hazmon.uplink.parse_settings (the bureau link; disabled by default)
+    console: {...}              # hazmon.console.config (web console users and sessions)
 
 Parsed once with `hazmon.plant.yamlnode` (the database and http sections are pydantic
 dataclasses read with `hazmon.plant.yamlmodel`): every problem of the file (and of the
@@ -32,6 +33,8 @@ from hazmon.alarms import AlarmSettings
 from hazmon.alarms import parse_settings as parse_alarms
 from hazmon.collector import CollectorSettings
 from hazmon.collector import parse_settings as parse_collector
+from hazmon.console.config import ConsoleSettings
+from hazmon.console.config import parse_settings as parse_console
 from hazmon.plant import Plant, load
 from hazmon.plant.standards import RETENTION_DEFAULT_DAYS, RETENTION_MIN_DAYS
 from hazmon.plant.yamlmodel import SECTION, Flag, Number, Whole, YText, check, choice, from_file, validate
@@ -124,6 +127,7 @@ class DaemonConfig:
     alarms: AlarmSettings | None = None  # None: the alarms' defaults
     alarms_enabled: bool = True  # `alarms: false`: this instance runs no alarm service (scale-out)
     uplink: UplinkSettings = field(default_factory=UplinkSettings)  # the bureau link (enabled: false)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)  # the web console (hazmon.console)
 
 
 def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonConfig | None:
@@ -134,6 +138,7 @@ def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonCo
     """
     m = n.mapping(
         {"plant", "data_dir", "instance", "database", "http", "collector", "rules", "alarms", "uplink"}
+        | {"console"}
     )
     if m is None:
         return None
@@ -157,6 +162,7 @@ def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonCo
     http = opt(m, "http", lambda x: validate(x, HttpSettings), HttpSettings())
     collector = opt(m, "collector", parse_collector, CollectorSettings())
     uplink = opt(m, "uplink", parse_uplink, UplinkSettings())
+    console = opt(m, "console", parse_console, ConsoleSettings())
     if plant is None:
         return None
     return DaemonConfig(
@@ -171,6 +177,7 @@ def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonCo
         alarms=alarms,
         alarms_enabled=alarms_enabled,
         uplink=uplink,
+        console=console,
     )
 
 

@@ -35,6 +35,7 @@ from hazmon.collector import (
 )
 from hazmon.collector.opcua import inputs_for_plant
 from hazmon.config import DaemonConfig
+from hazmon.console import build_console
 from hazmon.http import HttpServer
 from hazmon.metrics import daemon_metrics
 from hazmon.plant import Condition, Finding, Level, Limits, Plant, StaleChange
@@ -188,6 +189,7 @@ def wire(
     w.alarms = alarms  # findings -> alarms -> notifications
     if config.uplink.enabled:  # outbox -> bureau; bureau steps -> alarms
         w.uplink = bureau_link(config, plant, w, alarms, overrides=overrides, malformed=malformed, loop=loop)
+    _console(config, plant, http, metrics, alarms)  # pages for people; actions through the alarm service
     _pipeline_gauges(w, rules)
     return w
 
@@ -322,6 +324,21 @@ def _alarms(
     )
     alarms.on_first_notice = lambda s: metrics.observe("hazmon_alarm_to_notification_seconds", s)
     return alarms
+
+
+def _console(
+    config: DaemonConfig, plant: Plant, http: HttpServer, metrics: Metrics, alarms: AlarmService | None
+) -> None:
+    """The web console on the daemon's HTTP server (when it has users); alarm actions go to ``alarms``."""
+    cs = config.console
+    if not cs.enabled or not cs.users:
+        return
+    console = build_console(plant, cs, config.database.resolved_dsn(), alarms)
+    http.mount(console.routes())
+    metrics.gauge_fn(
+        "hazmon_console_counters", "Web console counters, by counter", _by_counter(lambda: console.counters),
+        ("counter",),
+    )
 
 
 # ---- gauges read when scraped -----------------------------------------------------------------

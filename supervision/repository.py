@@ -55,6 +55,7 @@ __all__ = [
     "list_dangers",
     "load_state",
     "mark_told",
+    "page_dangers",
     "responsible_of",
     "save_told",
     "sweep_once",
@@ -338,17 +339,15 @@ def get_danger(conn: Conn, enterprise_id: str, danger_id: int) -> Danger | None:
     return fold(danger_id, _steps(conn, danger_id))
 
 
-def list_dangers(
-    conn: Conn,
+def _where(  # noqa: PLR0917 - the filters, in list_dangers' order
     enterprise_id: str,
-    states: Sequence[str] = (),
-    *,
-    hazard_source: str | None = None,
-    level: str | None = None,
-    alarm_id: int | None = None,
-) -> list[Danger]:
-    """Records of the enterprise (newest first), folded from their steps (one query for all steps)."""
-    sql = "SELECT id FROM hidden_danger WHERE enterprise_id = %s"
+    states: Sequence[str],
+    hazard_source: str | None,
+    level: str | None,
+    alarm_id: int | None,
+    title: str | None = None,
+) -> tuple[str, list[Any]]:
+    sql = " WHERE enterprise_id = %s"
     params: list[Any] = [enterprise_id]
     if states:
         sql += " AND state = ANY(%s)"
@@ -362,7 +361,14 @@ def list_dangers(
     if alarm_id is not None:  # the alarm -> hidden danger direction of the link
         sql += " AND alarm_id = %s"
         params.append(alarm_id)
-    ids = [int(r[0]) for r in conn.execute(sql + " ORDER BY id DESC", params).fetchall()]
+    if title:
+        sql += " AND strpos(lower(title), lower(%s)) > 0"
+        params.append(title)
+    return sql, params
+
+
+def _folded(conn: Conn, ids: list[int]) -> list[Danger]:
+    """The records of ``ids`` in that order, folded from their steps (one query for all steps)."""
     if not ids:
         return []
     rows = conn.execute(
@@ -375,6 +381,49 @@ def list_dangers(
         step = Step(Action(r[2]), r[3], r[4], r[5], r[6], r[7] or {}, int(r[1]))
         steps.setdefault(int(r[0]), []).append(step)
     return [fold(i, steps[i]) for i in ids]
+
+
+def list_dangers(
+    conn: Conn,
+    enterprise_id: str,
+    states: Sequence[str] = (),
+    *,
+    hazard_source: str | None = None,
+    level: str | None = None,
+    alarm_id: int | None = None,
+) -> list[Danger]:
+    """Records of the enterprise (newest first), folded from their steps (one query for all steps)."""
+    where, params = _where(enterprise_id, states, hazard_source, level, alarm_id)
+    ids = [int(r[0]) for r in conn.execute(f"SELECT id FROM hidden_danger{where} ORDER BY id DESC", params)]
+    return _folded(conn, ids)
+
+
+def page_dangers(
+    conn: Conn,
+    enterprise_id: str,
+    states: Sequence[str] = (),
+    *,
+    hazard_source: str | None = None,
+    level: str | None = None,
+    title: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Danger], int]:
+    """One page of the register (newest first) and how many records match: filtered and paged in SQL.
+
+    ``title``: only records whose title contains this text (case-insensitive).
+    """
+    where, params = _where(enterprise_id, states, hazard_source, level, None, title)
+    row = conn.execute(f"SELECT count(*) FROM hidden_danger{where}", params).fetchone()
+    total = int(row[0]) if row else 0
+    ids = [
+        int(r[0])
+        for r in conn.execute(
+            f"SELECT id FROM hidden_danger{where} ORDER BY id DESC LIMIT %s OFFSET %s",
+            [*params, limit, offset],
+        )
+    ]
+    return _folded(conn, ids), total
 
 
 # --------------------------------------------------------------------------- duty checks

@@ -67,6 +67,8 @@ if has run; then
     $HZ alarms tokens -c "$CONFIG" 2>/dev/null || true
   fi
   echo "daemon HTTP: http://127.0.0.1:8470/healthz  /metrics"
+  echo "web console: http://127.0.0.1:8470/console   sign in (demo users in $CONFIG, console:):"
+  echo "  operator / demo-operator-1   plant-manager / demo-manager-1   county-bureau / demo-county-1"
   echo "the whole alarm chain: DEMO_SCENARIO=chlorine-leak make demo   (scenarios: $HZ simulate --list)"
 fi
 

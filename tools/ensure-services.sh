@@ -72,3 +72,6 @@ if [ -f "$conf" ] && ! grep -qs '^max_queued_messages 0' "$conf" /etc/mosquitto/
   say "      for a slow subscriber; for production set 'max_queued_messages 0' (see docker/mosquitto/)"
 fi
 say "PostgreSQL 127.0.0.1:$PGPORT and Mosquitto 127.0.0.1:$MQTT_PORT are up"
+
+# --- Chromium for the console's browser tests (tests/console) -----------------------------
+"$(dirname "$0")/ensure-browser.sh"

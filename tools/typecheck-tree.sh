@@ -8,7 +8,7 @@ rm -rf "$out"; mkdir -p "$out/hazmon"
 for f in "$root"/hazmon/*.py "$root"/hazmon/py.typed; do
   [ -e "$f" ] && ln -s "$f" "$out/hazmon/$(basename "$f")"
 done
-for d in plant store collector rules alarms simulators grafana supervision uplink weather bureau; do
+for d in plant store collector rules alarms simulators grafana supervision uplink weather bureau console; do
   ln -s "$root/$d" "$out/hazmon/$d"
 done
 for d in "$root"/hazmon/*/; do

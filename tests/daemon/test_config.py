@@ -51,7 +51,7 @@ def test_every_problem_of_the_file_at_once(tmp_path: Path) -> None:
         f"{f}:3: database.retention_days: must be >= 30, got 10",
         f"{f}:3: database.storage_mode: 'mongo' is not one of: auto, plain, timescaledb",
         f"{f}:5: collector.flush_interval_s: must be <= 1 s (readings reach the database within a second), got 5",
-        f"{f}:6: extra: unknown key 'extra' (allowed: alarms, collector, data_dir, database, http, instance, "
+        f"{f}:6: extra: unknown key 'extra' (allowed: alarms, collector, console, data_dir, database, http, instance, "
         "plant, rules, uplink)",
     ]
 
