@@ -23,11 +23,13 @@ Routes (``/api/v1``):
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import psycopg
@@ -35,11 +37,16 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 from psycopg.rows import dict_row
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from hazmon.bureau import figures
+from hazmon.bureau import warning_repository as warnings
+from hazmon.bureau.warning_flow import Refused
+from hazmon.plant.bureau_standards import WarningSettings
+from hazmon.plant.http_request import RequestError, parse_body, parse_model, parse_query
 from hazmon.plant.link import BureauStep
 from hazmon.plant.regions import Scope, prefix
-from hazmon.plant.schema import Text, describe
+from hazmon.plant.schema import Text
 
 __all__ = ["API_PREFIX", "STEPS", "ApiUser", "BureauApi", "build_routes"]
 
@@ -101,38 +108,43 @@ class StepBody(BaseModel):
     comment: Text = ""
 
 
-class RequestError(Exception):
-    """A request that does not match its schema; the message names the field and the reason."""
+class WarningQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    open: Annotated[bool, BeforeValidator(_flag)] = True
+    enterprise: Text | None = None
+    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole)] = 500
+
+
+class WarningPath(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[int, Field(ge=1, le=2**63 - 1), BeforeValidator(_whole)]
+
+
+class WarningStepBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    step: Literal["verify", "feedback", "close"]
+    comment: Text = ""
+
+
+class FiguresQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    day: date
 
 
 def _parse_query(request: web.Request, model: type[BaseModel] | None) -> BaseModel | None:
-    keys = [k for k, _ in request.query.items()]
-    twice = sorted({k for k in keys if keys.count(k) > 1})
-    if twice:
-        raise RequestError(f"query.{twice[0]}: given twice")
-    if model is None:
-        if keys:
-            raise RequestError(f"query.{keys[0]}: unknown parameter")
-        return None
-    try:
-        return model.model_validate(dict(request.query))
-    except ValidationError as e:
-        raise RequestError(describe(e, "query")) from e
+    return parse_query(request, model)
 
 
 def _parse_path(request: web.Request, model: type[BaseModel]) -> str:
-    try:
-        return str(model.model_validate({"id": request.match_info["id"]}).id)  # type: ignore[attr-defined]
-    except ValidationError as e:
-        raise RequestError(describe(e, "path")) from e
+    return str(parse_model(model, {"id": request.match_info["id"]}, "path").id)  # type: ignore[attr-defined]
 
 
 async def _parse_body(request: web.Request) -> StepBody:
-    raw = await request.read() if request.can_read_body else b""
-    try:
-        return StepBody.model_validate_json(raw or b"{}")
-    except ValidationError as e:
-        raise RequestError(describe(e, "body")) from e
+    return await parse_body(request, StepBody)
 
 
 def _error(status: int, text: str) -> web.Response:
@@ -166,7 +178,10 @@ class BureauApi:
         registry: CollectorRegistry | None = None,
         on_step: Callable[[], None] | None = None,
         clock: Callable[[], datetime] | None = None,
+        *,
+        warning_settings: WarningSettings | None = None,
     ) -> None:
+        self.warning_settings = warning_settings or WarningSettings()
         self.dsn = dsn
         self.users = tuple(users)
         self.on_step = on_step or (lambda: None)
@@ -192,6 +207,15 @@ class BureauApi:
         return await psycopg.AsyncConnection.connect(
             self.dsn, row_factory=dict_row, connect_timeout=5, application_name="hazmon-bureau-api"
         )
+
+    async def run(self, fn: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+        """``fn`` on a connection of its own in a thread (the warning and figure functions are sync)."""
+
+        def go() -> Any:
+            with psycopg.connect(self.dsn, connect_timeout=5, application_name="hazmon-bureau-api") as c:
+                return fn(c)
+
+        return await asyncio.to_thread(go)
 
     # ------------------------------------------------------------ reading
 
@@ -348,7 +372,7 @@ class BureauApi:
 Handler = Callable[[web.Request, ApiUser], Awaitable[web.StreamResponse]]
 
 
-def build_routes(api: BureauApi) -> list[web.RouteDef]:
+def build_routes(api: BureauApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one closure per route
     """The API's routes, to mount on the daemon's HTTP app."""
 
     def refuse(request: web.Request, code: int, reason: str, who: str | None = None) -> web.Response:
@@ -428,8 +452,58 @@ def build_routes(api: BureauApi) -> list[web.RouteDef]:
             return refuse(request, 409, got, user.name)
         return web.json_response(_json(got))
 
+    async def list_warnings(request: web.Request, user: ApiUser) -> web.StreamResponse:
+        q = _parse_query(request, WarningQuery)
+        assert isinstance(q, WarningQuery)
+        rows = await api.run(
+            lambda c: warnings.list_warnings(
+                c, user.scope, open_only=q.open, enterprise_id=q.enterprise, limit=q.limit
+            )
+        )
+        return web.json_response({"warnings": _json(rows), "count": len(rows)})
+
+    async def show_warning(request: web.Request, user: ApiUser) -> web.StreamResponse:
+        wid = int(_parse_path(request, WarningPath))
+        _parse_query(request, None)
+        w = await api.run(lambda c: warnings.get_warning(c, wid, user.scope))
+        if w is None:
+            return refuse(request, 404, f"no warning {wid}", user.name)
+        return web.json_response(_json(w))
+
+    async def step_warning(request: web.Request, user: ApiUser) -> web.StreamResponse:
+        wid = int(_parse_path(request, WarningPath))
+        _parse_query(request, None)
+        body = await parse_body(request, WarningStepBody)
+        now = api.clock()
+        got = await api.run(
+            lambda c: warnings.step(
+                c, wid, body.step, actor=user.name, comment=body.comment, now=now, scope=user.scope
+            )
+        )
+        if isinstance(got, Refused):
+            return refuse(request, 409, f"{got.reason} ({got.reason_zh})", user.name)
+        if isinstance(got, warnings.NotFound):
+            return refuse(request, 404, f"no warning {wid}", user.name)
+        log.info("warning step", warning=wid, step=body.step, user=user.name)
+        w = await api.run(lambda c: warnings.get_warning(c, wid, user.scope))
+        return web.json_response(_json(w))
+
+    async def daily_figures(request: web.Request, user: ApiUser) -> web.StreamResponse:
+        q = _parse_query(request, FiguresQuery)
+        assert isinstance(q, FiguresQuery)
+        now = api.clock()
+        got = await api.run(lambda c: figures.daily(c, q.day, api.warning_settings, now, user.scope))
+        out = dataclasses.asdict(got)
+        for e, fig in zip(out["enterprises"], got.enterprises, strict=True):
+            e.update(online_rate=fig.online_rate, handling_rate=fig.handling_rate, risk=fig.risk)
+        return web.json_response(_json(out))
+
     p = API_PREFIX
     return [
+        web.get(f"{p}/warnings", guarded(list_warnings)),
+        web.get(f"{p}/warnings/{{id}}", guarded(show_warning)),
+        web.post(f"{p}/warnings/{{id}}/steps", guarded(step_warning, officer=True)),
+        web.get(f"{p}/figures", guarded(daily_figures)),
         web.get(f"{p}/enterprises", guarded(list_enterprises)),
         web.get(f"{p}/enterprises/{{id}}", guarded(show_enterprise)),
         web.get(f"{p}/alarms", guarded(list_alarms)),

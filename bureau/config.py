@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, cast
 from urllib.parse import urlsplit
@@ -36,6 +37,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from hazmon.bureau.warning_config import Warnings, to_settings
+from hazmon.plant.bureau_standards import WarningSettings
 from hazmon.plant.regions import LEVELS, Scope, prefix
 from hazmon.plant.yamlmodel import SECTION, Flag, Positive, Whole, YText, check, choice, pattern, validate
 from hazmon.plant.yamlnode import Node, expand_env, parse_file, port_problem
@@ -200,6 +203,7 @@ class BureauConfig:
     http: HttpSettings = HttpSettings()
     tokens: tuple[TokenSettings, ...] = ()
     limits: Limits = Limits()
+    warnings: Warnings = field(default_factory=Warnings)
 
     @model_validator(mode="after")
     def _tokens_inside(self) -> BureauConfig:
@@ -223,6 +227,11 @@ class BureauConfig:
     @property
     def scope(self) -> Scope:
         return self.region.scope
+
+    @property
+    def warning_settings(self) -> WarningSettings:
+        """The warning rules' frozen settings (`hazmon.bureau.warnings.evaluate`, the figures)."""
+        return to_settings(self.warnings)
 
 
 def parse_config(n: Node) -> BureauConfig | None:

@@ -87,6 +87,8 @@ class Warnings:
     timezone: Annotated[YText, AfterValidator(_tz)] = _D.timezone
     colours: _Colours = field(default_factory=_Colours)
     close_within_h: _CloseWithin = field(default_factory=_CloseWithin)
+    tick_interval_s: Positive = 60.0
+    """How often the bureau daemon evaluates the rules (`warning_repository.tick`)."""
 
 
 _TIER = {t.colour: t for t in Tier}

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
+import psycopg
 import structlog
 
 from hazmon.bureau.api import ApiUser, BureauApi, build_routes
@@ -18,6 +20,8 @@ from hazmon.bureau.config import BureauConfig
 from hazmon.bureau.downlink import DownlinkSender
 from hazmon.bureau.ingest import IngestLimits, IngestMetrics, Ingestor
 from hazmon.bureau.subscriber import Subscriber
+from hazmon.bureau.warning_repository import tick
+from hazmon.bureau.warnings import Change
 from hazmon.collector import Metrics
 from hazmon.http import CheckResult, HttpServer
 from hazmon.readiness import DatabaseProbe
@@ -52,7 +56,16 @@ class BureauDaemon:
         )
         self.subscriber = Subscriber(cfg.broker, dsn, self.ingestor, clock)
         self.downlink = DownlinkSender(cfg.broker, dsn)
-        self.api = BureauApi(dsn, api_users(cfg), self.metrics.registry, self.downlink.wake, clock)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.api = BureauApi(
+            dsn,
+            api_users(cfg),
+            self.metrics.registry,
+            self.downlink.wake,
+            clock,
+            warning_settings=cfg.warning_settings,
+        )
+        self.warning_changes: Counter[str] = Counter()  # by action: raise, cause_cleared, recurred
         self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics, self.health)
         self.http.mount(build_routes(self.api))
         self._probe = DatabaseProbe(dsn)
@@ -73,6 +86,12 @@ class BureauDaemon:
             ok = self.subscriber.connected.is_set()
             return ok, {"subscribed": ok, "received": self.subscriber.stats.received}
 
+        self.metrics.gauge_fn(
+            "hazmon_bureau_warning_changes",
+            "Bureau warnings written by the rules since start, by action (raise, cause_cleared, recurred)",
+            lambda: {(k,): float(v) for k, v in self.warning_changes.items()},
+            ("action",),
+        )
         self.http.add_check("database", database)
         self.http.add_check("broker", broker)
         sub, down = self.subscriber.stats, self.downlink
@@ -103,6 +122,7 @@ class BureauDaemon:
         self._stop.clear()
         self._tasks["subscriber"] = asyncio.create_task(asyncio.to_thread(self.subscriber.run, self._stop))
         self._tasks["downlink"] = asyncio.create_task(asyncio.to_thread(self.downlink.run, self._stop))
+        self._tasks["warnings"] = asyncio.create_task(self._warnings())
         log.info(
             "bureau daemon started",
             bureau=self.cfg.id,
@@ -110,6 +130,31 @@ class BureauDaemon:
             level=self.cfg.region.level,
             http_port=port,
         )
+
+    def tick_warnings(self) -> list[Change]:
+        """One evaluation of the warning rules now (idempotent: one open warning per cause)."""
+        with connect(self.cfg.database.resolved_dsn()) as c:
+            changes = tick(c, self.cfg.warning_settings, self.clock())
+        for ch in changes:
+            self.warning_changes[ch.action] += 1
+            log.info(
+                "bureau warning",
+                action=ch.action,
+                cause=ch.cause_key,
+                warning=ch.warning_id,
+                colour=None if ch.cause is None else ch.cause.colour.colour,
+            )
+        return changes
+
+    async def _warnings(self) -> None:
+        """The rules every ``warnings.tick_interval_s``; a failing pass is logged and tried again."""
+        every = self.cfg.warnings.tick_interval_s
+        while not self._stop.is_set():
+            try:
+                await asyncio.to_thread(self.tick_warnings)
+            except (psycopg.Error, OSError) as e:
+                log.warning("bureau warnings: evaluation failed, retrying", error=str(e).strip())
+            await asyncio.to_thread(self._stop.wait, every)  # `stop` sets it: no wait for the interval
 
     async def stop(self) -> None:
         self._stop.set()
