@@ -26,6 +26,7 @@ from hazmon.collector import Metrics
 from hazmon.http import CheckResult, HttpServer
 from hazmon.readiness import DatabaseProbe
 from hazmon.store import StorageSettings, connect, migrate
+from hazmon.store.bootstrap import ensure_database
 
 __all__ = ["BureauDaemon", "api_users", "migrate_bureau"]
 
@@ -37,7 +38,11 @@ def api_users(cfg: BureauConfig) -> list[ApiUser]:
 
 
 def migrate_bureau(cfg: BureauConfig) -> None:
-    """Apply the migrations to the bureau's database (the common set: the bureau uses its tables)."""
+    """Apply the migrations to the bureau's database (the common set: the bureau uses its tables).
+
+    A database missing on a reachable server is created first, as the enterprise daemon does.
+    """
+    ensure_database(cfg.database.resolved_dsn())
     with connect(cfg.database.resolved_dsn()) as c:
         migrate(c, StorageSettings(mode=cfg.database.storage_mode))
 

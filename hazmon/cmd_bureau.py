@@ -11,6 +11,7 @@ import psycopg
 
 from hazmon.bureau.config import BureauConfig, load_config
 from hazmon.bureau_daemon import BureauDaemon, migrate_bureau
+from hazmon.store.bootstrap import DatabaseUnavailableError
 from hazmon.plant import ConfigError
 from hazmon.runtime import apply_process_settings
 
@@ -57,7 +58,7 @@ def _migrate(args: argparse.Namespace) -> int:
         return 1
     try:
         migrate_bureau(cfg)
-    except psycopg.OperationalError as e:
+    except (psycopg.OperationalError, DatabaseUnavailableError) as e:
         print(f"database: {e}".strip(), file=sys.stderr)
         return 1
     print(f"{args.config}: database migrated")
@@ -79,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     apply_process_settings()
     try:
         asyncio.run(main())
-    except psycopg.OperationalError as e:
+    except (psycopg.OperationalError, DatabaseUnavailableError) as e:
         print(f"database: {e}".strip(), file=sys.stderr)
         return 1
     except OSError as e:  # the HTTP port taken, or not allowed

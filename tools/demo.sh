@@ -58,6 +58,13 @@ if has simulate; then
   sleep 3
 fi
 
+if has bureau && [ "${DEMO_BUREAU:-1}" = 1 ]; then
+  say "starting the city bureau (DEMO_BUREAU=0: without it)"
+  pids+=("$(tools/demo-bureau.sh | tail -1)")
+  CONFIG=$RUN/hazmon-uplink.yaml  # the plant daemon reports to it
+  sleep 2
+fi
+
 if has run; then
   say "starting the daemon — log: $RUN/daemon.log"
   $HZ run -c "$CONFIG" > "$RUN/daemon.log" 2>&1 &
