@@ -11,9 +11,9 @@ import psycopg
 
 from hazmon.bureau.config import BureauConfig, load_config
 from hazmon.bureau_daemon import BureauDaemon, migrate_bureau
-from hazmon.store.bootstrap import DatabaseUnavailableError
 from hazmon.plant import ConfigError
 from hazmon.runtime import apply_process_settings
+from hazmon.store.bootstrap import DatabaseUnavailableError
 
 __all__ = ["register"]
 
