@@ -14,6 +14,7 @@ from hazmon import (
     cmd_alarms,
     cmd_db,
     cmd_grafana,
+    cmd_plan,
     cmd_plant,
     cmd_run,
     cmd_simulate,
@@ -27,7 +28,17 @@ __all__ = ["main"]
 Handler = Callable[[argparse.Namespace], int]
 
 # Each module has register(subparsers) and sets `handler` on its parsers.
-_AREAS = (cmd_plant, cmd_db, cmd_simulate, cmd_run, cmd_alarms, cmd_grafana, cmd_supervision, cmd_weather)
+_AREAS = (
+    cmd_plant,
+    cmd_db,
+    cmd_simulate,
+    cmd_run,
+    cmd_alarms,
+    cmd_grafana,
+    cmd_supervision,
+    cmd_weather,
+    cmd_plan,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

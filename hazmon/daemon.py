@@ -38,6 +38,7 @@ from hazmon.collector import Input
 from hazmon.config import DaemonConfig
 from hazmon.failures import Failures
 from hazmon.marker import RunningMarker
+from hazmon.plans_wiring import PlanRunner, plan_runner
 from hazmon.plant import (
     Finding,
     Limits,
@@ -91,12 +92,11 @@ class AlarmsLike(Protocol):
     def metrics(self) -> dict[str, int]: ...
 
 
-
-
 class Daemon:
     """The running daemon; ``async with Daemon(config, plant) as d:`` in tests, `run` from the CLI."""
 
     supervision_every_s = 60.0  # hidden dangers and duties are checked for overdue ones this often
+    plans_every_s = 2.0  # emergency plans: start, level and end conditions are judged this often
 
     def __init__(self, config: DaemonConfig, plant: Plant) -> None:
         self.config = config
@@ -118,6 +118,7 @@ class Daemon:
         self.upkeep: Upkeep | None = None
         self.assessments: AssessmentReload | None = None
         self.marker: RunningMarker | None = None
+        self.plans: PlanRunner | None = None
 
     @property
     def overrides_reloads(self) -> int:
@@ -190,6 +191,9 @@ class Daemon:
             )
             self._tasks.append(asyncio.create_task(self._alarms(), name="alarms"))
             self._tasks.append(asyncio.create_task(supervision.run(), name="supervision"))
+        if self.plant.plans:  # emergency plans (hazmon.plans_wiring): judged, recorded, told
+            self.plans = plan_runner(self.config, self.plant, w.metrics, self.plans_every_s)
+            self._tasks.append(asyncio.create_task(self.plans.run(), name="plans"))
         if self._storage_mode in ("plain", "timescaledb", ""):  # "": DB down at start, mode read later
             job_metrics(w.metrics, lambda: upkeep.job_health)
             self._tasks.append(asyncio.create_task(upkeep.run(), name="upkeep"))
@@ -242,6 +246,8 @@ class Daemon:
             async with asyncio.timeout(30):
                 await self._alarms_idle.wait()
         await cancel_and_wait(*self._tasks)
+        if self.plans is not None:
+            await self.plans.close()
         w.queue.close()
         if w.alarms is not None:
             if w.pending_findings and not await self._start_alarms():  # a last try

@@ -30,6 +30,7 @@ from hazmon.plant.model import (
     SensorKind,
     VoteGroup,
 )
+from hazmon.plant.plans import Plan, parse_plans
 from hazmon.plant.standards import TIER_TABLE, Chemical, Grade, Level, Tier, chemical
 from hazmon.plant.supervision_standards import (
     SupervisionSettings,
@@ -374,7 +375,7 @@ def _hazard_source(n: Node, eps: _Endpoints) -> HazardSource | None:
 
 def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-level section
     m = root.mapping(
-        {"enterprise", "bureaus", "endpoints", "hazard_sources", "tiers", "supervision", "weather"}
+        {"enterprise", "bureaus", "endpoints", "hazard_sources", "tiers", "supervision", "weather", "plans"}
     )
     if m is None:
         return None
@@ -438,6 +439,10 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
     tiers = _tiers(m["tiers"]) if "tiers" in m else None
     supervision = opt(m, "supervision", parse_supervision, SupervisionSettings())
     weather = opt(m, "weather", parse_weather, EFFECTS)
+    no_plans: tuple[Plan, ...] = ()
+    plans = opt(
+        m, "plans", lambda x: parse_plans(x, {h.id: {s.tag for s in h.sensors} for h in sources}), no_plans
+    )
     return Plant(
         root.ctx.file,
         ent,
@@ -448,6 +453,7 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
         tiers if tiers is not None else {k: dict(v) for k, v in TIER_TABLE.items()},
         supervision,
         weather,
+        plans,
     )
 
 
