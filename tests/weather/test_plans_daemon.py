@@ -1,0 +1,116 @@
+"""Emergency plans in the running daemon: a real PostgreSQL, broker and webhook receiver."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hazmon.cli import main
+from hazmon.clock import now_us
+from hazmon.daemon import Daemon
+from hazmon.plant import Plant
+from hazmon.plant.standards import Grade
+from tests.alarms.helpers import SECRET, assess_all, gas, rows, webhook_settings
+from tests.alarms.receivers import HttpReceiver
+from tests.conftest import EXAMPLE_PLANT
+from tests.daemon.helpers import daemon_config, mqtt_only, wait_for
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[HttpReceiver]:
+    r = HttpReceiver(secret=SECRET)
+    await r.start()
+    yield r
+    await r.stop()
+
+
+def _plan_messages(hook: HttpReceiver) -> list[dict[str, Any]]:
+    return [p for p in hook.payloads() if p.get("kind") == "plan_event"]
+
+
+async def _rounds(d: Daemon, n: int) -> None:
+    assert d.plans is not None
+    start = d.plans.rounds
+    await wait_for(lambda: d.plans is not None and d.plans.rounds >= start + n, f"{n} plan rounds")
+
+
+async def test_chlorine_second_level_starts_toxic_release_once_across_a_restart(
+    example_plant: Plant, db_dsn: str, topic_prefix: str, tmp_path: Path, hook: HttpReceiver
+) -> None:
+    url = f"http://127.0.0.1:{hook.port}"
+    plant = mqtt_only(example_plant.retarget(topic_prefix=topic_prefix))
+    assess_all(plant, db_dsn, {"cl2-tankfarm": Grade.ONE})  # second level at grade one: red
+    cfg = replace(daemon_config(tmp_path, db_dsn, plant), alarms=webhook_settings(url))
+    started = "SELECT plan_id, level, drill, started_by, cause FROM plan_activation"
+    d = Daemon(cfg, plant)
+    d.plans_every_s = 0.1
+    async with d:
+        await d._found_and_recorded([gas(now_us())])  # the rules' finding: AT-101 above second level
+        assert rows(db_dsn, "SELECT tier_name FROM alarm WHERE sensor = 'AT-101'") == [("red",)]
+        await wait_for(lambda: bool(rows(db_dsn, started)), "the plan started")
+        await wait_for(lambda: len(_plan_messages(hook)) >= 5, "the start told to its five recipients")
+        await _rounds(d, 5)
+    d = Daemon(cfg, plant)  # a restart with the alarm still active
+    d.plans_every_s = 0.1
+    async with d:
+        await _rounds(d, 5)
+    assert rows(db_dsn, started) == [
+        ("toxic-release", 2, False, "auto", "alarm gas_second tier 4 at cl2-tankfarm/AT-101")
+    ]
+    assert rows(db_dsn, "SELECT kind, count(*) FROM plan_event GROUP BY kind ORDER BY kind") == [
+        ("notified", 1),
+        ("started", 1),
+    ]
+    msgs = _plan_messages(hook)
+    assert sorted(m["recipient"] for m in msgs) == [
+        "bureau_county", "control_room", "operational", "principal", "technical",
+    ]  # fmt: skip
+    assert {(m["plan"], m["level"], m["drill"], m["event"]) for m in msgs} == {
+        ("toxic-release", "II", False, "started")
+    }
+    assert [s["id"] for s in msgs[0]["steps"]] == ["isolate", "absorb", "evacuate", "report"]
+
+
+async def test_a_drill_tells_nobody_outside_as_real_and_a_wrong_role_is_refused(
+    example_plant: Plant,
+    db_dsn: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    hook: HttpReceiver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"http://127.0.0.1:{hook.port}"
+    plant = mqtt_only(example_plant.retarget(topic_prefix=topic_prefix))
+    cfg = replace(daemon_config(tmp_path, db_dsn, plant), alarms=webhook_settings(url))
+    cli = ["plan", "start", "toxic-release", "-c", str(EXAMPLE_PLANT), "--dsn", db_dsn]
+    d = Daemon(cfg, plant)
+    d.plans_every_s = 0.1
+    async with d:
+        assert main([*cli, "--by", "王强", "--role", "control_room"]) == 2
+        assert "role 'control_room' may not start plan 'toxic-release'" in capsys.readouterr().err
+        assert main([*cli, "--by", "张建国", "--role", "principal", "--drill"]) == 0
+        await wait_for(
+            lambda: rows(db_dsn, "SELECT notified_at IS NOT NULL FROM plan_activation") == [(True,)],
+            "the drill told",
+        )
+        step = ["plan", "step", "toxic-release", "isolate", "-c", str(EXAMPLE_PLANT), "--dsn", db_dsn]
+        assert main([*step, "--by", "王强", "--role", "operational", "--drill"]) == 0
+        end = ["plan", "end", "toxic-release", "-c", str(EXAMPLE_PLANT), "--dsn", db_dsn, "--drill"]
+        assert main([*end, "--by", "张建国", "--role", "principal"]) == 0
+        await _rounds(d, 3)
+    msgs = _plan_messages(hook)
+    assert sorted(m["recipient"] for m in msgs) == ["control_room", "operational", "principal", "technical"]
+    assert all(m["drill"] is True for m in msgs)
+    assert not [p for p in hook.payloads() if str(p.get("recipient", "")).startswith("bureau_")]
+    assert rows(db_dsn, "SELECT drill, level, started_by, ended_by FROM plan_activation") == [
+        (True, 3, "张建国 (principal)", "张建国 (principal)")
+    ]
+    assert rows(db_dsn, "SELECT step_id, confirmed_by, role FROM plan_step") == [
+        ("isolate", "王强", "operational")
+    ]
+    told = rows(db_dsn, "SELECT detail FROM plan_event WHERE kind = 'notified'")[0][0]
+    assert "bureau_county: not told (drill)" in told
