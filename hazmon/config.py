@@ -12,6 +12,7 @@
     rules: {...}                # hazmon.rules.parse_settings
     alarms: {...}               # hazmon.alarms.parse_settings
     uplink: {...}               # hazmon.uplink.parse_settings (the bureau link; disabled by default)
+    weather: {...}              # hazmon.weather.settings (inbox, polled URL; weather/README.md)
 
 Parsed once with `hazmon.plant.yamlnode` (the database and http sections are pydantic
 dataclasses read with `hazmon.plant.yamlmodel`): every problem of the file (and of the
@@ -21,7 +22,7 @@ plant file it names) is reported as ``file:line: field.path: reason``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +42,7 @@ from hazmon.rules import parse_settings as parse_rules
 from hazmon.store import StorageSettings, dsn_from_env
 from hazmon.uplink import UplinkSettings
 from hazmon.uplink import parse_settings as parse_uplink
+from hazmon.weather.settings import WeatherSettings
 
 __all__ = ["DaemonConfig", "DatabaseSettings", "HttpSettings", "load_config", "parse_config"]
 
@@ -124,6 +126,7 @@ class DaemonConfig:
     alarms: AlarmSettings | None = None  # None: the alarms' defaults
     alarms_enabled: bool = True  # `alarms: false`: this instance runs no alarm service (scale-out)
     uplink: UplinkSettings = field(default_factory=UplinkSettings)  # the bureau link (enabled: false)
+    weather: WeatherSettings = field(default_factory=WeatherSettings)  # warnings: inbox, polled URL
 
 
 def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonConfig | None:
@@ -133,7 +136,18 @@ def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonCo
     missing (the alarm API token file) are not created.
     """
     m = n.mapping(
-        {"plant", "data_dir", "instance", "database", "http", "collector", "rules", "alarms", "uplink"}
+        {
+            "plant",
+            "data_dir",
+            "instance",
+            "database",
+            "http",
+            "collector",
+            "rules",
+            "alarms",
+            "uplink",
+            "weather",
+        }
     )
     if m is None:
         return None
@@ -157,6 +171,7 @@ def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonCo
     http = opt(m, "http", lambda x: validate(x, HttpSettings), HttpSettings())
     collector = opt(m, "collector", parse_collector, CollectorSettings())
     uplink = opt(m, "uplink", parse_uplink, UplinkSettings())
+    weather = opt(m, "weather", lambda x: validate(x, WeatherSettings), WeatherSettings())
     if plant is None:
         return None
     return DaemonConfig(
@@ -171,6 +186,7 @@ def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonCo
         alarms=alarms,
         alarms_enabled=alarms_enabled,
         uplink=uplink,
+        weather=replace(weather, inbox=rel(weather.inbox)) if weather.inbox else weather,
     )
 
 

@@ -59,6 +59,7 @@ from hazmon.store import (
     sync_registry,
 )
 from hazmon.upkeep import AssessmentReload, SupervisionFindings, Upkeep, job_metrics
+from hazmon.weather_wiring import WeatherRunner, weather_runner
 from hazmon.wiring import Wiring, wire
 
 __all__ = ["AlarmsLike", "Daemon", "RulesLike", "Wiring", "now_us", "wire"]
@@ -119,6 +120,7 @@ class Daemon:
         self.assessments: AssessmentReload | None = None
         self.marker: RunningMarker | None = None
         self.plans: PlanRunner | None = None
+        self.weather: WeatherRunner | None = None
 
     @property
     def overrides_reloads(self) -> int:
@@ -177,6 +179,8 @@ class Daemon:
             self._overrides,
             None if w.rules is None else w.rules.set_overrides,
         )
+        found = None if w.alarms is None else self._found_and_recorded
+        self.weather = weather_runner(self.config, self.plant, w.http, w.metrics, found)  # mounts its route
         self.http_port = await w.http.start()
         self._tasks = [
             asyncio.create_task(w.writer.run(), name="writer"),
@@ -191,6 +195,7 @@ class Daemon:
             )
             self._tasks.append(asyncio.create_task(self._alarms(), name="alarms"))
             self._tasks.append(asyncio.create_task(supervision.run(), name="supervision"))
+        self._tasks += self.weather.tasks()  # warnings in: inbox, URL; their effects while in force
         if self.plant.plans:  # emergency plans (hazmon.plans_wiring): judged, recorded, told
             self.plans = plan_runner(self.config, self.plant, w.metrics, self.plans_every_s)
             self._tasks.append(asyncio.create_task(self.plans.run(), name="plans"))
