@@ -172,15 +172,18 @@ class Daemon:
         dsn = self.config.database.resolved_dsn()
         upkeep = self.upkeep = Upkeep(self.config.database, w.writer, w.metrics, self._storage_mode)
         w.http.add_check("db_jobs", upkeep.jobs_ready)
+        found = None if w.alarms is None else self._found_and_recorded
+        self.weather = weather_runner(  # mounts its route; the rules' limits: assessments + weather
+            self.config, self.plant, w.http, w.metrics, found,
+            None if w.rules is None else w.rules.set_overrides, self._overrides,
+        )  # fmt: skip
         self.assessments = AssessmentReload(
             dsn,
             self.plant,
             self.config.database.assessments_refresh_s,
             self._overrides,
-            None if w.rules is None else w.rules.set_overrides,
+            None if w.rules is None else self.weather.set_assessments,
         )
-        found = None if w.alarms is None else self._found_and_recorded
-        self.weather = weather_runner(self.config, self.plant, w.http, w.metrics, found)  # mounts its route
         self.http_port = await w.http.start()
         self._tasks = [
             asyncio.create_task(w.writer.run(), name="writer"),

@@ -34,7 +34,7 @@ from hazmon.alarms.auth import TokenBook
 from hazmon.collector import Metrics
 from hazmon.config import DaemonConfig
 from hazmon.http import HttpServer
-from hazmon.plant import Finding, Plant
+from hazmon.plant import Finding, Limits, Plant
 from hazmon.plant.standards import Level
 from hazmon.plant.weather_standards import Colour, WarningKind
 from hazmon.store import connect
@@ -45,6 +45,7 @@ from hazmon.weather.http import routes
 from hazmon.weather.ingest import Outcome, Tally, ingest, scan_directory
 from hazmon.weather.settings import WeatherSettings
 from hazmon.weather.state import finding
+from hazmon.weather.tightening import tightened
 
 __all__ = ["WeatherRunner", "weather_runner"]
 
@@ -90,6 +91,30 @@ class WeatherRunner:
     told: dict[Key, _Told] | None = None  # read from the alarm table at the first round
     rounds: int = 0
     failures: int = 0
+    apply_limits: Callable[[dict[str, Limits]], None] | None = (
+        None  # the rules' set_overrides (None: no rules)
+    )
+    assessments: dict[str, Limits] = field(default_factory=dict)  # the assessments' overrides, as last read
+    limits: dict[str, Limits] | None = None  # the overrides the rules have now (assessments + weather)
+    active: dict[Key, Active] = field(default_factory=dict)  # warnings in force, as last judged
+
+    def set_assessments(self, overrides: dict[str, Limits]) -> None:
+        """New assessment overrides (`hazmon.upkeep.AssessmentReload`), given with the weather's."""
+        self.assessments = dict(overrides)
+        self._limits()
+
+    def _limits(self) -> None:
+        """Give the rules the limits for the warnings in force (restored when none is)."""
+        want = tightened(self.plant, self.active, self.assessments)
+        if self.apply_limits is None or want == self.limits:
+            return
+        changed = sorted(
+            t for t in want.keys() | (self.limits or {}).keys() if want.get(t) != (self.limits or {}).get(t)
+        )
+        self.apply_limits(want)
+        if self.limits is not None or changed:
+            log.warning("limits changed for the weather warnings in force", tags=changed)
+        self.limits = want
 
     @contextmanager
     def _conn(self) -> Iterator[Conn]:
@@ -216,6 +241,8 @@ class WeatherRunner:
         for (hs, kind), _t in ends:
             log.info("weather warning ended", hazard_source=hs, kind=kind.value)
         self.told = {k: _Told(a.colour, a.level, a.identifier) for k, a in active.items()}
+        self.active = active
+        self._limits()
         self.rounds += 1
 
     # -- the loops --------------------------------------------------------------------------------
@@ -266,8 +293,14 @@ class WeatherRunner:
         )
 
 
-def weather_runner(
-    config: DaemonConfig, plant: Plant, http: HttpServer, metrics: Metrics, found: Found | None
+def weather_runner(  # noqa: PLR0917 - the parts it connects
+    config: DaemonConfig,
+    plant: Plant,
+    http: HttpServer,
+    metrics: Metrics,
+    found: Found | None,
+    apply_limits: Callable[[dict[str, Limits]], None] | None,
+    assessments: dict[str, Limits],
 ) -> WeatherRunner:
     """The daemon's weather warnings: the route mounted (API tokens of operators and plant managers)."""
     book = TokenBook(config.alarms.tokens if config.alarms is not None else ())
@@ -280,6 +313,7 @@ def weather_runner(
         return user is not None and user.role in _WRITERS
 
     w = WeatherRunner(config.database.resolved_dsn(), plant, config.weather, found)
+    w.apply_limits, w.assessments, w.limits = apply_limits, dict(assessments), dict(assessments)
     w.mount(http, authorize)
     w.gauges(metrics)
     return w

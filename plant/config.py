@@ -36,6 +36,7 @@ from hazmon.plant.supervision_standards import (
     SupervisionSettings,
     parse_supervision,
 )
+from hazmon.plant.weather_rules import Tighten, parse_tightening
 from hazmon.plant.weather_standards import EFFECTS, parse_weather
 from hazmon.plant.yamlnode import (
     ID_PATTERN,
@@ -439,10 +440,7 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
     tiers = _tiers(m["tiers"]) if "tiers" in m else None
     supervision = opt(m, "supervision", parse_supervision, SupervisionSettings())
     weather = opt(m, "weather", parse_weather, EFFECTS)
-    no_plans: tuple[Plan, ...] = ()
-    plans = opt(
-        m, "plans", lambda x: parse_plans(x, {h.id: {s.tag for s in h.sensors} for h in sources}), no_plans
-    )
+    plans, tighten = _plans_and_tightening(root, m, sources)
     return Plant(
         root.ctx.file,
         ent,
@@ -454,7 +452,26 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
         supervision,
         weather,
         plans,
+        tighten,
     )
+
+
+def _plans_and_tightening(
+    root: Node, m: dict[str, Node], sources: list[HazardSource]
+) -> tuple[tuple[Plan, ...], tuple[Tighten, ...]]:
+    """``plans:`` and ``weather.tighten`` (both checked against the hazard sources and sensors)."""
+    tags = {s.tag for h in sources for s in h.sensors}
+    wm = m["weather"].node if "weather" in m else None
+    tighten = next(
+        (parse_tightening(Node(root.ctx, v, "weather.tighten"), tags) for k, v in getattr(wm, "value", [])
+         if getattr(k, "value", None) == "tighten" and isinstance(wm, yaml.MappingNode)),
+        (),
+    )  # fmt: skip
+    no_plans: tuple[Plan, ...] = ()
+    plans = opt(
+        m, "plans", lambda x: parse_plans(x, {h.id: {s.tag for s in h.sensors} for h in sources}), no_plans
+    )
+    return plans, tighten
 
 
 def _tiers(n: Node) -> dict[Level, dict[Grade, Tier]] | None:
