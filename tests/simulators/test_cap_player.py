@@ -76,7 +76,8 @@ async def test_the_simulate_command_plays_it_beside_a_scenario(route: str, db_ds
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "hazmon", *argv, stderr=asyncio.subprocess.PIPE
     )
-    _, err = await asyncio.wait_for(proc.communicate(), 120)
+    async with asyncio.timeout(120):
+        _, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert "weather warning played" in err.decode()
     assert rows(db_dsn, "SELECT count(*) FROM weather_warning WHERE position('-sim' in identifier) > 0") == [
