@@ -26,8 +26,10 @@ from hazmon.alarms.outbox import Routing, build_notifier
 from hazmon.collector import Metrics
 from hazmon.config import DaemonConfig
 from hazmon.plant import Plant
+from hazmon.plant.link import PlanEvent
 from hazmon.plant.plans import Plan
 from hazmon.store import connect
+from hazmon.uplink.outbox import enqueue
 from hazmon.weather import active_at
 from hazmon.weather import plan_repository as prepo
 from hazmon.weather import repository as wrepo
@@ -106,9 +108,10 @@ class PlanRunner:
         metrics: Metrics | None = None,
         every_s: float = 2.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        uplink: bool = False,  # plan events to the bureau link's outbox (a drill says drill: true)
     ) -> None:
         self.dsn, self.plant, self.notify, self.metrics = dsn, plant, notify, metrics
-        self.every_s, self.clock = every_s, clock
+        self.every_s, self.clock, self.uplink = every_s, clock, uplink
         self.rounds = 0
 
     def record(self, now: datetime) -> list[prepo.ActivationRow]:
@@ -134,12 +137,14 @@ class PlanRunner:
                 elif isinstance(d, LevelUp):
                     prepo.level_up(conn, d, now)
                     log.warning("emergency plan level raised", plan=d.plan_id, level=level_name(d.level))
+                    self._report(conn, d.activation_id, "level", "auto", d.cause, now)
                 elif isinstance(d, Clear):
                     prepo.set_clear(conn, d.activation_id, d.since)
                 elif isinstance(d, Unclear):
                     prepo.set_clear(conn, d.activation_id, None)
                 elif isinstance(d, End) and prepo.end(conn, d, "auto", now):
                     log.info("emergency plan ended", plan=d.plan_id, reason=d.reason)
+                    self._report(conn, d.activation_id, "ended", "auto", d.reason, now)
             return prepo.unnotified(conn, ent)
 
     async def once(self) -> None:
@@ -160,6 +165,33 @@ class PlanRunner:
     def _mark(self, activation: int, told: str) -> None:
         with connect(self.dsn, autocommit=True) as conn:
             prepo.mark_notified(conn, activation, self.clock(), told)
+            row = next(
+                (
+                    r
+                    for r in prepo.activations(conn, self.plant.enterprise.id, limit=1000)
+                    if r.id == activation
+                ),
+                None,
+            )
+            if row is not None:
+                self._report(conn, activation, "started", row.started_by, row.cause, row.started_at)
+
+    def _report(self, conn: Conn, activation: int, event: str, actor: str, cause: str, at: datetime) -> None:  # noqa: PLR0917
+        """A plan event into the bureau link's outbox (once per activation, event and level)."""
+        if not self.uplink:
+            return
+        ent = self.plant.enterprise
+        row = next((r for r in prepo.activations(conn, ent.id, limit=1000) if r.id == activation), None)
+        plan = next((p for p in self.plant.plans if row is not None and p.id == row.plan_id), None)
+        if row is None or plan is None:
+            return
+        msg = PlanEvent(
+            plan_id=plan.id, plan_name=plan.name, activation=activation, event=event,  # type: ignore[arg-type]
+            level=level_name(row.level), drill=row.drill, at=at, actor=actor, cause=cause,  # type: ignore[arg-type]
+        )  # fmt: skip
+        enqueue(
+            conn, ent.id, ent.region.code, msg, dedupe_key=f"plan:{ent.id}:{activation}:{event}:{row.level}"
+        )
 
     async def close(self) -> None:
         close = getattr(self.notify, "close", None)
@@ -268,6 +300,6 @@ class PlanNotifier:
 def plan_runner(config: DaemonConfig, plant: Plant, metrics: Metrics, every_s: float) -> PlanRunner:
     """The daemon's runner: its plans told through the ``alarms:`` section's notifiers."""
     configs = config.alarms.notifiers if config.alarms is not None else ()
-    return PlanRunner(
-        config.database.resolved_dsn(), plant, PlanNotifier(plant, configs), metrics=metrics, every_s=every_s
-    )
+    notify = PlanNotifier(plant, configs)
+    dsn = config.database.resolved_dsn()
+    return PlanRunner(dsn, plant, notify, metrics=metrics, every_s=every_s, uplink=config.uplink.enabled)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,32 @@ async def test_a_drill_tells_nobody_outside_as_real_and_a_wrong_role_is_refused(
     ]
     told = rows(db_dsn, "SELECT detail FROM plan_event WHERE kind = 'notified'")[0][0]
     assert "bureau_county: not told (drill)" in told
+
+
+async def test_a_drill_reaches_the_bureau_link_only_as_a_drill(example_plant: Plant, db_dsn: str) -> None:
+    """With the uplink on, a plan's start goes to the link's outbox; a drill's carries drill: true."""
+    from hazmon.plans_wiring import Notice, PlanRunner
+    from hazmon.store import connect
+    from hazmon.weather import plan_repository as prepo
+    from hazmon.weather.plans import manual_start
+
+    told: list[Notice] = []
+
+    async def notify(n: Notice) -> str:
+        told.append(n)
+        return "told"
+
+    runner = PlanRunner(db_dsn, example_plant, notify, uplink=True)
+    plan = example_plant.plans[0]
+    people = {"principal": {"张建国"}}
+    with connect(db_dsn, autocommit=True) as c:
+        s = manual_start(plan, "张建国", "principal", None, True, [], people)
+        assert not isinstance(s, Exception) and hasattr(s, "level")
+        prepo.start(c, "hx-chem", s, by="张建国 (principal)", drill=True, now=datetime.now(UTC))  # type: ignore[arg-type]
+    await runner.once()
+    await runner.once()  # told once, reported once
+    assert [n.activation.drill for n in told] == [True]
+    got = rows(
+        db_dsn, "SELECT kind, payload->>'event', payload->>'drill', payload->>'level' FROM uplink_outbox"
+    )
+    assert got == [("plan_event", "started", "true", "III")]
