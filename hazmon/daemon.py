@@ -198,8 +198,9 @@ class Daemon:
             )
             self._tasks.append(asyncio.create_task(self._alarms(), name="alarms"))
             self._tasks.append(asyncio.create_task(supervision.run(), name="supervision"))
-        self._tasks += self.weather.tasks()  # warnings in: inbox, URL; their effects while in force
-        if self.plant.plans:  # emergency plans (hazmon.plans_wiring): judged, recorded, told
+        if w.alarms is not None:  # one instance per plant (scale-out: the one with the alarms)
+            self._tasks += self.weather.tasks()  # warnings in: inbox, URL; their effects while in force
+        if self.plant.plans and w.alarms is not None:  # emergency plans (hazmon.plans_wiring)
             self.plans = plan_runner(self.config, self.plant, w.metrics, self.plans_every_s)
             self._tasks.append(asyncio.create_task(self.plans.run(), name="plans"))
         if self._storage_mode in ("plain", "timescaledb", ""):  # "": DB down at start, mode read later
