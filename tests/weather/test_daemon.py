@@ -18,7 +18,7 @@ from hazmon.daemon import Daemon
 from hazmon.plant import Plant
 from hazmon.weather.settings import WeatherSettings
 from tests.alarms.helpers import api_tokens, bearer, rows
-from tests.conftest import free_port
+from tests.conftest import EXAMPLE_PLANT, free_port
 from tests.daemon.helpers import daemon_config, mqtt_only, wait_for
 from tests.weather.test_cap import XXE, sample
 
@@ -132,3 +132,23 @@ async def test_post_inbox_and_url_warnings_raise_advisories_and_duties_until_can
     assert rows(db_dsn, "SELECT count(*) FROM weather_warning") == [(3,)]
     raised = "SELECT count(*) FROM alarm_event e JOIN alarm a ON a.id = e.alarm_id WHERE a.condition = 'weather_warning'"
     assert rows(db_dsn, raised + " AND e.kind = 'raised'") == [(3,)]
+
+
+def test_the_weather_section_is_checked_with_its_lines(tmp_path: Path) -> None:
+    from hazmon.config import load_config
+    from hazmon.plant.config import ConfigError
+
+    f = tmp_path / "hazmon.yaml"
+    f.write_text(
+        f"plant: {EXAMPLE_PLANT}\nweather:\n  inbox: cap-in\n  url: ftp://x/cap.xml\n  every_s: 0\n  colour: red\n"
+    )
+    with pytest.raises(ConfigError) as e:
+        load_config(f, create_files=False)
+    assert [str(p).removeprefix(f"{f}:") for p in e.value.problems] == [
+        "4: weather.url: 'ftp://x/cap.xml' is not an http:// or https:// URL",
+        "5: weather.every_s: must be > 0, got 0",
+        "6: weather.colour: unknown key 'colour' (allowed: every_s, inbox, poll_every_s, scan_every_s, timeout_s, url)",
+    ]
+    f.write_text(f"plant: {EXAMPLE_PLANT}\nweather: {{inbox: cap-in}}\n")
+    cfg, _ = load_config(f, create_files=False)
+    assert cfg.weather.inbox == str(tmp_path / "cap-in")  # relative to the config file
