@@ -19,7 +19,7 @@ import psycopg
 from hazmon.cmd_plant import load_or_report
 from hazmon.plans_wiring import people_of
 from hazmon.plant import Plant
-from hazmon.plant.plans import LEVELS, ROLES, Plan
+from hazmon.plant.plans import LEVELS, ROLES, Plan, StartCondition
 from hazmon.store import connect, sync_registry
 from hazmon.weather import plan_repository as prepo
 from hazmon.weather.plans import Refusal, level_name, manual_end, manual_start, may_confirm
@@ -34,8 +34,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plan", help="emergency plans (应急预案): start, confirm steps, end, status")
     acts = p.add_subparsers(dest="plan_command", metavar="ACTION", required=True)
     a = acts.add_parser("list", help="the plant file's plans: start conditions, recipients, checklist")
-    _common(a, plan="optional")
-    a.set_defaults(handler=_run(_list))
+    _common(a, plan="optional")  # --dsn accepted, not used
+    a.set_defaults(handler=_no_db(_list))
     a = acts.add_parser("start", help="start a plan by hand (or a drill with --drill)")
     _common(a)
     _who(a)
@@ -87,6 +87,14 @@ def _run(fn: Action) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
+def _no_db(fn: Callable[[argparse.Namespace, Plant], int]) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        plant = load_or_report(args.config)
+        return 1 if plant is None else fn(args, plant)
+
+    return handler
+
+
 def _plan(plant: Plant, plan_id: str) -> Plan | None:
     p = next((x for x in plant.plans if x.id == plan_id), None)
     if p is None:
@@ -108,20 +116,31 @@ def _open(conn: Conn, plant: Plant, plan: Plan, drill: bool) -> prepo.Activation
     return row
 
 
-def _list(args: argparse.Namespace, plant: Plant, conn: Conn, now: datetime) -> int:
-    del conn, now
+def _list(args: argparse.Namespace, plant: Plant) -> int:
     for p in plant.plans:
         if args.plan and p.id != args.plan:
             continue
         print(f"{p.id}: {p.name}")
         for c in p.start:
-            what = c.alarm or c.vote or c.weather or c.manual
-            print(f"  start at level {c.level}: {what}")
+            print(f"  start at level {c.level}: {_condition(c)}")
         print(f"  notify: {', '.join(p.notify) or 'nobody'}")
         for i, s in enumerate(p.steps, 1):
             print(f"  {i}. {s.id} [{s.owner}] {s.text}")
         print(f"  end: all clear for {p.end.clear_for_min:g} min, or by {', '.join(p.end.manual_roles)}")
     return 0
+
+
+def _condition(c: StartCondition) -> str:
+    if c.alarm is not None:
+        what = f" ({', '.join(c.alarm.conditions)})" if c.alarm.conditions else ""
+        return f"an alarm at {c.alarm.hazard_source}, {c.alarm.min_tier} or above{what}"
+    if c.vote is not None:
+        return f"{c.vote.k} of {', '.join(c.vote.sensors)} in alarm at {c.vote.min_level} level or above"
+    if c.weather is not None:
+        where = f" at {c.weather.hazard_source}" if c.weather.hazard_source else ""
+        return f"a {c.weather.min_colour} or worse {c.weather.kind} warning{where}"
+    roles = ", ".join(c.manual.roles) if c.manual is not None else ""
+    return f"by hand: {roles}"
 
 
 def _start(args: argparse.Namespace, plant: Plant, conn: Conn, now: datetime) -> int:

@@ -181,3 +181,26 @@ def test_plan_file_problems_name_file_line_and_field() -> None:
             f"{base + 14}: plans[1].start[1].vote.sensors[1]: unknown sensor 'XX-1'",
         ]
     )
+
+
+def test_plan_list_reads_the_plant_file_only(capsys: pytest.CaptureFixture[str]) -> None:
+    from hazmon.cli import main
+
+    assert (
+        main(
+            [
+                "plan",
+                "list",
+                "toxic-release",
+                "-c",
+                str(EXAMPLE_PLANT),
+                "--dsn",
+                "postgresql://nobody@127.0.0.1:1/x",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "start at level II: an alarm at cl2-tankfarm, red or above (gas_second, vote_confirmed)" in out
+    assert "start at level II: 2 of AT-101, AT-102, AT-103 in alarm at first level or above" in out
+    assert "severe-weather" not in out
