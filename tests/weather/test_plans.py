@@ -27,6 +27,8 @@ from hazmon.weather.plans import (
 from tests.conftest import EXAMPLE_PLANT
 
 T0 = datetime(2026, 8, 4, 10, tzinfo=UTC)
+
+
 MIN = timedelta(minutes=1)
 PEOPLE = {"principal": {"张建国"}, "technical": {"李明", "赵磊"}, "operational": {"王强"}}
 
@@ -183,24 +185,12 @@ def test_plan_file_problems_name_file_line_and_field() -> None:
     )
 
 
-def test_plan_list_reads_the_plant_file_only(capsys: pytest.CaptureFixture[str]) -> None:
-    from hazmon.cli import main
+def test_plan_list_reads_the_plant_file_only() -> None:
+    from tests.supervision.test_cli import hz
 
-    assert (
-        main(
-            [
-                "plan",
-                "list",
-                "toxic-release",
-                "-c",
-                str(EXAMPLE_PLANT),
-                "--dsn",
-                "postgresql://nobody@127.0.0.1:1/x",
-            ]
-        )
-        == 0
-    )
-    out = capsys.readouterr().out
+    r = hz("plan", "list", "toxic-release", "-c", str(EXAMPLE_PLANT), dsn="postgresql://nobody@127.0.0.1:1/x")
+    assert r.returncode == 0
+    out = r.stdout
     assert "start at level II: an alarm at cl2-tankfarm, red or above (gas_second, vote_confirmed)" in out
     assert "start at level II: 2 of AT-101, AT-102, AT-103 in alarm at first level or above" in out
     assert "severe-weather" not in out

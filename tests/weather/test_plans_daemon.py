@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from hazmon.cli import main
 from hazmon.clock import now_us
 from hazmon.daemon import Daemon
 from hazmon.plant import Plant
@@ -19,6 +18,7 @@ from tests.alarms.helpers import SECRET, assess_all, gas, rows, webhook_settings
 from tests.alarms.receivers import HttpReceiver
 from tests.conftest import EXAMPLE_PLANT
 from tests.daemon.helpers import daemon_config, mqtt_only, wait_for
+from tests.supervision.test_cli import hz
 
 
 @pytest.fixture
@@ -82,26 +82,26 @@ async def test_a_drill_tells_nobody_outside_as_real_and_a_wrong_role_is_refused(
     topic_prefix: str,
     tmp_path: Path,
     hook: HttpReceiver,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     url = f"http://127.0.0.1:{hook.port}"
     plant = mqtt_only(example_plant.retarget(topic_prefix=topic_prefix))
     cfg = replace(daemon_config(tmp_path, db_dsn, plant), alarms=webhook_settings(url))
-    cli = ["plan", "start", "toxic-release", "-c", str(EXAMPLE_PLANT), "--dsn", db_dsn]
+    start = ["plan", "start", "toxic-release", "-c", str(EXAMPLE_PLANT)]
     d = Daemon(cfg, plant)
     d.plans_every_s = 0.1
     async with d:
-        assert main([*cli, "--by", "王强", "--role", "control_room"]) == 2
-        assert "role 'control_room' may not start plan 'toxic-release'" in capsys.readouterr().err
-        assert main([*cli, "--by", "张建国", "--role", "principal", "--drill"]) == 0
+        r = hz(*start, "--by", "王强", "--role", "control_room", dsn=db_dsn)
+        assert r.returncode == 2
+        assert "role 'control_room' may not start plan 'toxic-release'" in r.stderr
+        assert hz(*start, "--by", "张建国", "--role", "principal", "--drill", dsn=db_dsn).returncode == 0
         await wait_for(
             lambda: rows(db_dsn, "SELECT notified_at IS NOT NULL FROM plan_activation") == [(True,)],
             "the drill told",
         )
-        step = ["plan", "step", "toxic-release", "isolate", "-c", str(EXAMPLE_PLANT), "--dsn", db_dsn]
-        assert main([*step, "--by", "王强", "--role", "operational", "--drill"]) == 0
-        end = ["plan", "end", "toxic-release", "-c", str(EXAMPLE_PLANT), "--dsn", db_dsn, "--drill"]
-        assert main([*end, "--by", "张建国", "--role", "principal"]) == 0
+        step = ["plan", "step", "toxic-release", "isolate", "-c", str(EXAMPLE_PLANT)]
+        assert hz(*step, "--by", "王强", "--role", "operational", "--drill", dsn=db_dsn).returncode == 0
+        end = ["plan", "end", "toxic-release", "-c", str(EXAMPLE_PLANT), "--drill"]
+        assert hz(*end, "--by", "张建国", "--role", "principal", dsn=db_dsn).returncode == 0
         await _rounds(d, 3)
     msgs = _plan_messages(hook)
     assert sorted(m["recipient"] for m in msgs) == ["control_room", "operational", "principal", "technical"]
