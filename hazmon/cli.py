@@ -16,6 +16,7 @@ from hazmon import (
     cmd_console,
     cmd_db,
     cmd_grafana,
+    cmd_plan,
     cmd_plant,
     cmd_run,
     cmd_simulate,
@@ -40,6 +41,7 @@ _AREAS = (
     cmd_weather,
     cmd_bureau,
     cmd_console,
+    cmd_plan,
 )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import structlog
 
 from hazmon.plant import ConfigError, Plant, Reading, from_us, load, to_us
+from hazmon.sim_cap import cap_args, with_cap
 from hazmon.simulators import Scenario, Simulation, load_scenario, parse_duration, scenario_names
 from hazmon.simulators.mqtt_publisher import MqttPublisher, MqttPublishError
 from hazmon.simulators.opcua_server import OpcUaServerError, SimOpcUaServer
@@ -116,6 +117,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="print what the scenario does when (from --start or now) and exit",
     )
     p.add_argument("--record", default=None, metavar="FILE", help="also record the stream to FILE")
+    cap_args(p)
     _serving_args(p)
     p.set_defaults(handler=_simulate)
 
@@ -252,14 +254,17 @@ def _simulate(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one exit per 
     try:
         counters = asyncio.run(
             _until_signal(
-                lambda: run_stream(
-                    steps,
-                    plant,
-                    sinks,
-                    start_us=start_us,
-                    speed=args.speed,
-                    down=lambda: sim.down_endpoints,
-                    progress=progress,
+                lambda: with_cap(
+                    args,
+                    run_stream(
+                        steps,
+                        plant,
+                        sinks,
+                        start_us=start_us,
+                        speed=args.speed,
+                        down=lambda: sim.down_endpoints,
+                        progress=progress,
+                    ),
                 )
             )
         )

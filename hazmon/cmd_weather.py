@@ -1,8 +1,9 @@
-"""`hazmon weather ingest|scan|status`: official weather warnings (CAP 1.2, GB/T 35965.1-2018).
+"""`hazmon weather ingest|scan|status|confirm`: official weather warnings (CAP 1.2, GB/T 35965.1-2018).
 
 ``ingest FILE...`` stores each warning once; ``scan DIR`` does the same for the ``*.xml``
 of a watched directory and moves each file to ``done/`` or ``refused/`` (with a reason
-file); ``status`` lists the warnings in force per hazard source and the duties to confirm.
+file); ``status`` lists the warnings in force per hazard source and the duties to confirm;
+``confirm N --by NAME`` confirms one.
 A refused document prints its reason and the command exits 2; the others are still stored.
 """
 
@@ -41,6 +42,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = acts.add_parser("status", help="warnings in force per hazard source, with their duties")
     _common(p)
     p.set_defaults(handler=_run(_status))
+    p = acts.add_parser("confirm", help="confirm a duty of a warning in force (its number in `status`)")
+    _common(p)
+    p.add_argument("duty", type=int, metavar="N")
+    p.add_argument("--by", required=True, help="who carried it out")
+    p.set_defaults(handler=_run(_confirm))
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -130,4 +136,25 @@ def _status(args: argparse.Namespace, plant: Plant, conn: Conn, now: datetime) -
     for (hs, kind), a in sorted(active.items(), key=lambda kv: (kv[0][0], kv[0][1].value)):
         duties = "；".join(DUTIES_ZH.get(d, d) for d in a.duties)
         print(f"{hs}: {a.colour.zh}{kind.zh}预警 ({a.identifier}) level {a.level.value}; 须落实: {duties}")
+    tasks = repo.open_duties(conn, plant.enterprise.id)
+    if tasks:
+        print("duties to confirm (recorded while the daemon runs; `hazmon weather confirm N --by NAME`):")
+    for t in tasks:
+        done = (
+            f"confirmed by {t.confirmed_by} {t.confirmed_at:%Y-%m-%d %H:%M}"
+            if t.confirmed_at
+            else "to confirm"
+        )
+        print(f"  #{t.id} {t.hazard_source} {t.kind}: {DUTIES_ZH.get(t.duty, t.duty)} — {done}")
+    return 0
+
+
+def _confirm(args: argparse.Namespace, plant: Plant, conn: Conn, now: datetime) -> int:
+    if not str(args.by).strip():
+        print("refused: --by: a name is needed", file=sys.stderr)
+        return 2
+    if not repo.confirm_duty(conn, plant.enterprise.id, args.duty, args.by, now):
+        print(f"refused: duty #{args.duty} is not open or is already confirmed", file=sys.stderr)
+        return 2
+    print(f"confirmed duty #{args.duty} by {args.by} at {now.isoformat(timespec='seconds')}")
     return 0

@@ -13,6 +13,7 @@
     alarms: {...}               # hazmon.alarms.parse_settings
     uplink: {...}               # hazmon.uplink.parse_settings (the bureau link; disabled by default)
     console: {...}              # hazmon.console.config (web console users and sessions)
+    weather: {...}              # hazmon.weather.settings (inbox, polled URL; weather/README.md)
 
 Parsed once with `hazmon.plant.yamlnode` (the database and http sections are pydantic
 dataclasses read with `hazmon.plant.yamlmodel`): every problem of the file (and of the
@@ -22,7 +23,7 @@ plant file it names) is reported as ``file:line: field.path: reason``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +45,7 @@ from hazmon.rules import parse_settings as parse_rules
 from hazmon.store import StorageSettings, dsn_from_env
 from hazmon.uplink import UplinkSettings
 from hazmon.uplink import parse_settings as parse_uplink
+from hazmon.weather.settings import WeatherSettings
 
 __all__ = ["DaemonConfig", "DatabaseSettings", "HttpSettings", "load_config", "parse_config"]
 
@@ -128,6 +130,7 @@ class DaemonConfig:
     alarms_enabled: bool = True  # `alarms: false`: this instance runs no alarm service (scale-out)
     uplink: UplinkSettings = field(default_factory=UplinkSettings)  # the bureau link (enabled: false)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)  # the web console (hazmon.console)
+    weather: WeatherSettings = field(default_factory=WeatherSettings)  # warnings: inbox, polled URL
 
 
 def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonConfig | None:
@@ -137,8 +140,19 @@ def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonCo
     missing (the alarm API token file) are not created.
     """
     m = n.mapping(
-        {"plant", "data_dir", "instance", "database", "http", "collector", "rules", "alarms", "uplink"}
-        | {"console"}
+        {
+            "plant",
+            "data_dir",
+            "instance",
+            "database",
+            "http",
+            "collector",
+            "rules",
+            "alarms",
+            "uplink",
+            "console",
+            "weather",
+        }
     )
     if m is None:
         return None
@@ -163,6 +177,7 @@ def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonCo
     collector = opt(m, "collector", parse_collector, CollectorSettings())
     uplink = opt(m, "uplink", parse_uplink, UplinkSettings())
     console = opt(m, "console", parse_console, ConsoleSettings())
+    weather = opt(m, "weather", lambda x: validate(x, WeatherSettings), WeatherSettings())
     if plant is None:
         return None
     return DaemonConfig(
@@ -178,6 +193,7 @@ def parse_config(n: Node, base_dir: Path, create_files: bool = True) -> DaemonCo
         alarms_enabled=alarms_enabled,
         uplink=uplink,
         console=console,
+        weather=replace(weather, inbox=rel(weather.inbox)) if weather.inbox else weather,
     )
 
 

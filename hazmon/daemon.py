@@ -39,6 +39,7 @@ from hazmon.collector import Input
 from hazmon.config import DaemonConfig
 from hazmon.failures import Failures
 from hazmon.marker import RunningMarker
+from hazmon.plans_wiring import PlanRunner, plan_runner
 from hazmon.plant import (
     Finding,
     Limits,
@@ -59,6 +60,7 @@ from hazmon.store import (
     sync_registry,
 )
 from hazmon.upkeep import AssessmentReload, SupervisionFindings, Upkeep, job_metrics
+from hazmon.weather_wiring import WeatherRunner, weather_runner
 from hazmon.wiring import Wiring, wire
 
 __all__ = ["AlarmsLike", "Daemon", "RulesLike", "Wiring", "now_us", "wire"]
@@ -92,12 +94,11 @@ class AlarmsLike(Protocol):
     def metrics(self) -> dict[str, int]: ...
 
 
-
-
 class Daemon:
     """The running daemon; ``async with Daemon(config, plant) as d:`` in tests, `run` from the CLI."""
 
     supervision_every_s = 60.0  # hidden dangers and duties are checked for overdue ones this often
+    plans_every_s = 2.0  # emergency plans: start, level and end conditions are judged this often
 
     def __init__(self, config: DaemonConfig, plant: Plant) -> None:
         self.config = config
@@ -119,6 +120,8 @@ class Daemon:
         self.upkeep: Upkeep | None = None
         self.assessments: AssessmentReload | None = None
         self.marker: RunningMarker | None = None
+        self.plans: PlanRunner | None = None
+        self.weather: WeatherRunner | None = None
 
     @property
     def overrides_reloads(self) -> int:
@@ -170,12 +173,17 @@ class Daemon:
         dsn = self.config.database.resolved_dsn()
         upkeep = self.upkeep = Upkeep(self.config.database, w.writer, w.metrics, self._storage_mode)
         w.http.add_check("db_jobs", upkeep.jobs_ready)
+        found = None if w.alarms is None else self._found_and_recorded
+        self.weather = weather_runner(  # mounts its route; the rules' limits: assessments + weather
+            self.config, self.plant, w.http, w.metrics, found,
+            None if w.rules is None else w.rules.set_overrides, self._overrides,
+        )  # fmt: skip
         self.assessments = AssessmentReload(
             dsn,
             self.plant,
             self.config.database.assessments_refresh_s,
             self._overrides,
-            None if w.rules is None else w.rules.set_overrides,
+            None if w.rules is None else self.weather.set_assessments,
         )
         self.http_port = await w.http.start()
         self._tasks = [
@@ -193,6 +201,11 @@ class Daemon:
             self._tasks.append(asyncio.create_task(supervision.run(), name="supervision"))
         if w.uplink is not None:  # the bureau link: outbox -> bureau, bureau steps -> alarms
             self._tasks.append(asyncio.create_task(w.uplink.run(), name="uplink"))
+        if w.alarms is not None:  # one instance per plant (scale-out: the one with the alarms)
+            self._tasks += self.weather.tasks()  # warnings in: inbox, URL; their effects while in force
+        if self.plant.plans and w.alarms is not None:  # emergency plans (hazmon.plans_wiring)
+            self.plans = plan_runner(self.config, self.plant, w.metrics, self.plans_every_s)
+            self._tasks.append(asyncio.create_task(self.plans.run(), name="plans"))
         if self._storage_mode in ("plain", "timescaledb", ""):  # "": DB down at start, mode read later
             job_metrics(w.metrics, lambda: upkeep.job_health)
             self._tasks.append(asyncio.create_task(upkeep.run(), name="upkeep"))
@@ -245,6 +258,8 @@ class Daemon:
             async with asyncio.timeout(30):
                 await self._alarms_idle.wait()
         await cancel_and_wait(*self._tasks)
+        if self.plans is not None:
+            await self.plans.close()
         w.queue.close()
         if w.alarms is not None:
             if w.pending_findings and not await self._start_alarms():  # a last try

@@ -30,11 +30,13 @@ from hazmon.plant.model import (
     SensorKind,
     VoteGroup,
 )
+from hazmon.plant.plans import Plan, parse_plans
 from hazmon.plant.standards import TIER_TABLE, Chemical, Grade, Level, Tier, chemical
 from hazmon.plant.supervision_standards import (
     SupervisionSettings,
     parse_supervision,
 )
+from hazmon.plant.weather_rules import Tighten, parse_tightening
 from hazmon.plant.weather_standards import EFFECTS, parse_weather
 from hazmon.plant.yamlnode import (
     ID_PATTERN,
@@ -374,7 +376,7 @@ def _hazard_source(n: Node, eps: _Endpoints) -> HazardSource | None:
 
 def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-level section
     m = root.mapping(
-        {"enterprise", "bureaus", "endpoints", "hazard_sources", "tiers", "supervision", "weather"}
+        {"enterprise", "bureaus", "endpoints", "hazard_sources", "tiers", "supervision", "weather", "plans"}
     )
     if m is None:
         return None
@@ -438,6 +440,7 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
     tiers = _tiers(m["tiers"]) if "tiers" in m else None
     supervision = opt(m, "supervision", parse_supervision, SupervisionSettings())
     weather = opt(m, "weather", parse_weather, EFFECTS)
+    plans, tighten = _plans_and_tightening(root, m, sources)
     return Plant(
         root.ctx.file,
         ent,
@@ -448,7 +451,27 @@ def _plant(root: Node) -> Plant | None:  # noqa: PLR0912 - one branch per top-le
         tiers if tiers is not None else {k: dict(v) for k, v in TIER_TABLE.items()},
         supervision,
         weather,
+        plans,
+        tighten,
     )
+
+
+def _plans_and_tightening(
+    root: Node, m: dict[str, Node], sources: list[HazardSource]
+) -> tuple[tuple[Plan, ...], tuple[Tighten, ...]]:
+    """``plans:`` and ``weather.tighten`` (both checked against the hazard sources and sensors)."""
+    tags = {s.tag for h in sources for s in h.sensors}
+    wm = m["weather"].node if "weather" in m else None
+    tighten = next(
+        (parse_tightening(Node(root.ctx, v, "weather.tighten"), tags) for k, v in getattr(wm, "value", [])
+         if getattr(k, "value", None) == "tighten" and isinstance(wm, yaml.MappingNode)),
+        (),
+    )  # fmt: skip
+    no_plans: tuple[Plan, ...] = ()
+    plans = opt(
+        m, "plans", lambda x: parse_plans(x, {h.id: {s.tag for s in h.sensors} for h in sources}), no_plans
+    )
+    return plans, tighten
 
 
 def _tiers(n: Node) -> dict[Level, dict[Grade, Tier]] | None:

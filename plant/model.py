@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from hazmon.plant.plans import Plan
 from hazmon.plant.standards import TIER_TABLE, Chemical, Grade, Level, Tier
 from hazmon.plant.supervision_standards import DEFAULT_TIMEZONE, SupervisionSettings
+from hazmon.plant.weather_rules import Tighten
 from hazmon.plant.weather_standards import EFFECTS as WEATHER_EFFECTS
 from hazmon.plant.weather_standards import Effect as WeatherEffect
 
@@ -265,6 +267,10 @@ class Plant:
     """Duty check periods and the daily commitment's time (the plant file's `supervision:`)."""
     weather_effects: tuple[WeatherEffect, ...] = WEATHER_EFFECTS
     """Weather warning kind, colour -> advisory level, duties (`weather_standards.EFFECTS` or `weather:`)."""
+    plans: tuple[Plan, ...] = ()
+    """Emergency plans (应急预案, the plant file's `plans:`)."""
+    weather_tighten: tuple[Tighten, ...] = ()
+    """Limits tightened while a weather warning is in force (`weather.tighten`)."""
 
     def sensors(self) -> list[Sensor]:
         return [s for hs in self.hazard_sources for s in hs.sensors]

@@ -227,7 +227,7 @@ def parse_weather(n: Node) -> tuple[Effect, ...] | None:
             - {kind: heat, source: flammable, min_colour: orange, level: first,
                duties: [24h_duty, cooling_check]}
     """
-    m = n.mapping({"effects"})
+    m = n.mapping({"effects", "tighten"})  # tighten: hazmon.plant.weather_rules
     if m is None:
         return None
     if "effects" not in m:

@@ -53,7 +53,10 @@ if has simulate; then
   scenario=${DEMO_SCENARIO:-normal}
   say "starting the simulator (scenario $scenario, real time) — log: $RUN/simulator.log"
   $HZ simulate --scenario "$scenario" --timeline
-  $HZ simulate -c "$PLANT" --scenario "$scenario" --speed 1 --opcua-history 3600 > "$RUN/simulator.log" 2>&1 &
+  # an orange heat warning played to the daemon after a minute (weather/README.md)
+  $HZ simulate -c "$PLANT" --scenario "$scenario" --speed 1 --opcua-history 3600 \
+      --cap examples/cap/heat-orange.xml --cap-at "${DEMO_CAP_AT:-60}" --cap-token-file "$RUN/alarm-tokens.yaml" \
+      > "$RUN/simulator.log" 2>&1 &
   pids+=($!)
   sleep 3
 fi

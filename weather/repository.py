@@ -11,7 +11,19 @@ import psycopg
 from hazmon.plant.standards import Level
 from hazmon.weather.cap import Alert, parse
 
-__all__ = ["Effect", "effects", "flag_of", "known", "load_alerts", "store"]
+__all__ = [
+    "Duty",
+    "Effect",
+    "confirm_duty",
+    "effects",
+    "end_duties",
+    "flag_of",
+    "known",
+    "load_alerts",
+    "open_duties",
+    "start_duties",
+    "store",
+]
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -109,3 +121,73 @@ def effects(conn: Conn, identifier: str, enterprise_id: str) -> list[Effect]:
         Effect(str(h), Level(str(lv)), tuple(str(d) for d in ds) if isinstance(ds, list) else ())
         for h, lv, ds in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Duty:
+    """A duty to confirm while a warning is in force (a row of weather_duty)."""
+
+    id: int
+    hazard_source: str
+    kind: str
+    duty: str
+    identifier: str
+    started_at: datetime
+    confirmed_by: str | None
+    confirmed_at: datetime | None
+    ended_at: datetime | None
+
+
+def open_duties(conn: Conn, enterprise_id: str) -> list[Duty]:
+    rows = conn.execute(
+        """SELECT id, hazard_source, kind, duty, identifier, started_at, confirmed_by, confirmed_at,
+                  ended_at FROM weather_duty WHERE enterprise_id = %s AND ended_at IS NULL
+           ORDER BY hazard_source, kind, id""",
+        (enterprise_id,),
+    ).fetchall()
+    return [Duty(*r) for r in rows]  # type: ignore[arg-type]
+
+
+def start_duties(  # noqa: PLR0917 - one warning kind at one hazard source
+    conn: Conn,
+    enterprise_id: str,
+    hazard_source: str,
+    kind: str,
+    duties: Sequence[str],
+    identifier: str,
+    now: datetime,
+) -> int:
+    """Open a task per duty not open yet; returns how many were opened."""
+    n = 0
+    for d in duties:
+        row = conn.execute(
+            """INSERT INTO weather_duty (enterprise_id, hazard_source, kind, duty, identifier, started_at)
+               VALUES (%s, %s, %s, %s, %s, %s)
+               ON CONFLICT (enterprise_id, hazard_source, kind, duty) WHERE ended_at IS NULL DO NOTHING
+               RETURNING id""",
+            (enterprise_id, hazard_source, kind, d, identifier, now),
+        ).fetchone()
+        n += row is not None
+    return n
+
+
+def end_duties(  # noqa: PLR0917 - one warning kind at one hazard source
+    conn: Conn, enterprise_id: str, hazard_source: str, kind: str, now: datetime, reason: str
+) -> int:
+    """End the open tasks of a warning kind at a hazard source (recorded, confirmed or not)."""
+    cur = conn.execute(
+        """UPDATE weather_duty SET ended_at = %s, end_reason = %s
+           WHERE enterprise_id = %s AND hazard_source = %s AND kind = %s AND ended_at IS NULL""",
+        (now, reason, enterprise_id, hazard_source, kind),
+    )
+    return cur.rowcount
+
+
+def confirm_duty(conn: Conn, enterprise_id: str, duty_id: int, by: str, now: datetime) -> bool:
+    """Confirm an open task once; False when it is not open or already confirmed."""
+    row = conn.execute(
+        """UPDATE weather_duty SET confirmed_by = %s, confirmed_at = %s
+           WHERE id = %s AND enterprise_id = %s AND ended_at IS NULL AND confirmed_at IS NULL RETURNING id""",
+        (by, now, duty_id, enterprise_id),
+    ).fetchone()
+    return row is not None

@@ -28,7 +28,7 @@ from hazmon.plant.weather_standards import DUTIES_ZH, Colour, Effect, WarningKin
 from hazmon.weather.cap import Alert
 from hazmon.weather.matching import area_covers, effect_for
 
-__all__ = ["Active", "Transition", "active_at", "in_force", "transitions"]
+__all__ = ["Active", "Transition", "active_at", "finding", "in_force", "transitions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +76,7 @@ def in_force(alerts: Iterable[Alert], now: datetime) -> list[Alert]:
                 live.pop(ident, None)
         if a.msg_type in ("Alert", "Update"):
             live[a.identifier] = a
-    return [
-        a for a in live.values() if _start(a) <= now and (a.expires is None or now < a.expires)
-    ]
+    return [a for a in live.values() if _start(a) <= now and (a.expires is None or now < a.expires)]
 
 
 def active_at(
@@ -122,7 +120,8 @@ def _us(t: datetime) -> int:
     return int(t.timestamp() * 1_000_000)
 
 
-def _finding(act: Active, on: bool, at: datetime) -> Finding:
+def finding(act: Active, on: bool, at: datetime) -> Finding:
+    """The advisory finding of a warning kind at a hazard source: on (in force) or off (ended)."""
     hs, kind = act.hazard_source, act.kind
     duties_zh = "；".join(DUTIES_ZH.get(d, d) for d in act.duties)
     duties_en = ", ".join(d.replace("_", " ") for d in act.duties)
@@ -136,8 +135,15 @@ def _finding(act: Active, on: bool, at: datetime) -> Finding:
         zh = f"{act.colour.zh}{kind.zh}预警已解除或到期"
         en = f"{act.colour.name.lower()} {kind.value} warning ended (cancelled or expired)"
     return Finding(
-        hs, f"weather/{kind.value}", Condition.WEATHER_WARNING, act.level, on, _us(at),
-        value=float(act.colour), message_en=en, message_zh=zh,
+        hs,
+        f"weather/{kind.value}",
+        Condition.WEATHER_WARNING,
+        act.level,
+        on,
+        _us(at),
+        value=float(act.colour),
+        message_en=en,
+        message_zh=zh,
     )
 
 
@@ -153,9 +159,7 @@ def transitions(
     sent; the state is evaluated at each. A kind whose colour, level or deciding warning
     changes gives a new active finding (same alarm key: the alarm is updated).
     """
-    points = sorted(
-        {t for a in alerts for t in (a.sent, _start(a), a.expires) if t is not None and t <= now}
-    )
+    points = sorted({t for a in alerts for t in (a.sent, _start(a), a.expires) if t is not None and t <= now})
     before: dict[tuple[str, WarningKind], Active] = {}
     out: list[Transition] = []
     for t in points:
@@ -163,8 +167,8 @@ def transitions(
         for key in sorted(set(before) | set(after), key=lambda k: (k[0], k[1].value)):
             old, new = before.get(key), after.get(key)
             if new is not None and new != old:
-                out.append(Transition(_finding(new, True, t), new, new.duties))
+                out.append(Transition(finding(new, True, t), new, new.duties))
             elif new is None and old is not None:
-                out.append(Transition(_finding(old, False, t), None, ()))
+                out.append(Transition(finding(old, False, t), None, ()))
         before = after
     return out

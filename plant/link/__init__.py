@@ -29,6 +29,7 @@ from hazmon.plant.link.messages import (
     LinkError,
     Payload,
     PersonInfo,
+    PlanEvent,
     Registration,
     ResponsibleInfo,
     SensorInfo,
@@ -61,6 +62,7 @@ __all__ = [
     "LinkError",
     "Payload",
     "PersonInfo",
+    "PlanEvent",
     "Registration",
     "ResponsibleInfo",
     "SensorInfo",
@@ -83,6 +85,7 @@ SCHEMA_FILES: dict[str, type[BaseModel]] = {
     "heartbeat.json": Heartbeat,
     "feedback.json": Feedback,
     "bureau_step.json": BureauStep,
+    "plan_event.json": PlanEvent,
 }
 """File name under ``schema/v<N>/`` → the model it is generated from."""
 

@@ -49,6 +49,7 @@ __all__ = [
     "LinkError",
     "Payload",
     "PersonInfo",
+    "PlanEvent",
     "Registration",
     "ResponsibleInfo",
     "SensorInfo",
@@ -99,6 +100,7 @@ UP_KINDS: tuple[str, ...] = (
     "aggregates",
     "heartbeat",
     "feedback",
+    "plan_event",
 )
 DOWN_KINDS: tuple[str, ...] = ("bureau_step",)
 
@@ -291,6 +293,26 @@ class BureauStep(_Model):
     comment: Text = ""
 
 
+class PlanEvent(_Model):
+    """An emergency plan (应急预案) started, raised in level or ended at the enterprise (up).
+
+    ``drill`` is always written: a drill (演练) says ``true`` and a bureau never takes it for a
+    real start.
+    """
+
+    kind: Literal["plan_event"] = "plan_event"
+    plan_id: EnterpriseId
+    plan_name: Name
+    activation: Annotated[int, Field(ge=1)]
+    """The enterprise's ``plan_activation.id``."""
+    event: Literal["started", "level", "ended"]
+    level: Literal["I", "II", "III", "IV"]
+    drill: bool
+    at: AwareDatetime
+    actor: Text
+    cause: Text = ""
+
+
 # ---------------------------------------------------------------- data and liveness
 
 
@@ -349,7 +371,14 @@ class Heartbeat(_Model):
 
 
 Payload = Annotated[
-    Registration | AssessmentRegister | AlarmEvent | Feedback | BureauStep | Aggregates | Heartbeat,
+    Registration
+    | AssessmentRegister
+    | AlarmEvent
+    | Feedback
+    | BureauStep
+    | Aggregates
+    | Heartbeat
+    | PlanEvent,
     Field(discriminator="kind"),
 ]
 

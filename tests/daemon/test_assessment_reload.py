@@ -61,5 +61,8 @@ async def test_limit_overrides_added_while_running_reach_the_rules(
         assert limit_alarms("AT-104", 3.0) == ["AT-104"], "sensors without an override keep the plant file's"
         await asyncio.sleep(1.5)
         assert d.overrides_reloads == 1, "unchanged records are not reloaded again"
-        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{d.http_port}/healthz") as resp:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{d.http_port}/healthz") as resp,
+        ):
             assert resp.status == 200

@@ -52,7 +52,7 @@ def test_every_problem_of_the_file_at_once(tmp_path: Path) -> None:
         f"{f}:3: database.storage_mode: 'mongo' is not one of: auto, plain, timescaledb",
         f"{f}:5: collector.flush_interval_s: must be <= 1 s (readings reach the database within a second), got 5",
         f"{f}:6: extra: unknown key 'extra' (allowed: alarms, collector, console, data_dir, database, http, instance, "
-        "plant, rules, uplink)",
+        "plant, rules, uplink, weather)",
     ]
 
 
@@ -107,18 +107,18 @@ BROKEN_SECTIONS = [
         "XX0000 (e.g. 320000 for this city)",
     ),
     (
-        "alarms:\n  notifiers:\n    - {name: p, kind: mqtt, url: \"mqtt://127.0.0.1:1883\", topic: \"whp/+/alarm\",\n"
+        'alarms:\n  notifiers:\n    - {name: p, kind: mqtt, url: "mqtt://127.0.0.1:1883", topic: "whp/+/alarm",\n'
         "       recipients: [bureau_county]}\n",
         "4: alarms.notifiers[0].topic: 'whp/+/alarm' is not a topic to publish to (no '+' or '#' wildcard, "
         "not empty)",
     ),
     (
-        "alarms:\n  notifiers:\n    - {name: p, kind: mqtt, url: \"mqtt://127.0.0.1:1883\", topic: \"whp/#\",\n"
+        'alarms:\n  notifiers:\n    - {name: p, kind: mqtt, url: "mqtt://127.0.0.1:1883", topic: "whp/#",\n'
         "       recipients: [bureau_county]}\n",
         "4: alarms.notifiers[0].topic: 'whp/#' is not a topic to publish to (no '+' or '#' wildcard, not empty)",
     ),
     (
-        "alarms:\n  notifiers:\n    - {name: p, kind: mqtt, url: \"mqtt://127.0.0.1:99999\", recipients: [bureau_county]}\n",
+        'alarms:\n  notifiers:\n    - {name: p, kind: mqtt, url: "mqtt://127.0.0.1:99999", recipients: [bureau_county]}\n',
         "4: alarms.notifiers[0].url: port 99999 in 'mqtt://127.0.0.1:99999' is not a TCP port (1-65535)",
     ),
     (
@@ -131,7 +131,7 @@ BROKEN_SECTIONS = [
         "4: alarms.notifiers[0].port: must be <= 65535, got 99999",
     ),
     (
-        "database: {dsn: \"postgresql://hz:secret@db:99999/hazmon\"}\n",
+        'database: {dsn: "postgresql://hz:secret@db:99999/hazmon"}\n',
         "2: database.dsn: port 99999 in 'the dsn' is not a TCP port (1-65535)",
     ),
 ]
@@ -154,9 +154,11 @@ def test_tokens_at_their_own_level_are_accepted(tmp_path: Path) -> None:
         "plant: plant.yaml\nalarms:\n  tokens:\n"
         + "".join(
             f'    - {{name: {n}, role: bureau, level: {lv}, region: "{rg}", sha256: {i}{SHA[1:]}}}\n'
-            for i, (n, lv, rg) in enumerate((("luhe", "county", "320116"), ("nj", "city", "320100"), ("js", "province", "320000")))
+            for i, (n, lv, rg) in enumerate(
+                (("luhe", "county", "320116"), ("nj", "city", "320100"), ("js", "province", "320000"))
+            )
         )
-        + "  notifiers:\n    - {name: p, kind: mqtt, url: \"mqtts://p.example.gov.cn:8883\", topic: \"whp/alarm/{region}\",\n"
+        + '  notifiers:\n    - {name: p, kind: mqtt, url: "mqtts://p.example.gov.cn:8883", topic: "whp/alarm/{region}",\n'
         "       recipients: [bureau_county]}\n"
     )
     cfg, _ = load_config(f)

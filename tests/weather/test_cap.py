@@ -62,7 +62,9 @@ def test_without_a_colour_word_the_severity_gives_the_colour(severity: str, colo
 
 
 def test_the_headline_colour_word_wins_over_the_severity() -> None:
-    doc = sample("lightning_yellow.xml").replace(b"<severity>Moderate</severity>", b"<severity>Extreme</severity>")
+    doc = sample("lightning_yellow.xml").replace(
+        b"<severity>Moderate</severity>", b"<severity>Extreme</severity>"
+    )
     a = parse(doc)
     assert isinstance(a, Alert) and a.colour is Colour.YELLOW
 
@@ -124,7 +126,12 @@ def test_malformed_and_foreign_documents_are_refused(doc: bytes, reason: Reason)
         ("<msgType>Alert</msgType>", "<msgType>Notice</msgType>", Reason.INVALID, "msgType"),
         ("<msgType>Alert</msgType>", "<msgType>Cancel</msgType>", Reason.MISSING, "references"),
         ("<event>雷电</event>", "", Reason.MISSING, "info[0]: <event>"),
-        ("<sent>2026-08-04T10:15:00+08:00</sent>", "<sent>2026-08-04T10:15:00</sent>", Reason.INVALID, "offset"),
+        (
+            "<sent>2026-08-04T10:15:00+08:00</sent>",
+            "<sent>2026-08-04T10:15:00</sent>",
+            Reason.INVALID,
+            "offset",
+        ),
         (" 32.20,118.70</polygon>", "</polygon>", Reason.INVALID, "polygon"),  # not closed
         ("32.20,118.70 32.20,119.00", "95.0,118.70 32.20,119.00", Reason.INVALID, "WGS 84"),
     ],

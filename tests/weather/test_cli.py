@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
+
+from tests.alarms.helpers import rows
 from tests.supervision.test_cli import ROOT, hz
 from tests.weather.test_cap import DATA, XXE
 from tests.weather.test_state import YELLOW
@@ -52,3 +55,20 @@ def test_no_traceback_from_the_real_command(db_dsn: str, tmp_path: Path) -> None
         capture_output=True, text=True, cwd=ROOT, timeout=120,
     )  # fmt: skip
     assert r.returncode == 2 and "refused malformed" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_duty_is_confirmed_once_with_who(db_dsn: str) -> None:
+
+    with psycopg.connect(db_dsn, autocommit=True) as c:
+        c.execute(
+            """INSERT INTO weather_duty (enterprise_id, hazard_source, kind, duty, identifier, started_at)
+               VALUES ('hx-chem', 'lpg-spheres', 'heat', 'cooling_check', 'w', now())"""
+        )
+    (n,) = rows(db_dsn, "SELECT id FROM weather_duty")[0]
+    r = hz("weather", "status", "-c", "examples/plant.yaml", dsn=db_dsn)
+    assert f"#{n} lpg-spheres heat: 检查喷淋冷却系统 — to confirm" in r.stdout
+    r = hz("weather", "confirm", str(n), "--by", "孙涛", "-c", "examples/plant.yaml", dsn=db_dsn)
+    assert (r.returncode, r.stderr) == (0, "")
+    r = hz("weather", "confirm", str(n), "--by", "孙涛", "-c", "examples/plant.yaml", dsn=db_dsn)
+    assert (r.returncode, r.stderr.strip()) == (2, f"refused: duty #{n} is not open or is already confirmed")
+    assert rows(db_dsn, "SELECT confirmed_by FROM weather_duty") == [("孙涛",)]

@@ -33,7 +33,9 @@ async def client(example_plant: Plant, db_dsn: str) -> AsyncIterator[tuple[TestC
 
     tally = Tally()
     app = web.Application()
-    app.add_routes(routes(example_plant, conn, lambda: NOON, lambda r: r.headers.get("Authorization") == TOKEN, tally))
+    app.add_routes(
+        routes(example_plant, conn, lambda: NOON, lambda r: r.headers.get("Authorization") == TOKEN, tally)
+    )
     c = TestClient(TestServer(app, host="127.0.0.1"))
     await c.start_server()
     yield c, tally
@@ -65,4 +67,10 @@ async def test_post_stores_once_flags_and_refuses(client: tuple[TestClient[Any, 
     status, body = await _post(c, sample("lightning_cancel.xml"), token="Bearer wrong")
     assert status == 401
     assert tally.stored == 2
-    assert dict(tally.by_reason) == {"unknown_reference": 1, "duplicate": 1, "dtd": 2, "malformed": 1, "oversize": 1}
+    assert dict(tally.by_reason) == {
+        "unknown_reference": 1,
+        "duplicate": 1,
+        "dtd": 2,
+        "malformed": 1,
+        "oversize": 1,
+    }

@@ -122,9 +122,13 @@ def test_effects_table_minimum_colour_per_kind_of_source(
 
 
 def test_yellow_lightning_gives_the_linked_order_duties(example_plant: Plant) -> None:
-    eff = effect_for(WarningKind.LIGHTNING, Colour.YELLOW, example_plant.hazard_source("cl2-tankfarm"), EFFECTS)
+    eff = effect_for(
+        WarningKind.LIGHTNING, Colour.YELLOW, example_plant.hazard_source("cl2-tankfarm"), EFFECTS
+    )
     assert eff == (Level.PREDICTIVE, ("24h_monitoring", "stop_outdoor_work", "24h_duty"))
-    orange = effect_for(WarningKind.LIGHTNING, Colour.ORANGE, example_plant.hazard_source("lpg-spheres"), EFFECTS)
+    orange = effect_for(
+        WarningKind.LIGHTNING, Colour.ORANGE, example_plant.hazard_source("lpg-spheres"), EFFECTS
+    )
     assert orange is not None
     assert orange[1][:3] == ("24h_monitoring", "stop_outdoor_work", "24h_duty")  # no duty twice
     assert "responsible_check" in orange[1] and len(set(orange[1])) == len(orange[1])

@@ -35,7 +35,10 @@ def test_location_is_optional_and_parsed() -> None:
         ("{lat: 91, lon: 118}", "p.yaml:14: hazard_sources[0].location.lat: must be <= 90, got 91"),
         ("{lat: 32, lon: -181}", "p.yaml:14: hazard_sources[0].location.lon: must be >= -180, got -181"),
         ("{lat: 32}", "p.yaml:14: hazard_sources[0].location.lon: missing required key 'lon'"),
-        ("{lat: north, lon: 118}", "p.yaml:14: hazard_sources[0].location.lat: expected a number, got text 'north'"),
+        (
+            "{lat: north, lon: 118}",
+            "p.yaml:14: hazard_sources[0].location.lat: expected a number, got text 'north'",
+        ),
     ],
 )
 def test_a_bad_location_names_the_place(text: str, problem: str) -> None:

@@ -64,12 +64,16 @@ def test_a_duplicate_is_refused_and_nothing_changes(
     assert YELLOW in o.detail and _rows(conn) == before
 
 
-def test_an_expired_warning_is_refused(conn: psycopg.Connection[tuple[object, ...]], example_plant: Plant) -> None:
+def test_an_expired_warning_is_refused(
+    conn: psycopg.Connection[tuple[object, ...]], example_plant: Plant
+) -> None:
     late = datetime(2026, 8, 4, 22, 15, tzinfo=CST)  # its expiry, exactly
     o = ingest(conn, example_plant, sample("lightning_yellow.xml"), "y.xml", late)
     assert (o.stored, o.reason.value if o.reason else None) == (False, "expired")
     assert _rows(conn) == (0, 0)
-    assert ingest(conn, example_plant, sample("lightning_yellow.xml"), "y.xml", late - timedelta(seconds=1)).stored
+    assert ingest(
+        conn, example_plant, sample("lightning_yellow.xml"), "y.xml", late - timedelta(seconds=1)
+    ).stored
 
 
 def test_an_update_of_an_unknown_warning_is_stored_and_flagged(
@@ -90,7 +94,12 @@ def test_bad_documents_are_refused_counted_and_store_nothing(
     conn: psycopg.Connection[tuple[object, ...]], example_plant: Plant
 ) -> None:
     tally = Tally()
-    docs = [("xxe.xml", XXE), ("lol.xml", LAUGHS), ("junk.xml", b"<alert"), ("ok.xml", sample("lightning_yellow.xml"))]
+    docs = [
+        ("xxe.xml", XXE),
+        ("lol.xml", LAUGHS),
+        ("junk.xml", b"<alert"),
+        ("ok.xml", sample("lightning_yellow.xml")),
+    ]
     for name, doc in docs:
         tally.add(ingest(conn, example_plant, doc, name, NOON))
     assert (tally.stored, dict(tally.by_reason)) == (1, {"dtd": 2, "malformed": 1})

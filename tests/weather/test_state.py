@@ -17,7 +17,11 @@ from hazmon.weather.state import active_at, in_force, transitions
 from tests.weather.test_cap import alert, sample
 
 CST = timezone(timedelta(hours=8))
-YELLOW, ORANGE, CANCEL = "32011641600000_20260804101500", "32011641600000_20260804140000", "32011641600000_20260804180000"
+YELLOW, ORANGE, CANCEL = (
+    "32011641600000_20260804101500",
+    "32011641600000_20260804140000",
+    "32011641600000_20260804180000",
+)
 
 
 def at(h: int, m: int = 0) -> datetime:
@@ -25,7 +29,11 @@ def at(h: int, m: int = 0) -> datetime:
 
 
 def _all() -> list[Alert]:
-    return [alert("lightning_yellow.xml"), alert("lightning_orange_update.xml"), alert("lightning_cancel.xml")]
+    return [
+        alert("lightning_yellow.xml"),
+        alert("lightning_orange_update.xml"),
+        alert("lightning_cancel.xml"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -37,7 +45,11 @@ def _all() -> list[Alert]:
         (at(22, 15), ["lightning_yellow.xml"], []),  # ends at expiry
         (at(13, 59), ["lightning_yellow.xml", "lightning_orange_update.xml"], [YELLOW]),
         (at(14, 0), ["lightning_yellow.xml", "lightning_orange_update.xml"], [ORANGE]),  # replaced
-        (at(17, 59), ["lightning_yellow.xml", "lightning_orange_update.xml", "lightning_cancel.xml"], [ORANGE]),
+        (
+            at(17, 59),
+            ["lightning_yellow.xml", "lightning_orange_update.xml", "lightning_cancel.xml"],
+            [ORANGE],
+        ),
         (at(18, 0), ["lightning_yellow.xml", "lightning_orange_update.xml", "lightning_cancel.xml"], []),
         # received out of order: applied by sent time
         (at(19, 0), ["lightning_cancel.xml", "lightning_orange_update.xml", "lightning_yellow.xml"], []),
@@ -51,7 +63,9 @@ def test_in_force(now: datetime, names: list[str], expected: list[str]) -> None:
 
 def test_exercise_and_test_warnings_take_no_effect() -> None:
     for status in ("Exercise", "Test", "Draft"):
-        doc = sample("lightning_yellow.xml").replace(b"<status>Actual</status>", f"<status>{status}</status>".encode())
+        doc = sample("lightning_yellow.xml").replace(
+            b"<status>Actual</status>", f"<status>{status}</status>".encode()
+        )
         a = parse(doc)
         assert isinstance(a, Alert)
         assert in_force([a], at(12)) == []
