@@ -129,6 +129,13 @@ class WarningStepBody(BaseModel):
     comment: Text = ""
 
 
+class PlanQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    open: Annotated[bool, BeforeValidator(_flag)] = True
+    drill: Annotated[bool | None, BeforeValidator(_flag)] = None
+
+
 class FiguresQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -488,6 +495,26 @@ def build_routes(api: BureauApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one c
         w = await api.run(lambda c: warnings.get_warning(c, wid, user.scope))
         return web.json_response(_json(w))
 
+    async def list_plans(request: web.Request, user: ApiUser) -> web.StreamResponse:
+        q = _parse_query(request, PlanQuery)
+        assert isinstance(q, PlanQuery)
+        where = "e.region_code LIKE %s"
+        args: list[Any] = [_in(user)]
+        if q.open:
+            where += " AND p.ended_at IS NULL"
+        if q.drill is not None:
+            where += " AND p.drill = %s"
+            args.append(q.drill)
+        async with await api.db() as c:
+            cur = await c.execute(
+                "SELECT p.*, e.name AS enterprise_name, e.region_code FROM bureau_plan p"
+                f" JOIN bureau_enterprise e USING (enterprise_id) WHERE {where}"
+                " ORDER BY p.started_at DESC LIMIT 500",
+                args,
+            )
+            rows = await cur.fetchall()
+        return web.json_response({"plans": _json(rows), "count": len(rows)})
+
     async def daily_figures(request: web.Request, user: ApiUser) -> web.StreamResponse:
         q = _parse_query(request, FiguresQuery)
         assert isinstance(q, FiguresQuery)
@@ -504,6 +531,7 @@ def build_routes(api: BureauApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one c
         web.get(f"{p}/warnings/{{id}}", guarded(show_warning)),
         web.post(f"{p}/warnings/{{id}}/steps", guarded(step_warning, officer=True)),
         web.get(f"{p}/figures", guarded(daily_figures)),
+        web.get(f"{p}/plans", guarded(list_plans)),
         web.get(f"{p}/enterprises", guarded(list_enterprises)),
         web.get(f"{p}/enterprises/{{id}}", guarded(show_enterprise)),
         web.get(f"{p}/alarms", guarded(list_alarms)),

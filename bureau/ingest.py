@@ -45,6 +45,7 @@ from hazmon.plant.link import (
     Feedback,
     Heartbeat,
     LinkError,
+    PlanEvent,
     Registration,
     direction_of,
     parse_envelope,
@@ -226,12 +227,43 @@ def apply(conn: Conn, env: Envelope, received_at: datetime, max_skew_s: float = 
         _aggregates(conn, eid, p)
     elif isinstance(p, Feedback):
         _feedback(conn, env, p)
+    elif isinstance(p, PlanEvent):
+        _plan_event(conn, eid, p)
     conn.execute(
         "UPDATE bureau_enterprise SET last_message_at = GREATEST(last_message_at, %s),"
         " last_seq = GREATEST(last_seq, %s) WHERE enterprise_id = %s",
         (received_at, env.seq, eid),
     )
     return Outcome("stored", env.kind, eid, skewed=skewed)
+
+
+def _plan_event(conn: Conn, eid: str, p: PlanEvent) -> None:
+    """A plan started, raised in level or ended; an older message never rolls a newer one back."""
+    conn.execute(
+        """INSERT INTO bureau_plan AS b (enterprise_id, activation, plan_id, plan_name, level, drill,
+               started_at, started_by, cause, updated_at, ended_at)
+           VALUES (%(e)s, %(a)s, %(id)s, %(name)s, %(level)s, %(drill)s, %(at)s, %(actor)s, %(cause)s, %(at)s,
+                   CASE WHEN %(event)s = 'ended' THEN %(at)s END)
+           ON CONFLICT (enterprise_id, activation) DO UPDATE SET
+               level = CASE WHEN %(event)s = 'level' AND %(at)s >= b.updated_at THEN %(level)s
+                            ELSE b.level END,
+               ended_at = CASE WHEN %(event)s = 'ended' THEN coalesce(b.ended_at, %(at)s) ELSE b.ended_at END,
+               started_at = CASE WHEN %(event)s = 'started' THEN %(at)s ELSE b.started_at END,
+               started_by = CASE WHEN %(event)s = 'started' THEN %(actor)s ELSE b.started_by END,
+               updated_at = GREATEST(b.updated_at, %(at)s)""",
+        {
+            "e": eid,
+            "a": p.activation,
+            "id": p.plan_id,
+            "name": p.plan_name,
+            "level": p.level,
+            "drill": p.drill,
+            "at": p.at,
+            "actor": p.actor,
+            "cause": p.cause,
+            "event": p.event,
+        },
+    )
 
 
 def _registration(conn: Conn, p: Registration, at: datetime) -> None:
