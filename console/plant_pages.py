@@ -36,7 +36,7 @@ from hazmon.supervision import (
 )
 from hazmon.supervision import repository as repo
 from hazmon.supervision.dangers import ACTION_ROLES, TRANSITIONS, overdue_episodes, parse_funds
-from hazmon.supervision.duty import SOURCE_STATES, Commitment, DutyCheck, commitment_status, duty_status
+from hazmon.supervision.duty import SOURCE_STATES, Commitment, DutyCheck, commitment_status
 
 __all__ = ["PAGE_SIZE", "mount_plant_pages"]
 
@@ -307,19 +307,7 @@ def mount_plant_pages(c: Console) -> None:  # noqa: PLR0915 - one closure per pa
 
     async def duty(ctx: Ctx) -> web.StreamResponse:
         state = await c.db(lambda conn: repo.load_state(conn, plant, now=ctx.now))
-        rows = []
-        for hs in plant.hazard_sources:
-            for role in DUTY_ROLES:
-                st = duty_status(
-                    hs.id,
-                    role,
-                    plant.supervision.period(role),
-                    checks=state.checks,
-                    started=state.started,
-                    now=ctx.now,
-                    tz=c.tz,
-                )
-                rows.append((hs.id, role, state.sources[hs.id][role], st))
+        rows = state.duties(ctx.now)
         cs = commitment_status(
             state.commitments, plant.supervision.commitment_due, state.started, ctx.now, c.tz
         )

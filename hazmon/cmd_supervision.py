@@ -35,7 +35,7 @@ from hazmon.supervision.dangers import (
     Step,
     parse_funds,
 )
-from hazmon.supervision.duty import SOURCE_STATES, Commitment, DutyCheck, commitment_status, duty_status
+from hazmon.supervision.duty import SOURCE_STATES, Commitment, DutyCheck, commitment_status
 from hazmon.supervision.views import attachment_json, commitment_json, danger_json, is_overdue
 
 __all__ = ["register"]
@@ -402,22 +402,7 @@ def _duty_check(args: argparse.Namespace, plant: Plant, conn: psycopg.Connection
 def _duty_list(args: argparse.Namespace, plant: Plant, conn: psycopg.Connection[tuple[Any, ...]]) -> int:
     tz = _tz(plant)
     now = _instant(args.now, tz, "--now")
-    state = repo.load_state(conn, plant, now=now)
-    rows = []
-    for hs in plant.hazard_sources:
-        if args.hazard_source not in (None, hs.id):
-            continue
-        for role in DUTY_ROLES:
-            st = duty_status(
-                hs.id,
-                role,
-                plant.supervision.period(role),
-                checks=state.checks,
-                started=state.started,
-                now=now,
-                tz=tz,
-            )
-            rows.append((hs.id, role, state.sources[hs.id][role], st))
+    rows = repo.load_state(conn, plant, now=now).duties(now, args.hazard_source)
     if args.json:
         out = [
             {

@@ -44,7 +44,7 @@ from hazmon.plant.supervision_standards import DUTY_ROLES
 from hazmon.supervision import repository as repo
 from hazmon.supervision.attachments import ATTACHMENT_MAX_BYTES, AttachmentError
 from hazmon.supervision.dangers import Action, DangerLevel, FoundBy, Plan, RefusedError, Report, Step
-from hazmon.supervision.duty import SOURCE_STATES, Commitment, DutyCheck, commitment_status, duty_status
+from hazmon.supervision.duty import SOURCE_STATES, Commitment, DutyCheck, commitment_status
 from hazmon.supervision.views import attachment_json, check_json, commitment_json, danger_json
 
 __all__ = ["PREFIX", "Caller", "routes"]
@@ -343,31 +343,18 @@ def routes(  # noqa: PLR0915 - one closure per route, as in the alarm API
 
         def read(c: Conn) -> dict[str, Any]:
             state = repo.load_state(c, plant, now=t)
-            rows = []
-            for hs in plant.hazard_sources:
-                if q.hazard_source not in (None, hs.id):
-                    continue
-                for role in DUTY_ROLES:
-                    st = duty_status(
-                        hs.id,
-                        role,
-                        plant.supervision.period(role),
-                        checks=state.checks,
-                        started=state.started,
-                        now=t,
-                        tz=tz,
-                    )
-                    rows.append(
-                        {
-                            "hazard_source": hs.id,
-                            "role": role,
-                            "person": state.sources[hs.id][role],
-                            "period": st.period.value,
-                            "status": st.status,
-                            "period_end": st.period_end.isoformat(),
-                            "last_check": None if st.last_check is None else st.last_check.isoformat(),
-                        }
-                    )
+            rows = [
+                {
+                    "hazard_source": hs,
+                    "role": role,
+                    "person": person,
+                    "period": st.period.value,
+                    "status": st.status,
+                    "period_end": st.period_end.isoformat(),
+                    "last_check": None if st.last_check is None else st.last_check.isoformat(),
+                }
+                for hs, role, person, st in state.duties(t, q.hazard_source)
+            ]
             checks = [check_json(x) for x in repo.list_checks(c, eid, q.hazard_source)]
             return {"duties": rows, "checks": checks}
 

@@ -32,7 +32,10 @@ from hazmon.plant.findings import Condition, Finding
 from hazmon.plant.standards import Level
 from hazmon.plant.supervision_standards import DUTY_ROLES, SupervisionSettings
 from hazmon.supervision.dangers import Danger, DangerLevel, overdue_episodes
-from hazmon.supervision.duty import Commitment, DutyCheck, commitment_status, duty_status
+from hazmon.supervision.duty import Commitment, DutyCheck, DutyStatus, commitment_status, duty_status
+
+DutyRow = tuple[str, str, str, DutyStatus]
+"""(hazard source, duty role, responsible person, status)."""
 
 __all__ = ["SupervisionState", "Sweep", "Told", "supervision_findings", "to_us"]
 
@@ -75,6 +78,28 @@ class SupervisionState:
     checks: tuple[DutyCheck, ...] = ()
     commitments: tuple[Commitment, ...] = ()
     told: Mapping[str, Told] = field(default_factory=dict)
+
+    def duties(self, now: datetime, hazard_source: str | None = None) -> list[DutyRow]:
+        """Each hazard source's three duties at ``now``: (source, role, person, status)."""
+        return [
+            (
+                hs,
+                role,
+                people[role],
+                duty_status(
+                    hs,
+                    role,
+                    self.settings.period(role),
+                    checks=self.checks,
+                    started=self.started,
+                    now=now,
+                    tz=self.tz,
+                ),
+            )
+            for hs, people in self.sources.items()
+            if hazard_source in (None, hs)
+            for role in DUTY_ROLES
+        ]
 
 
 @dataclass(frozen=True, slots=True)
