@@ -38,7 +38,17 @@ from hazmon.plant.yamlmodel import (
 )
 from hazmon.plant.yamlnode import ID_PATTERN, ID_WHAT, Node, expand_env, port_problem
 
-__all__ = ["bureaus", "enterprise", "equipment", "mqtt_broker", "opcua_endpoint", "responsible"]
+__all__ = [
+    "EquipmentIn",
+    "Id",
+    "Pair",
+    "ResponsibleIn",
+    "bureaus",
+    "enterprise",
+    "known_chemical",
+    "mqtt_broker",
+    "opcua_endpoint",
+]
 
 
 _OPC_URL = r"opc\.tcp://[^\s/]+(:\d+)?(/\S*)?"
@@ -56,21 +66,19 @@ class _PersonIn:
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
-class _ResponsibleIn:
+class ResponsibleIn:
     """A hazard source's ``responsible:`` mapping: the three responsible persons."""
 
     principal: _PersonIn
     technical: _PersonIn
     operational: _PersonIn
 
-
-def responsible(n: Node) -> Responsible | None:
-    r = validate(n, _ResponsibleIn)
-    if r is None:
-        return None
-    return Responsible(
-        principal=r.principal.person(), technical=r.technical.person(), operational=r.operational.person()
-    )
+    def responsible(self) -> Responsible:
+        return Responsible(
+            principal=self.principal.person(),
+            technical=self.technical.person(),
+            operational=self.operational.person(),
+        )
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
@@ -250,7 +258,7 @@ def mqtt_broker(n: Node) -> MqttBroker | None:
     return None if b is None else b.broker()
 
 
-def _known_chemical(key: str) -> str:
+def known_chemical(key: str) -> str:
     if chemical(key) is None:
         raise ValueError(
             f"unknown chemical '{key}' (use a hazmon id or CAS number of hazmon.plant.standards)"
@@ -268,26 +276,22 @@ Pair = Annotated[tuple[Number, Number], BeforeValidator(_two_items)]
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
-class _EquipmentIn:
+class EquipmentIn:
     """One item of a hazard source's ``equipment:`` (`Equipment` is what the simulators read)."""
 
     id: Id
     type: Annotated[YText, BeforeValidator(choice("tank", "sphere", "vessel"))]
     capacity_m3: Positive
     height_m: Positive
-    chemical: Annotated[YText, AfterValidator(_known_chemical)] | None = None
+    chemical: Annotated[YText, AfterValidator(known_chemical)] | None = None
     position: Pair | None = None
 
-
-def equipment(n: Node) -> Equipment | None:
-    e = validate(n, _EquipmentIn)
-    if e is None:
-        return None
-    return Equipment(
-        id=e.id,
-        type=e.type,
-        chemical=None if e.chemical is None else chemical(e.chemical),
-        capacity_m3=e.capacity_m3,
-        height_m=e.height_m,
-        position=e.position,
-    )
+    def equipment(self) -> Equipment:
+        return Equipment(
+            id=self.id,
+            type=self.type,
+            chemical=None if self.chemical is None else chemical(self.chemical),
+            capacity_m3=self.capacity_m3,
+            height_m=self.height_m,
+            position=self.position,
+        )
