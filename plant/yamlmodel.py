@@ -236,16 +236,15 @@ def _tagged(models: list[object], value: object) -> object:
 
 def _keys_at(model: object, loc: Loc, data: object) -> list[str]:
     """The keys allowed in the mapping at ``loc`` (those of the model that validates it)."""
+    models = [model]
     for p in loc:
+        if isinstance(p, str):
+            field = _keys(_tagged(models, data)).get(p)
+            models = _models_in(field.annotation) if field is not None else []
+            if not models:
+                return []
         data = _at(data, p)
-        if isinstance(p, int):
-            continue
-        field = _keys(model).get(p)
-        found = _models_in(field.annotation) if field is not None else []
-        if not found:
-            return []
-        model = _tagged(found, data)
-    return sorted(_keys(model))
+    return sorted(_keys(_tagged(models, data)))
 
 
 def _untagged(loc: Loc, data: object, kind: str) -> Loc:
@@ -301,7 +300,7 @@ def _reason(err: Any, m: _Map, model: object, loc: Loc, data: object) -> str:
         return _WORDING[kind](ctx, err.get("input"), m.raw(loc))
     if kind in _UNKNOWN_KEY:
         return f"unknown key '{loc[-1]}' (allowed: {', '.join(_keys_at(model, loc[:-1], data))})"
-    if kind == "union_tag_not_found" and isinstance(node, yaml.MappingNode):
+    if kind == "union_tag_not_found" and node is None:  # the tag's key (appended to loc) is not given
         kind = "missing"
     if kind == "missing":
         return f"missing required key '{loc[-1]}'"
