@@ -7,10 +7,12 @@ variable (``*_env``) or, for API tokens, holds only their SHA-256.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import structlog
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
@@ -192,7 +194,17 @@ Recipients = Annotated[
     tuple[Annotated[YText, BeforeValidator(choice(*(r.value for r in Recipient)))], ...],
     AfterValidator(_some),
 ]
-Headers = dict[str, YText]
+
+
+def _header_pairs(v: object) -> object:
+    if not isinstance(v, dict):
+        raise ValueError("expected a mapping of header names to values")
+    return list(v.items())
+
+
+Headers = Annotated[tuple[tuple[str, YText], ...], BeforeValidator(_header_pairs)]
+EnvOrNone = Annotated[Env | None, Field(alias="password_env")]
+S = TypeVar("S")
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
@@ -202,6 +214,11 @@ class _NotifierIn:
     name: Id
     recipients: Recipients
 
+    def _settings(self, cls: Callable[..., S], **given: object) -> S:
+        """``cls`` (a notifier's settings) from the keys of the same name, and ``given``."""
+        names = {f.name for f in dataclasses.fields(cls)} - set(given)  # type: ignore[arg-type]
+        return cls(**{k: getattr(self, k) for k in names if hasattr(self, k)}, **given)
+
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
 class _WebhookIn(_NotifierIn):
@@ -209,12 +226,10 @@ class _WebhookIn(_NotifierIn):
     url: Annotated[YText, _url("http", "https")]
     secret_env: Env
     timeout_s: Positive = 10.0
-    headers: Headers = Field(default_factory=dict)
+    headers: Headers = ()
 
     def settings(self) -> WebhookSettings:
-        return WebhookSettings(
-            self.url, self.secret_env.encode(), self.timeout_s, tuple(self.headers.items())
-        )
+        return self._settings(WebhookSettings, secret=self.secret_env.encode())
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
@@ -227,32 +242,20 @@ class _EmailIn(_NotifierIn):
     port: Annotated[Whole, Field(ge=1, le=65535)] = 587
     starttls: Flag = True
     tls: Flag = False
-    username: YText = ""
-    password_env: Env | None = None
-    ca_file: YText = ""
+    username: YText | None = None
+    password: EnvOrNone = None
+    ca_file: YText | None = None
     timeout_s: Positive = 10.0
 
     @model_validator(mode="after")
     def _password_with_username(self) -> _EmailIn:
         check(
-            ((), "username given without password_env")
-            if self.username and self.password_env is None
-            else None
+            ((), "username given without password_env") if self.username and self.password is None else None
         )
         return self
 
     def settings(self) -> EmailSettings:
-        return EmailSettings(
-            self.host,
-            self.port,
-            self.sender,
-            self.starttls,
-            self.tls,
-            self.username or None,
-            self.password_env or None,
-            self.ca_file or None,
-            self.timeout_s,
-        )
+        return self._settings(EmailSettings)
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
@@ -262,22 +265,13 @@ class _MqttIn(_NotifierIn):
     topic: Annotated[YText, AfterValidator(_publish_topic)] = "hazmon/alarms/{region}"
     qos: Annotated[YText, BeforeValidator(choice("0", "1", "2"))] = "1"
     retain: Flag = False
-    username: YText = ""
-    password_env: Env | None = None
+    username: YText | None = None
+    password: EnvOrNone = None
     client_id: YText = ""
     timeout_s: Positive = 10.0
 
     def settings(self) -> MqttSettings:
-        return MqttSettings(
-            self.url,
-            self.topic,
-            int(self.qos),
-            self.retain,
-            self.username or None,
-            self.password_env or None,
-            self.client_id,
-            self.timeout_s,
-        )
+        return self._settings(MqttSettings, qos=int(self.qos))
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
@@ -287,13 +281,11 @@ class _SmsIn(_NotifierIn):
     method: Annotated[YText, BeforeValidator(choice("POST", "GET", "PUT"))] = _SMS.method
     body: YText = _SMS.body
     content_type: YText = _SMS.content_type
-    headers: Headers = Field(default_factory=lambda: dict(_SMS.headers))
+    headers: Headers = _SMS.headers
     timeout_s: Positive = 10.0
 
     def settings(self) -> SmsSettings:
-        return SmsSettings(
-            self.url, self.method, self.body, self.content_type, tuple(self.headers.items()), self.timeout_s
-        )
+        return self._settings(SmsSettings)
 
 
 Notifier = Annotated[_WebhookIn | _EmailIn | _MqttIn | _SmsIn, Field(discriminator="kind")]
