@@ -103,7 +103,7 @@ class _LimitsIn:
         return out
 
     def limits(self) -> Limits:
-        return Limits(**dataclasses.asdict(self))
+        return Limits(**{k: getattr(self, k) for k in Limits.__dataclass_fields__})
 
 
 def _endpoints(info: ValidationInfo) -> Endpoints:

@@ -373,3 +373,16 @@ def test_checks_inside_a_hazard_source_name_their_line(was: str, now: str, probl
     with pytest.raises(ConfigError) as e:
         loads(BASE.replace(was, now), "c.yaml")
     assert [str(p) for p in e.value.problems] == [f"c.yaml:{p}" for p in problems]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("2026-13-45", "cannot read value: month must be in 1..12"),
+        ("!!int x", "cannot read value: invalid literal for int() with base 10: 'x'"),
+    ],
+)
+def test_a_value_yaml_cannot_construct_is_a_problem_not_a_traceback(value: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        loads(BASE.replace("name: 液氯储罐区", f"name: {value}"), "n.yaml")
+    assert [str(p) for p in e.value.problems] == [f"n.yaml:12: hazard_sources[0].name: {reason}"]
