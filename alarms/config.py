@@ -7,12 +7,10 @@ variable (``*_env``) or, for API tokens, holds only their SHA-256.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
 import structlog
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
@@ -45,6 +43,7 @@ from hazmon.plant.yamlmodel import (
     Where,
     Whole,
     YText,
+    build,
     check,
     choice,
     pattern,
@@ -204,7 +203,6 @@ def _header_pairs(v: object) -> object:
 
 Headers = Annotated[tuple[tuple[str, YText], ...], BeforeValidator(_header_pairs)]
 EnvOrNone = Annotated[Env | None, Field(alias="password_env")]
-S = TypeVar("S")
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
@@ -213,11 +211,6 @@ class _NotifierIn:
 
     name: Id
     recipients: Recipients
-
-    def _settings(self, cls: Callable[..., S], **given: object) -> S:
-        """``cls`` (a notifier's settings) from the keys of the same name, and ``given``."""
-        names = {f.name for f in dataclasses.fields(cls)} - set(given)  # type: ignore[arg-type]
-        return cls(**{k: getattr(self, k) for k in names if hasattr(self, k)}, **given)
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
@@ -229,7 +222,7 @@ class _WebhookIn(_NotifierIn):
     headers: Headers = ()
 
     def settings(self) -> WebhookSettings:
-        return self._settings(WebhookSettings, secret=self.secret_env.encode())
+        return build(WebhookSettings, self, secret=self.secret_env.encode())
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
@@ -255,7 +248,7 @@ class _EmailIn(_NotifierIn):
         return self
 
     def settings(self) -> EmailSettings:
-        return self._settings(EmailSettings)
+        return build(EmailSettings, self)
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
@@ -271,7 +264,7 @@ class _MqttIn(_NotifierIn):
     timeout_s: Positive = 10.0
 
     def settings(self) -> MqttSettings:
-        return self._settings(MqttSettings, qos=int(self.qos))
+        return build(MqttSettings, self, qos=int(self.qos))
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
@@ -285,7 +278,7 @@ class _SmsIn(_NotifierIn):
     timeout_s: Positive = 10.0
 
     def settings(self) -> SmsSettings:
-        return self._settings(SmsSettings)
+        return build(SmsSettings, self)
 
 
 Notifier = Annotated[_WebhookIn | _EmailIn | _MqttIn | _SmsIn, Field(discriminator="kind")]
@@ -448,30 +441,20 @@ def parse_settings(n: Node, create_files: bool = True) -> AlarmSettings | None:
             Node(n.ctx, v, f"{n.path}.token_file") for k, v in n.node.value if k.value == "token_file"
         )
         token_file = _token_file(tf_node, a.token_file, tokens, create_files)
-    return AlarmSettings(
-        locale=a.locale,
+    return build(
+        AlarmSettings,
+        a,
         escalation=a.escalation.policy(),
         flood_count=a.flood.count,
         flood_window_s=a.flood.window_s,
         flood_summary_delay_s=a.flood.summary_delay_s,
-        repeat_s=a.repeat_s,
-        shelve_max_s=a.shelve_max_s,
         positions={hs: pos for pos, sources in a.positions.items() for hs in sources},
-        default_position=a.default_position,
-        retry=RetryPolicy(
-            attempts=a.retry.attempts,
-            backoff_s=a.retry.backoff_s,
-            max_backoff_s=a.retry.max_backoff_s,
-            timeout_s=a.retry.timeout_s,
-        ),
+        retry=build(RetryPolicy, a.retry),
         notifiers=tuple(
             NotifierConfig(c.name, c.kind, tuple(Recipient(r) for r in c.recipients), c.settings())
             for c in a.notifiers
         ),
         tokens=tuple(tokens),
         api_url=a.api_url.rstrip("/"),
-        assessment_check_s=a.assessment_check_s,
         token_file=token_file,
-        synchronous_commit=a.synchronous_commit,
-        own_thread=a.own_thread,
     )

@@ -31,6 +31,7 @@ from hazmon.plant.yamlmodel import (
     Positive,
     Whole,
     YText,
+    build,
     check,
     choice,
     pattern,
@@ -62,7 +63,7 @@ class _PersonIn:
     email: Annotated[YText, AfterValidator(pattern(r"[^@\s]+@[^@\s]+", "an e-mail address"))] = ""
 
     def person(self) -> Person:
-        return Person(name=self.name, phone=self.phone, email=self.email)
+        return build(Person, self)
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
@@ -123,15 +124,8 @@ def enterprise(n: Node) -> Enterprise | None:
     e = validate(n, _EnterpriseIn)
     if e is None:
         return None
-    r = e.region
-    return Enterprise(
-        id=e.id,
-        name=e.name,
-        name_en=e.name if e.name_en is None else e.name_en,
-        region=Region(province=r.province, city=r.city, county=r.county, code=r.code),
-        locale=e.locale,
-        timezone=e.timezone,
-    )
+    name_en = e.name if e.name_en is None else e.name_en
+    return build(Enterprise, e, name_en=name_en, region=build(Region, e.region))
 
 
 def bureaus(n: Node) -> list[BureauContact]:
@@ -139,11 +133,7 @@ def bureaus(n: Node) -> list[BureauContact]:
     if b is None:
         return []
     levels = [k.value for k, _ in n.node.value]  # the levels in the order the file gives them
-    return [
-        BureauContact(level=level, name=p.name, phone=p.phone, email=p.email)
-        for level in levels
-        for p in getattr(b, level)
-    ]
+    return [build(BureauContact, p, level=level) for level in levels for p in getattr(b, level)]
 
 
 def _port_ok(url: str) -> str:
@@ -193,17 +183,8 @@ class _OpcUaIn:
         return self
 
     def endpoint(self) -> OpcUaEndpoint:
-        return OpcUaEndpoint(
-            name=self.name,
-            url=self.url,
-            mode=self.mode,
-            security=self.security,
-            certificate=self.certificate or None,
-            private_key=self.private_key or None,
-            server_certificate=self.server_certificate or None,
-            username=self.username or None,
-            password_env=self.password_env or None,
-        )
+        unset = ("certificate", "private_key", "server_certificate", "username", "password_env")
+        return build(OpcUaEndpoint, self, **{k: getattr(self, k) or None for k in unset})
 
 
 def _qos(q: int) -> int:
@@ -234,18 +215,8 @@ class _MqttIn:
         return self
 
     def broker(self) -> MqttBroker:
-        return MqttBroker(
-            name=self.name,
-            url=self.url,
-            protocol=self.protocol,
-            client_id=self.client_id,
-            qos=self.qos,
-            session_expiry_s=self.session_expiry_s,
-            username=self.username or None,
-            password_env=self.password_env or None,
-            ca_file=self.ca_file or None,
-            shared_group=self.shared_group or None,
-        )
+        unset = ("username", "password_env", "ca_file", "shared_group")
+        return build(MqttBroker, self, **{k: getattr(self, k) or None for k in unset})
 
 
 def opcua_endpoint(n: Node) -> OpcUaEndpoint | None:
@@ -287,11 +258,4 @@ class EquipmentIn:
     position: Pair | None = None
 
     def equipment(self) -> Equipment:
-        return Equipment(
-            id=self.id,
-            type=self.type,
-            chemical=None if self.chemical is None else chemical(self.chemical),
-            capacity_m3=self.capacity_m3,
-            height_m=self.height_m,
-            position=self.position,
-        )
+        return build(Equipment, self, chemical=None if self.chemical is None else chemical(self.chemical))

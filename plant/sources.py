@@ -44,6 +44,7 @@ from hazmon.plant.yamlmodel import (
     Where,
     Whole,
     YText,
+    build,
     check,
     choice,
     pattern,
@@ -103,7 +104,7 @@ class _LimitsIn:
         return out
 
     def limits(self) -> Limits:
-        return Limits(**{k: getattr(self, k) for k in Limits.__dataclass_fields__})
+        return build(Limits, self)
 
 
 def _endpoints(info: ValidationInfo) -> Endpoints:
@@ -225,21 +226,16 @@ class _SensorIn:
         binding = self.binding.binding(eps)
         if binding is None:
             return None
-        return Sensor(
-            tag=self.tag,
+        return build(
+            Sensor,
+            self,
             kind=SensorKind(self.kind),
-            unit=self.unit,
-            range=self.range,
-            period_s=self.period_s,
             binding=binding,
             hazard_source=hazard_source,
-            description=self.description,
             limits=Limits() if self.limits is None else self.limits.limits(),
             limits_given=self.limits is not None,
             chemical=None if self.chemical is None else chemical(self.chemical),
             equipment=self.equipment or None,
-            position=self.position,
-            key=self.key,
         )
 
 

@@ -19,6 +19,7 @@ Checks that span fields raise `FieldCheckError` naming the field(s) the message 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import typing
 from collections.abc import Callable
@@ -52,6 +53,7 @@ __all__ = [
     "Where",
     "Whole",
     "YText",
+    "build",
     "check",
     "choice",
     "from_file",
@@ -92,6 +94,15 @@ class FieldCheckError(ValueError):
         self.items = [
             (tuple((f,) if isinstance(f, str) else f for f in where), reason) for where, reason in items
         ]
+
+
+def build(cls: Callable[..., M], src: object, **given: object) -> M:
+    """``cls`` (a dataclass) from the attributes of ``src`` (a section) with the same names, and ``given``.
+
+    A key the section and the object share is then written in the two classes only.
+    """
+    names = {f.name for f in dataclasses.fields(cls)} - set(given)  # type: ignore[arg-type]
+    return cls(**{k: getattr(src, k) for k in names if hasattr(src, k)}, **given)
 
 
 def check(*items: tuple[Where, str] | None) -> None:
