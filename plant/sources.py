@@ -396,17 +396,15 @@ def hazard_source(n: Node, eps: Endpoints) -> HazardSource | None:
     if h is None:
         return None
     sensors = [s.sensor(h.id, eps) for s in h.sensors]
-    return HazardSource(
-        id=h.id,
-        name=h.name,
-        people_within_500m=h.people_within_500m,
+    return build(
+        HazardSource,
+        h,
         inventory=tuple(c.inventory() for c in h.chemicals),
         responsible=h.responsible.responsible(),
         sensors=tuple(s for s in sensors if s is not None),
         equipment=tuple(e.equipment() for e in h.equipment),
-        vote_groups=tuple(VoteGroup(g.id, g.sensors, g.k) for g in h.vote_groups),
-        kind=h.kind,
-        location=None if h.location is None else Location(h.location.lat, h.location.lon),
+        vote_groups=tuple(build(VoteGroup, g) for g in h.vote_groups),
+        location=None if h.location is None else build(Location, h.location),
     )
 
 
