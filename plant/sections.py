@@ -31,6 +31,7 @@ from hazmon.plant.yamlmodel import (
     Positive,
     Whole,
     YText,
+    build,
     check,
     choice,
     pattern,
@@ -38,7 +39,17 @@ from hazmon.plant.yamlmodel import (
 )
 from hazmon.plant.yamlnode import ID_PATTERN, ID_WHAT, Node, expand_env, port_problem
 
-__all__ = ["bureaus", "enterprise", "equipment", "mqtt_broker", "opcua_endpoint", "responsible"]
+__all__ = [
+    "EquipmentIn",
+    "Id",
+    "Pair",
+    "ResponsibleIn",
+    "bureaus",
+    "enterprise",
+    "known_chemical",
+    "mqtt_broker",
+    "opcua_endpoint",
+]
 
 
 _OPC_URL = r"opc\.tcp://[^\s/]+(:\d+)?(/\S*)?"
@@ -52,25 +63,23 @@ class _PersonIn:
     email: Annotated[YText, AfterValidator(pattern(r"[^@\s]+@[^@\s]+", "an e-mail address"))] = ""
 
     def person(self) -> Person:
-        return Person(name=self.name, phone=self.phone, email=self.email)
+        return build(Person, self)
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
-class _ResponsibleIn:
+class ResponsibleIn:
     """A hazard source's ``responsible:`` mapping: the three responsible persons."""
 
     principal: _PersonIn
     technical: _PersonIn
     operational: _PersonIn
 
-
-def responsible(n: Node) -> Responsible | None:
-    r = validate(n, _ResponsibleIn)
-    if r is None:
-        return None
-    return Responsible(
-        principal=r.principal.person(), technical=r.technical.person(), operational=r.operational.person()
-    )
+    def responsible(self) -> Responsible:
+        return Responsible(
+            principal=self.principal.person(),
+            technical=self.technical.person(),
+            operational=self.operational.person(),
+        )
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
@@ -115,15 +124,8 @@ def enterprise(n: Node) -> Enterprise | None:
     e = validate(n, _EnterpriseIn)
     if e is None:
         return None
-    r = e.region
-    return Enterprise(
-        id=e.id,
-        name=e.name,
-        name_en=e.name if e.name_en is None else e.name_en,
-        region=Region(province=r.province, city=r.city, county=r.county, code=r.code),
-        locale=e.locale,
-        timezone=e.timezone,
-    )
+    name_en = e.name if e.name_en is None else e.name_en
+    return build(Enterprise, e, name_en=name_en, region=build(Region, e.region))
 
 
 def bureaus(n: Node) -> list[BureauContact]:
@@ -131,11 +133,7 @@ def bureaus(n: Node) -> list[BureauContact]:
     if b is None:
         return []
     levels = [k.value for k, _ in n.node.value]  # the levels in the order the file gives them
-    return [
-        BureauContact(level=level, name=p.name, phone=p.phone, email=p.email)
-        for level in levels
-        for p in getattr(b, level)
-    ]
+    return [build(BureauContact, p, level=level) for level in levels for p in getattr(b, level)]
 
 
 def _port_ok(url: str) -> str:
@@ -185,17 +183,8 @@ class _OpcUaIn:
         return self
 
     def endpoint(self) -> OpcUaEndpoint:
-        return OpcUaEndpoint(
-            name=self.name,
-            url=self.url,
-            mode=self.mode,
-            security=self.security,
-            certificate=self.certificate or None,
-            private_key=self.private_key or None,
-            server_certificate=self.server_certificate or None,
-            username=self.username or None,
-            password_env=self.password_env or None,
-        )
+        unset = ("certificate", "private_key", "server_certificate", "username", "password_env")
+        return build(OpcUaEndpoint, self, **{k: getattr(self, k) or None for k in unset})
 
 
 def _qos(q: int) -> int:
@@ -226,18 +215,8 @@ class _MqttIn:
         return self
 
     def broker(self) -> MqttBroker:
-        return MqttBroker(
-            name=self.name,
-            url=self.url,
-            protocol=self.protocol,
-            client_id=self.client_id,
-            qos=self.qos,
-            session_expiry_s=self.session_expiry_s,
-            username=self.username or None,
-            password_env=self.password_env or None,
-            ca_file=self.ca_file or None,
-            shared_group=self.shared_group or None,
-        )
+        unset = ("username", "password_env", "ca_file", "shared_group")
+        return build(MqttBroker, self, **{k: getattr(self, k) or None for k in unset})
 
 
 def opcua_endpoint(n: Node) -> OpcUaEndpoint | None:
@@ -250,7 +229,7 @@ def mqtt_broker(n: Node) -> MqttBroker | None:
     return None if b is None else b.broker()
 
 
-def _known_chemical(key: str) -> str:
+def known_chemical(key: str) -> str:
     if chemical(key) is None:
         raise ValueError(
             f"unknown chemical '{key}' (use a hazmon id or CAS number of hazmon.plant.standards)"
@@ -268,26 +247,15 @@ Pair = Annotated[tuple[Number, Number], BeforeValidator(_two_items)]
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
-class _EquipmentIn:
+class EquipmentIn:
     """One item of a hazard source's ``equipment:`` (`Equipment` is what the simulators read)."""
 
     id: Id
     type: Annotated[YText, BeforeValidator(choice("tank", "sphere", "vessel"))]
     capacity_m3: Positive
     height_m: Positive
-    chemical: Annotated[YText, AfterValidator(_known_chemical)] | None = None
+    chemical: Annotated[YText, AfterValidator(known_chemical)] | None = None
     position: Pair | None = None
 
-
-def equipment(n: Node) -> Equipment | None:
-    e = validate(n, _EquipmentIn)
-    if e is None:
-        return None
-    return Equipment(
-        id=e.id,
-        type=e.type,
-        chemical=None if e.chemical is None else chemical(e.chemical),
-        capacity_m3=e.capacity_m3,
-        height_m=e.height_m,
-        position=e.position,
-    )
+    def equipment(self) -> Equipment:
+        return build(Equipment, self, chemical=None if self.chemical is None else chemical(self.chemical))

@@ -19,6 +19,7 @@ Checks that span fields raise `FieldCheckError` naming the field(s) the message 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import typing
 from collections.abc import Callable
@@ -45,12 +46,14 @@ __all__ = [
     "FieldCheckError",
     "Flag",
     "Fraction",
+    "InMapping",
     "NonNegative",
     "Number",
     "Positive",
     "Where",
     "Whole",
     "YText",
+    "build",
     "check",
     "choice",
     "from_file",
@@ -68,9 +71,19 @@ SECTION = ConfigDict(extra="forbid", allow_inf_nan=False)
 itself is not strict: pydantic takes a mapping for a nested dataclass only in lax mode."""
 
 
-Where = tuple[str | tuple[str, ...], ...]
+Where = tuple[str | tuple[str | int, ...], ...]
 """Where a cross-field problem goes: the first of these field paths (relative to the model that
-checks them) the file gives, else the model's own place."""
+checks them; an int is a list index) the file gives, else the model's own place (``()``: there)."""
+
+
+class InMapping(str):
+    """A key named at the line of the mapping that holds it, whether the file gives it or not.
+
+    For a key a check requires that the file leaves out (``((InMapping("q_t"),), "missing ...")``),
+    or a check that speaks of the whole item (``(("sensors", 0, InMapping("equipment")),)``).
+    """
+
+    __slots__ = ()
 
 
 class FieldCheckError(ValueError):
@@ -81,6 +94,15 @@ class FieldCheckError(ValueError):
         self.items = [
             (tuple((f,) if isinstance(f, str) else f for f in where), reason) for where, reason in items
         ]
+
+
+def build(cls: Callable[..., M], src: object, **given: object) -> M:
+    """``cls`` (a dataclass) from the attributes of ``src`` (a section) with the same names, and ``given``.
+
+    A key the section and the object share is then written in the two classes only.
+    """
+    names = {f.name for f in dataclasses.fields(cls)} - set(given)  # type: ignore[arg-type]
+    return cls(**{k: getattr(src, k) for k in names if hasattr(src, k)}, **given)
 
 
 def check(*items: tuple[Where, str] | None) -> None:
@@ -199,17 +221,57 @@ def _models_in(tp: object) -> list[object]:
     return [m for a in typing.get_args(tp) for m in _models_in(a)]
 
 
-def _keys_at(model: object, loc: Loc) -> list[str]:
+def _at(data: object, p: int | str) -> object:
+    """The plain value at key or index ``p`` of ``data`` (None when there is none)."""
+    if isinstance(data, dict):
+        return data.get(p)
+    if isinstance(data, list) and isinstance(p, int) and p < len(data):
+        return data[p]
+    return None
+
+
+def _keys(model: object) -> dict[str, FieldInfo]:
+    """The fields of ``model`` by the key a file writes (its alias, e.g. ``from``)."""
+    return {f.alias or name: f for name, f in (_fields(model) or {}).items()}
+
+
+def _tagged(models: list[object], value: object) -> object:
+    """The member of a tagged union whose ``Literal`` tag ``value`` (a mapping) carries."""
+    for model in models:
+        for key, f in _keys(model).items():
+            tags = typing.get_args(f.annotation) if typing.get_origin(f.annotation) is typing.Literal else ()
+            if isinstance(value, dict) and value.get(key) in tags:
+                return model
+    return models[0]
+
+
+def _keys_at(model: object, loc: Loc, data: object) -> list[str]:
     """The keys allowed in the mapping at ``loc`` (those of the model that validates it)."""
+    models = [model]
     for p in loc:
-        if isinstance(p, int):
+        if isinstance(p, str):
+            field = _keys(_tagged(models, data)).get(p)
+            models = _models_in(field.annotation) if field is not None else []
+            if not models:
+                return []
+        data = _at(data, p)
+    return sorted(_keys(_tagged(models, data)))
+
+
+def _untagged(loc: Loc, data: object, kind: str) -> Loc:
+    """``loc`` without the tag pydantic puts in the place of a tagged union's member (its ``kind``)."""
+    out: list[int | str] = []
+    for i, p in enumerate(loc):
+        tag = isinstance(data, dict) and isinstance(p, str) and p not in data and p in data.values()
+        if tag and (i + 1 < len(loc) or kind != "missing"):
             continue
-        field = (_fields(model) or {}).get(p)
-        found = _models_in(field.annotation) if field is not None else []
-        if not found:
-            return []
-        model = found[0]
-    return sorted(_fields(model) or {})
+        out.append(p)
+        data = _at(data, p)
+    return tuple(out)
+
+
+def _unquoted(tags: str) -> str:
+    return tags.replace("'", "")
 
 
 _Why = Callable[[dict[str, Any], Any, str], str]
@@ -223,6 +285,8 @@ _WORDING: dict[str, _Why] = {
     "bool_type": lambda _c, _v, raw: f"expected true or false, got '{raw}'",
     "string_type": lambda _, v, _raw: f"expected text, got {_pytype(v)}",
     "time_type": lambda _, v, _raw: f"expected text, got {_pytype(v)}",  # "HH:MM" read by a validator
+    # a tagged union's tag (a notifier's kind) that names none of its members
+    "union_tag_invalid": lambda c, _v, _r: f"'{c['tag']}' is not one of: {_unquoted(c['expected_tags'])}",
 }
 """hazmon's wording of pydantic's errors (the messages every config file has always given)."""
 
@@ -232,12 +296,13 @@ _EXPECTED = {
     "dict_type": "a mapping",
     "model_attributes_type": "a mapping",
     "dataclass_type": "a mapping",
+    "union_tag_not_found": "a mapping",
     "list_type": "a list",
     "tuple_type": "a list",
 }
 
 
-def _reason(err: Any, m: _Map, model: object, loc: Loc) -> str:
+def _reason(err: Any, m: _Map, model: object, loc: Loc, data: object) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     node = m.nodes.get(loc)
     if kind in _WORDING:
@@ -245,7 +310,9 @@ def _reason(err: Any, m: _Map, model: object, loc: Loc) -> str:
             return f"expected a value, got {_kind(node)}"  # a list or a mapping where a value belongs
         return _WORDING[kind](ctx, err.get("input"), m.raw(loc))
     if kind in _UNKNOWN_KEY:
-        return f"unknown key '{loc[-1]}' (allowed: {', '.join(_keys_at(model, loc[:-1]))})"
+        return f"unknown key '{loc[-1]}' (allowed: {', '.join(_keys_at(model, loc[:-1], data))})"
+    if kind == "union_tag_not_found" and node is None:  # the tag's key (appended to loc) is not given
+        kind = "missing"
     if kind == "missing":
         return f"missing required key '{loc[-1]}'"
     if kind in _EXPECTED and node is not None:
@@ -272,10 +339,12 @@ def _adapter(model: Any) -> TypeAdapter[Any]:
     return _ADAPTERS[model]
 
 
-def validate(node: Node, model: type[M]) -> M | None:
+def validate(node: Node, model: type[M], context: dict[str, Any] | None = None) -> M | None:
     """``model`` (a pydantic model or dataclass) over the mapping at ``node``.
 
-    Every problem is recorded on ``node`` (its file, the lines of the values).
+    Every problem is recorded on ``node`` (its file, the lines of the values). ``context`` is
+    what validators read from ``info.context`` besides `from_file` (e.g. the sections the
+    file declared before this one).
 
     Returns:
         The model, or None when the section has problems.
@@ -283,20 +352,33 @@ def validate(node: Node, model: type[M]) -> M | None:
     m = _Map(node)
     data = m.plain(node, ())
     try:
-        return typing.cast(M, _adapter(model).validate_python(data, context=_FROM_FILE))
+        return typing.cast(
+            M, _adapter(model).validate_python(data, context={**(context or {}), **_FROM_FILE})
+        )
     except ValidationError as e:
         for err in e.errors(include_url=False):
-            loc: Loc = tuple(err["loc"])
+            loc: Loc = _untagged(tuple(err["loc"]), data, err["type"])
+            if err["type"] == "union_tag_invalid" or (
+                err["type"] == "union_tag_not_found" and isinstance(m.nodes.get(loc), yaml.MappingNode)
+            ):
+                loc = (*loc, str(err["ctx"]["discriminator"]).strip("'"))
             if any(loc[: len(b)] == b for b in m.bad):
                 continue  # already told: the value could not be read
             e_ctx = err.get("ctx") or {}
             fp = e_ctx.get("error")
             if isinstance(fp, FieldCheckError):
                 for fields, reason in fp.items:
-                    given = [(*loc, *f) for f in fields if (*loc, *f) in m.nodes]
-                    at = given[0] if given else loc
-                    node.problem(reason, m.path(at), m.line(at))
+                    places = [
+                        (
+                            (*loc, *f),
+                            m.line((*loc, *f[:-1])) if isinstance(f[-1], InMapping) else m.line((*loc, *f)),
+                        )
+                        for f in fields
+                        if isinstance(f[-1], InMapping) or (*loc, *f) in m.nodes
+                    ]
+                    at, line = places[0] if places else (loc, m.line(loc))
+                    node.problem(reason, m.path(at), line)
                 continue
             line = m.key_lines.get(loc, m.line(loc)) if err["type"] in _UNKNOWN_KEY else m.line(loc)
-            node.problem(_reason(err, m, model, loc), m.path(loc), line)
+            node.problem(_reason(err, m, model, loc, data), m.path(loc), line)
         return None

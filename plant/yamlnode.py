@@ -24,7 +24,7 @@ import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -125,14 +125,12 @@ class Node:
         if not isinstance(self.node, yaml.ScalarNode):
             self.problem(f"expected a value, got {_kind(self.node)}")
             return _MISSING
-        constructor = yaml.SafeLoader("")  # the node is given below; its text is not a stream to read
         try:
-            return constructor.construct_object(self.node)
-        except yaml.YAMLError as e:
+            return self.ctx.constructor.construct_object(self.node)
+        except (yaml.YAMLError, ValueError, TypeError) as e:  # 2026-13-45 or `!!int x`: ValueError
+            self.ctx.constructor.recursive_objects.pop(self.node, None)  # as if never read
             self.problem(f"cannot read value: {e}")
             return _MISSING
-        finally:
-            constructor.dispose()
 
     def text(self, pattern: str | None = None, what: str = "", env: bool = False) -> str | None:
         """Text, optionally checked against ``pattern``.
@@ -227,6 +225,8 @@ class Node:
 class Ctx:
     file: str
     problems: list[Problem]
+    # one constructor for every value of the file (a new one per value took a third of the load)
+    constructor: yaml.SafeLoader = field(default_factory=lambda: yaml.SafeLoader(""))
 
 
 def _kind(node: yaml.Node) -> str:

@@ -222,7 +222,60 @@ BAD = [
         "bogus: 1\n",
         "hazmon.yaml:1: bogus: unknown key 'bogus' (allowed: api_url, assessment_check_s, "
         "default_position, escalation, flood, locale, notifiers, own_thread, positions, repeat_s, retry, "
-        "shelve_max_s, synchronous_commit, token_file, tokens, trace)",
+        "shelve_max_s, synchronous_commit, token_file, tokens)",
+    ),
+    (
+        "positions:\n  north: [cl2, lpg]\n  south: [cl2]\n",
+        "hazmon.yaml:3: positions.south[0]: hazard source 'cl2' is already at position 'north'",
+    ),
+    (
+        "tokens:\n  - {name: a, role: operator, sha256: " + "a" * 64 + "}\n"
+        "  - {name: b, role: operator, sha256: " + "A" * 64 + "}\n",
+        "hazmon.yaml:3: tokens[1]: token of 'b' is the same as another token's",
+    ),
+    (
+        "tokens:\n  - {name: a, role: operator, sha256: " + "a" * 64 + ", token_env: HOME}\n",
+        "hazmon.yaml:2: tokens[0]: give sha256 or token_env, not both",
+    ),
+    ("tokens:\n  - {name: a, role: operator}\n", "hazmon.yaml:2: tokens[0].sha256: missing sha256 (or token_env)"),
+    (
+        "tokens:\n  - {name: a, role: operator, level: county, sha256: " + "a" * 64 + "}\n",
+        "hazmon.yaml:2: tokens[0]: level and region are for bureau tokens, not operator",
+    ),
+    (
+        "notifiers:\n  - {name: a, kind: webhook, url: http://x, secret_env: HOME, recipients: [control_room]}\n"
+        "  - {name: a, kind: sms, url: http://y, recipients: [principal]}\n",
+        "hazmon.yaml:3: notifiers[1]: notifier name 'a' used twice",
+    ),
+    (
+        "notifiers:\n  - {name: m, kind: email, host: h, from: a@b.c, username: u, recipients: [principal]}\n",
+        "hazmon.yaml:2: notifiers[0]: username given without password_env",
+    ),
+    (
+        "notifiers:\n  - {name: a, kind: webhook, url: http://x, secret_env: 1BAD, recipients: [control_room]}\n",
+        "hazmon.yaml:2: notifiers[0].secret_env: '1BAD' is not an environment variable name",
+    ),
+    (
+        "notifiers:\n  - {name: a, kind: webhook, url: http://x, secret_env: HOME, recipients: []}\n",
+        "hazmon.yaml:2: notifiers[0].recipients: expected at least one recipient",
+    ),
+    (
+        "notifiers:\n  - {name: a, url: http://x, recipients: [control_room]}\n",
+        "hazmon.yaml:2: notifiers[0].kind: missing required key 'kind'",
+    ),
+    ("notifiers:\n  - 5\n", "hazmon.yaml:2: notifiers[0]: expected a mapping, got '5'"),
+    (
+        "notifiers:\n  - {name: a, kind: sms, url: http://x, recipients: [control_room], secret_env: HOME}\n",
+        "hazmon.yaml:2: notifiers[0].secret_env: unknown key 'secret_env' (allowed: body, content_type, headers, "
+        "kind, method, name, recipients, timeout_s, url)",
+    ),
+    (
+        "notifiers:\n  - name: m\n    kind: email\n    host: h\n    recipients: [principal]\n",
+        "hazmon.yaml:2: notifiers[0].from: missing required key 'from'",
+    ),
+    (
+        "escalation:\n  red:\n    - {after_s: 0, notify: []}\n",
+        "hazmon.yaml:3: escalation.red[0].notify: expected at least one recipient",
     ),
 ]
 

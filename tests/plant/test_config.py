@@ -305,3 +305,84 @@ def test_an_escaped_nul_or_surrogate_is_refused(escape: str, reason: str) -> Non
     with pytest.raises(ConfigError) as e:
         loads(BASE.replace("name: 液氯储罐区", f'name: "液氯{escape}储罐区"'), "n.yaml")
     assert [str(p) for p in e.value.problems] == [f"n.yaml:12: hazard_sources[0].name: {reason}"]
+
+
+_VOTE = "    vote_groups:\n      - {id: g, sensors: [LT-1, XX], k: 3}\n"
+
+
+@pytest.mark.parametrize(
+    ("was", "now", "problems"),
+    [
+        (
+            "      - {chemical: chlorine, max_t: 30}\n",
+            "      - {chemical: chlorine, max_t: 30}\n      - {chemical: 7782-50-5, max_t: 1}\n",
+            ["16: hazard_sources[0].chemicals[1]: chemical 'chlorine' listed twice"],
+        ),
+        (
+            "    chemicals:\n      - {chemical: chlorine, max_t: 30}\n",
+            "    chemicals: []\n",
+            ["14: hazard_sources[0].chemicals: a hazard source needs at least one chemical"],
+        ),
+        (
+            "{chemical: chlorine, max_t: 30}",
+            "{chemical: 某中间体, category: W2, q_t: 10, max_t: 20}",
+            ["15: hazard_sources[0].chemicals[0].beta: missing required key 'beta'"],
+        ),
+        (
+            "plant/cl2/AT-1}\n",
+            "plant/cl2/AT-1}\n" + _VOTE,
+            [
+                "39: hazard_sources[0].vote_groups[0].k: k (3) is larger than the number of sensors (2)",
+                "39: hazard_sources[0].vote_groups[0].sensors[1]: sensor 'XX' is not a sensor of this hazard source",
+            ],
+        ),
+        (
+            "plant/cl2/AT-1}\n",
+            "plant/cl2/AT-1}\n    location: {lat: 32.3, lon: 181}\n",
+            ["38: hazard_sources[0].location.lon: must be <= 180, got 181"],
+        ),
+        (
+            "kind: gas_toxic\n        unit: ppm",
+            "kind: gas_combustible\n        unit: '%LEL'",
+            ["36: hazard_sources[0].sensors[1].chemical: 'chlorine' has no LEL: it cannot be measured in %LEL"],
+        ),
+        (
+            'node: "ns=2;s=LT-1"}',
+            'node: "ns=2;s=LT-1", topic: x}',
+            ["29: hazard_sources[0].sensors[0].binding.topic: 'topic' is for MQTT bindings; endpoint 'dcs' is OPC UA"],
+        ),
+        (
+            'binding: {endpoint: dcs, node: "ns=2;s=LT-1"}',
+            "binding: {endpoint: dcs}",
+            ["29: hazard_sources[0].sensors[0].binding.node: missing required key 'node'"],
+        ),
+        (
+            "topic: plant/cl2/AT-1",
+            "topic: plant/+/AT-1",
+            ["37: hazard_sources[0].sensors[1].binding.topic: 'plant/+/AT-1' is not an MQTT topic without wildcards"],
+        ),
+        (
+            "plant/cl2/AT-1}\n",
+            "plant/cl2/AT-1}\ntiers:\n  first: {2: purple}\n",
+            ["39: tiers.first.2: 'purple' is not one of: blue, yellow, orange, red"],
+        ),
+    ],
+)
+def test_checks_inside_a_hazard_source_name_their_line(was: str, now: str, problems: list[str]) -> None:
+    assert was in BASE
+    with pytest.raises(ConfigError) as e:
+        loads(BASE.replace(was, now), "c.yaml")
+    assert [str(p) for p in e.value.problems] == [f"c.yaml:{p}" for p in problems]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("2026-13-45", "cannot read value: month must be in 1..12"),
+        ("!!int x", "cannot read value: invalid literal for int() with base 10: 'x'"),
+    ],
+)
+def test_a_value_yaml_cannot_construct_is_a_problem_not_a_traceback(value: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        loads(BASE.replace("name: 液氯储罐区", f"name: {value}"), "n.yaml")
+    assert [str(p) for p in e.value.problems] == [f"n.yaml:12: hazard_sources[0].name: {reason}"]

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import field
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pytest
 from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 from pydantic.dataclasses import dataclass
 
-from hazmon.plant.yamlmodel import SECTION, Flag, Positive, Whole, YText, check, from_file, validate
+from hazmon.plant.yamlmodel import (
+    SECTION,
+    Flag,
+    InMapping,
+    Positive,
+    Whole,
+    YText,
+    build,
+    check,
+    from_file,
+    validate,
+)
 from hazmon.plant.yamlnode import ConfigError, parse_document
 
 
@@ -82,3 +93,63 @@ def test_every_problem_names_its_line_and_field(text: str, problems: list[str]) 
     with pytest.raises(ConfigError) as e:
         _load(text)
     assert [str(p) for p in e.value.problems] == problems
+
+
+@dataclass(frozen=True, slots=True, config=SECTION)
+class Cat:
+    kind: Literal["cat"]
+    lives: Annotated[Whole, Field(ge=1)] = 9
+
+
+@dataclass(frozen=True, slots=True, config=SECTION)
+class Dog:
+    kind: Literal["dog"]
+    bark: Flag = True
+
+
+@dataclass(frozen=True, slots=True, config=SECTION)
+class Pets:
+    pets: tuple[Annotated[Cat | Dog, Field(discriminator="kind")], ...] = ()
+    owner: YText = ""
+
+    @model_validator(mode="after")
+    def _owned(self, info: ValidationInfo) -> Pets:
+        known = (info.context or {}).get("owners", ())
+        check(((InMapping("owner"),), "a pet needs an owner") if self.pets and not self.owner else None)
+        check((("owner",), f"'{self.owner}' is not an owner") if self.owner not in known else None)
+        return self
+
+
+@pytest.mark.parametrize(
+    ("text", "problems"),
+    [
+        ("owner: ann\npets:\n  - {kind: dog}\n  - {kind: cat, lives: 0}\n", ["f.yaml:4: pets[1].lives: must be >= 1, got 0"]),
+        ("owner: ann\npets:\n  - {kind: cow}\n", ["f.yaml:3: pets[0].kind: 'cow' is not one of: cat, dog"]),
+        ("owner: ann\npets:\n  - {lives: 3}\n", ["f.yaml:3: pets[0].kind: missing required key 'kind'"]),
+        ("owner: ann\npets:\n  - 5\n", ["f.yaml:3: pets[0]: expected a mapping, got '5'"]),
+        (
+            "owner: ann\npets:\n  - {kind: dog, lives: 3}\n",
+            ["f.yaml:3: pets[0].lives: unknown key 'lives' (allowed: bark, kind)"],
+        ),
+        ("pets:\n  - {kind: dog}\n", ["f.yaml:1: owner: a pet needs an owner"]),
+        ("owner: bob\n", ["f.yaml:1: owner: 'bob' is not an owner"]),
+    ],
+)
+def test_a_tagged_union_and_checks_with_context(text: str, problems: list[str]) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_document(text, "f.yaml", lambda n: validate(n, Pets, {"owners": ("ann",)}))
+    assert [str(p) for p in e.value.problems] == problems
+
+
+def test_build_takes_the_keys_of_the_same_name() -> None:
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Out:
+        name: str
+        count: int
+        extra: str = "x"
+
+    src = Outer(name="a", count=3)
+    assert build(Out, src) == Out("a", 3)
+    assert build(Out, src, count=4, extra="y") == Out("a", 4, "y")
