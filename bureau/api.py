@@ -54,7 +54,8 @@ log = structlog.get_logger("hazmon.bureau.api")
 
 API_PREFIX = "/api/v1"
 STEPS = ("received", "verified", "closed")
-_TIERS = {"red": 1, "orange": 2, "yellow": 3, "blue": 4, "1": 1, "2": 2, "3": 3, "4": 4}
+# the enterprise's numbers (hazmon.plant.standards.Tier: a larger value is more severe, red = 4)
+_TIERS = {"red": 4, "orange": 3, "yellow": 2, "blue": 1, "1": 1, "2": 2, "3": 3, "4": 4}
 _TIER = "(red|orange|yellow|blue|[1-4])"
 _OPEN = "(a.cleared_at IS NULL OR a.bureau_step IS DISTINCT FROM 'closed')"
 AConn = psycopg.AsyncConnection[dict[str, Any]]
@@ -84,7 +85,7 @@ _Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 class AlarmQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # tier colours or numbers, comma-separated: red,orange or 1,2
+    # tier colours or numbers, comma-separated: red,orange or 4,3 (red = 4, as the enterprise numbers them)
     tier: Annotated[str | None, Field(pattern=rf"^{_TIER}(,{_TIER})*$")] = None
     open: Annotated[bool | None, BeforeValidator(_flag)] = None
     enterprise: _Id | None = None

@@ -79,11 +79,12 @@ _GRADES = {
     "one": Grade.ONE, "two": Grade.TWO, "three": Grade.THREE, "four": Grade.FOUR,
     "1": Grade.ONE, "2": Grade.TWO, "3": Grade.THREE, "4": Grade.FOUR,
     "一级": Grade.ONE, "二级": Grade.TWO, "三级": Grade.THREE, "四级": Grade.FOUR,
+    "i": Grade.ONE, "ii": Grade.TWO, "iii": Grade.THREE, "iv": Grade.FOUR,  # as the registration sends it
 }  # fmt: skip
 
 
 def grade_of(text: str | None) -> Grade | None:
-    """A registered grade as written (``one``…``four``, ``1``…``4``, ``一级``…``四级``); else None."""
+    """A registered grade as written: ``I``…``IV``, ``one``…``four``, ``1``…``4``, ``一级``…``四级``."""
     return None if text is None else _GRADES.get(text.strip().lower())
 
 

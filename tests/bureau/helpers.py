@@ -56,7 +56,7 @@ class Enterprise:
             "sensor": "LT-101",
             "condition": "HH",
             "level": "second",
-            "tier": 1,
+            "tier": 4,  # hazmon.plant.standards.Tier.RED
             "tier_name": "red",
             "state": "active_unacked",
             "value": 92.5,

@@ -41,12 +41,12 @@ async def api(db_dsn: str, example_plant: Plant) -> AsyncIterator[str]:
         for ent in (liuhe, jiangning):
             ing.handle(conn, *ent.wire(ent.envelope(ent.registration())), T0)
         for i in range(1, 8):  # liuhe: 7 alarms, the odd ones orange; jiangning: 1 red
-            tier = {"tier": 2, "tier_name": "orange"} if i % 2 else {}
+            tier = {"tier": 3, "tier_name": "orange"} if i % 2 else {}
             ing.handle(conn, *liuhe.wire(liuhe.envelope(liuhe.alarm(i, i, **tier))), T0)
         ing.handle(
             conn,
             *liuhe.wire(
-                liuhe.envelope(liuhe.alarm(1, 20, "cleared", state="normal", tier=2, tier_name="orange"))
+                liuhe.envelope(liuhe.alarm(1, 20, "cleared", state="normal", tier=3, tier_name="orange"))
             ),
             T0,
         )
@@ -89,7 +89,10 @@ async def test_filters_and_paging(api: str) -> None:
     status, body = await _get(api, "/alarms?enterprise=liuhe-chem&tier=orange")
     assert status == 200 and body["count"] == 4
     assert {a["tier_name"] for a in body["alarms"]} == {"orange"}
-    assert (await _get(api, "/alarms?enterprise=liuhe-chem&tier=1,2"))[1]["count"] == 7
+    assert (await _get(api, "/alarms?enterprise=liuhe-chem&tier=4,3"))[1]["count"] == 7
+    # the enterprise numbers tiers as hazmon.plant.standards.Tier (red = 4): red means red
+    status, body = await _get(api, "/alarms?tier=red")
+    assert {(a["tier"], a["tier_name"]) for a in body["alarms"]} == {(4, "red")}, body
     # cleared by the enterprise, not closed by the bureau: still open
     assert (await _get(api, "/alarms?open=true&enterprise=liuhe-chem"))[1]["count"] == 7
     pages = [(await _get(api, f"/alarms?limit=3&offset={o}"))[1] for o in (0, 3, 6)]

@@ -51,6 +51,7 @@ def test_risk_formula() -> None:
     assert risk(Grade.TWO, 4.0 + 2.0, 0.5) == 3.0 * 7.0 * 1.5
     assert risk(None, 0.0, None) == 2.0  # nothing seen counts as offline
     assert grade_of("one") is Grade.ONE and grade_of("三级") is Grade.THREE and grade_of("x") is None
+    assert grade_of("II") is Grade.TWO  # as hazmon.plant.link.Registration sends it
     # bureau_risk_24h_view weighs a warning by its colour number: keep the table the same
     assert all(COLOUR_WEIGHT[t] == t.value for t in Tier)
 

@@ -97,7 +97,7 @@ def _wire_cases(ent: Enterprise, other: Enterprise) -> dict[str, tuple[bytes, st
     raw, t = ent.wire(alarm)
     return {
         "oversized": (b"{" + b" " * 300_000 + b"}", t),
-        "invalid_schema": (raw.replace(b'"tier":1', b'"tier":9'), t),
+        "invalid_schema": (raw.replace(b'"tier":4', b'"tier":9'), t),
         "topic_mismatch": (raw, topic("someone-else", "alarm_event")),
         "outside_region": other.wire(other.envelope(other.registration())),
         "unknown_enterprise": ent.wire(ent.envelope(ent.alarm(2, 2))),
