@@ -7,34 +7,27 @@ the console's clock is the test's ``NOW``, so nothing depends on the wall clock.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 import threading
 from collections.abc import Coroutine, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
-import aiohttp
 import psycopg
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from hazmon.bureau.api import BureauApi, build_routes
-from hazmon.bureau.config import load_config
 from hazmon.bureau.ingest import IngestLimits, Ingestor
 from hazmon.bureau.warning_repository import tick
-from hazmon.bureau_daemon import BureauDaemon
 from hazmon.collector import Metrics
 from hazmon.console import hash_password
 from hazmon.console.bureau_pages import BureauConsole, build_bureau_console
 from hazmon.http import HttpServer
-from hazmon.plant import ConfigError, Plant
+from hazmon.plant import Plant
 from hazmon.plant.bureau_standards import WarningSettings
 from hazmon.plant.web_users import BureauConsoleSettings, BureauUser, UserRegion
 from tests.bureau.helpers import CITY, T0, Enterprise
-from tests.bureau.test_daemon import bureau_config
-from tests.conftest import free_port
 from tests.console.conftest import shot
 from tests.console.helpers import rows
 
@@ -242,48 +235,3 @@ def test_csrf_less_post_refused(page: Page, context: BrowserContext, bureau: Ser
     assert rows(bureau.dsn, "SELECT state FROM bureau_warning WHERE id = %s", wid) == [("pushed",)]
     assert rows(bureau.dsn, "SELECT count(*) FROM bureau_downlink") == [(0,)]
     assert bureau.console is not None and bureau.console.counters["csrf_refused"] == 2
-
-
-async def test_the_bureau_daemon_serves_its_console(db_dsn: str) -> None:
-    cfg = dataclasses.replace(
-        bureau_config(db_dsn, free_port()),  # no broker there: the console does not need one
-        console=BureauConsoleSettings(users=_users()),
-    )
-    daemon = BureauDaemon(cfg)
-    await daemon.start()
-    try:
-        base = f"http://127.0.0.1:{daemon.http_port}"
-        async with aiohttp.ClientSession() as http:
-            async with http.get(base + "/console/region", allow_redirects=False) as r:
-                assert r.status == 303 and r.headers["Location"].startswith("/console/signin")
-            async with http.get(base + "/console/signin") as r:
-                assert r.status == 200 and "南京市应急管理局" in await r.text()
-            async with http.get(base + "/metrics") as r:
-                assert 'hazmon_console_counters{counter="signins"} 0.0' in await r.text()
-    finally:
-        await daemon.stop()
-
-
-def test_the_console_section_of_bureau_yaml(tmp_path: Path) -> None:
-    h = hash_password("pw-pw-pw-pw", log_n=10)
-    f = tmp_path / "bureau.yaml"
-    head = 'id: nj\nname: 南京市应急管理局\nregion: {code: "320100", level: city}\nconsole:\n  users:\n'
-    f.write_text(
-        head
-        + f'    - {{name: 王伟, role: officer, password_hash: "{h}", region: {{code: "320116", level: county}}}}\n'
-    )
-    cfg = load_config(f)
-    (u,) = cfg.console.users
-    assert (u.name, u.role, u.scope) == ("王伟", "officer", UserRegion("320116", "county").scope)
-    bad = {
-        "role: chief": "console.users[0].role: 'chief' is not one of: viewer, officer",
-        "role: viewer": "console.users[0].region: city 330100 is not inside this bureau's region",
-    }
-    for role, why in bad.items():
-        f.write_text(
-            head
-            + f'    - {{name: a, {role}, password_hash: "{h}", region: {{code: "330100", level: city}}}}\n'
-        )
-        with pytest.raises(ConfigError) as e:
-            load_config(f)
-        assert f"{f}:6: {why}" in str(e.value), str(e.value)
