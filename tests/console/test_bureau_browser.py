@@ -186,6 +186,9 @@ def test_a_county_user_never_sees_another_county(page: Page, context: BrowserCon
     html = page.content()
     assert "jn-chem" in html
     assert "liuhe-chem" not in html
+    page.click("#lang")  # the county's view, in English
+    expect(page.locator("main h1")).to_contain_text("Region at a glance 320115")
+    shot(page, "bureau-region-county-en")
     theirs = _warning(bureau.dsn, "liuhe-chem")
     for path in (f"/warnings/{theirs}", "/enterprises/liuhe-chem", "/alarms/liuhe-chem:1"):
         r = page.goto(bureau.url + path)
