@@ -189,6 +189,8 @@ def test_a_county_user_never_sees_another_county(page: Page, context: BrowserCon
     page.click("#lang")  # the county's view, in English
     expect(page.locator("main h1")).to_contain_text("Region at a glance 320115")
     shot(page, "bureau-region-county-en")
+    page.click("#lang")  # back to Chinese
+    expect(page.locator("main h1")).to_contain_text("辖区概览 320115")
     theirs = _warning(bureau.dsn, "liuhe-chem")
     for path in (f"/warnings/{theirs}", "/enterprises/liuhe-chem", "/alarms/liuhe-chem:1"):
         r = page.goto(bureau.url + path)
