@@ -176,6 +176,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "yellow": ("黄", "yellow"),
     "blue": ("蓝", "blue"),
     "home": ("首页", "Home"),
+    "unavailable": ("数据库暂不可用，请稍后再试", "The database is unavailable: try again shortly"),
     # the bureau's console (hazmon.console.bureau_pages)
     "b_app": ("hazmon 监管平台", "hazmon bureau console"),
     "b_region": ("辖区概览", "Region at a glance"),

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -141,7 +141,22 @@ class WebConsole(Generic[U]):
     # ---------------------------------------------------------------- plumbing
 
     def routes(self) -> list[web.AbstractRouteDef]:
-        return [*self._routes, web.static(PREFIX + "/static", _HERE / "static", append_version=False)]
+        pages: list[web.AbstractRouteDef] = [
+            web.route(r.method, r.path, self._safe(r.handler), **r.kwargs) for r in self._routes
+        ]
+        return [*pages, web.static(PREFIX + "/static", _HERE / "static", append_version=False)]
+
+    def _safe(self, fn: Any) -> Route:
+        """``fn``; the database away is a 503 page saying so, never a traceback or a 500."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            try:
+                return cast(web.StreamResponse, await fn(request))
+            except (psycopg.OperationalError, OSError) as e:
+                log.warning("console: database away", path=request.path, error=str(e).strip()[:300])
+                return self.render(request, "message.html", 503, title="unavailable", reasons=[], ctx=None)
+
+        return handler
 
     def add(
         self, method: str, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]

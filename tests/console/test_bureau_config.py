@@ -75,3 +75,33 @@ def test_the_example_bureau_has_a_demo_officer_and_viewer() -> None:
     assert (officer.role, viewer.role) == ("officer", "viewer")
     assert verify("demo-bureau-officer-1", officer.password_hash)  # the published demo passwords
     assert verify("demo-bureau-viewer-1", viewer.password_hash)
+
+
+async def test_the_database_away_is_a_503_page_not_a_traceback() -> None:
+    from hazmon.bureau.api import BureauApi
+    from hazmon.collector import Metrics
+    from hazmon.console.bureau_pages import build_bureau_console
+    from hazmon.http import HttpServer
+
+    away = f"postgresql://hazmon@127.0.0.1:{free_port()}/nothing"  # nothing listens there
+    console = build_bureau_console(
+        BureauConsoleSettings(users=_users()), BureauApi(away, []), "南京市应急管理局"
+    )
+    http = HttpServer("127.0.0.1", 0, Metrics(), lambda: (True, {}))
+    http.mount(console.routes())
+    port = await http.start()
+    try:
+        base = f"http://127.0.0.1:{port}/console"
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:  # 127.0.0.1
+            async with s.get(base + "/signin") as r:
+                assert r.status == 200  # the form needs no database
+                pre = r.cookies["hazmon_pre"].value
+            form = {"csrf": pre, "username": "江宁区应急局", "password": "county-viewer-1"}
+            async with s.post(base + "/signin", data=form, allow_redirects=False) as r:
+                assert r.status == 503 and "数据库暂不可用" in await r.text()
+            assert console.counters["csrf_refused"] == 0  # it got as far as the session
+            s.cookie_jar.update_cookies({"hazmon_session": "x" * 43})
+            async with s.get(base + "/region", allow_redirects=False) as r:
+                assert r.status == 503
+    finally:
+        await http.stop()
