@@ -240,3 +240,16 @@ def test_csrf_less_post_refused(page: Page, context: BrowserContext, bureau: Ser
     assert rows(bureau.dsn, "SELECT state FROM bureau_warning WHERE id = %s", wid) == [("pushed",)]
     assert rows(bureau.dsn, "SELECT count(*) FROM bureau_downlink") == [(0,)]
     assert bureau.console is not None and bureau.console.counters["csrf_refused"] == 2
+
+
+def test_the_region_on_a_phone(browser_phone: Page, bureau: Server) -> None:
+    page = browser_phone
+    sign_in(page, bureau, "六合区应急局")
+    expect(page.locator("#ranking [data-enterprise='liuhe-chem']")).to_be_visible()
+    expect(page.locator("[data-enterprise='jn-chem']")).to_have_count(0)  # another county's
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, width  # nothing wider than the screen
+    shot(page, "bureau-region-phone")
+    page.goto(f"{bureau.url}/enterprises/liuhe-chem")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "bureau-enterprise-phone")
