@@ -20,6 +20,10 @@
          region: {code: "330100", level: city}}
       - {name: xihu-viewer, sha256: 5e88...,  role: viewer, region: {code: "330106", level: county}}
     limits: {max_skew_s: 300, max_message_bytes: 262144}
+    console:                          # the web console's users (hazmon.console.bureau_pages)
+      users:
+        - {name: 王伟, role: officer, password_hash: "scrypt$15$8$1$...",
+           region: {code: "330100", level: city}}
 
 Every problem of the file is reported as ``file:line: field.path: reason``
 (`hazmon.plant.yamlmodel`). A token's region must lie inside the bureau's own.
@@ -40,6 +44,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from hazmon.bureau.warning_config import Warnings, to_settings
 from hazmon.plant.bureau_standards import WarningSettings
 from hazmon.plant.regions import LEVELS, Scope, prefix
+from hazmon.plant.web_users import BureauConsoleSettings
 from hazmon.plant.yamlmodel import SECTION, Flag, Positive, Whole, YText, check, choice, pattern, validate
 from hazmon.plant.yamlnode import Node, expand_env, parse_file, port_problem
 from hazmon.store import dsn_from_env
@@ -204,6 +209,7 @@ class BureauConfig:
     tokens: tuple[TokenSettings, ...] = ()
     limits: Limits = Limits()
     warnings: Warnings = field(default_factory=Warnings)
+    console: BureauConsoleSettings = field(default_factory=BureauConsoleSettings)  # no users: no console
 
     @model_validator(mode="after")
     def _tokens_inside(self) -> BureauConfig:
@@ -221,6 +227,11 @@ class BureauConfig:
             if t.name in names:
                 problems.append(((("tokens", i, "name"),), f"token name '{t.name}' given twice"))
             names.add(t.name)
+        for i, u in enumerate(self.console.users):
+            if not inside(self.region.scope, u.region.scope):
+                where = ("console", "users", i, "region")
+                why = f"{u.region.level} {u.region.code} is not inside this bureau's region"
+                problems.append(((where,), why))
         check(*problems)
         return self
 

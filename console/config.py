@@ -27,25 +27,18 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from hazmon.alarms.auth import BUREAU_LEVELS, ROLES, region_level_problem
-from hazmon.console.passwords import hash_problem
+from hazmon.plant.web_users import IdleSeconds, Language, MaxSeconds, PasswordHash, UserName
 from hazmon.plant.yamlmodel import SECTION, Flag, Whole, YText, check, choice, pattern, validate
 from hazmon.plant.yamlnode import Node
 
 __all__ = ["ConsoleSettings", "ConsoleUser", "parse_settings"]
 
 
-def _hash(v: str) -> str:
-    why = hash_problem(v)
-    if why is not None:
-        raise ValueError(why)
-    return v
-
-
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
 class ConsoleUser:
-    name: Annotated[YText, AfterValidator(pattern(r"\S(.{0,62}\S)?", "a name of 1-64 characters"))]
+    name: UserName
     role: Annotated[YText, BeforeValidator(choice(*ROLES))]
-    password_hash: Annotated[YText, AfterValidator(_hash)]
+    password_hash: PasswordHash
     level: Annotated[YText, BeforeValidator(choice(*BUREAU_LEVELS))] | None = None
     region: Annotated[YText, AfterValidator(pattern(r"[1-9][0-9]{5}", "a 6-digit region code"))] | None = None
 
@@ -64,10 +57,10 @@ class ConsoleUser:
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
 class ConsoleSettings:
     enabled: Flag = True
-    session_idle_s: Annotated[Whole, Field(ge=60, le=86_400)] = 1800
-    session_max_s: Annotated[Whole, Field(ge=300, le=30 * 86_400)] = 43_200
+    session_idle_s: IdleSeconds = 1800
+    session_max_s: MaxSeconds = 43_200
     secure_cookie: Flag = False
-    language: Annotated[YText, BeforeValidator(choice("zh", "en"))] = "zh"
+    language: Language = "zh"
     refresh_s: Annotated[Whole, Field(ge=1, le=300)] = 5  # the active-alarm list polls this often
     users: tuple[ConsoleUser, ...] = ()
 

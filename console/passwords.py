@@ -10,16 +10,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import secrets
+
+from hazmon.plant.web_users import HASH_PATTERN, hash_problem
 
 __all__ = ["HASH_PATTERN", "hash_password", "hash_problem", "verify"]
 
 # OWASP's scrypt minimum is N=2^17, r=8, p=1 (128 MiB); 2^15 keeps a sign-in at about 50 ms and
 # 32 MiB on a small plant server while still costing an attacker 32 MiB per guess.
 _LOG_N, _R, _P, _KEY = 15, 8, 1, 32
-HASH_PATTERN = r"scrypt\$[0-9]{1,2}\$[0-9]{1,2}\$[0-9]{1,2}\$[A-Za-z0-9+/=]{16,}\$[A-Za-z0-9+/=]{40,}"
-_RE = re.compile(HASH_PATTERN)
 
 
 def _derive(password: str, salt: bytes, log_n: int, r: int, p: int) -> bytes:
@@ -33,16 +32,6 @@ def hash_password(password: str, log_n: int = _LOG_N) -> str:
     key = _derive(password, salt, log_n, _R, _P)
     b64 = base64.b64encode
     return f"scrypt${log_n}${_R}${_P}${b64(salt).decode()}${b64(key).decode()}"
-
-
-def hash_problem(h: str) -> str | None:
-    """Why ``h`` is not a usable hash (None when it is)."""
-    if not _RE.fullmatch(h):
-        return "not a password hash: make one with `hazmon console passwd`"
-    log_n, r, p = (int(x) for x in h.split("$")[1:4])
-    if not (10 <= log_n <= 20 and 1 <= r <= 32 and 1 <= p <= 16):
-        return f"scrypt parameters out of range (log2 n 10-20, r 1-32, p 1-16): {log_n}, {r}, {p}"
-    return None
 
 
 def verify(password: str, h: str) -> bool:

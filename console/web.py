@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, cast
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -32,8 +32,9 @@ from hazmon.console.config import ConsoleSettings, ConsoleUser
 from hazmon.console.i18n import LANGUAGES, translate
 from hazmon.console.passwords import hash_password, verify
 from hazmon.plant import Plant
+from hazmon.plant.web_users import BureauConsoleSettings, BureauUser
 
-__all__ = ["PREFIX", "Console", "Ctx", "Handler", "Upload", "redirect"]
+__all__ = ["PREFIX", "BaseCtx", "Console", "Ctx", "Handler", "Upload", "WebConsole", "redirect"]
 
 log = structlog.get_logger("hazmon.console")
 
@@ -57,12 +58,15 @@ HEADERS = {
 }
 
 
+U = TypeVar("U", ConsoleUser, BureauUser)
+
+
 @dataclass
-class Ctx:
+class BaseCtx(Generic[U]):
     """One signed-in request: who, in which language, at which time, and the form sent."""
 
     request: web.Request
-    user: ConsoleUser
+    user: U
     session: sessions.Session
     lang: str
     now: datetime
@@ -80,33 +84,43 @@ class Upload:
     too_large: bool = False
 
 
+Ctx = BaseCtx[ConsoleUser]
 Handler = Callable[[Ctx], Awaitable[web.StreamResponse]]
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class Console:
-    """The web console of one plant, mounted by the daemon on its HTTP app (`routes`)."""
+class WebConsole(Generic[U]):
+    """Sign-in, sessions, CSRF, language and rendering, shared by the plant's and the bureau's console.
 
-    def __init__(
+    A subclass says who its users are (`find_user`), what a user may see (`refusal`), where
+    home is and which templates come first (its own ``base.html`` and pages).
+    """
+
+    def __init__(  # noqa: PLR0917 - the parts a console is made of
         self,
-        plant: Plant,
-        settings: ConsoleSettings,
+        settings: ConsoleSettings | BureauConsoleSettings,
         dsn: str,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tz: ZoneInfo,
+        clock: Callable[[], datetime],
+        home: str,
+        templates: tuple[str, ...] = (),
     ) -> None:
-        self.plant, self.settings, self.dsn, self.clock = plant, settings, dsn, clock
-        self.tz = ZoneInfo(plant.enterprise.timezone)
+        self.settings, self.dsn, self.clock, self.tz, self.home = settings, dsn, clock, tz, home
         self.counters = dict.fromkeys(
             ("signins", "signin_refused", "signouts", "expired", "csrf_refused", "forbidden", "actions"), 0
         )
         self._failures: dict[str, list[datetime]] = {}  # user name -> recent failed sign-ins
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(_HERE / "templates"),
+            loader=jinja2.ChoiceLoader(
+                [jinja2.FileSystemLoader(_HERE / "templates" / d) for d in templates]
+                + [jinja2.FileSystemLoader(_HERE / "templates")]
+            ),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.globals.update(prefix=PREFIX, plant=plant)
+        self.env.globals.update(prefix=PREFIX, home=PREFIX + home)
         self.env.filters["local"] = self.local
         self._routes: list[web.RouteDef] = [
             web.get(PREFIX, self._home),
@@ -117,10 +131,32 @@ class Console:
             web.get(PREFIX + "/lang/{lang}", self._lang),
         ]
 
+    def find_user(self, name: str) -> U | None:
+        raise NotImplementedError
+
+    def refusal(self, user: U) -> str | None:
+        """Why ``user`` may not use this console at all (None: they may)."""
+        return None
+
     # ---------------------------------------------------------------- plumbing
 
     def routes(self) -> list[web.AbstractRouteDef]:
-        return [*self._routes, web.static(PREFIX + "/static", _HERE / "static", append_version=False)]
+        pages: list[web.AbstractRouteDef] = [
+            web.route(r.method, r.path, self._safe(r.handler), **r.kwargs) for r in self._routes
+        ]
+        return [*pages, web.static(PREFIX + "/static", _HERE / "static", append_version=False)]
+
+    def _safe(self, fn: Any) -> Route:
+        """``fn``; the database away is a 503 page saying so, never a traceback or a 500."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            try:
+                return cast(web.StreamResponse, await fn(request))
+            except (psycopg.OperationalError, OSError) as e:
+                log.warning("console: database away", path=request.path, error=str(e).strip()[:300])
+                return self.render(request, "message.html", 503, title="unavailable", reasons=[], ctx=None)
+
+        return handler
 
     def add(
         self, method: str, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -157,26 +193,19 @@ class Console:
             text=html, status=status, content_type="text/html", charset="utf-8", headers=HEADERS
         )
 
-    def sees(self, user: ConsoleUser) -> bool:
-        """A bureau user sees this plant only inside its region (the API's rule, `ApiToken.sees`)."""
-        if user.role != "bureau" or user.level is None:
-            return True
-        region = user.region or self.plant.enterprise.region.code
-        return self.plant.enterprise.region.code.startswith(region_prefix(user.level, region))
-
     async def audit(
-        self, ctx: Ctx | None, action: str, target: str = "", detail: str = "", actor: str = ""
+        self, ctx: BaseCtx[U] | None, action: str, target: str = "", detail: str = "", actor: str = ""
     ) -> None:
         who = ctx.user.name if ctx is not None else actor
         remote = (ctx.request.remote if ctx is not None else "") or ""
         now = ctx.now if ctx is not None else self.clock()
         await self.db(lambda c: sessions.audit(c, now, who, action, target, detail, remote))
 
-    def refused(self, ctx: Ctx, reasons: list[str], status: int = 409) -> web.Response:
+    def refused(self, ctx: BaseCtx[U], reasons: list[str], status: int = 409) -> web.Response:
         return self.render(ctx.request, "message.html", status, title="refused", reasons=reasons, ctx=ctx)
 
     @staticmethod
-    def back(ctx: Ctx, default: str) -> web.Response:
+    def back(ctx: BaseCtx[U], default: str) -> web.Response:
         nxt = ctx.form.get("next", "")
         return redirect(nxt if _local_path(nxt) else PREFIX + default)
 
@@ -208,9 +237,9 @@ class Console:
             self.counters["expired"] += 1
         return got, why
 
-    async def _ctx(self, request: web.Request) -> Ctx | web.StreamResponse:
+    async def _ctx(self, request: web.Request) -> BaseCtx[U] | web.StreamResponse:
         s, why = await self._session(request)
-        user = None if s is None else self.settings.user(s.username)
+        user = None if s is None else self.find_user(s.username)
         if s is None or user is None or user.role != s.role:
             if request.headers.get("X-Hazmon-Fragment"):
                 return web.Response(status=401, text="sign in", headers=HEADERS)
@@ -220,19 +249,16 @@ class Console:
             if s is None and why != "none":
                 r.del_cookie(SESSION_COOKIE, path=PREFIX)
             return r
-        ctx = Ctx(request, user, s, self.lang(request), self.clock())
-        if not self.sees(user):
-            return self._forbidden(
-                ctx, f"region {self.plant.enterprise.region.code} is outside {user.name}'s"
-            )
-        return ctx
+        ctx = BaseCtx(request, user, s, self.lang(request), self.clock())
+        why_not = self.refusal(user)
+        return ctx if why_not is None else self._forbidden(ctx, why_not)
 
-    def _forbidden(self, ctx: Ctx, reason: str) -> web.Response:
+    def _forbidden(self, ctx: BaseCtx[U], reason: str) -> web.Response:
         self.counters["forbidden"] += 1
         log.warning("console request refused", user=ctx.user.name, path=ctx.request.path, reason=reason)
         return self.render(ctx.request, "message.html", 403, title="forbidden", reasons=[reason], ctx=ctx)
 
-    def page(self, fn: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def page(self, fn: Callable[[BaseCtx[U]], Awaitable[web.StreamResponse]]) -> Route:
         """A GET page for any signed-in user who sees the plant."""
 
         async def handler(request: web.Request) -> web.StreamResponse:
@@ -243,10 +269,10 @@ class Console:
 
     def form(
         self,
-        fn: Handler,
-        roles: tuple[str, ...] = ("operator", "plant_manager", "bureau"),
+        fn: Callable[[BaseCtx[U]], Awaitable[web.StreamResponse]],
+        roles: tuple[str, ...] = ("operator", "plant_manager", "bureau", "viewer", "officer"),
         upload_max: int = 0,
-    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    ) -> Route:
         """A POST: a signed-in user, the session's CSRF token in the form, a role in ``roles``.
 
         ``upload_max`` > 0: a multipart form whose files (read up to that many bytes each) go to
@@ -279,12 +305,12 @@ class Console:
     # ---------------------------------------------------------------- routes
 
     async def _home(self, request: web.Request) -> web.StreamResponse:
-        return redirect(PREFIX + "/alarms")
+        return redirect(PREFIX + self.home)
 
     async def _lang(self, request: web.Request) -> web.StreamResponse:
         lang = request.match_info["lang"]
         nxt = request.query.get("next", "")
-        r = redirect(nxt if _local_path(nxt) else PREFIX + "/alarms")
+        r = redirect(nxt if _local_path(nxt) else PREFIX + self.home)
         if lang in LANGUAGES:
             r.set_cookie(
                 LANG_COOKIE, lang, max_age=365 * 86400, path=PREFIX, samesite="Strict", httponly=True
@@ -330,7 +356,7 @@ class Console:
             log.warning("console sign-in refused: too many failures", user=name[:64], remote=request.remote)
             await self.audit(None, "signin_refused", detail="locked: too many failures", actor=name[:64])
             return self._signin_form(request, 429, "signin_locked")
-        user = self.settings.user(name)
+        user = self.find_user(name)
         ok = await asyncio.to_thread(verify, password, user.password_hash if user else _DUMMY_HASH)
         if user is None or not ok:
             self._failures.setdefault(name[:64], []).append(now)
@@ -350,7 +376,7 @@ class Console:
             )
         )
         nxt = form.get("next", "")
-        r = redirect(nxt if _local_path(nxt) else PREFIX + "/alarms")
+        r = redirect(nxt if _local_path(nxt) else PREFIX + self.home)
         r.set_cookie(
             SESSION_COOKIE,
             sid,
@@ -362,13 +388,44 @@ class Console:
         r.del_cookie(PRE_COOKIE, path=PREFIX)
         return r
 
-    async def _signout(self, ctx: Ctx) -> web.StreamResponse:
+    async def _signout(self, ctx: BaseCtx[U]) -> web.StreamResponse:
         await self.db(lambda c: sessions.end(c, ctx.session, ctx.now, "logout"))
         await self.audit(ctx, "signout")
         self.counters["signouts"] += 1
         r = redirect(PREFIX + "/signin")
         r.del_cookie(SESSION_COOKIE, path=PREFIX)
         return r
+
+
+class Console(WebConsole[ConsoleUser]):
+    """The web console of one plant, mounted by the daemon on its HTTP app (`routes`)."""
+
+    settings: ConsoleSettings
+
+    def __init__(
+        self,
+        plant: Plant,
+        settings: ConsoleSettings,
+        dsn: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__(settings, dsn, ZoneInfo(plant.enterprise.timezone), clock, "/alarms")
+        self.plant, self.settings = plant, settings
+        self.env.globals.update(plant=plant)
+
+    def find_user(self, name: str) -> ConsoleUser | None:
+        return self.settings.user(name)
+
+    def sees(self, user: ConsoleUser) -> bool:
+        """A bureau user sees this plant only inside its region (the API's rule, `ApiToken.sees`)."""
+        if user.role != "bureau" or user.level is None:
+            return True
+        region = user.region or self.plant.enterprise.region.code
+        return self.plant.enterprise.region.code.startswith(region_prefix(user.level, region))
+
+    def refusal(self, user: ConsoleUser) -> str | None:
+        ok = self.sees(user)
+        return None if ok else f"region {self.plant.enterprise.region.code} is outside {user.name}'s"
 
 
 async def _multipart(request: web.Request, limit: int) -> tuple[dict[str, str], dict[str, Upload]]:

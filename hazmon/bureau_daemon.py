@@ -23,12 +23,13 @@ from hazmon.bureau.subscriber import Subscriber
 from hazmon.bureau.warning_repository import tick
 from hazmon.bureau.warnings import Change
 from hazmon.collector import Metrics
+from hazmon.console.bureau_pages import build_bureau_console
 from hazmon.http import CheckResult, HttpServer
 from hazmon.readiness import DatabaseProbe
 from hazmon.store import StorageSettings, connect, migrate
 from hazmon.store.bootstrap import ensure_database
 
-__all__ = ["BureauDaemon", "api_users", "migrate_bureau"]
+__all__ = ["BureauDaemon", "api_users", "migrate_bureau", "mount_console"]
 
 log = structlog.get_logger("hazmon.bureau")
 
@@ -45,6 +46,21 @@ def migrate_bureau(cfg: BureauConfig) -> None:
     ensure_database(cfg.database.resolved_dsn())
     with connect(cfg.database.resolved_dsn()) as c:
         migrate(c, StorageSettings(mode=cfg.database.storage_mode))
+
+
+def mount_console(d: BureauDaemon) -> None:
+    """The bureau's web console on the daemon's HTTP server, when ``console.users`` are listed."""
+    cs = d.cfg.console
+    if not (cs.enabled and cs.users):
+        return
+    console = build_bureau_console(cs, d.api, d.cfg.name, d.clock)
+    d.http.mount(console.routes())
+    d.metrics.gauge_fn(
+        "hazmon_console_counters",
+        "Web console counters, by counter",
+        lambda: {(k,): float(v) for k, v in console.counters.items()},
+        ("counter",),
+    )
 
 
 class BureauDaemon:
@@ -73,6 +89,7 @@ class BureauDaemon:
         self.warning_changes: Counter[str] = Counter()  # by action: raise, cause_cleared, recurred
         self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics, self.health)
         self.http.mount(build_routes(self.api))
+        mount_console(self)
         self._probe = DatabaseProbe(dsn)
         self._stop = threading.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}

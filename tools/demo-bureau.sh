@@ -19,4 +19,7 @@ HAZMON_DSN=$BUREAU_DSN $HZ bureau run -c examples/bureau.yaml > "$RUN/bureau.log
 echo "bureau ($BUREAU_DSN) — log: $RUN/bureau.log" >&2
 echo "bureau API: curl -s -H 'Authorization: Bearer password' http://127.0.0.1:9200/api/v1/alarms" >&2
 echo "            .../api/v1/enterprises  .../api/v1/warnings  .../api/v1/figures?day=$(date +%F)" >&2
+# the demo users' passwords are published demo passwords (examples/bureau.yaml): replace them
+echo "bureau console: http://127.0.0.1:9200/console — duty-officer / demo-bureau-officer-1 (city officer)," >&2
+echo "                liuhe-viewer / demo-bureau-viewer-1 (county viewer); published demo passwords" >&2
 echo $!
