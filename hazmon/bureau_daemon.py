@@ -140,6 +140,8 @@ class BureauDaemon:
         """One evaluation of the warning rules now (idempotent: one open warning per cause)."""
         with connect(self.cfg.database.resolved_dsn()) as c:
             changes = tick(c, self.cfg.warning_settings, self.clock())
+        if changes:
+            self.downlink.wake()  # each change went to the downlink outbox in tick's transaction
         for ch in changes:
             self.warning_changes[ch.action] += 1
             log.info(
