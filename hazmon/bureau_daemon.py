@@ -22,6 +22,7 @@ from hazmon.bureau.ingest import IngestLimits, IngestMetrics, Ingestor
 from hazmon.bureau.subscriber import Subscriber
 from hazmon.bureau.warning_repository import tick
 from hazmon.bureau.warnings import Change
+from hazmon.bureau_notify import WarningNotices
 from hazmon.collector import Metrics
 from hazmon.http import CheckResult, HttpServer
 from hazmon.readiness import DatabaseProbe
@@ -71,6 +72,7 @@ class BureauDaemon:
             warning_settings=cfg.warning_settings,
         )
         self.warning_changes: Counter[str] = Counter()  # by action: raise, cause_cleared, recurred
+        self.notices = WarningNotices(cfg.notify, dsn, clock)  # new warnings -> the staff (notify:)
         self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics, self.health)
         self.http.mount(build_routes(self.api))
         self._probe = DatabaseProbe(dsn)
@@ -96,6 +98,12 @@ class BureauDaemon:
             "Bureau warnings written by the rules since start, by action (raise, cause_cleared, recurred)",
             lambda: {(k,): float(v) for k, v in self.warning_changes.items()},
             ("action",),
+        )
+        self.metrics.gauge_fn(
+            "hazmon_bureau_warning_notices",
+            "Notices of new warnings to the bureau's staff since start: sent, failed (attempts), gave_up",
+            lambda: {(k,): float(self.notices.stats[k]) for k in ("sent", "failed", "gave_up")},
+            ("what",),
         )
         self.http.add_check("database", database)
         self.http.add_check("broker", broker)
@@ -128,6 +136,7 @@ class BureauDaemon:
         self._tasks["subscriber"] = asyncio.create_task(asyncio.to_thread(self.subscriber.run, self._stop))
         self._tasks["downlink"] = asyncio.create_task(asyncio.to_thread(self.downlink.run, self._stop))
         self._tasks["warnings"] = asyncio.create_task(self._warnings())
+        self._tasks["notices"] = asyncio.create_task(self.notices.run(self._stop))
         log.info(
             "bureau daemon started",
             bureau=self.cfg.id,
@@ -142,6 +151,7 @@ class BureauDaemon:
             changes = tick(c, self.cfg.warning_settings, self.clock())
         if changes:
             self.downlink.wake()  # each change went to the downlink outbox in tick's transaction
+            self.notices.wake()  # and a raise is to be told to the region's staff
         for ch in changes:
             self.warning_changes[ch.action] += 1
             log.info(
@@ -166,6 +176,7 @@ class BureauDaemon:
     async def stop(self) -> None:
         self._stop.set()
         self.downlink.wake()
+        self.notices.wake()
         for t in self._tasks.values():
             await t
         self._tasks.clear()
