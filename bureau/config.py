@@ -256,6 +256,7 @@ class Channel:
     tls: Flag = False
     username: YText | None = None
     password_env: VarName | None = None
+    ca_file: YText | None = None  # email: the CA of the server's TLS certificate (default: the system's)
     url: YText | None = None  # webhook, mqtt
     secret_env: VarName | None = None  # webhook
     topic: YText = "hazmon/bureau/warnings/{region}"  # mqtt

@@ -43,7 +43,7 @@ def notifier(c: Channel) -> Notifier:
             c.name,
             EmailSettings(
                 c.host or "", c.port, c.sender, c.starttls, c.tls, c.username,
-                c.secret("password_env"), None, c.timeout_s,
+                c.secret("password_env"), c.ca_file, c.timeout_s,
             ),
         )  # fmt: skip
     if c.kind == "webhook":

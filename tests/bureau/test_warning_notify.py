@@ -26,7 +26,7 @@ from hazmon.bureau.config import (
 )
 from hazmon.bureau_daemon import BureauDaemon
 from hazmon.plant import ConfigError
-from tests.alarms.receivers import HttpReceiver
+from tests.alarms.receivers import HttpReceiver, SmtpServer
 from tests.bureau.test_daemon import bureau_config
 from tests.bureau.warnings_rows import add_alarm, add_enterprise, add_source
 
@@ -109,6 +109,43 @@ async def test_each_raise_reaches_its_region_once_red_first_retried_and_not_agai
         await d2.stop()
     assert len(hook.requests) == before
     assert d2.notices.stats["sent"] == 0
+
+
+async def test_email_one_mail_per_raise_across_a_restart(
+    db_dsn: str, mqtt_broker: tuple[str, int], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same through a real SMTP server (STARTTLS, login): one mail per raise, none after a restart."""
+    smtp = SmtpServer(tmp_path)
+    smtp.start()
+    monkeypatch.setenv("BUREAU_SMTP_PASSWORD", SmtpServer.PASSWORD)
+    with psycopg.connect(db_dsn, autocommit=True) as c:
+        add_enterprise(c, "E1", "320116", T0 - timedelta(days=1), name="华兴化工")
+    mail = Channel(
+        name="mail", kind="email", host="127.0.0.1", port=smtp.port, **{"from": "hazmon@bureau.example.gov.cn"},
+        username=SmtpServer.USER, password_env="BUREAU_SMTP_PASSWORD", ca_file=str(smtp.cert),
+    )  # fmt: skip
+    duty = NotifyRecipient(
+        name="liuhe-duty",
+        channel="mail",
+        region=RegionSettings("320116", "county"),
+        address="duty@liuhe.example.cn",
+    )
+    cfg = replace(bureau_config(db_dsn, mqtt_broker[1]), notify=Notify(channels=(mail,), recipients=(duty,)))
+    try:
+        for minutes in (0, 1):  # a second run of the bureau on the same database
+            d = BureauDaemon(cfg, clock=lambda m=minutes: T0 + timedelta(hours=2, minutes=m))
+            await d.start()
+            try:
+                d.tick_warnings()
+                await _until(lambda: len(smtp.box) >= 1, "the mail")
+                assert await d.notices.once() == 0  # nothing due any more
+            finally:
+                await d.stop()
+    finally:
+        smtp.stop()
+    assert len(smtp.box) == 1
+    m = smtp.box[0]
+    assert m.to == ["duty@liuhe.example.cn"] and "橙色预警" in m.subject and "华兴化工" in m.body
 
 
 def test_notify_section_errors_name_file_line_and_field(
