@@ -341,7 +341,10 @@ def list_warnings(
 
 
 def get_warning(conn: Conn, warning_id: int, scope: Scope | None) -> dict[str, Any] | None:
-    """One warning with its ``events`` (oldest first), or None when missing or outside ``scope``."""
+    """One warning with its ``events`` and ``notices``, or None when missing or outside ``scope``.
+
+    ``events``: its history, oldest first; ``notices``: who of the staff was told, and when.
+    """
     where, args = _scope_sql(scope)
     with conn.cursor(row_factory=dict_row) as cur:
         w = cur.execute(
@@ -354,6 +357,11 @@ def get_warning(conn: Conn, warning_id: int, scope: Scope | None) -> dict[str, A
         w["events"] = cur.execute(
             "SELECT event, at, actor, comment, state_after FROM bureau_warning_event"
             " WHERE warning_id = %s ORDER BY id",
+            (warning_id,),
+        ).fetchall()
+        w["notices"] = cur.execute(
+            "SELECT recipient, notified_at, attempts, last_error, gave_up_at FROM bureau_warning_notice"
+            " WHERE warning_id = %s ORDER BY recipient",
             (warning_id,),
         ).fetchall()
     return w

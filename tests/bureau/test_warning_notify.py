@@ -24,6 +24,7 @@ from hazmon.bureau.config import (
     RegionSettings,
     load_config,
 )
+from hazmon.bureau.warning_repository import get_warning
 from hazmon.bureau_daemon import BureauDaemon
 from hazmon.plant import ConfigError
 from tests.alarms.receivers import HttpReceiver, SmtpServer
@@ -97,6 +98,11 @@ async def test_each_raise_reaches_its_region_once_red_first_retried_and_not_agai
             "SELECT recipient, attempts, notified_at IS NOT NULL FROM bureau_warning_notice ORDER BY warning_id"
         ).fetchall()
     assert len(rows) == 2 and all(r[0] == "liuhe" and r[1] >= 2 and r[2] for r in rows)
+    with psycopg.connect(db_dsn) as c:
+        w = get_warning(c, raised["silent:E1"], None)
+    assert w is not None and [
+        (n["recipient"], n["notified_at"] == T0 + timedelta(hours=2)) for n in w["notices"]
+    ] == [("liuhe", True)]  # the warning shows who was told, and when
 
     # a restart: the same warnings, nothing sent again
     before = len(hook.requests)
