@@ -100,8 +100,8 @@ def _record_warning(alarms: AlarmService, loop: asyncio.AbstractEventLoop, plant
             on = p.action == "raised"
             if a is None and not on:
                 raise Refused("unknown_warning", f"warning_id: {p.warning_id} was never raised at this plant")
-            if a is not None and a.state.active == on:
-                return False  # delivered again (QoS 1): recorded already
+            if a is not None and (on or not a.state.active):
+                return False  # delivered again (QoS 1): a warning is raised once, closed once
             what_zh = "" if on else "已消警："
             what_en = "" if on else "closed (消警): "
             f = Finding(

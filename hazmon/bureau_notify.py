@@ -12,6 +12,7 @@ here, in the roof, they meet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -101,10 +102,13 @@ class WarningNotices:
         rt = cfg.retry
         self.policy = RetryPolicy(rt.attempts, rt.backoff_s, rt.max_backoff_s)
         self.stats: Counter[str] = Counter()
-        self._wake = threading.Event()
+        self._wake = asyncio.Event()  # waited on the loop: no worker thread held while idle
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def wake(self) -> None:
-        self._wake.set()
+        """Look now (from any thread: the tick runs in one)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     def _claim(self) -> list[Due]:
         now = self.clock()
@@ -149,12 +153,15 @@ class WarningNotices:
 
     async def run(self, stop: threading.Event) -> None:
         """Until ``stop``: every ``every_s`` or when woken (a tick wrote changes)."""
+        self._loop = asyncio.get_running_loop()
         while not stop.is_set():
             try:
                 await self.once()
             except (psycopg.Error, OSError) as e:
                 log.warning("bureau warning notices: database away, retrying", error=str(e).strip())
-            await asyncio.to_thread(self._wake.wait, self.cfg.every_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.cfg.every_s):
+                    await self._wake.wait()
             self._wake.clear()
         for n in self.notifiers.values():
             await n.close()

@@ -12,23 +12,59 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import paho.mqtt.client as mqtt
 import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
 
+from hazmon.bureau.downlink import DownlinkSender
 from hazmon.bureau.warning_config import Warnings
 from hazmon.bureau_daemon import BureauDaemon
 from hazmon.daemon import Daemon
 from hazmon.plant import Plant
+from hazmon.plant.link import topic
 from hazmon.uplink import UplinkSettings
 from testkit.mosquitto import PrivateMosquitto
 from tests.alarms.helpers import bearer, webhook_settings
 from tests.bureau.test_daemon import TOKENS, bureau_config
 from tests.daemon.helpers import daemon_config, mqtt_only, wait_for
+
+
+def _q(dsn: str, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as c:
+        return c.execute(sql, args).fetchall()
+
+
+def _publish_again(bureau_dsn: str, port: int, wid: int) -> None:
+    """The bureau's ``raised`` message of ``wid`` once more, and a ``verified`` of warning 999999."""
+    (row,) = _q(
+        bureau_dsn,
+        "SELECT seq, message_id, enterprise_id, region_code, kind, payload FROM bureau_downlink"
+        " WHERE (payload->>'warning_id')::bigint = %s AND payload->>'action' = 'raised'",
+        wid,
+    )
+    raised = DownlinkSender._envelope(row)
+    stranger = raised.model_copy(
+        update={"message_id": uuid.uuid4(), "payload": raised.payload.model_copy(
+            update={"warning_id": 999999, "action": "verified"})}
+    )  # fmt: skip
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bureau-{uuid.uuid4().hex[:6]}")
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    try:
+        for env in (raised, stranger):
+            c.publish(
+                topic(env.enterprise_id, env.kind), env.model_dump_json().encode(), qos=1
+            ).wait_for_publish(10)
+    finally:
+        c.disconnect()
+        c.loop_stop()
 
 
 async def test_a_bureau_warning_shows_at_the_plant_and_clears_when_the_bureau_closes_it(
@@ -118,6 +154,15 @@ async def test_a_bureau_warning_shows_at_the_plant_and_clears_when_the_bureau_cl
                     ) as r:
                         assert r.status == 200, await r.text()
                 a = await shown(False)
+
+                # the raise delivered again (same message), and a change of a warning never raised here
+                seen = down.stats.duplicates, down.stats.refused
+                _publish_again(bureau_dsn, private_mosquitto.port, wid)
+                await wait_for(
+                    lambda: (down.stats.duplicates, down.stats.refused) == (seen[0] + 1, seen[1] + 1),
+                    "the redelivery and the stranger handled",
+                )
+                assert (await advisory() or {}).get("active") is False  # still cleared
                 async with http.get(f"{plant_api}/{a['id']}", headers=op) as r:
                     detail = await r.json()
             comments = [(ev["actor"], ev["comment"]) for ev in detail["events"] if ev["kind"] == "comment"]
@@ -128,7 +173,11 @@ async def test_a_bureau_warning_shows_at_the_plant_and_clears_when_the_bureau_cl
             ]
             kinds = [ev["kind"] for ev in detail["events"]]
             assert kinds.count("raised") == 1 and kinds.count("cleared") == 1
-            assert down.stats.refused == 0
+            assert down.stats.refused == 1
+        reasons = [
+            r[0] for r in _q(db_dsn, "SELECT reason FROM collector_dead_letter WHERE source = 'uplink'")
+        ]
+        assert reasons == ["unknown_warning"]
         with psycopg.connect(bureau_dsn) as c:
             sent = c.execute(
                 "SELECT count(*) FILTER (WHERE sent_at IS NOT NULL), count(*) FROM bureau_downlink"
