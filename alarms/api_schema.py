@@ -58,6 +58,7 @@ def _whole(v: object) -> object:
     return v
 
 
+
 _STATES = tuple(s.value for s in AlarmStatus)
 _TIERS = tuple(t.colour for t in Tier)
 
@@ -86,9 +87,9 @@ class AlarmQuery(BaseModel):
     state: Annotated[
         str | None, Field(pattern=_list_pattern(_STATES), description="comma list of states")
     ] = None
-    tier: Annotated[str | None, Field(pattern=_list_pattern(_TIERS), description="comma list of tiers")] = (
-        None
-    )
+    tier: Annotated[
+        str | None, Field(pattern=_list_pattern(_TIERS), description="comma list of tiers")
+    ] = None
     hazard_source: Text | None = None
     sensor: Text | None = None
     condition: Text | None = None

@@ -336,9 +336,7 @@ def _console(
     console = build_console(plant, cs, config.database.resolved_dsn(), alarms)
     http.mount(console.routes())
     metrics.gauge_fn(
-        "hazmon_console_counters",
-        "Web console counters, by counter",
-        _by_counter(lambda: console.counters),
+        "hazmon_console_counters", "Web console counters, by counter", _by_counter(lambda: console.counters),
         ("counter",),
     )
 

@@ -177,9 +177,7 @@ async def test_full_handling_through_the_api(api: tuple[TestClient[Any, Any], Al
 # against their schema; each must be a 400 (or 404) with a reason, and change nothing.
 
 
-async def _raw(
-    client: TestClient[Any, Any], method: str, path: str, headers: dict[str, str], body: bytes
-) -> tuple[int, dict[str, Any]]:
+async def _raw(client: TestClient[Any, Any], method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
     """Send exactly these bytes (aiohttp's client would re-encode a str body)."""
     r = await client.request(method, path, headers={"Content-Type": "application/json", **headers}, data=body)
     return r.status, await r.json(content_type=None)
@@ -207,50 +205,20 @@ async def test_a_token_with_non_utf8_bytes_is_a_400(api: tuple[TestClient[Any, A
 
 BAD_BODIES = [
     # (action, body bytes, status, the reason's beginning)
-    (
-        "comment",
-        b'{"comment": ' + b"[" * 5000 + b"]" * 5000 + b"}",
-        400,
-        "body: not valid JSON: recursion limit exceeded",
-    ),
-    (
-        "comment",
-        b'{"comment": "valve\\u0000closed"}',
-        400,
-        "body.comment: contains a NUL character (U+0000) at position 5",
-    ),
+    ("comment", b'{"comment": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "body: not valid JSON: recursion limit exceeded"),
+    ("comment", b'{"comment": "valve\\u0000closed"}', 400, "body.comment: contains a NUL character (U+0000) at position 5"),
     ("comment", b'{"comment": "valve \\ud800 closed"}', 400, "body: not valid JSON: "),
     ("comment", b'{"comment": "\xff\xfe"}', 400, "body: not valid JSON: "),
     ("comment", b'{"comment": 5}', 400, "body.comment: Input should be a valid string"),
     ("comment", b'{"comment": "x", "colour": "red"}', 400, "body.colour: unknown field"),
     ("comment", b"[1, 2]", 400, "body: Input should be an object"),
     ("ack", b'{"comment": "a\\u0000"}', 400, "body.comment: contains a NUL character"),
-    (
-        "shelve",
-        b'{"duration_s": true, "reason": "calibration"}',
-        400,
-        "body.duration_s: Input should be a valid number",
-    ),
-    (
-        "shelve",
-        b'{"duration_s": "600", "reason": "calibration"}',
-        400,
-        "body.duration_s: Input should be a valid number",
-    ),
+    ("shelve", b'{"duration_s": true, "reason": "calibration"}', 400, "body.duration_s: Input should be a valid number"),
+    ("shelve", b'{"duration_s": "600", "reason": "calibration"}', 400, "body.duration_s: Input should be a valid number"),
     ("shelve", b'{"duration_s": 600, "reason": 7}', 400, "body.reason: Input should be a valid string"),
-    (
-        "shelve",
-        b'{"duration_s": -5, "reason": "calibration"}',
-        400,
-        "body.duration_s: Input should be greater than 0",
-    ),
+    ("shelve", b'{"duration_s": -5, "reason": "calibration"}', 400, "body.duration_s: Input should be greater than 0"),
     ("shelve", b'{"duration_s": 600, "reason": "   "}', 400, "body.reason: shelving needs a reason"),
-    (
-        "shelve",
-        b'{"duration_s": 1e999, "reason": "x"}',
-        400,
-        "body.duration_s: Input should be a finite number",
-    ),
+    ("shelve", b'{"duration_s": 1e999, "reason": "x"}', 400, "body.duration_s: Input should be a finite number"),
     ("bureau/received", b'{"comment": null}', 400, "body.comment: Input should be a valid string"),
 ]
 
@@ -262,13 +230,7 @@ async def test_a_bad_body_is_a_400_with_its_reason_and_records_nothing(
     client, svc = api
     alarm_id = svc.alarms()[0].id
     user = "luhe" if action.startswith("bureau/") else "op1"
-    status, answer = await _raw(
-        client,
-        "POST",
-        f"/api/v1/alarms/{alarm_id}/{action}",
-        {"Authorization": f"Bearer {bearer(user)}"},
-        body,
-    )
+    status, answer = await _raw(client, "POST", f"/api/v1/alarms/{alarm_id}/{action}", {"Authorization": f"Bearer {bearer(user)}"}, body)
     assert status == want, answer
     assert answer["error"].startswith(reason), answer
     assert len(answer["error"]) < 300  # the input is not echoed back
@@ -361,9 +323,7 @@ async def test_every_route_is_in_the_generated_openapi_with_request_and_response
         ok = resolve(op["responses"]["200"]["content"]["application/json"]["schema"])
         assert ok["type"] == "object" and ok["properties"], (method, path)
         for code in ("400", "401", "403"):
-            assert resolve(op["responses"][code]["content"]["application/json"]["schema"])["required"] == [
-                "error"
-            ]
+            assert resolve(op["responses"][code]["content"]["application/json"]["schema"])["required"] == ["error"]
         params = {p["name"]: p for p in op["parameters"]}
         if "{id}" in path:
             assert params["id"]["in"] == "path"
@@ -372,11 +332,7 @@ async def test_every_route_is_in_the_generated_openapi_with_request_and_response
             body = resolve(op["requestBody"]["content"]["application/json"]["schema"])
             assert body["additionalProperties"] is False
             assert "comment" in body["properties"]
-    shelve = resolve(
-        doc["paths"]["/api/v1/alarms/{id}/shelve"]["post"]["requestBody"]["content"]["application/json"][
-            "schema"
-        ]
-    )
+    shelve = resolve(doc["paths"]["/api/v1/alarms/{id}/shelve"]["post"]["requestBody"]["content"]["application/json"]["schema"])
     assert set(shelve["required"]) == {"duration_s", "reason"}
     assert shelve["properties"]["duration_s"]["type"] == "number"
     listing = {p["name"]: p["schema"] for p in doc["paths"]["/api/v1/alarms"]["get"]["parameters"]}
@@ -384,9 +340,7 @@ async def test_every_route_is_in_the_generated_openapi_with_request_and_response
     assert listing["limit"]["minimum"] == 1
 
 
-async def test_responses_match_their_generated_schemas(
-    api: tuple[TestClient[Any, Any], AlarmService],
-) -> None:
+async def test_responses_match_their_generated_schemas(api: tuple[TestClient[Any, Any], AlarmService]) -> None:
     from hazmon.alarms.api_schema import Alarm, AlarmDetail, AlarmList, ApiError, OpenApiDocument
 
     client, svc = api

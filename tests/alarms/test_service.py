@@ -405,9 +405,7 @@ async def test_failed_batch_is_recorded_once_when_retried(make_service: MakeServ
 async def test_kpi_views_for_grafana(make_service: MakeService, db_dsn: str) -> None:
     # alarm_kpi_standing compares with the server's now(), so this test's times are relative to
     # the server's clock (not T0's fixed date): the start of the hour before the server's now.
-    ((t0,),) = rows(
-        db_dsn, "SELECT (extract(epoch FROM date_trunc('hour', now()) - interval '1 hour') * 1e6)::bigint"
-    )
+    ((t0,),) = rows(db_dsn, "SELECT (extract(epoch FROM date_trunc('hour', now()) - interval '1 hour') * 1e6)::bigint")
     assert isinstance(t0, int)
     svc = await make_service(repeat_s=0)
     old = t0 - 2 * 86400 * S  # standing: active for two days

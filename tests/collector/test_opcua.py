@@ -304,10 +304,7 @@ def test_browse_lists_variables_and_writes_sensor_entries(example_plant: Plant, 
         cwd=root,
         stdout=subprocess.PIPE,
         text=True,
-        env={
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join((str(root), str(root / "tools"))),
-        },  # tests + testkit
+        env={**os.environ, "PYTHONPATH": os.pathsep.join((str(root), str(root / "tools")))},  # tests + testkit
     )
     try:
         assert srv.stdout is not None

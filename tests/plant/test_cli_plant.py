@@ -154,7 +154,4 @@ def test_check_takes_a_daemon_config_with_its_plant_file(tmp_path: Path) -> None
     f.write_text("plant: plant.yaml\n")
     r = hz("check", str(f))
     assert r.returncode == 0, r.stderr
-    assert (
-        r.stdout.strip()
-        == f"{f}: ok (daemon config; plant {tmp_path / 'plant.yaml'}: 3 hazard sources, 43 sensors)"
-    )
+    assert r.stdout.strip() == f"{f}: ok (daemon config; plant {tmp_path / 'plant.yaml'}: 3 hazard sources, 43 sensors)"

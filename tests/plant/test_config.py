@@ -210,19 +210,13 @@ def test_plant_file_overrides_the_tier_table() -> None:
 def test_quantity_must_be_finite_and_positive(value: str, reason: str) -> None:
     with pytest.raises(ConfigError) as e:
         loads(BASE.replace("max_t: 30", f"max_t: {value}"), "q.yaml")
-    assert [str(p) for p in e.value.problems] == [
-        f"q.yaml:15: hazard_sources[0].chemicals[0].max_t: {reason}"
-    ]
+    assert [str(p) for p in e.value.problems] == [f"q.yaml:15: hazard_sources[0].chemicals[0].max_t: {reason}"]
 
 
 def test_batch_sensors_share_a_topic_but_not_with_a_single_sensor() -> None:
     batch = BASE.replace(
-        'binding: {endpoint: dcs, node: "ns=2;s=LT-1"}',
-        "binding: {endpoint: gds, topic: plant/b, payload: batch}",
-    ).replace(
-        "binding: {endpoint: gds, topic: plant/cl2/AT-1}",
-        "binding: {endpoint: gds, topic: plant/b, payload: batch}",
-    )
+        'binding: {endpoint: dcs, node: "ns=2;s=LT-1"}', "binding: {endpoint: gds, topic: plant/b, payload: batch}"
+    ).replace("binding: {endpoint: gds, topic: plant/cl2/AT-1}", "binding: {endpoint: gds, topic: plant/b, payload: batch}")
     assert [s.tag for s in loads(batch, "b.yaml").sensors()] == ["LT-1", "AT-1"]
     mixed = batch.replace(
         "binding: {endpoint: gds, topic: plant/b, payload: batch}\n        limits",
@@ -238,9 +232,7 @@ def test_batch_sensors_share_a_topic_but_not_with_a_single_sensor() -> None:
     other = BASE.replace(
         '    - {name: gds, url: "mqtt://127.0.0.1:1883"}',
         '    - {name: gds, url: "mqtt://127.0.0.1:1883"}\n    - {name: gds2, url: "mqtt://127.0.0.1:1884"}',
-    ).replace(
-        'binding: {endpoint: dcs, node: "ns=2;s=LT-1"}', "binding: {endpoint: gds2, topic: plant/cl2/AT-1}"
-    )
+    ).replace('binding: {endpoint: dcs, node: "ns=2;s=LT-1"}', "binding: {endpoint: gds2, topic: plant/cl2/AT-1}")
     assert len(loads(other, "o.yaml").sensors()) == 2
 
 
@@ -251,25 +243,19 @@ def test_batch_sensors_share_a_topic_but_not_with_a_single_sensor() -> None:
         ("{chemical: 某中间体, category: W2, q_t: 10, beta: 1.5, max_t: 20}", []),
         (
             "{chemical: 某中间体, category: W2, q_t: 20, beta: 1.5, max_t: 20}",
-            [
-                "15: hazard_sources[0].chemicals[0].q_t: GB 18218-2018 gives Q (Table 2) = 10 t for W2 "
-                "(易燃气体，类别1和类别2), got 20"
-            ],
+            ["15: hazard_sources[0].chemicals[0].q_t: GB 18218-2018 gives Q (Table 2) = 10 t for W2 "
+             "(易燃气体，类别1和类别2), got 20"],
         ),
         (
             "{chemical: 某中间体, category: W2, q_t: 10, beta: 1, max_t: 20}",
-            [
-                "15: hazard_sources[0].chemicals[0].beta: GB 18218-2018 gives β (Table 4) = 1.5 for W2 "
-                "(易燃气体，类别1和类别2), got 1"
-            ],
+            ["15: hazard_sources[0].chemicals[0].beta: GB 18218-2018 gives β (Table 4) = 1.5 for W2 "
+             "(易燃气体，类别1和类别2), got 1"],
         ),
         (
             "{chemical: 某中间体, category: Z1, q_t: 10, beta: 1, max_t: 20}",
-            [
-                "15: hazard_sources[0].chemicals[0].category: 'Z1' is not a GB 18218-2018 Table 2 category (one of: "
-                "J1, J2, J3, J4, J5, W1.1, W1.2, W1.3, W2, W3, W4, W5.1, W5.2, W5.3, W5.4, W6.1, W6.2, W7.1, W7.2, "
-                "W8, W9.1, W9.2, W10, W11)"
-            ],
+            ["15: hazard_sources[0].chemicals[0].category: 'Z1' is not a GB 18218-2018 Table 2 category (one of: "
+             "J1, J2, J3, J4, J5, W1.1, W1.2, W1.3, W2, W3, W4, W5.1, W5.2, W5.3, W5.4, W6.1, W6.2, W7.1, W7.2, "
+             "W8, W9.1, W9.2, W10, W11)"],
         ),
         (
             "{chemical: 某中间体, category: W2, beta: 1.5, max_t: 20}",
@@ -277,10 +263,8 @@ def test_batch_sensors_share_a_topic_but_not_with_a_single_sensor() -> None:
         ),
         (
             "{chemical: chlorine, q_t: 10, max_t: 20}",
-            [
-                "15: hazard_sources[0].chemicals[0].q_t: 'chlorine' is in hazmon.plant.standards, which gives its "
-                "Q and β: remove q_t"
-            ],
+            ["15: hazard_sources[0].chemicals[0].q_t: 'chlorine' is in hazmon.plant.standards, which gives its "
+             "Q and β: remove q_t"],
         ),
     ],
 )
@@ -304,10 +288,7 @@ def test_an_unverified_category_q_is_taken_from_the_file_and_flagged() -> None:
     from hazmon.plant import grade_source
 
     # W5.3's Q (1000 t) is transcribed unverified: the file's Q is used, the grading flagged
-    text = BASE.replace(
-        "{chemical: chlorine, max_t: 30}",
-        "{chemical: 某溶剂, category: W5.3, q_t: 1000, beta: 1, max_t: 2000}",
-    )
+    text = BASE.replace("{chemical: chlorine, max_t: 30}", "{chemical: 某溶剂, category: W5.3, q_t: 1000, beta: 1, max_t: 2000}")
     g = grade_source(loads(text, "c.yaml").hazard_sources[0])
     assert (g.s, g.r, g.grade, g.verified) == (2.0, 4.0, Grade.FOUR, False)
 

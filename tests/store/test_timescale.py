@@ -327,7 +327,6 @@ def test_out_of_range_readings_stay_out_of_the_continuous_aggregates(timescale_d
         refresh_rollups(c, [(to_us(t0), to_us(t0 + timedelta(minutes=1)))], mode="timescaledb", now=now)
         for view in ("readings_1m", "readings_1h"):
             got = c.execute(
-                f"SELECT n, bad, min, max, avg, last FROM {view} WHERE sensor_id = %s AND bucket = %s",
-                (sid, t0),
+                f"SELECT n, bad, min, max, avg, last FROM {view} WHERE sensor_id = %s AND bucket = %s", (sid, t0)
             ).fetchone()
             assert got == (30, 2, 1.0, 1.0, 1.0, 1.0), view
