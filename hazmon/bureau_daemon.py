@@ -7,6 +7,7 @@ API wakes the downlink sender (a callback), and both threads report into one met
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -77,6 +78,7 @@ class BureauDaemon:
         self.http.mount(build_routes(self.api))
         self._probe = DatabaseProbe(dsn)
         self._stop = threading.Event()
+        self._halt = asyncio.Event()  # the same for the loop's own tasks (made again at each start)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._add_checks()
 
@@ -133,6 +135,7 @@ class BureauDaemon:
             await asyncio.to_thread(migrate_bureau, self.cfg)
         port = await self.http.start()
         self._stop.clear()
+        self._halt = asyncio.Event()
         self._tasks["subscriber"] = asyncio.create_task(asyncio.to_thread(self.subscriber.run, self._stop))
         self._tasks["downlink"] = asyncio.create_task(asyncio.to_thread(self.downlink.run, self._stop))
         self._tasks["warnings"] = asyncio.create_task(self._warnings())
@@ -171,10 +174,14 @@ class BureauDaemon:
                 await asyncio.to_thread(self.tick_warnings)
             except (psycopg.Error, OSError) as e:
                 log.warning("bureau warnings: evaluation failed, retrying", error=str(e).strip())
-            await asyncio.to_thread(self._stop.wait, every)  # `stop` sets it: no wait for the interval
+            # on the loop, not a worker thread parked in a wait (the API's calls need those); `stop` ends it
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    await self._halt.wait()
 
     async def stop(self) -> None:
         self._stop.set()
+        self._halt.set()
         self.downlink.wake()
         self.notices.wake()
         for t in self._tasks.values():
