@@ -111,6 +111,8 @@ class Tiering:
         return Grade.ONE
 
     def tier_of(self, f: Finding) -> Tier:
+        if f.condition is Condition.BUREAU_WARNING and f.value in (1.0, 2.0, 3.0, 4.0):
+            return Tier(int(f.value or 1))  # the bureau gave its warning's colour: kept as it is
         return tier_for(f.level, f.condition, self.grade_of(f.hazard_source), self.plant.tiers)
 
     def retiers(self, alarms: Iterable[AlarmRow]) -> list[tuple[AlarmRow, Tier]]:
@@ -123,6 +125,8 @@ class Tiering:
                 continue
             for a in alarms:
                 if a.hazard_source != hs_id or not a.state.showing_active:
+                    continue
+                if a.condition == Condition.BUREAU_WARNING.value:  # the bureau's colour, not the grade's
                     continue
                 try:
                     level, condition = Level(a.state.level), Condition(a.condition)

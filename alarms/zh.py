@@ -35,6 +35,7 @@ CONDITION_ZH = {
     "duty_check_overdue": "包保责任人检查逾期",
     "commitment_missing": "安全承诺未按时填报",
     "weather_warning": "气象预警",
+    "bureau_warning": "应急管理部门预警",
 }
 
 STATE_ZH = {

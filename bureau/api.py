@@ -493,6 +493,7 @@ def build_routes(api: BureauApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one c
         if isinstance(got, warnings.NotFound):
             return refuse(request, 404, f"no warning {wid}", user.name)
         log.info("warning step", warning=wid, step=body.step, user=user.name)
+        api.on_step()  # the step went to the downlink outbox with it: send it now
         w = await api.run(lambda c: warnings.get_warning(c, wid, user.scope))
         return web.json_response(_json(w))
 

@@ -24,6 +24,7 @@
       users:
         - {name: 王伟, role: officer, password_hash: "scrypt$15$8$1$...",
            region: {code: "330100", level: city}}
+    notify: {channels: [...], recipients: [...]}   # who of the staff is told of a new warning (below)
 
 Every problem of the file is reported as ``file:line: field.path: reason``
 (`hazmon.plant.yamlmodel`). A token's region must lie inside the bureau's own.
@@ -45,16 +46,30 @@ from hazmon.bureau.warning_config import Warnings, to_settings
 from hazmon.plant.bureau_standards import WarningSettings
 from hazmon.plant.regions import LEVELS, Scope, prefix
 from hazmon.plant.web_users import BureauConsoleSettings
-from hazmon.plant.yamlmodel import SECTION, Flag, Positive, Whole, YText, check, choice, pattern, validate
+from hazmon.plant.yamlmodel import (
+    SECTION,
+    Flag,
+    NonNegative,
+    Positive,
+    Whole,
+    YText,
+    check,
+    choice,
+    pattern,
+    validate,
+)
 from hazmon.plant.yamlnode import Node, expand_env, parse_file, port_problem
 from hazmon.store import dsn_from_env
 
 __all__ = [
     "BrokerSettings",
     "BureauConfig",
+    "Channel",
     "DatabaseSettings",
     "HttpSettings",
     "Limits",
+    "Notify",
+    "NotifyRecipient",
     "RegionSettings",
     "TokenSettings",
     "inside",
@@ -198,6 +213,146 @@ class Limits:
     max_message_bytes: Annotated[Whole, Field(ge=1024)] = 256 * 1024
 
 
+# ---------------------------------------------------------------- notify:
+# The bureau config's ``notify:`` section: who of the bureau's staff is told of a new warning, and how.
+#
+# ::
+#
+#     notify:
+#       channels:                        # how to reach people (the alarm notifiers, wired by the roof)
+#         - {name: mail, kind: email, host: smtp.example.gov.cn, port: 587, from: hazmon@example.gov.cn,
+#            username: hazmon, password_env: HAZMON_SMTP_PASSWORD}
+#         - {name: duty-hook, kind: webhook, url: "https://duty.example.gov.cn/hook",
+#            secret_env: HAZMON_HOOK_SECRET}
+#         - {name: platform, kind: mqtt, url: "mqtts://platform.example.gov.cn:8883",
+#            topic: "bureau/{region}"}
+#       recipients:                      # each region's staff: a warning of an enterprise in it is sent
+#         - {name: liuhe-duty, channel: mail, address: duty@liuhe.example.gov.cn,
+#            region: {code: "320116", level: county}, colours: [red, orange, yellow]}
+#         - {name: city-hook, channel: duty-hook, region: {code: "320100", level: city},
+#            colours: [red, orange]}
+#       retry: {attempts: 6, backoff_s: 2, max_backoff_s: 300}
+#       every_s: 5                       # how often the queue is looked at (a new warning wakes it at once)
+#
+# A recipient's ``address`` is the e-mail address (required for ``email``); for ``webhook`` and
+# ``mqtt`` it defaults to the channel's URL or topic (``{region}`` becomes the warning's region
+# code). ``colours`` default to all four. Secrets come from the environment variables named.
+
+COLOURS = ("red", "orange", "yellow", "blue")
+_Colour = Annotated[YText, BeforeValidator(choice(*COLOURS))]
+
+
+def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    if urlsplit(url).scheme not in schemes or not urlsplit(url).hostname:
+        return f"'{url}' is not a {' or '.join(s + '://' for s in schemes)} URL"
+    return port_problem(url)
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class Channel:
+    """One way to reach people: ``email`` (SMTP), ``webhook`` (signed JSON POST) or ``mqtt``."""
+
+    name: Id
+    kind: Annotated[YText, BeforeValidator(choice("email", "webhook", "mqtt"))]
+    host: YText | None = None  # email
+    port: Annotated[Whole, Field(ge=1, le=65535)] = 587
+    sender: YText = Field(default="hazmon@localhost", alias="from")
+    starttls: Flag = True
+    tls: Flag = False
+    username: YText | None = None
+    password_env: VarName | None = None
+    ca_file: YText | None = None  # email: the CA of the server's TLS certificate (default: the system's)
+    url: YText | None = None  # webhook, mqtt
+    secret_env: VarName | None = None  # webhook
+    topic: YText = "hazmon/bureau/warnings/{region}"  # mqtt
+    timeout_s: Positive = 10.0
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> Channel:
+        k = self.kind
+        check(
+            (("host",), "an email channel needs host") if k == "email" and not self.host else None,
+            (("url",), f"a {k} channel needs url") if k != "email" and not self.url else None,
+            (("url",), why)
+            if k != "email" and self.url and (why := _url_problem(self.url, _SCHEMES[k]))
+            else None,
+            (("secret_env",), "a webhook channel needs secret_env (its HMAC key)")
+            if k == "webhook" and not self.secret_env
+            else None,
+            (("topic",), f"'{self.topic}' is not a topic to publish to (no '+' or '#')")
+            if k == "mqtt" and ("+" in self.topic or "#" in self.topic or not self.topic)
+            else None,
+            *(
+                ((f,), f"environment variable {v} is not set")
+                for f, v in (("password_env", self.password_env), ("secret_env", self.secret_env))
+                if v is not None and os.environ.get(v) is None
+            ),
+        )
+        return self
+
+    def secret(self, field: str) -> str | None:
+        """The value of the environment variable ``field`` names (read when connecting)."""
+        var = getattr(self, field)
+        return None if var is None else os.environ.get(var)
+
+
+_SCHEMES = {"webhook": ("http", "https"), "mqtt": ("mqtt", "mqtts")}
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class NotifyRecipient:
+    """Staff of one region: told of every new warning of an enterprise in ``region`` in ``colours``."""
+
+    name: Id
+    channel: Id
+    region: RegionSettings
+    address: YText | None = None
+    colours: tuple[_Colour, ...] = COLOURS
+
+    @property
+    def scope(self) -> Scope:
+        return self.region.scope
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class NotifyRetry:
+    attempts: Annotated[Whole, Field(ge=1)] = 6
+    backoff_s: NonNegative = 2.0
+    max_backoff_s: NonNegative = 300.0
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class Notify:
+    """The ``notify:`` section (see the module docstring)."""
+
+    channels: tuple[Channel, ...] = ()
+    recipients: tuple[NotifyRecipient, ...] = ()
+    retry: NotifyRetry = NotifyRetry()
+    every_s: Positive = 5.0
+
+    @model_validator(mode="after")
+    def _names(self) -> Notify:
+        kinds = {c.name: c.kind for c in self.channels}
+        problems: list[tuple[object, str] | None] = []
+        for i, c in enumerate(self.channels):
+            if [x.name for x in self.channels].index(c.name) != i:
+                problems.append(((("channels", i, "name"),), f"channel name '{c.name}' given twice"))
+        seen: set[str] = set()
+        for i, r in enumerate(self.recipients):
+            if r.name in seen:
+                problems.append(((("recipients", i, "name"),), f"recipient name '{r.name}' given twice"))
+            seen.add(r.name)
+            if r.channel not in kinds:
+                problems.append(
+                    ((("recipients", i, "channel"),), f"no channel named '{r.channel}' (channels: "
+                     f"{', '.join(kinds) or 'none'})")
+                )  # fmt: skip
+            elif kinds[r.channel] == "email" and not r.address:
+                problems.append(((("recipients", i, "address"),), "an email recipient needs address"))
+        check(*problems)  # type: ignore[arg-type]
+        return self
+
+
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
 class BureauConfig:
     id: Id
@@ -210,6 +365,7 @@ class BureauConfig:
     limits: Limits = Limits()
     warnings: Warnings = field(default_factory=Warnings)
     console: BureauConsoleSettings = field(default_factory=BureauConsoleSettings)  # no users: no console
+    notify: Notify = field(default_factory=Notify)
 
     @model_validator(mode="after")
     def _tokens_inside(self) -> BureauConfig:

@@ -1,11 +1,12 @@
-"""The bureau's downlink: steps on an alarm sent down to the enterprise through an outbox.
+"""The bureau's downlink: steps on an alarm and warnings sent down to the enterprise through an outbox.
 
-`enqueue` adds a message (a `BureauStep`) to ``bureau_downlink`` in the caller's transaction
-(the one that records the step), so the step and its sending are one. `DownlinkSender` publishes
-the unsent rows in ``seq`` order on ``hazmon/v1/<enterprise>/down/<kind>`` at QoS 1 and marks a
-row sent only on its PUBACK: a broker outage leaves the rows unsent and the next pass replays
-them with the same ``message_id``. One sender at a time works the outbox (a transaction-level
-advisory lock), so several worker processes may each run one.
+`enqueue` adds a message (a `BureauStep` or a `BureauWarning`) to ``bureau_downlink`` in the
+caller's transaction (the one that records the step or the warning's change), so the change and
+its sending are one. `DownlinkSender` publishes the unsent rows in ``seq`` order on
+``hazmon/v1/<enterprise>/down/<kind>`` at QoS 1 and marks a row sent only on its PUBACK: a
+broker outage leaves the rows unsent and the next pass replays them with the same
+``message_id``. One sender at a time works the outbox (a transaction-level advisory lock), so
+several worker processes may each run one.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 
 from hazmon.bureau.config import BrokerSettings
 from hazmon.bureau.subscriber import mqtt_client
-from hazmon.plant.link import SCHEMA_VERSION, BureauStep, Envelope, topic
+from hazmon.plant.link import SCHEMA_VERSION, BureauStep, BureauWarning, Envelope, topic
 from hazmon.plant.schema import describe
 
 __all__ = ["DownlinkSender", "enqueue", "pending"]
@@ -34,7 +35,7 @@ Conn = psycopg.Connection[tuple[object, ...]]
 _LOCK_KEY = 0x6275_646C  # pg_advisory_xact_lock: one downlink sender at a time
 
 
-def enqueue(conn: Conn, enterprise_id: str, region_code: str, payload: BureauStep) -> int:
+def enqueue(conn: Conn, enterprise_id: str, region_code: str, payload: BureauStep | BureauWarning) -> int:
     """Add ``payload`` to the downlink outbox (caller's transaction); its ``seq``."""
     row = conn.execute(
         "INSERT INTO bureau_downlink (message_id, enterprise_id, region_code, kind, payload)"

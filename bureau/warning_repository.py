@@ -7,7 +7,10 @@ the same data it changes nothing; the partial unique index on ``cause_key`` make
 warning for one cause impossible even by hand.
 
 `step` locks the warning's row, checks the step with `hazmon.bureau.warning_flow.apply` and
-writes the new state and the event together. `list_warnings` and `get_warning` see only the
+writes the new state and the event together. Every event of a warning (raised, cause_cleared,
+recurred, verify, feedback, close) is also put in the downlink outbox (`push_down`, a
+``bureau_warning`` message to the enterprise) in the same transaction: written and sent, or
+neither. `list_warnings` and `get_warning` see only the
 regions a `Scope` covers; a warning outside it is "not found", never "forbidden".
 """
 
@@ -18,9 +21,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+import structlog
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from pydantic import ValidationError
 
+from hazmon.bureau.downlink import enqueue
 from hazmon.bureau.warning_flow import Refused, State, Transition, apply
 from hazmon.bureau.warnings import (
     AlarmIn,
@@ -34,10 +40,23 @@ from hazmon.bureau.warnings import (
     evaluate,
 )
 from hazmon.plant.bureau_standards import WarningSettings
+from hazmon.plant.link import BureauWarning
 from hazmon.plant.regions import Scope, prefix
+from hazmon.plant.schema import describe
 from hazmon.plant.standards import Tier
 
-__all__ = ["NotFound", "get_warning", "list_warnings", "load_inputs", "load_open", "step", "tick"]
+__all__ = [
+    "NotFound",
+    "get_warning",
+    "list_warnings",
+    "load_inputs",
+    "load_open",
+    "push_down",
+    "step",
+    "tick",
+]
+
+log = structlog.get_logger("hazmon.bureau")
 
 Conn = psycopg.Connection[Any]
 _LOCK = 0x6275_7761_726E  # 'buwarn': one evaluation at a time per database
@@ -82,13 +101,14 @@ _RED_UNACKED = """
 SELECT alarm_id, enterprise_id, source_id, sensor, condition, raised_at
 FROM bureau_alarm
 WHERE tier = %(red)s AND acked_at IS NULL AND bureau_step IS DISTINCT FROM 'closed' AND raised_at <= %(now)s
+  AND condition <> 'bureau_warning'  -- the plant's copy of a bureau warning: never a warning of its own
 ORDER BY alarm_id
 """
 
 _REPEATS = """
 SELECT enterprise_id, min(source_id) AS source_id, sensor, count(*) AS count, max(raised_at) AS last_raised_at
 FROM bureau_alarm
-WHERE sensor IS NOT NULL AND raised_at > %(since)s AND raised_at <= %(now)s
+WHERE sensor IS NOT NULL AND raised_at > %(since)s AND raised_at <= %(now)s AND condition <> 'bureau_warning'
 GROUP BY enterprise_id, sensor
 HAVING count(*) >= %(n)s
 """
@@ -173,12 +193,63 @@ def load_open(conn: Conn) -> list[OpenWarning]:
     return [OpenWarning(int(r[0]), str(r[1]), r[2]) for r in rows]
 
 
+_ACTION = {
+    "raised": "raised",
+    "cause_cleared": "cause_cleared",
+    "recurred": "recurred",
+    "verify": "verified",
+    "feedback": "fed_back",
+    "close": "closed",
+}
+"""A warning's event -> the ``action`` of the ``bureau_warning`` message sent down."""
+
+
+def push_down(conn: Conn, wid: int, event: str, *, at: datetime, actor: str, comment: str) -> int | None:
+    """Put the ``bureau_warning`` message of one event of ``wid`` in the downlink; its ``seq``.
+
+    In the caller's transaction: the event and its message are written together, or neither. A
+    message the link's schema refuses (a row written by hand) is logged and left out (None): the
+    warning itself is never held up by its message.
+    """
+    r = conn.execute(
+        "SELECT enterprise_id, region_code, kind, colour, text_zh, text_en, source_id, alarm_id"
+        " FROM bureau_warning WHERE id = %s",
+        (wid,),
+    ).fetchone()
+    assert r is not None
+    try:
+        msg = _message(wid, r, event, at=at, actor=actor, comment=comment)
+    except ValidationError as e:
+        log.error(
+            "bureau warning not sent down: refused by the link's schema", warning=wid, reason=describe(e)
+        )
+        return None
+    return enqueue(conn, str(r[0]), str(r[1]).strip(), msg)
+
+
+def _message(wid: int, r: Any, event: str, *, at: datetime, actor: str, comment: str) -> BureauWarning:
+    return BureauWarning(
+        warning_id=wid,
+        warning_kind=r[2],
+        colour=Tier(int(r[3])).colour,  # type: ignore[arg-type]
+        text_zh=r[4],
+        text_en=r[5],
+        hazard_source=r[6],
+        alarm_id=r[7],
+        action=_ACTION[event],  # type: ignore[arg-type]
+        at=at,
+        actor=actor,
+        comment=comment,
+    )
+
+
 def _event(conn: Conn, wid: int, event: str, *, at: datetime, actor: str, comment: str, state: str) -> None:
     conn.execute(
         "INSERT INTO bureau_warning_event (warning_id, event, at, actor, comment, state_after)"
         " VALUES (%s, %s, %s, %s, %s, %s)",
         (wid, event, at, actor, comment, state),
     )
+    push_down(conn, wid, event, at=at, actor=actor, comment=comment)
 
 
 def _write(conn: Conn, ch: Change) -> Change | None:
@@ -270,7 +341,10 @@ def list_warnings(
 
 
 def get_warning(conn: Conn, warning_id: int, scope: Scope | None) -> dict[str, Any] | None:
-    """One warning with its ``events`` (oldest first), or None when missing or outside ``scope``."""
+    """One warning with its ``events`` and ``notices``, or None when missing or outside ``scope``.
+
+    ``events``: its history, oldest first; ``notices``: who of the staff was told, and when.
+    """
     where, args = _scope_sql(scope)
     with conn.cursor(row_factory=dict_row) as cur:
         w = cur.execute(
@@ -283,6 +357,11 @@ def get_warning(conn: Conn, warning_id: int, scope: Scope | None) -> dict[str, A
         w["events"] = cur.execute(
             "SELECT event, at, actor, comment, state_after FROM bureau_warning_event"
             " WHERE warning_id = %s ORDER BY id",
+            (warning_id,),
+        ).fetchall()
+        w["notices"] = cur.execute(
+            "SELECT recipient, notified_at, attempts, last_error, gave_up_at FROM bureau_warning_notice"
+            " WHERE warning_id = %s ORDER BY recipient",
             (warning_id,),
         ).fetchall()
     return w

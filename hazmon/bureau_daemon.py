@@ -7,6 +7,7 @@ API wakes the downlink sender (a callback), and both threads report into one met
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from hazmon.bureau.ingest import IngestLimits, IngestMetrics, Ingestor
 from hazmon.bureau.subscriber import Subscriber
 from hazmon.bureau.warning_repository import tick
 from hazmon.bureau.warnings import Change
+from hazmon.bureau_notify import WarningNotices
 from hazmon.collector import Metrics
 from hazmon.console.bureau_pages import build_bureau_console
 from hazmon.http import CheckResult, HttpServer
@@ -87,11 +89,13 @@ class BureauDaemon:
             warning_settings=cfg.warning_settings,
         )
         self.warning_changes: Counter[str] = Counter()  # by action: raise, cause_cleared, recurred
+        self.notices = WarningNotices(cfg.notify, dsn, clock)  # new warnings -> the staff (notify:)
         self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics, self.health)
         self.http.mount(build_routes(self.api))
         mount_console(self)
         self._probe = DatabaseProbe(dsn)
         self._stop = threading.Event()
+        self._halt = asyncio.Event()  # the same for the loop's own tasks (made again at each start)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._add_checks()
 
@@ -113,6 +117,12 @@ class BureauDaemon:
             "Bureau warnings written by the rules since start, by action (raise, cause_cleared, recurred)",
             lambda: {(k,): float(v) for k, v in self.warning_changes.items()},
             ("action",),
+        )
+        self.metrics.gauge_fn(
+            "hazmon_bureau_warning_notices",
+            "Notices of new warnings to the bureau's staff since start: sent, failed (attempts), gave_up",
+            lambda: {(k,): float(self.notices.stats[k]) for k in ("sent", "failed", "gave_up")},
+            ("what",),
         )
         self.http.add_check("database", database)
         self.http.add_check("broker", broker)
@@ -142,9 +152,11 @@ class BureauDaemon:
             await asyncio.to_thread(migrate_bureau, self.cfg)
         port = await self.http.start()
         self._stop.clear()
+        self._halt = asyncio.Event()
         self._tasks["subscriber"] = asyncio.create_task(asyncio.to_thread(self.subscriber.run, self._stop))
         self._tasks["downlink"] = asyncio.create_task(asyncio.to_thread(self.downlink.run, self._stop))
         self._tasks["warnings"] = asyncio.create_task(self._warnings())
+        self._tasks["notices"] = asyncio.create_task(self.notices.run(self._stop))
         log.info(
             "bureau daemon started",
             bureau=self.cfg.id,
@@ -157,6 +169,9 @@ class BureauDaemon:
         """One evaluation of the warning rules now (idempotent: one open warning per cause)."""
         with connect(self.cfg.database.resolved_dsn()) as c:
             changes = tick(c, self.cfg.warning_settings, self.clock())
+        if changes:
+            self.downlink.wake()  # each change went to the downlink outbox in tick's transaction
+            self.notices.wake()  # and a raise is to be told to the region's staff
         for ch in changes:
             self.warning_changes[ch.action] += 1
             log.info(
@@ -176,11 +191,16 @@ class BureauDaemon:
                 await asyncio.to_thread(self.tick_warnings)
             except (psycopg.Error, OSError) as e:
                 log.warning("bureau warnings: evaluation failed, retrying", error=str(e).strip())
-            await asyncio.to_thread(self._stop.wait, every)  # `stop` sets it: no wait for the interval
+            # on the loop, not a worker thread parked in a wait (the API's calls need those); `stop` ends it
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    await self._halt.wait()
 
     async def stop(self) -> None:
         self._stop.set()
+        self._halt.set()
         self.downlink.wake()
+        self.notices.wake()
         for t in self._tasks.values():
             await t
         self._tasks.clear()

@@ -5,6 +5,7 @@
     alarm recorder ──(its transaction)──► alarm_event_hook ──► uplink_outbox ──► Sender ──► bureau
     collectors' state ──► endpoints() ──► heartbeat
     bureau ──► Downlink ──► record_bureau_step ──► AlarmService.act (bureau_received / _verified / _closed)
+                  │                  └── bureau_warning ──► an advisory alarm (raised, closed: cleared)
                   └── refused ──► the daemon's dead letters (source "uplink")
 
 The link's state is the ``uplink`` readiness check, always ready (a bureau outage is not a plant
@@ -29,9 +30,10 @@ from hazmon.clock import now_us
 from hazmon.collector import Metrics, StaleTracker
 from hazmon.config import DaemonConfig
 from hazmon.http import CheckResult
-from hazmon.plant import Limits, Plant
-from hazmon.plant.link import BureauStep, Envelope
+from hazmon.plant import Condition, Finding, Level, Limits, Plant
+from hazmon.plant.link import BureauStep, BureauWarning, Envelope
 from hazmon.plant.schema import describe
+from hazmon.plant.standards import Tier
 from hazmon.readiness import SourceStates
 from hazmon.uplink import UplinkService
 from hazmon.uplink.build import alarm_event
@@ -76,16 +78,68 @@ def alarm_event_hook(plant: Plant, malformed: list[int]) -> EventHook:
     return hook
 
 
-def record_bureau_step(alarms: AlarmService, loop: asyncio.AbstractEventLoop) -> StepHandler:
-    """A ``bureau_step`` -> an event on the same alarm at the plant (called on the downlink's thread).
+def _record_warning(alarms: AlarmService, loop: asyncio.AbstractEventLoop, plant: Plant) -> StepHandler:
+    """A ``bureau_warning`` -> one advisory alarm per warning id (sensor ``bureau/<id>``, tier = its colour).
 
+    ``raised`` makes it active, ``closed`` (消警) clears it; the other actions (cause_cleared,
+    recurred, verified, fed_back) are comments on it. A redelivery changes nothing.
+    """
+    sources = {hs.id for hs in plant.hazard_sources}
+
+    def run(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=_STEP_WAIT_S)
+
+    def record(env: Envelope) -> bool:
+        p = env.payload
+        assert isinstance(p, BureauWarning)
+        # the whole plant (or a source unknown here): on the enterprise, as system alarms are
+        hs = p.hazard_source if p.hazard_source in sources else alarms.enterprise
+        key = (hs, f"bureau/{p.warning_id}", Condition.BUREAU_WARNING.value)
+        a = next((x for x in alarms.alarms() if x.key == key), None)
+        if p.action in ("raised", "closed"):
+            on = p.action == "raised"
+            if a is None and not on:
+                raise Refused("unknown_warning", f"warning_id: {p.warning_id} was never raised at this plant")
+            if a is not None and (on or not a.state.active):
+                return False  # delivered again (QoS 1): a warning is raised once, closed once
+            what_zh = "" if on else "已消警："
+            what_en = "" if on else "closed (消警): "
+            f = Finding(
+                hs, key[1], Condition.BUREAU_WARNING, Level.FIRST, on, alarms.now_us(),
+                value=float(int(Tier[p.colour.upper()])),
+                message_en=f"bureau warning {p.warning_id}: {what_en}{p.text_en}",
+                message_zh=f"应急管理部门预警{p.warning_id}：{what_zh}{p.text_zh}",
+            )  # fmt: skip
+            run(alarms.handle([f], f.ts_us))
+            return True
+        if a is None:
+            raise Refused("unknown_warning", f"warning_id: {p.warning_id} was never raised at this plant")
+        mid = str(env.message_id)
+        if any((e["data"] or {}).get("message_id") == mid for e in run(alarms.events(a.id))):
+            return False
+        data = {"message_id": mid, "bureau_at": p.at.isoformat(), "via": "uplink", "action": p.action}
+        run(alarms.act(a.id, EventKind.COMMENT, p.actor, f"{p.action}: {p.comment or p.text_zh}", data))
+        return True
+
+    return record
+
+
+def record_bureau_step(
+    alarms: AlarmService, loop: asyncio.AbstractEventLoop, plant: Plant | None = None
+) -> StepHandler:
+    """A ``bureau_step`` -> an event on the same alarm at the plant (on the downlink's thread).
+
+    A ``bureau_warning`` (given ``plant``) -> its advisory alarm (`_record_warning`).
     Refused for good (dead-lettered): another kind, an alarm id not of this plant or unknown,
     a step out of order. A redelivery of a step already recorded is acknowledged, not recorded.
     """
     enterprise = alarms.enterprise
+    warning = None if plant is None else _record_warning(alarms, loop, plant)
 
     def record(env: Envelope) -> bool:
         p = env.payload
+        if isinstance(p, BureauWarning) and warning is not None:
+            return warning(env)
         if not isinstance(p, BureauStep):
             raise Refused("unexpected_kind", f"kind: {env.kind!r} is not handled at the plant")
         prefix, _, local = p.alarm_id.rpartition(":")
@@ -182,7 +236,7 @@ def bureau_link(
         plant,
         _endpoints(plant, w.sources, w.stale),
         overrides=overrides,
-        on_step=None if alarms is None else record_bureau_step(alarms, loop),
+        on_step=None if alarms is None else record_bureau_step(alarms, loop, plant),
         on_refused=refused,
     )
     _metrics(w.metrics, svc, malformed)

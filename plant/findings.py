@@ -42,6 +42,8 @@ class Condition(StrEnum):
     DUTY_CHECK_OVERDUE = "duty_check_overdue"  # a responsible person's check not done in its period
     COMMITMENT_MISSING = "commitment_missing"  # the daily safety commitment not filed by its time
     WEATHER_WARNING = "weather_warning"  # an official weather warning in force (sensor "weather/<kind>")
+    # the bureau's warning (预警) on this plant: sensor "bureau/<warning id>", value its colour 1-4 (the tier)
+    BUREAU_WARNING = "bureau_warning"
     SYSTEM = "system"  # hazmon itself: spool full, readings dropped…
     LINK_LOST = "link_lost"  # a source (OPC UA endpoint, MQTT broker) is down: one alarm, its sensors' stale
     # conditions are its consequences (sensor: the source's name)

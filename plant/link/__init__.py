@@ -19,6 +19,7 @@ from hazmon.plant.link.messages import (
     AssessmentItem,
     AssessmentRegister,
     BureauStep,
+    BureauWarning,
     Chemical,
     EndpointHeartbeat,
     EnterpriseInfo,
@@ -52,6 +53,7 @@ __all__ = [
     "AssessmentItem",
     "AssessmentRegister",
     "BureauStep",
+    "BureauWarning",
     "Chemical",
     "EndpointHeartbeat",
     "EnterpriseInfo",
@@ -85,6 +87,7 @@ SCHEMA_FILES: dict[str, type[BaseModel]] = {
     "heartbeat.json": Heartbeat,
     "feedback.json": Feedback,
     "bureau_step.json": BureauStep,
+    "bureau_warning.json": BureauWarning,
     "plan_event.json": PlanEvent,
 }
 """File name under ``schema/v<N>/`` → the model it is generated from."""

@@ -6,7 +6,7 @@ committed files equal to what the models generate. Both ends import them: the en
 daemon (``hazmon.uplink``) builds and sends, a bureau validates with `parse_envelope`.
 
 Directions: ``up`` (enterprise → bureau): registration, assessments, alarm_event, aggregates,
-heartbeat, feedback; ``down`` (bureau → enterprise): bureau_step.
+heartbeat, feedback; ``down`` (bureau → enterprise): bureau_step, bureau_warning.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ __all__ = [
     "AssessmentItem",
     "AssessmentRegister",
     "BureauStep",
+    "BureauWarning",
     "Chemical",
     "EndpointHeartbeat",
     "EnterpriseInfo",
@@ -102,7 +103,7 @@ UP_KINDS: tuple[str, ...] = (
     "feedback",
     "plan_event",
 )
-DOWN_KINDS: tuple[str, ...] = ("bureau_step",)
+DOWN_KINDS: tuple[str, ...] = ("bureau_step", "bureau_warning")
 
 EnterpriseId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 """A plant-file id: also one MQTT topic level (no '/', '+', '#')."""
@@ -293,6 +294,32 @@ class BureauStep(_Model):
     comment: Text = ""
 
 
+class BureauWarning(_Model):
+    """A bureau warning (预警) of this enterprise and each change of it (down).
+
+    ``raised`` (pushed, 推送), ``cause_cleared`` / ``recurred`` (the bureau's rules saw the cause
+    go away or come back), then the staff's steps ``verified`` (核查), ``fed_back`` (反馈) and
+    ``closed`` (消警). One warning keeps its ``warning_id`` through all of them.
+    """
+
+    kind: Literal["bureau_warning"] = "bureau_warning"
+    warning_id: Annotated[int, Field(ge=1)]
+    """The bureau's ``bureau_warning.id``."""
+    warning_kind: Literal["silent", "source_silent", "red_unacked", "repeated", "assessment_overdue"]
+    colour: Literal["red", "orange", "yellow", "blue"]
+    """红 重大 / 橙 较大 / 黄 一般 / 蓝 较低."""
+    text_zh: Text
+    text_en: Text
+    hazard_source: EnterpriseId | None = None
+    """The enterprise's hazard source the warning is about; None: the whole enterprise."""
+    alarm_id: AlarmId | None = None
+    """The enterprise's alarm it is about (``red_unacked``), if any."""
+    action: Literal["raised", "cause_cleared", "recurred", "verified", "fed_back", "closed"]
+    at: AwareDatetime
+    actor: Text
+    comment: Text = ""
+
+
 class PlanEvent(_Model):
     """An emergency plan (应急预案) started, raised in level or ended at the enterprise (up).
 
@@ -376,6 +403,7 @@ Payload = Annotated[
     | AlarmEvent
     | Feedback
     | BureauStep
+    | BureauWarning
     | Aggregates
     | Heartbeat
     | PlanEvent,

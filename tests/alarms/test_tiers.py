@@ -224,3 +224,17 @@ def test_backoff_is_capped() -> None:
     assert (
         next_attempt(RetryPolicy(attempts=20, backoff_s=2.0, max_backoff_s=60.0), 10, True, 0) == 60_000_000
     )
+
+
+def test_a_bureau_warning_keeps_the_bureau_colour_whatever_the_grade(example_plant: Plant) -> None:
+    """The plant's copy of a bureau warning (预警) takes the bureau's colour as its tier, not the grade's."""
+    from hazmon.alarms.tiering import Tiering
+    from hazmon.plant.findings import Finding
+
+    t = Tiering(example_plant, "")
+    hs = example_plant.hazard_sources[0].id
+    for colour in Tier:
+        f = Finding(hs, "bureau/7", Condition.BUREAU_WARNING, Level.FIRST, True, 0, value=float(colour))
+        assert t.tier_of(f) is colour
+    other = Finding(hs, "LT-101", Condition.H, Level.FIRST, True, 0, value=2.0)
+    assert t.tier_of(other) is tier_for(Level.FIRST, Condition.H, t.grade_of(hs))

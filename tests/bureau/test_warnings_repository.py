@@ -117,6 +117,22 @@ def test_plant_silent_then_back_then_closed(conn: Conn) -> None:
         ("cause_cleared", "bureau"),
         ("close", "县局张三"),
     ]
+    # every event went down to the enterprise, in order, in the transaction that wrote it; a
+    # refused step (above) sent nothing
+    down = conn.execute(
+        "SELECT enterprise_id, region_code, kind, payload FROM bureau_downlink ORDER BY seq"
+    ).fetchall()
+    assert [(r[0], r[1], r[2]) for r in down] == [("E1", "330106", "bureau_warning")] * 5
+    assert [(r[3]["warning_id"], r[3]["action"], r[3]["actor"]) for r in down] == [
+        (wid, "raised", "bureau"),
+        (wid, "verified", "县局张三"),
+        (wid, "fed_back", "E1 李四"),
+        (wid, "cause_cleared", "bureau"),
+        (wid, "closed", "县局张三"),
+    ]
+    first = down[0][3]
+    assert (first["warning_kind"], first["colour"], first["hazard_source"]) == ("silent", "orange", None)
+    assert first["text_zh"] == w["text_zh"] and first["text_en"] == w["text_en"]
     # after 消警 the same cause may raise a new warning
     assert [c.action for c in tick(conn, S, later + timedelta(hours=1))] == ["raise"]
     assert keys(conn) == [("silent:E1", "closed"), ("silent:E1", "pushed")]
