@@ -77,6 +77,7 @@ class Workers:
         self.cfgs = [config(work, dsn, broker_port, i + 1, self.ports[i]) for i in range(2)]
         self.work = work
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.ready_at: list[float] = []
         self.rss_max = [0, 0]
         self._stop = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()
@@ -87,6 +88,7 @@ class Workers:
             cmd = [sys.executable, "-m", "hazmon", "bureau", "run", "-c", str(cfg)]
             self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
             self._ready(self.ports[i])  # worker 1 migrates: the second starts after it
+            self.ready_at.append(time.monotonic())
 
     def _ready(self, port: int) -> None:
         deadline = time.monotonic() + 120
@@ -103,6 +105,7 @@ class Workers:
         for p in self.procs:
             p.wait(60)
         self.procs = []
+        self.ready_at = []
 
     def _sample(self) -> None:
         while not self._stop.wait(0.5):
@@ -287,15 +290,14 @@ def bench(a: argparse.Namespace, dsn: str, work: Path) -> None:
         pub.flush(600)
         t_restart = time.monotonic()
         workers.start()
-        t_ready = time.monotonic()
-        at_ready = stored_rows(conn)
+        t_ready = workers.ready_at[0]  # worker 1 drains while worker 2 starts
         t_drained = wait_rows(conn, done + per_minute * k)
         drain_s = t_drained - t_restart
-        rate_after = (done + per_minute * k - at_ready) / max(1e-3, t_drained - t_ready)
+        rate_after = per_minute * k / max(1e-3, t_drained - t_ready)
         print(f"3. outage of {t_restart - t0:.0f} s: backlog {k} minutes = {per_minute * k:,} rows;"
               f" drained in {drain_s:.1f} s after the restart (both workers' start included) ="
-              f" {k * 60 / drain_s:.1f}x real time (goal >= 10x); {rate_after:,.0f} rows/s once both ready"
-              f" ({t_ready - t_restart:.1f} s to start)")  # fmt: skip
+              f" {k * 60 / drain_s:.1f}x real time (goal >= 10x); {rate_after:,.0f} rows/s from worker 1 up"
+              f" ({t_ready - t_restart:.1f} s to start it)")  # fmt: skip
         rss = workers.rss_max
         print(f"4. bureau RSS, largest seen: worker 1 {rss[0] / 2**20:.0f} MiB, 2: {rss[1] / 2**20:.0f} MiB"
               f" (goal < 1 GB each)")  # fmt: skip
