@@ -15,6 +15,7 @@ from pathlib import Path
 
 import structlog
 
+from hazmon.cmd_fleet import register as register_fleet
 from hazmon.plant import ConfigError, Plant, Reading, from_us, load, to_us
 from hazmon.sim_cap import cap_args, with_cap
 from hazmon.simulators import Scenario, Simulation, load_scenario, parse_duration, scenario_names
@@ -120,6 +121,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cap_args(p)
     _serving_args(p)
     p.set_defaults(handler=_simulate)
+    register_fleet(p.add_subparsers(dest="what", metavar="fleet"), _duration, _speed)
 
     p = sub.add_parser("record", help="save a stream (simulated or from the database) to a compressed file")
     p.add_argument("-c", "--plant", required=True, help="plant file")
