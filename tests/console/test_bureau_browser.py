@@ -176,8 +176,17 @@ def test_city_officer_verifies_a_warning_and_steps_an_alarm(page: Page, bureau: 
         bureau.dsn,
         "SELECT event, actor FROM bureau_alarm_event WHERE alarm_id = 'liuhe-chem:1' AND origin = 'bureau'",
     ) == [("bureau_received", "南京市应急局值班员")]
-    down = rows(bureau.dsn, "SELECT enterprise_id, kind, payload->>'step' FROM bureau_downlink")
+    down = rows(
+        bureau.dsn, "SELECT enterprise_id, kind, payload->>'step' FROM bureau_downlink WHERE kind = 'bureau_step'"
+    )
     assert down == [("liuhe-chem", "bureau_step", "received")]  # on its way down to the enterprise
+    # the warning's verification went down too (the plant's advisory alarm shows it)
+    assert rows(
+        bureau.dsn,
+        "SELECT count(*) FROM bureau_downlink WHERE kind = 'bureau_warning' AND (payload->>'warning_id')::int = %s"
+        " AND payload->>'action' = 'verified'",
+        wid,
+    ) == [(1,)]
     assert bureau.steps == 1
 
 
@@ -238,7 +247,11 @@ def test_csrf_less_post_refused(page: Page, context: BrowserContext, bureau: Ser
     )
     assert r.status == 403
     assert rows(bureau.dsn, "SELECT state FROM bureau_warning WHERE id = %s", wid) == [("pushed",)]
-    assert rows(bureau.dsn, "SELECT count(*) FROM bureau_downlink") == [(0,)]
+    # nothing went down for these posts (only what the warnings' own events enqueued)
+    assert rows(
+        bureau.dsn,
+        "SELECT count(*) FROM bureau_downlink WHERE kind = 'bureau_step' OR payload->>'action' = 'verified'",
+    ) == [(0,)]
     assert bureau.console is not None and bureau.console.counters["csrf_refused"] == 2
 
 
