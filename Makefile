@@ -34,8 +34,11 @@ typecheck: venv
 	cd build/typecheck && ../../$(VENV)/bin/mypy -p hazmon
 
 # pytest exits 5 when it collects no test: that is a failure here, not a pass.
+# Two workers (pytest-xdist), a test file each at a time: every test has its own database,
+# broker topic prefix and ports, so files run side by side (serial: PYTEST_WORKERS=0).
+PYTEST_WORKERS ?= 2
 pytest: venv services
-	$(VENV)/bin/pytest $(PYTEST_ARGS); rc=$$?; \
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 test: lint typecheck pytest
