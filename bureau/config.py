@@ -36,7 +36,7 @@ import hashlib
 import os
 from dataclasses import field
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
@@ -44,8 +44,8 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from hazmon.bureau.warning_config import Warnings, to_settings
 from hazmon.plant.bureau_standards import WarningSettings
-from hazmon.plant.regions import LEVELS, Scope, prefix
-from hazmon.plant.web_users import BureauConsoleSettings
+from hazmon.plant.regions import Scope, prefix
+from hazmon.plant.web_users import BureauConsoleSettings, UserRegion
 from hazmon.plant.yamlmodel import (
     SECTION,
     Flag,
@@ -107,22 +107,7 @@ def inside(outer: Scope, inner: Scope) -> bool:
     return prefix(inner).startswith(prefix(outer))
 
 
-@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
-class RegionSettings:
-    code: Annotated[YText, AfterValidator(pattern(r"[0-9]{6}", "a six-digit region code (GB/T 2260)"))]
-    level: Annotated[YText, BeforeValidator(choice(*LEVELS))]
-
-    @model_validator(mode="after")
-    def _shape(self) -> RegionSettings:
-        try:
-            Scope(self.code, cast(Any, self.level))
-        except ValueError as e:
-            check((("code",), str(e)))
-        return self
-
-    @property
-    def scope(self) -> Scope:
-        return Scope(self.code, cast(Any, self.level))
+RegionSettings = UserRegion  # `{code, level}`: one definition for the bureau, its tokens and users
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
