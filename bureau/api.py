@@ -241,6 +241,7 @@ class BureauApi:
 
     async def enterprise(self, user: ApiUser, eid: str) -> dict[str, Any] | None:
         async with await self.db() as c:
+            await c.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)  # one snapshot
             cur = await c.execute(
                 "SELECT enterprise_id AS id, name, region_code, registered_at, updated_at,"
                 " last_message_at AS last_seen, last_seq, registration->'enterprise' AS enterprise"
@@ -332,6 +333,9 @@ class BureauApi:
 
     async def alarm(self, user: ApiUser, aid: str) -> dict[str, Any] | None:
         async with await self.db() as c:
+            # the row and its history from one snapshot: an event committed between the two reads
+            # would otherwise show in the history while the state still predates it
+            await c.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
             a = await self._alarm(c, user, aid)
             if a is not None:
                 a["events"] = await self._events(c, aid)
