@@ -44,6 +44,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from hazmon.bureau.warning_config import Warnings, to_settings
 from hazmon.plant.bureau_standards import WarningSettings
+from hazmon.plant.link.broker import BrokerAddress
 from hazmon.plant.regions import Scope, prefix
 from hazmon.plant.web_users import BureauConsoleSettings, UserRegion
 from hazmon.plant.yamlmodel import (
@@ -123,7 +124,7 @@ class DatabaseSettings:
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
-class BrokerSettings:
+class BrokerSettings(BrokerAddress):
     url: Annotated[YText, AfterValidator(_mqtt_url)] = "mqtt://127.0.0.1:1883"
     username: YText | None = None
     password_env: VarName | None = None
@@ -143,22 +144,6 @@ class BrokerSettings:
         )
         return self
 
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        u = urlsplit(self.url)
-        return u.port or (8883 if u.scheme == "mqtts" else 1883)
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
-
-    def password(self) -> str | None:
-        """The password from ``password_env`` (read when connecting, never kept in the config)."""
-        return os.environ.get(self.password_env) if self.password_env else None
 
 
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)

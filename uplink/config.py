@@ -25,17 +25,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from hazmon.plant.link.broker import BrokerAddress
 from hazmon.plant.yamlnode import Node, opt, port_problem
 
 __all__ = ["UplinkSettings", "parse_settings"]
 
 
 @dataclass(frozen=True, slots=True)
-class UplinkSettings:
+class UplinkSettings(BrokerAddress):
     enabled: bool = False
     url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
@@ -55,22 +55,6 @@ class UplinkSettings:
     aggregate_delay_s: float = 15.0
     aggregate_catchup_h: float = 24.0
 
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        u = urlsplit(self.url)
-        return u.port or (8883 if u.scheme == "mqtts" else 1883)
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
-
-    def password(self) -> str | None:
-        """The password from ``password_env`` (read when connecting, never stored in the config)."""
-        return os.environ.get(self.password_env) if self.password_env else None
 
 
 def _url(n: Node) -> str | None:
