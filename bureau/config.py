@@ -25,6 +25,8 @@
         - {name: 王伟, role: officer, password_hash: "scrypt$15$8$1$...",
            region: {code: "330100", level: city}}
     notify: {channels: [...], recipients: [...]}   # who of the staff is told of a new warning (below)
+    parent: {url: mqtts://broker.nation.example:8883, username: js-province}  # federation (below)
+    children: [{id: nj-city, region: {code: "320100", level: city}}]
 
 Every problem of the file is reported as ``file:line: field.path: reason``
 (`hazmon.plant.yamlmodel`). A token's region must lie inside the bureau's own.
@@ -45,6 +47,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from hazmon.bureau.warning_config import Warnings, to_settings
 from hazmon.plant.bureau_standards import WarningSettings
 from hazmon.plant.link.broker import BrokerAddress
+from hazmon.plant.link.federation import RESERVED_CHILD_IDS
 from hazmon.plant.regions import Scope, prefix
 from hazmon.plant.web_users import BureauConsoleSettings, UserRegion
 from hazmon.plant.yamlmodel import (
@@ -66,11 +69,13 @@ __all__ = [
     "BrokerSettings",
     "BureauConfig",
     "Channel",
+    "ChildSettings",
     "DatabaseSettings",
     "HttpSettings",
     "Limits",
     "Notify",
     "NotifyRecipient",
+    "ParentSettings",
     "RegionSettings",
     "TokenSettings",
     "inside",
@@ -101,6 +106,12 @@ def _dsn(dsn: str) -> str:
     if why is not None:
         raise ValueError(why.replace(dsn, "the dsn"))  # not the password the URL may hold
     return dsn
+
+
+def _child_id(v: str) -> str:
+    if v in RESERVED_CHILD_IDS:
+        raise ValueError(f"'{v}' is reserved in the link's topics")
+    return v
 
 
 def inside(outer: Scope, inner: Scope) -> bool:
@@ -323,6 +334,69 @@ class Notify:
         return self
 
 
+# ---------------------------------------------------------------- parent: and children: (federation)
+# A bureau forwards what it stores to its parent bureau (province -> nation), and a parent lists
+# the children that may forward to it (hazmon.bureau.forward, bureau/README.md "Federation"):
+#
+#     parent:                          # this bureau's parent (absent: nothing is forwarded)
+#       url: mqtts://broker.nation.example:8883
+#       username: js-province          # this bureau at the parent: its ACL prefix hazmon/v1/fed/<username>/
+#       password_env: HAZMON_PARENT_MQTT_PASSWORD
+#       ca_file: /etc/hazmon/nation-ca.pem
+#       batch: 100                     # messages in flight before waiting for their PUBACKs
+#       ack_timeout_s: 10              # no PUBACK by then: reconnect and replay from the outbox
+#     children:                        # bureaus forwarding to this one, and the region each may speak for
+#       - {id: js-province, region: {code: "320000", level: province}}
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class ParentSettings(BrokerAddress):
+    """The ``parent:`` section: the parent bureau's broker and how this bureau forwards to it."""
+
+    url: Annotated[YText, AfterValidator(_mqtt_url)]
+    username: Annotated[Id, AfterValidator(_child_id)]
+    password_env: VarName | None = None
+    ca_file: YText | None = None
+    cert_file: YText | None = None  # client certificate (mutual TLS), with key_file
+    key_file: YText | None = None
+    client_id: Id | None = None  # default hazmon-fed-<username>
+    protocol: Annotated[YText, BeforeValidator(choice("5", "3.1.1"))] = "5"
+    session_expiry_s: Annotated[Whole, Field(ge=0)] = 604_800
+    keepalive_s: Annotated[Whole, Field(ge=5)] = 30
+    batch: Annotated[Whole, Field(ge=1, le=10_000)] = 100
+    ack_timeout_s: Annotated[float, Field(ge=0.1, allow_inf_nan=False)] = 10.0
+    poll_interval_s: Annotated[float, Field(ge=0.01, allow_inf_nan=False)] = 1.0
+    retry_max_s: Positive = 30.0
+
+    @model_validator(mode="after")
+    def _pairs(self) -> ParentSettings:
+        check(
+            (("cert_file", "key_file"), "cert_file and key_file go together")
+            if (self.cert_file is None) != (self.key_file is None)
+            else None,
+            (("password_env",), f"environment variable {self.password_env} is not set")
+            if self.password_env is not None and os.environ.get(self.password_env) is None
+            else None,
+        )
+        return self
+
+    @property
+    def sender_id(self) -> str:
+        return self.client_id or f"hazmon-fed-{self.username}"
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class ChildSettings:
+    """One entry of ``children:``: a child bureau's username at this broker and the region it speaks for."""
+
+    id: Annotated[Id, AfterValidator(_child_id)]
+    region: RegionSettings
+
+    @property
+    def scope(self) -> Scope:
+        return self.region.scope
+
+
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
 class BureauConfig:
     id: Id
@@ -336,6 +410,25 @@ class BureauConfig:
     warnings: Warnings = field(default_factory=Warnings)
     console: BureauConsoleSettings = field(default_factory=BureauConsoleSettings)  # no users: no console
     notify: Notify = field(default_factory=Notify)
+    parent: ParentSettings | None = None  # forward what is stored to the parent bureau (federation)
+    children: tuple[ChildSettings, ...] = ()  # bureaus that forward to this one
+
+    @model_validator(mode="after")
+    def _children_inside(self) -> BureauConfig:
+        problems: list[tuple[Any, str] | None] = []
+        seen: set[str] = set()
+        for i, c in enumerate(self.children):
+            if not inside(self.region.scope, c.region.scope):
+                why = (
+                    f"{c.region.level} {c.region.code} is not inside this bureau's "
+                    f"{self.region.level} {self.region.code}"
+                )
+                problems.append(((("children", i, "region"),), why))
+            if c.id in seen:
+                problems.append(((("children", i, "id"),), f"child id '{c.id}' given twice"))
+            seen.add(c.id)
+        check(*problems)
+        return self
 
     @model_validator(mode="after")
     def _tokens_inside(self) -> BureauConfig:

@@ -18,7 +18,11 @@ Reason codes (``hazmon_bureau_refused_total{reason_code}``):
 - ``unknown_alarm``: feedback on an alarm the bureau never received;
 - ``database_refused``: PostgreSQL refused the values (kept for a person to look at);
 - ``internal_error``: the bureau's own code failed on it (logged with the traceback): kept and
-  acknowledged, so one message the code cannot take never blocks the feed.
+  acknowledged, so one message the code cannot take never blocks the feed;
+- ``unknown_child`` (federation): a forwarded message (``hazmon/v1/fed/<child>/...``) from a
+  child bureau not listed in ``children:``;
+- ``outside_child_region`` (federation): the enterprise's region code is not inside the region
+  of the child bureau that forwarded it.
 
 A message whose ``sent_at`` is more than ``limits.max_skew_s`` ahead of the bureau's clock is
 stored and applied, flagged (``bureau_message.skewed``) and counted (``hazmon_bureau_skewed_total``).
@@ -26,6 +30,7 @@ stored and applied, flagged (``bureau_message.skewed``) and counted (``hazmon_bu
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -51,6 +56,7 @@ from hazmon.plant.link import (
     parse_envelope,
     parse_topic,
 )
+from hazmon.plant.link.federation import FED_ROOT, parse_fed_topic
 from hazmon.plant.regions import Scope, covers
 from hazmon.store import is_temporary
 
@@ -64,6 +70,7 @@ __all__ = [
     "Refused",
     "apply",
     "check",
+    "check_forwarded",
     "dead_letter",
 ]
 
@@ -79,6 +86,8 @@ REASON_CODES = (
     "unknown_alarm",
     "database_refused",
     "internal_error",
+    "unknown_child",
+    "outside_child_region",
 )
 DEAD_LETTER_MAX_BYTES = 64 * 1024
 
@@ -154,6 +163,35 @@ def check(  # noqa: PLR0911, PLR0912 - one return per refusal
         why = f"region_code: {env.region_code} is outside this bureau's {region.level} {region.code}"
         return Refused("outside_region", why, who)
     return env
+
+
+def check_forwarded(
+    raw: bytes, topic: str, limits: IngestLimits, region: Scope, children: Mapping[str, Scope]
+) -> Envelope | Refused:
+    """A message a child bureau forwarded on ``hazmon/v1/fed/<child>/<enterprise>/up/<kind>`` (pure).
+
+    The envelope is checked against the inner topic exactly as an enterprise's (`check`), then
+    its region code against the region of the child that forwarded it.
+    """
+    try:
+        child, inner = parse_fed_topic(topic)
+    except LinkError as e:
+        return Refused("topic_mismatch", str(e))
+    who = _topic_enterprise(inner)
+    scope = children.get(child)
+    if scope is None:
+        why = f"topic: child bureau {child!r} is not in this bureau's children"
+        return Refused("unknown_child", why, who)
+    checked = check(raw, inner, limits, region)
+    if isinstance(checked, Refused):
+        return checked
+    if not covers(scope, checked.region_code):
+        why = (
+            f"region_code: {checked.region_code} is outside child bureau {child!r}'s "
+            f"{scope.level} {scope.code}"
+        )
+        return Refused("outside_child_region", why, who)
+    return checked
 
 
 # ---------------------------------------------------------------- storing
@@ -471,10 +509,25 @@ class IngestMetrics:
 class Ingestor:
     """Checks, stores and counts messages on one connection (one per subscriber thread)."""
 
-    def __init__(self, region: Scope, limits: IngestLimits, metrics: IngestMetrics | None = None) -> None:
+    def __init__(
+        self,
+        region: Scope,
+        limits: IngestLimits,
+        metrics: IngestMetrics | None = None,
+        *,
+        children: Mapping[str, Scope] | None = None,
+        on_stored: Callable[[Conn, Envelope, bytes], None] | None = None,
+    ) -> None:
         self.region = region
         self.limits = limits
         self.metrics = metrics or IngestMetrics()
+        self.children = dict(children or {})  # federation: child bureau -> the region it speaks for
+        self.on_stored = on_stored  # in the storing transaction, for a message stored the first time
+
+    def _check(self, raw: bytes, topic: str) -> Envelope | Refused:
+        if topic.startswith(f"{FED_ROOT}/"):
+            return check_forwarded(raw, topic, self.limits, self.region, self.children)
+        return check(raw, topic, self.limits, self.region)
 
     def handle(self, conn: Conn, raw: bytes, topic: str, received_at: datetime) -> Outcome:
         """Check, store and apply one message, committed when this returns.
@@ -513,8 +566,11 @@ class Ingestor:
         return o
 
     def _checked_and_applied(self, conn: Conn, raw: bytes, topic: str, received_at: datetime) -> Outcome:
-        checked = check(raw, topic, self.limits, self.region)
+        checked = self._check(raw, topic)
         if isinstance(checked, Refused):
             return Outcome("refused", None, checked.enterprise_id, refused=checked)
         with conn.transaction():
-            return apply(conn, checked, received_at, self.limits.max_skew_s)
+            o = apply(conn, checked, received_at, self.limits.max_skew_s)
+            if o.status == "stored" and self.on_stored is not None:
+                self.on_stored(conn, checked, raw)  # e.g. the forward outbox: stored and queued together
+            return o

@@ -28,9 +28,10 @@ from paho.mqtt.properties import Properties
 
 from hazmon.bureau.config import BrokerSettings
 from hazmon.bureau.ingest import Ingestor
+from hazmon.plant.link.federation import FED_ROOT
 from hazmon.plant.link.messages import TOPIC_ROOT
 
-__all__ = ["Subscriber", "SubscriberStats", "mqtt_client", "shared_topic"]
+__all__ = ["Subscriber", "SubscriberStats", "fed_shared_topic", "mqtt_client", "shared_topic"]
 
 log = structlog.get_logger("hazmon.bureau.subscriber")
 
@@ -41,6 +42,11 @@ Clock = Callable[[], datetime]
 def shared_topic(group: str) -> str:
     """``$share/<group>/hazmon/v1/+/up/#``: every enterprise's up topics, shared by the group's workers."""
     return f"$share/{group}/{TOPIC_ROOT}/+/up/#"
+
+
+def fed_shared_topic(group: str) -> str:
+    """``$share/<group>/hazmon/v1/fed/+/+/up/#``: what child bureaus forward (a parent with ``children:``)."""
+    return f"$share/{group}/{FED_ROOT}/+/+/up/#"
 
 
 def mqtt_client(s: BrokerSettings, client_id: str, manual_ack: bool = False) -> mqtt.Client:
@@ -79,8 +85,13 @@ class Subscriber:
         dsn: str,
         ingestor: Ingestor,
         clock: Clock | None = None,
+        *,
+        federation: bool = False,  # also the children's forwarded messages (hazmon/v1/fed/...)
     ) -> None:
         self.settings = settings
+        self.topics = [shared_topic(settings.group)]
+        if federation:
+            self.topics.append(fed_shared_topic(settings.group))
         self.dsn = dsn
         self.ingestor = ingestor
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -104,18 +115,16 @@ class Subscriber:
             log.error("bureau broker refused the connection", reason_code=code)
             self._lost.set()
             return
-        c.subscribe(shared_topic(self.settings.group), qos=1)
+        c.subscribe([(t, 1) for t in self.topics])
 
     def _on_subscribe(self, c: mqtt.Client, u: object, mid: int, rcs: object, props: object) -> None:
         codes = [int(getattr(r, "value", r)) for r in rcs]  # type: ignore[attr-defined]
         if any(code >= 0x80 for code in codes):
-            log.error(
-                "bureau subscription refused", reason_codes=codes, topic=shared_topic(self.settings.group)
-            )
+            log.error("bureau subscription refused", reason_codes=codes, topics=self.topics)
             self._lost.set()
             return
         self.connected.set()
-        log.info("bureau subscribed", topic=shared_topic(self.settings.group))
+        log.info("bureau subscribed", topics=self.topics)
 
     def _on_disconnect(self, c: mqtt.Client, u: object, flags: object, rc: object, props: object) -> None:
         self.connected.clear()

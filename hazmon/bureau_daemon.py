@@ -1,5 +1,7 @@
 """The bureau daemon's wiring: the subscriber, the downlink sender, the API, /metrics, /livez, /readyz.
 
+With ``parent:`` also the forwarder to the parent bureau (federation, `hazmon.bureau_federation`).
+
 The roof connects what the bureau's parts do not know of each other: a step recorded through the
 API wakes the downlink sender (a callback), and both threads report into one metrics registry.
 """
@@ -23,6 +25,7 @@ from hazmon.bureau.ingest import IngestLimits, IngestMetrics, Ingestor
 from hazmon.bureau.subscriber import Subscriber
 from hazmon.bureau.warning_repository import tick
 from hazmon.bureau.warnings import Change
+from hazmon.bureau_federation import children_of, forwarder_of, on_stored_of, watch_forwarder
 from hazmon.bureau_notify import WarningNotices
 from hazmon.collector import Metrics
 from hazmon.console.bureau_pages import build_bureau_console
@@ -75,9 +78,14 @@ class BureauDaemon:
         self.ingest_metrics = IngestMetrics(self.metrics.registry)
         lim = cfg.limits
         self.ingestor = Ingestor(
-            cfg.scope, IngestLimits(lim.max_skew_s, lim.max_message_bytes), self.ingest_metrics
+            cfg.scope,
+            IngestLimits(lim.max_skew_s, lim.max_message_bytes),
+            self.ingest_metrics,
+            children=children_of(cfg),  # federation: what child bureaus may forward
+            on_stored=on_stored_of(cfg),  # federation: queued for the parent as it is stored
         )
-        self.subscriber = Subscriber(cfg.broker, dsn, self.ingestor, clock)
+        self.subscriber = Subscriber(cfg.broker, dsn, self.ingestor, clock, federation=bool(cfg.children))
+        self.forwarder = forwarder_of(cfg)  # to the parent bureau (`parent:`), else None
         self.downlink = DownlinkSender(cfg.broker, dsn)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.api = BureauApi(
@@ -98,6 +106,8 @@ class BureauDaemon:
         self._halt = asyncio.Event()  # the same for the loop's own tasks (made again at each start)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._add_checks()
+        if self.forwarder is not None:
+            watch_forwarder(self.forwarder, self.metrics, self.http)
 
     @property
     def http_port(self) -> int:
@@ -155,6 +165,8 @@ class BureauDaemon:
         self._halt = asyncio.Event()
         self._tasks["subscriber"] = asyncio.create_task(asyncio.to_thread(self.subscriber.run, self._stop))
         self._tasks["downlink"] = asyncio.create_task(asyncio.to_thread(self.downlink.run, self._stop))
+        if self.forwarder is not None:
+            self._tasks["forwarder"] = asyncio.create_task(asyncio.to_thread(self.forwarder.run, self._stop))
         self._tasks["warnings"] = asyncio.create_task(self._warnings())
         self._tasks["notices"] = asyncio.create_task(self.notices.run(self._stop))
         log.info(

@@ -2,7 +2,8 @@
 
 One sender per enterprise database claims the unsent rows in ``seq`` order; a row is marked
 sent only once the broker acknowledged it, so a crash or an outage replays it with the same
-``message_id`` and ``seq`` (the bureau stores it once).
+``message_id`` and ``seq`` (the bureau stores it once). The table machinery is the ground's
+(`hazmon.store.outbox`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,24 @@ import orjson
 import psycopg
 
 from hazmon.plant.link import SCHEMA_VERSION, Envelope, Payload
+from hazmon.store.outbox import Outbox, Row
 
-__all__ = ["OutboxRow", "claim", "enqueue", "enqueue_async", "mark_sent", "pending"]
+__all__ = [
+    "UPLINK_OUTBOX",
+    "OutboxRow",
+    "claim",
+    "enqueue",
+    "enqueue_async",
+    "mark_sent",
+    "outbox_row",
+    "pending",
+]
 
 Conn = psycopg.Connection[tuple[object, ...]]
 AsyncConn = psycopg.AsyncConnection[tuple[object, ...]]
+
+# the generic outbox machinery (hazmon.store.outbox) over this table
+UPLINK_OUTBOX = Outbox("uplink_outbox", ("message_id", "enterprise_id", "region_code", "kind", "payload"))
 
 _INSERT = (
     "INSERT INTO uplink_outbox (message_id, enterprise_id, region_code, kind, payload, dedupe_key)"
@@ -92,38 +106,27 @@ def claim(conn: Conn, limit: int) -> list[OutboxRow]:
 
     Commit after it so the attempt is counted even when the publish fails.
     """
-    rows = conn.execute(
-        "UPDATE uplink_outbox SET attempts = attempts + 1 WHERE seq IN"
-        " (SELECT seq FROM uplink_outbox WHERE sent_at IS NULL ORDER BY seq LIMIT %s)"
-        " RETURNING seq, message_id, enterprise_id, region_code, kind, payload, attempts",
-        (limit,),
-    ).fetchall()
-    out = [
-        OutboxRow(
-            int(r[0]),  # type: ignore[call-overload]
-            r[1],  # type: ignore[arg-type]
-            str(r[2]),
-            str(r[3]),
-            str(r[4]),
-            r[5] if isinstance(r[5], dict) else orjson.loads(str(r[5])),
-            int(r[6]),  # type: ignore[call-overload]
-        )
-        for r in rows
-    ]
-    return sorted(out, key=lambda r: r.seq)  # RETURNING has no order of its own
+    return [outbox_row(r) for r in UPLINK_OUTBOX.claim(conn, limit)]
+
+
+def outbox_row(r: Row) -> OutboxRow:
+    """A claimed row (seq, attempts, *UPLINK_OUTBOX.columns) as an `OutboxRow`."""
+    return OutboxRow(
+        int(r[0]),  # type: ignore[call-overload]
+        r[2],  # type: ignore[arg-type]
+        str(r[3]),
+        str(r[4]),
+        str(r[5]),
+        r[6] if isinstance(r[6], dict) else orjson.loads(str(r[6])),
+        int(r[1]),  # type: ignore[call-overload]
+    )
 
 
 def mark_sent(conn: Conn, seqs: list[int]) -> int:
     """Mark rows acknowledged by the broker; how many were still unsent."""
-    if not seqs:
-        return 0
-    cur = conn.execute(
-        "UPDATE uplink_outbox SET sent_at = now() WHERE seq = ANY(%s) AND sent_at IS NULL", (seqs,)
-    )
-    return cur.rowcount
+    return UPLINK_OUTBOX.mark_sent(conn, seqs)
 
 
 def pending(conn: Conn) -> int:
     """How many rows wait to be sent."""
-    row = conn.execute("SELECT count(*) FROM uplink_outbox WHERE sent_at IS NULL").fetchone()
-    return int(row[0]) if row else 0  # type: ignore[call-overload]
+    return UPLINK_OUTBOX.pending(conn)
