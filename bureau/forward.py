@@ -6,7 +6,9 @@ stores it** (`enqueue`, wired as the `hazmon.bureau.ingest.Ingestor`'s ``on_stor
 `Forwarder` publishes the rows in order, QoS 1, to the parent's broker on
 ``hazmon/v1/fed/<username>/<enterprise>/up/<kind>`` — the bytes exactly as the enterprise sent
 them (same ``message_id``, ``seq``, ``region_code``) — and marks a row sent only on its PUBACK
-(`hazmon.store.outbox.OutboxSender`, the machinery the enterprise's uplink uses). An outage of
+(`hazmon.store.outbox.OutboxSender`, the machinery the enterprise's uplink uses) — and only when
+that PUBACK does not say "no matching subscribers" (0x10: the parent's subscription is not
+there, e.g. just after its broker restarted; the row is replayed). An outage of
 the parent or its broker leaves the rows unsent; they are replayed in order when it returns, and
 the parent stores each once by its id. Of several workers on one database, one forwards at a
 time (a PostgreSQL advisory lock); the others stand by.
@@ -78,6 +80,7 @@ class Forwarder(OutboxSender):
             client_id=settings.sender_id,
             name="forward",
             lock_key=_LOCK_KEY,
+            require_subscriber=True,  # the parent's broker had the parent's session to deliver it to
         )
         self.pending: int | None = None  # unsent rows at the last look (None: not read yet)
 

@@ -50,6 +50,7 @@ def watch_forwarder(f: Forwarder, metrics: Metrics, http: HttpServer) -> None:
             ("failures",): float(st.failures),
             ("connect_failures",): float(st.connect_failures),
             ("refused",): float(st.refused),
+            ("no_subscriber",): float(st.no_subscriber),
             ("malformed",): float(st.malformed),
         }
 
@@ -57,7 +58,7 @@ def watch_forwarder(f: Forwarder, metrics: Metrics, http: HttpServer) -> None:
         "hazmon_bureau_forward",
         "Forwarding to the parent bureau since start, by what: forwarded (acknowledged), published,"
         " replayed (published again after an outage), failures (passes retried), connect_failures,"
-        " refused (by the parent's broker), malformed (rows skipped)",
+        " refused (by the parent's broker), no_subscriber (PUBACK 0x10: replayed), malformed (rows skipped)",
         counters,
         ("what",),
     )

@@ -139,6 +139,10 @@ class SenderStats:
     refused: int = 0  # PUBACKs with an error reason code (MQTT 5: e.g. 0x87 not authorized)
     malformed: int = 0  # rows whose payload no longer fits the schema: logged and skipped
     failures: int = 0  # passes that ended without all acknowledged (broker or database away): retried
+    no_subscriber: int = 0  # PUBACK 0x10 "no matching subscribers" while require_subscriber: replayed
+
+
+_NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code
 
 
 class _Link:
@@ -172,6 +176,10 @@ class OutboxSender:
     ``name`` starts its log lines and errors (``uplink``, ``forward``). ``lock_key``: a
     PostgreSQL advisory lock held by the sender's session while it works, so of several
     processes on one database only one sends (the others stand by, `standby`).
+    ``require_subscriber`` (MQTT 5): a PUBACK with reason code 0x10 "no matching subscribers"
+    is not an acknowledgement — the broker kept the message for nobody (Mosquitto 2.0 does not
+    restore *shared* subscriptions of offline sessions after a restart, so until the receiver
+    subscribes again a message would be dropped): the row stays unsent and is replayed.
     """
 
     def __init__(
@@ -184,6 +192,7 @@ class OutboxSender:
         client_id: str,
         name: str = "outbox",
         lock_key: int | None = None,
+        require_subscriber: bool = False,
     ) -> None:
         self.settings = settings
         self.dsn = dsn
@@ -192,6 +201,7 @@ class OutboxSender:
         self.client_id = client_id
         self.name = name
         self.lock_key = lock_key
+        self.require_subscriber = require_subscriber
         self.stats = SenderStats()
         self.standby = False  # another process holds the lock and sends
         self.last_error = ""  # why the link is down ("" while it works)
@@ -330,7 +340,8 @@ class OutboxSender:
                 self._drop()
                 raise ConnectionError(
                     f"{self.name} broker {self.settings.url}: {len(rows) - len(done) - len(skip)} of "
-                    f"{len(rows)} messages not acknowledged; they are replayed on reconnect"
+                    f"{len(rows)} messages not acknowledged (or no subscriber there yet); they are"
+                    " replayed on reconnect"
                 )
 
     def _acked_prefix(self, rows: list[Row], mids: list[int], link: _Link) -> list[int]:
@@ -353,6 +364,10 @@ class OutboxSender:
                 if rc >= 0x80:
                     self.stats.refused += 1
                     log.error(f"{self.name} message refused by the broker", seq=r[0], reason_code=rc)
+                    break
+                if rc == _NO_MATCHING_SUBSCRIBERS and self.require_subscriber:
+                    self.stats.no_subscriber += 1
+                    log.warning(f"{self.name} broker has no subscriber for it yet", seq=r[0])
                     break
                 done.append(int(r[0]))  # type: ignore[call-overload]
         return done
