@@ -56,7 +56,7 @@ from hazmon.plant.link import (
     parse_envelope,
     parse_topic,
 )
-from hazmon.plant.link.federation import FED_ROOT, parse_fed_topic
+from hazmon.plant.link.federation import is_fed_topic, parse_fed_topic
 from hazmon.plant.regions import Scope, covers
 from hazmon.store import is_temporary
 
@@ -525,7 +525,7 @@ class Ingestor:
         self.on_stored = on_stored  # in the storing transaction, for a message stored the first time
 
     def _check(self, raw: bytes, topic: str) -> Envelope | Refused:
-        if topic.startswith(f"{FED_ROOT}/"):
+        if is_fed_topic(topic):
             return check_forwarded(raw, topic, self.limits, self.region, self.children)
         return check(raw, topic, self.limits, self.region)
 

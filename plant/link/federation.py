@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from hazmon.plant.link.messages import TOPIC_ROOT, LinkError, direction_of
 
-__all__ = ["FED_ROOT", "RESERVED_CHILD_IDS", "fed_topic", "parse_fed_topic"]
+__all__ = ["FED_ROOT", "RESERVED_CHILD_IDS", "fed_topic", "is_fed_topic", "parse_fed_topic"]
 
 FED_ROOT = f"{TOPIC_ROOT}/fed"
 RESERVED_CHILD_IDS = frozenset({"up", "down"})  # would make fed topics look like an enterprise's
@@ -24,6 +24,14 @@ RESERVED_CHILD_IDS = frozenset({"up", "down"})  # would make fed topics look lik
 def fed_topic(child: str, enterprise_id: str, kind: str) -> str:
     """``hazmon/v1/fed/<child>/<enterprise>/up/<kind>``: where a child forwards an up message."""
     return f"{FED_ROOT}/{child}/{enterprise_id}/{direction_of(kind)}/{kind}"
+
+
+def is_fed_topic(t: str) -> bool:
+    """Whether ``t`` has the shape of a federation topic (seven levels under ``hazmon/v1/fed``).
+
+    An enterprise whose id is ``fed`` still has its own five-level topics.
+    """
+    return t.startswith(f"{FED_ROOT}/") and t.count("/") == 6
 
 
 def parse_fed_topic(t: str) -> tuple[str, str]:

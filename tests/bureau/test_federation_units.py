@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from hazmon.bureau.config import load_config
 from hazmon.bureau.forward import render
-from hazmon.bureau.ingest import IngestLimits, Refused, check_forwarded
+from hazmon.bureau.ingest import IngestLimits, Ingestor, Refused, check_forwarded
 from hazmon.plant import ConfigError
 from hazmon.plant.link import Envelope, LinkError
-from hazmon.plant.link.federation import fed_topic, parse_fed_topic
+from hazmon.plant.link.federation import fed_topic, is_fed_topic, parse_fed_topic
 from hazmon.plant.regions import Scope
 from hazmon.store.outbox import MalformedRowError
-from tests.bureau.helpers import Enterprise
+from tests.bureau.helpers import T0, Enterprise
 
 NATION = Scope("000000", "nation")
 CHILDREN = {"js-province": Scope("320000", "province"), "zj-province": Scope("330000", "province")}
@@ -25,6 +27,8 @@ def test_fed_topic_round_trip_and_refusals() -> None:
     t = fed_topic("js-province", "E1", "alarm_event")
     assert t == "hazmon/v1/fed/js-province/E1/up/alarm_event"
     assert parse_fed_topic(t) == ("js-province", "hazmon/v1/E1/up/alarm_event")
+    assert is_fed_topic(t)
+    assert not is_fed_topic("hazmon/v1/fed/up/registration")  # an enterprise whose id is 'fed'
     for bad in (
         "hazmon/v1/E1/up/alarm_event",
         "hazmon/v1/fed/js/E1/down/bureau_step",
@@ -77,6 +81,27 @@ def test_outside_the_childs_region_unknown_child_and_inner_mismatch_are_refused(
     assert isinstance(got, Refused) and got.reason_code == "outside_region"
     got = check_forwarded(raw, "hazmon/v1/fed/x", IngestLimits(), NATION, CHILDREN)
     assert isinstance(got, Refused) and got.reason_code == "topic_mismatch"
+
+
+def test_the_ingestor_takes_fed_topics_from_children_and_an_enterprise_named_fed_as_an_enterprise(
+    make_db: Callable[[], str], enterprise: Enterprise
+) -> None:
+    dsn = make_db()
+    ing = Ingestor(NATION, IngestLimits(), children=CHILDREN)
+    fed = Enterprise(enterprise.plant, "fed")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        raw, topic, _ = _fwd(enterprise)
+        assert ing.handle(conn, raw, topic, T0).status == "stored"
+        raw, topic, _ = _fwd(enterprise, "zj-province")
+        o = ing.handle(conn, raw, topic, T0)
+        assert o.refused is not None and o.refused.reason_code == "outside_child_region"
+        raw, topic = fed.wire(fed.envelope(fed.registration()))
+        assert topic == "hazmon/v1/fed/up/registration"
+        assert ing.handle(conn, raw, topic, T0).status == "stored"
+        rows = conn.execute("SELECT topic, enterprise_id, reason_code FROM bureau_dead_letter").fetchall()
+    assert rows == [
+        (fed_topic("zj-province", enterprise.id, "registration"), enterprise.id, "outside_child_region")
+    ]
 
 
 def test_a_forward_row_goes_out_as_the_same_bytes_and_a_tampered_one_never(enterprise: Enterprise) -> None:
