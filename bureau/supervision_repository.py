@@ -379,7 +379,7 @@ def escalate_due(conn: Conn, tz: ZoneInfo, now: datetime, actor: str = "bureau")
             log.info(
                 "supervision escalated",
                 supervision=sid,
-                event=eid,
+                event_id=eid,
                 level=esc.level_after,
                 deadline=str(sv.deadline),
             )
