@@ -58,6 +58,7 @@ def record_notice(conn: Conn, plant: Plant, p: Supervision, message_id: str) -> 
     eid = plant.enterprise.id
     did = local_danger(plant, p.danger_id)
     with conn.transaction():
+        d = None if did is None else _locked(conn, eid, did)  # RefusedError for a record we do not have
         row = conn.execute(
             """INSERT INTO supervision_notice (enterprise_id, message_id, supervision_id, danger_id, action,
                    level, deadline, bureau_person, title, actor, at, comment)
@@ -70,8 +71,7 @@ def record_notice(conn: Conn, plant: Plant, p: Supervision, message_id: str) -> 
         ).fetchone()  # fmt: skip
         if row is None:
             return False
-        if did is not None:
-            d = _locked(conn, eid, did)  # raises RefusedError for a record we do not have
+        if d is not None:
             comment = (
                 f"{ACTIONS_ZH[p.action]} ({LEVELS_ZH[p.level]} {p.level}, supervision {p.supervision_id}, "
                 f"整改期限 deadline {p.deadline}, 督办责任人 {p.bureau_person})"
