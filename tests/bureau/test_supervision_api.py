@@ -56,7 +56,7 @@ async def call(base: str, method: str, path: str, token: str, body: Any = None) 
 
 def count(dsn: str, table: str) -> int:
     with psycopg.connect(dsn) as c:
-        row = c.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 - a test's own table names
+        row = c.execute(f"SELECT count(*) FROM {table}").fetchone()
     assert row is not None
     return int(row[0])
 
