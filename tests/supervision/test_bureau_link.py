@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from hazmon.supervision.duty import Commitment, DutyCheck
 from hazmon.supervision_link import enqueue_supervision, record_supervision
 from hazmon.uplink.downlink import Refused
 from hazmon.uplink.outbox import claim
+from tests.supervision.test_cli import hz
 from tests.supervision.test_dangers import full_plan
 from tests.supervision.test_repository import _report
 
@@ -149,3 +151,27 @@ def test_every_supervision_row_is_enqueued_once_in_its_records_order(
     assert steps == [(1, "report", "found"), (2, "plan", "plan"), (3, "note", "plan"), (4, "note", "plan")]
     first = envs[0].payload
     assert first.danger_id == f"{eid}:{major}"  # type: ignore[union-attr]
+
+
+def test_progress_from_the_command_line(db_dsn: str, example_plant: Plant, major: int) -> None:
+    eid = example_plant.enterprise.id
+    r = hz(
+        "supervision", "progress", "-c", "examples/plant.yaml", "4", "--by", "张建国", "-m", "x", dsn=db_dsn
+    )
+    assert r.returncode == 2, r.stderr
+    assert "no supervision 4 received" in r.stderr
+    with connect(db_dsn, autocommit=True) as c:
+        record_supervision(
+            c,
+            example_plant,
+            _down(example_plant, 4, "opened", datetime.now(UTC) - timedelta(minutes=1), f"{eid}:{major}"),
+        )
+    r = hz(
+        "supervision", "progress", "-c", "examples/plant.yaml", "4", "--by", "张建国", "-m", "已更换", "--done",
+        dsn=db_dsn,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    listed = hz("supervision", "list", "-c", "examples/plant.yaml", "--json", dsn=db_dsn)
+    assert listed.returncode == 0, listed.stderr
+    (s,) = json.loads(listed.stdout)
+    assert (s["supervision_id"], s["level"], [p["done"] for p in s["progress"]]) == (4, "county", [True])
