@@ -49,6 +49,7 @@ class SenderStats:
     connect_failures: int = 0
     refused: int = 0  # PUBACKs with an error reason code (MQTT 5: e.g. 0x87 not authorized)
     malformed: int = 0  # rows whose payload no longer fits the schema: logged and skipped
+    throttled: int = 0  # HTTPS transport: 429 answers (the bureau's flood limit); sent again later
 
 
 class _Link:
