@@ -12,6 +12,7 @@ import json
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,13 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 import pytest_asyncio
+from paho.mqtt.enums import CallbackAPIVersion
 
 from hazmon.bureau.config import BureauConfig, Limits
+from hazmon.bureau.flood import FloodGuardedIngestor, FloodLimiter
 from hazmon.bureau.https_link_config import HttpsEnterprise, HttpsLink
 from hazmon.bureau_daemon import BureauDaemon
+from hazmon.cli import main
 from hazmon.plant import Plant
 from hazmon.plant.link import Envelope
 from hazmon.uplink import UplinkSettings, enqueue
@@ -183,6 +188,19 @@ def _enqueue_heartbeats(dsn: str, plant: Plant, n: int, first: int = 0) -> list[
             assert seq is not None
             out.append(seq)
         return out
+
+
+def _stopped_clock() -> float:
+    """A clock that never moves: a flood bucket gives its burst and nothing more."""
+    return 0.0
+
+
+def _messages(ent: Enterprise, n_heartbeats: int) -> list[tuple[bytes, str]]:
+    """A registration and ``n_heartbeats`` heartbeats as they go on the wire (body, topic)."""
+    out = [ent.wire(ent.envelope(ent.registration()))]
+    for i in range(n_heartbeats):
+        out.append(ent.wire(ent.envelope(heartbeat(T0 + timedelta(minutes=i), []))))
+    return out
 
 
 def _pending(dsn: str) -> int:
@@ -344,3 +362,87 @@ async def test_a_bureau_step_reaches_the_enterprise_by_https_polling(
     fresh.after = 0
     assert await asyncio.to_thread(fresh.poll) == (1, False)
     assert refused == [(f"hazmon/v1/{link.eid}/down/bureau_step", "unknown_alarm")]
+
+
+# ---------------------------------------------------------------- the flood limit (hazmon.bureau.flood)
+
+
+@pytest.mark.slow
+async def test_mqtt_flood_dead_lettered_other_enterprise_stored_and_cli_replay_stores_once(
+    link: Link, private_mosquitto: PrivateMosquitto, example_plant: Plant, tmp_path: Path
+) -> None:
+    d = link.daemon
+    assert isinstance(d.ingestor, FloodGuardedIngestor)
+    assert (d.ingestor.limiter.rate, d.ingestor.limiter.burst) == (5.0, 20_000)  # bureau.yaml's defaults
+    d.ingestor.limiter = FloodLimiter(1.0, 5, _stopped_clock)
+    a, b = Enterprise(example_plant), Enterprise(example_plant, eid=OTHER)
+    flood, others = _messages(a, 9), _messages(b, 4)
+    acked = threading.Semaphore(0)
+    c = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"flood-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+    )
+    c.on_publish = lambda *_: acked.release()
+    c.connect("127.0.0.1", private_mosquitto.port)
+    c.loop_start()
+    try:
+        await _until(d.subscriber.connected.is_set, "the bureau subscribed")
+        for raw, t in flood + others:
+            c.publish(t, raw, qos=1)
+        for _ in flood + others:
+            assert await asyncio.to_thread(acked.acquire, True, 30)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+    await _until(lambda: d.subscriber.stats.acked == 15, "all 15 handled")
+    per_enterprise = link.rows("SELECT enterprise_id, count(*) FROM bureau_message GROUP BY 1")
+    assert dict(per_enterprise) == {a.id: 5, OTHER: 5}  # the flooder its burst, the other all
+    assert link.rows("SELECT reason_code, count(*) FROM bureau_dead_letter GROUP BY 1") == [("flood", 5)]
+    assert link.metric("hazmon_bureau_refused_total", reason_code="flood") == 5
+    assert link.metric("hazmon_bureau_flood_total", enterprise_id=a.id, transport="mqtt") == 5
+    assert link.metric("hazmon_bureau_flood_total", enterprise_id=OTHER, transport="mqtt") == 0
+
+    f = tmp_path / "bureau.yaml"
+    f.write_text(
+        f'id: nj-city\nname: 南京市应急管理局\nregion: {{code: "320100", level: city}}\n'
+        f"database: {{dsn: '{link.bureau_dsn}'}}\n"
+    )
+    args = ["bureau", "dead-letters", "replay", "-c", str(f), "--reason", "flood"]
+    assert await asyncio.to_thread(main, args) == 0
+    assert link.rows(
+        "SELECT count(*), count(DISTINCT message_id) FROM bureau_message WHERE enterprise_id = %s", a.id
+    ) == [(10, 10)]
+    assert await asyncio.to_thread(main, args) == 0  # nothing left: nothing stored twice
+    assert link.rows("SELECT count(*) FROM bureau_message")[0][0] == 15
+    assert link.rows("SELECT count(*) FROM bureau_dead_letter WHERE replayed_at IS NULL") == [(0,)]
+
+
+@pytest.mark.slow
+async def test_https_flood_is_answered_429_with_retry_after_and_the_sender_loses_nothing(
+    link: Link, db_dsn: str, example_plant: Plant, threads: list[tuple[threading.Event, threading.Thread]]
+) -> None:
+    assert link.daemon.link is not None
+    link.daemon.link.limiter = FloodLimiter(1.0, 2, _stopped_clock)
+    e = example_plant.enterprise
+    with psycopg.connect(db_dsn, autocommit=True) as c:
+        enqueue(c, e.id, e.region.code, registration(example_plant))
+        for i in range(5):
+            enqueue(c, e.id, e.region.code, heartbeat(T0 + timedelta(minutes=i), []))
+    sender = HttpsSender(link.settings(), db_dsn, e.id)
+    _run(threads, sender.run)
+    await _until(lambda: sender.stats.throttled >= 2, "the sender throttled and retrying")
+    assert sender.stats.acked == 2 and _pending(db_dsn) == 4 and sender.stats.refused == 0
+    status, headers, body = await asyncio.to_thread(link.call, "GET", f"/api/v1/link/{e.id}/down")
+    assert status == 200  # polling the down messages is not limited
+    ent = Enterprise(example_plant)
+    raw, _ = ent.wire(ent.envelope(heartbeat(T0, [])))
+    status, headers, body = await asyncio.to_thread(
+        link.call, "POST", f"/api/v1/link/{e.id}/up/heartbeat", raw
+    )
+    assert status == 429 and int(headers["Retry-After"]) >= 1 and body["reason_code"] == "flood"
+    assert link.rows("SELECT count(*) FROM bureau_dead_letter") == [(0,)]  # HTTPS: nothing dead-lettered
+    assert link.metric("hazmon_bureau_flood_total", enterprise_id=e.id, transport="https") >= 3
+
+    link.daemon.link.limiter = FloodLimiter(1.0, 1000)  # the flood is over
+    await _until(lambda: _pending(db_dsn) == 0, "the rest sent after Retry-After")
+    got = link.rows("SELECT seq FROM bureau_message ORDER BY received_at, seq")
+    assert [s for (s,) in got] == sorted(s for (s,) in got) and len(got) == 6  # each once, in order
