@@ -192,7 +192,8 @@ def replay(
         if not rows:
             break
         for dl_id, topic, payload, received_at in rows:
-            o = ingestor.handle(conn, bytes(payload), str(topic), received_at)  # type: ignore[arg-type]
+            raw = bytes(payload) if isinstance(payload, bytes | memoryview) else b""
+            o = ingestor.handle(conn, raw, str(topic), received_at)  # type: ignore[arg-type]
             what = o.status if o.refused is None else f"refused:{o.refused.reason_code}"
             conn.execute(
                 "UPDATE bureau_dead_letter SET replayed_at = now(), replay_outcome = %s WHERE id = %s",

@@ -209,7 +209,7 @@ class LinkServer:
         if not hmac.compare_digest(want, got) or auth.login not in self.digests:
             raise _Refusal(401, "unauthorized", "Authorization: wrong enterprise id or password",
                            {"WWW-Authenticate": REALM})  # fmt: skip
-        return auth.login
+        return str(auth.login)
 
     def _own(self, request: web.Request, who: str) -> str:
         eid = request.match_info["enterprise"]
