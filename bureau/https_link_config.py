@@ -89,11 +89,10 @@ class HttpsLink:
     @model_validator(mode="after")
     def _tls(self) -> HttpsLink:
         problems: list[tuple[tuple[str | tuple[str | int, ...], ...], str] | None] = []
-        if self.enabled and not self.insecure:
-            if self.cert_file is None:
-                problems.append((("cert_file",), "HTTPS needs cert_file and key_file (or insecure: true)"))
-            if self.key_file is None:
-                problems.append((("key_file",), "HTTPS needs cert_file and key_file (or insecure: true)"))
+        if self.enabled and not self.insecure and (self.cert_file is None or self.key_file is None):
+            problems.append(
+                (("cert_file", "key_file"), "HTTPS needs cert_file and key_file (or insecure: true)")
+            )
         seen: set[str] = set()
         for i, e in enumerate(self.enterprises):
             if e.id in seen:
