@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import http.client
 import json
@@ -37,6 +38,7 @@ from hazmon.uplink import UplinkSettings, enqueue
 from hazmon.uplink.build import heartbeat, registration
 from hazmon.uplink.downlink import Refused
 from hazmon.uplink.https_sender import HttpsDownlink, HttpsSender
+from hazmon.uplink.service import UplinkService
 from testkit.mosquitto import PrivateMosquitto
 from testkit.net import free_port
 from tests.bureau.helpers import T0, Enterprise
@@ -446,3 +448,34 @@ async def test_https_flood_is_answered_429_with_retry_after_and_the_sender_loses
     await _until(lambda: _pending(db_dsn) == 0, "the rest sent after Retry-After")
     got = link.rows("SELECT seq FROM bureau_message ORDER BY received_at, seq")
     assert [s for (s,) in got] == sorted(s for (s,) in got) and len(got) == 6  # each once, in order
+
+
+async def test_the_uplink_service_with_transport_https_sends_and_polls(
+    link: Link, db_dsn: str, example_plant: Plant
+) -> None:
+    """The daemon's uplink task (`UplinkService`) picks the HTTPS sender and poller by `transport`."""
+    settings = link.settings(heartbeat_interval_s=0.05)
+    seen: list[Envelope] = []
+    svc = UplinkService(
+        settings,
+        db_dsn,
+        example_plant,
+        lambda: [("dcs", "opcua", True, T0)],
+        now=lambda: T0,
+        on_step=lambda env: seen.append(env) is None,
+    )
+    assert isinstance(svc.sender, HttpsSender) and isinstance(svc.downlink, HttpsDownlink)
+    t = asyncio.create_task(svc.run())
+    try:
+        await _until(
+            lambda: link.rows("SELECT count(*) FROM bureau_message WHERE kind = 'heartbeat'")[0][0] >= 2,
+            "heartbeats stored at the bureau",
+        )
+        await _until(lambda: svc.state()["downlink_subscribed"], "the down poll answered")
+    finally:
+        t.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await t
+    kinds = link.rows("SELECT kind FROM bureau_message ORDER BY seq")
+    assert kinds[0] == ("registration",) and svc.state()["connected"] is True
+    assert link.rows("SELECT count(*) FROM bureau_dead_letter") == [(0,)]
