@@ -19,7 +19,8 @@ HTTP Basic: the username is the enterprise id, the password's SHA-256 is in ``ht
   422    ``database_refused``, ``internal_error`` (dead letter: a person looks at it)
   429    over the enterprise's flood limit (`hazmon.bureau.flood`): ``Retry-After`` says when to
          send it again; nothing is dead-lettered
-  503    the bureau's database is away: send it again later (``Retry-After``)
+  503    the bureau's database is away, or its code failed (logged): send it again later
+         (``Retry-After``)
   ====== ===========================================================================
 
   Every refusal's body is ``{"error": "<field>: <reason>", "reason_code": "..."}``; never a 500.
@@ -232,6 +233,11 @@ class LinkServer:
             except (psycopg.Error, OSError) as e:  # the database away: the sender tries again
                 log.warning("bureau HTTPS link: database away", error=str(e).strip())
                 why = _Refusal(503, "database_unavailable", "database unavailable, try again",
+                               {"Retry-After": str(_DB_RETRY_S)})  # fmt: skip
+                return self._refuse(request, why, who)
+            except Exception:  # a defect of ours: logged with its traceback; the sender tries again later
+                log.exception("bureau HTTPS link call failed", path=request.path, enterprise=who)
+                why = _Refusal(503, "internal_error", "the bureau could not handle it now, try again",
                                {"Retry-After": str(_DB_RETRY_S)})  # fmt: skip
                 return self._refuse(request, why, who)
 
