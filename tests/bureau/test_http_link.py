@@ -479,3 +479,23 @@ async def test_the_uplink_service_with_transport_https_sends_and_polls(
     kinds = link.rows("SELECT kind FROM bureau_message ORDER BY seq")
     assert kinds[0] == ("registration",) and svc.state()["connected"] is True
     assert link.rows("SELECT count(*) FROM bureau_dead_letter") == [(0,)]
+
+
+async def test_a_message_refused_for_good_is_counted_and_the_rest_goes_on(
+    link: Link, db_dsn: str, example_plant: Plant, threads: list[tuple[threading.Event, threading.Thread]]
+) -> None:
+    """An alarm event before any registration: 409 unknown_enterprise, a dead letter at the bureau;
+    the sender counts it refused and sends the registration after it (the outbox is not stuck)."""
+    e, ent = example_plant.enterprise, Enterprise(example_plant)
+    with psycopg.connect(db_dsn, autocommit=True) as c:
+        enqueue(c, e.id, e.region.code, ent.alarm(3, 1))
+        enqueue(c, e.id, e.region.code, registration(example_plant))
+    sender = HttpsSender(link.settings(), db_dsn, e.id)
+    _run(threads, sender.run)
+    await _until(lambda: _pending(db_dsn) == 0, "both answered")
+    assert (sender.stats.refused, sender.stats.acked, sender.stats.throttled) == (1, 1, 0)
+    assert link.rows("SELECT kind FROM bureau_message") == [("registration",)]
+    assert link.rows("SELECT reason_code, enterprise_id FROM bureau_dead_letter") == [
+        ("unknown_enterprise", e.id)
+    ]
+    assert link.metric("hazmon_bureau_link_https_refused_total", status="409") == 1
