@@ -74,8 +74,8 @@ def _url(n: Node, transport: str = "mqtt") -> str | None:
         return None
     a, b = _SCHEMES[transport]
     if urlsplit(url).scheme not in (a, b) or not urlsplit(url).hostname:
-        why = "" if transport == "mqtt" else f" (transport: {transport})"
-        n.problem(f"'{url}' is not {a}://host[:port] or {b}://host[:port]{why}")
+        which = "" if transport == "mqtt" else f" (transport: {transport})"
+        n.problem(f"'{url}' is not {a}://host[:port] or {b}://host[:port]{which}")
         return None
     why = port_problem(url)
     if why is not None:
