@@ -19,7 +19,8 @@
       - {name: duty-officer, token_env: HAZMON_BUREAU_TOKEN_OFFICER, role: officer,
          region: {code: "330100", level: city}}
       - {name: xihu-viewer, sha256: 5e88...,  role: viewer, region: {code: "330106", level: county}}
-    limits: {max_skew_s: 300, max_message_bytes: 262144}
+    limits: {max_skew_s: 300, max_message_bytes: 262144, flood_rate_per_s: 5, flood_burst: 20000}
+    https_link: {enabled: true, port: 8443, cert_file: ..., key_file: ..., enterprises: [...]}  # below
     console:                          # the web console's users (hazmon.console.bureau_pages)
       users:
         - {name: 王伟, role: officer, password_hash: "scrypt$15$8$1$...",
@@ -44,6 +45,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from hazmon.bureau.https_link_config import HttpsLink
 from hazmon.bureau.warning_config import Warnings, to_settings
 from hazmon.plant.bureau_standards import WarningSettings
 from hazmon.plant.link.broker import BrokerAddress
@@ -192,6 +194,9 @@ class TokenSettings:
 class Limits:
     max_skew_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
     max_message_bytes: Annotated[Whole, Field(ge=1024)] = 256 * 1024
+    # per enterprise (token bucket, per worker): hazmon.bureau.flood; the burst holds a 72 h backlog
+    flood_rate_per_s: Positive = 5.0
+    flood_burst: Annotated[Whole, Field(ge=1)] = 20_000
 
 
 # ---------------------------------------------------------------- notify:
@@ -410,6 +415,7 @@ class BureauConfig:
     warnings: Warnings = field(default_factory=Warnings)
     console: BureauConsoleSettings = field(default_factory=BureauConsoleSettings)  # no users: no console
     notify: Notify = field(default_factory=Notify)
+    https_link: HttpsLink = field(default_factory=HttpsLink)  # the link over HTTPS (https_link_config)
     parent: ParentSettings | None = None  # forward what is stored to the parent bureau (federation)
     children: tuple[ChildSettings, ...] = ()  # bureaus that forward to this one
 

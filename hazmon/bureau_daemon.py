@@ -22,6 +22,8 @@ import structlog
 from hazmon.bureau.api import ApiUser, BureauApi, build_routes
 from hazmon.bureau.config import BureauConfig
 from hazmon.bureau.downlink import DownlinkSender
+from hazmon.bureau.flood import FloodGuardedIngestor, FloodLimiter, FloodMetrics
+from hazmon.bureau.http_link import LinkServer
 from hazmon.bureau.ingest import IngestLimits, IngestMetrics, Ingestor
 from hazmon.bureau.subscriber import Subscriber
 from hazmon.bureau.supervision_repository import escalate_due
@@ -79,12 +81,32 @@ class BureauDaemon:
         self.metrics = Metrics()  # the bureau's own families only (not the enterprise daemon's)
         self.ingest_metrics = IngestMetrics(self.metrics.registry)
         lim = cfg.limits
-        self.ingestor = Ingestor(
+        ingest_limits = IngestLimits(lim.max_skew_s, lim.max_message_bytes)
+        # one flood limit per enterprise for both transports (hazmon.bureau.flood)
+        limiter = FloodLimiter(lim.flood_rate_per_s, lim.flood_burst)
+        flood_metrics = FloodMetrics(self.metrics.registry)
+        on_stored = on_stored_of(cfg)  # federation: queued for the parent as it is stored
+        self.ingestor: Ingestor = FloodGuardedIngestor(
             cfg.scope,
-            IngestLimits(lim.max_skew_s, lim.max_message_bytes),
+            ingest_limits,
+            limiter,
             self.ingest_metrics,
+            flood_metrics,
             children=children_of(cfg),  # federation: what child bureaus may forward
-            on_stored=on_stored_of(cfg),  # federation: queued for the parent as it is stored
+            on_stored=on_stored,
+        )
+        self.link = (  # the link over HTTPS (https_link:), its own TLS listener
+            LinkServer(
+                cfg.https_link,
+                dsn,
+                Ingestor(cfg.scope, ingest_limits, self.ingest_metrics, on_stored=on_stored),
+                limiter,
+                registry=self.metrics.registry,
+                flood_metrics=flood_metrics,
+                clock=clock,
+            )
+            if cfg.https_link.enabled
+            else None
         )
         self.subscriber = Subscriber(cfg.broker, dsn, self.ingestor, clock, federation=bool(cfg.children))
         self.forwarder = forwarder_of(cfg)  # to the parent bureau (`parent:`), else None
@@ -169,6 +191,8 @@ class BureauDaemon:
         if self.cfg.database.migrate:
             await asyncio.to_thread(migrate_bureau, self.cfg)
         port = await self.http.start()
+        if self.link is not None:
+            await self.link.start()
         self._stop.clear()
         self._halt = asyncio.Event()
         self._tasks["subscriber"] = asyncio.create_task(asyncio.to_thread(self.subscriber.run, self._stop))
@@ -234,6 +258,8 @@ class BureauDaemon:
             await t
         self._tasks.clear()
         await self.http.stop()
+        if self.link is not None:
+            await self.link.stop()
         log.info("bureau daemon stopped", bureau=self.cfg.id)
 
     async def run_until(self, stop: asyncio.Event) -> None:

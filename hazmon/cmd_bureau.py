@@ -10,6 +10,8 @@ import sys
 import psycopg
 
 from hazmon.bureau.config import BureauConfig, load_config
+from hazmon.bureau.flood import replay
+from hazmon.bureau.ingest import IngestLimits, Ingestor
 from hazmon.bureau_daemon import BureauDaemon, migrate_bureau
 from hazmon.plant import ConfigError
 from hazmon.runtime import apply_process_settings
@@ -29,6 +31,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p = acts.add_parser(name, help=help_text)
         p.add_argument("-c", "--config", required=True, help="bureau config file (bureau.yaml)")
         p.set_defaults(handler=fn)
+    dl = acts.add_parser("dead-letters", help="the refused messages kept at the bureau")
+    dl_acts = dl.add_subparsers(dest="dead_letters_command", metavar="ACTION", required=True)
+    rp = dl_acts.add_parser(
+        "replay", help="put dead letters of one reason (flood by default) through the ingest again, once"
+    )
+    rp.add_argument("-c", "--config", required=True, help="bureau config file (bureau.yaml)")
+    rp.add_argument("--reason", default="flood", help="reason_code to replay (default flood)")
+    rp.add_argument("--enterprise", default=None, help="only this enterprise's")
+    rp.add_argument("--limit", type=int, default=None, help="at most this many (oldest first)")
+    rp.set_defaults(handler=_replay)
 
 
 def _load(path: str) -> BureauConfig | None:
@@ -86,4 +98,27 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as e:  # the HTTP port taken, or not allowed
         print(f"http {cfg.http.host}:{cfg.http.port}: {e.strerror or e}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """`hazmon bureau dead-letters replay`: stored once by message_id, each dead letter replayed once."""
+    cfg = _load(args.config)
+    if cfg is None:
+        return 1
+    if args.limit is not None and args.limit < 1:
+        print("--limit: must be >= 1", file=sys.stderr)
+        return 2
+    lim = cfg.limits
+    ingestor = Ingestor(cfg.scope, IngestLimits(lim.max_skew_s, lim.max_message_bytes))
+    try:
+        with psycopg.connect(cfg.database.resolved_dsn(), autocommit=True) as conn:
+            r = replay(conn, ingestor, args.reason, enterprise_id=args.enterprise, limit=args.limit)
+    except psycopg.OperationalError as e:
+        print(f"database: {e}".strip(), file=sys.stderr)
+        return 1
+    print(
+        f"{args.config}: {r.replayed} dead letter(s) with reason {args.reason} replayed: {r.stored} stored,"
+        f" {r.duplicate} duplicate(s), {r.refused} refused again (see bureau_dead_letter)"
+    )
     return 0

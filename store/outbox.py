@@ -140,6 +140,7 @@ class SenderStats:
     malformed: int = 0  # rows whose payload no longer fits the schema: logged and skipped
     failures: int = 0  # passes that ended without all acknowledged (broker or database away): retried
     no_subscriber: int = 0  # PUBACK 0x10 "no matching subscribers" while require_subscriber: replayed
+    throttled: int = 0  # HTTPS transport: 429 answers (the bureau's flood limit); sent again later
 
 
 _NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code

@@ -21,6 +21,12 @@
       heartbeat_interval_s: 60
       aggregate_delay_s: 15            # a minute is aggregated this long after its end (writer committed)
       aggregate_catchup_h: 24          # after a stop, missed minutes are sent back this far
+      transport: mqtt                  # mqtt | https (the same envelopes POSTed; hazmon.uplink.https_sender)
+      insecure: false                  # https transport: allow an http:// url (tests only)
+      down_poll_s: 5                   # https transport: how often the bureau's down messages are polled
+
+With ``transport: https`` the url is the bureau's link endpoint (``https://bureau.example:8443``),
+``username`` defaults to the enterprise id and ``password_env`` is required (HTTP Basic).
 """
 
 from __future__ import annotations
@@ -54,15 +60,22 @@ class UplinkSettings(BrokerAddress):
     heartbeat_interval_s: float = 60.0
     aggregate_delay_s: float = 15.0
     aggregate_catchup_h: float = 24.0
+    transport: str = "mqtt"
+    insecure: bool = False
+    down_poll_s: float = 5.0
 
 
+_SCHEMES = {"mqtt": ("mqtt", "mqtts"), "https": ("https", "http")}
 
-def _url(n: Node) -> str | None:
+
+def _url(n: Node, transport: str = "mqtt") -> str | None:
     url = n.text(env=True)
     if url is None:
         return None
-    if urlsplit(url).scheme not in ("mqtt", "mqtts") or not urlsplit(url).hostname:
-        n.problem(f"'{url}' is not mqtt://host[:port] or mqtts://host[:port]")
+    a, b = _SCHEMES[transport]
+    if urlsplit(url).scheme not in (a, b) or not urlsplit(url).hostname:
+        which = "" if transport == "mqtt" else f" (transport: {transport})"
+        n.problem(f"'{url}' is not {a}://host[:port] or {b}://host[:port]{which}")
         return None
     why = port_problem(url)
     if why is not None:
@@ -77,9 +90,10 @@ def parse_settings(n: Node) -> UplinkSettings | None:
     if m is None:
         return None
     d = UplinkSettings()
+    transport = opt(m, "transport", lambda x: x.choice(("mqtt", "https")), d.transport)
     s = UplinkSettings(
         enabled=opt(m, "enabled", Node.flag, d.enabled),
-        url=opt(m, "url", _url, d.url),
+        url=opt(m, "url", lambda x: _url(x, transport), d.url),
         username=opt(m, "username", lambda x: x.text(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", "an id"), None),
         password_env=opt(
             m, "password_env", lambda x: x.text(r"[A-Za-z_][A-Za-z0-9_]*", "a variable name"), None
@@ -98,9 +112,19 @@ def parse_settings(n: Node) -> UplinkSettings | None:
         heartbeat_interval_s=opt(m, "heartbeat_interval_s", lambda x: x.num(1.0), d.heartbeat_interval_s),
         aggregate_delay_s=opt(m, "aggregate_delay_s", lambda x: x.num(0.0), d.aggregate_delay_s),
         aggregate_catchup_h=opt(m, "aggregate_catchup_h", lambda x: x.num(0.0), d.aggregate_catchup_h),
+        transport=transport,
+        insecure=opt(m, "insecure", Node.flag, d.insecure),
+        down_poll_s=opt(m, "down_poll_s", lambda x: x.num(0.05), d.down_poll_s),
     )
+    if transport == "https":
+        if "url" not in m:
+            n.problem("transport https needs url (the bureau's https:// link endpoint)", f"{n.path}.url")
+        elif urlsplit(s.url).scheme == "http" and not s.insecure:
+            m["url"].problem("plain http:// sends the password in clear: use https:// (or insecure: true)")
+        if s.password_env is None:
+            m.get("transport", n).problem("transport https needs password_env (HTTP Basic password)")
     if (s.cert_file is None) != (s.key_file is None):
         m.get("cert_file", m.get("key_file", n)).problem("cert_file and key_file go together")
-    if s.password_env is not None and s.username is None:
+    if s.password_env is not None and s.username is None and transport == "mqtt":
         m["password_env"].problem("a password needs a username")
     return s

@@ -26,6 +26,7 @@ from hazmon.store.db import connect
 from hazmon.uplink.build import heartbeat, registration
 from hazmon.uplink.config import UplinkSettings
 from hazmon.uplink.downlink import Downlink, RefusedSink, StepHandler
+from hazmon.uplink.https_sender import HttpsDownlink, HttpsSender
 from hazmon.uplink.outbox import Conn, enqueue, pending
 from hazmon.uplink.periodic import (
     closed_windows,
@@ -67,11 +68,11 @@ class UplinkService:
         self.endpoints = endpoints
         self.overrides = overrides
         self.now = now
-        self.sender = Sender(settings, dsn, plant.enterprise.id)
-        self.downlink = (
-            None
-            if on_step is None
-            else Downlink(settings, plant.enterprise.id, on_step, on_refused or (lambda *_: None))
+        eid, sink = plant.enterprise.id, on_refused or (lambda *_: None)
+        https = settings.transport == "https"  # the same outbox and handler, POSTed and polled
+        self.sender: Sender | HttpsSender = (HttpsSender if https else Sender)(settings, dsn, eid)
+        self.downlink: Downlink | HttpsDownlink | None = (
+            None if on_step is None else (HttpsDownlink if https else Downlink)(settings, eid, on_step, sink)
         )
         self.outbox_pending: int | None = None  # unsent rows at the last round (None: not read yet)
         self.last_error = ""  # the last enqueue round's error ("" when it went well)

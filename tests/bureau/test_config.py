@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -93,3 +94,70 @@ def test_hazmon_bureau_check_and_migrate(tmp_path: Path, empty_db: str) -> None:
     assert r.returncode == 0, r.stderr
     with psycopg.connect(empty_db) as c:
         assert c.execute("SELECT to_regclass('bureau_downlink') IS NOT NULL").fetchone() == (True,)
+
+
+def test_https_link_and_flood_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "link.pem").write_text("-")
+    (tmp_path / "link-key.pem").write_text("-")
+    monkeypatch.setenv("HAZMON_TEST_LINK_E2", "pw")
+    f = tmp_path / "ok.yaml"
+    f.write_text(
+        f"""id: nj-city
+name: x
+region: {{code: "320100", level: city}}
+limits: {{flood_rate_per_s: 2.5, flood_burst: 100}}
+https_link:
+  enabled: true
+  port: 8443
+  cert_file: {tmp_path / "link.pem"}
+  key_file: {tmp_path / "link-key.pem"}
+  enterprises:
+    - {{id: E1, sha256: {SHA}}}
+    - {{id: E2, password_env: HAZMON_TEST_LINK_E2}}
+"""
+    )
+    cfg = load_config(f)
+    assert (cfg.limits.flood_rate_per_s, cfg.limits.flood_burst) == (2.5, 100)
+    assert cfg.https_link.enabled and cfg.https_link.port == 8443 and not cfg.https_link.insecure
+    assert cfg.https_link.digests() == {"E1": SHA, "E2": hashlib.sha256(b"pw").hexdigest()}
+    defaults = load_config(ROOT / "examples" / "bureau.yaml")
+    assert (defaults.limits.flood_rate_per_s, defaults.limits.flood_burst) == (5.0, 20_000)
+    assert not defaults.https_link.enabled
+
+    got = _problems(
+        tmp_path,
+        """id: nj-city
+name: x
+region: {code: "320100", level: city}
+limits: {flood_rate_per_s: 0, flood_burst: 0}
+https_link:
+  enabled: true
+  key_file: /no/such/key.pem
+  enterprises:
+    - {id: E1}
+    - {id: E1, sha256: abc}
+""",
+    )
+    assert got == [
+        "bureau.yaml:4: limits.flood_burst: must be >= 1, got 0",
+        "bureau.yaml:4: limits.flood_rate_per_s: must be > 0, got 0",
+        "bureau.yaml:7: https_link.key_file: '/no/such/key.pem': no such file",
+        "bureau.yaml:9: https_link.enterprises[0]: missing sha256 (or password_env)",
+        "bureau.yaml:10: https_link.enterprises[1].sha256: 'abc' is not a hex SHA-256 digest",
+    ]
+    got = _problems(
+        tmp_path,
+        f"""id: nj-city
+name: x
+region: {{code: "320100", level: city}}
+https_link:
+  enabled: true
+  enterprises:
+    - {{id: E1, sha256: {SHA}}}
+    - {{id: E1, sha256: {SHA}}}
+""",
+    )
+    assert got == [
+        "bureau.yaml:5: https_link: HTTPS needs cert_file and key_file (or insecure: true)",
+        "bureau.yaml:8: https_link.enterprises[1].id: enterprise 'E1' given twice",
+    ]
