@@ -42,6 +42,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from hazmon.bureau import figures
 from hazmon.bureau import warning_repository as warnings
 from hazmon.bureau.warning_flow import Refused
+from hazmon.bureau.weather_api import weather_warning_routes
 from hazmon.plant.bureau_standards import WarningSettings
 from hazmon.plant.http_request import RequestError, parse_body, parse_model, parse_query
 from hazmon.plant.link import BureauStep
@@ -543,4 +544,5 @@ def build_routes(api: BureauApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one c
         web.get(f"{p}/alarms", guarded(list_alarms)),
         web.get(f"{p}/alarms/{{id}}", guarded(show_alarm)),
         web.post(f"{p}/alarms/{{id}}/steps", guarded(post_step, officer=True)),
+        *weather_warning_routes(api, guarded, refuse, p),  # official weather warnings (weather_api)
     ]

@@ -35,6 +35,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 from psycopg.types.json import Jsonb
 
+from hazmon.bureau import weather_measures
 from hazmon.plant.link import (
     UP_KINDS,
     AggregateItem,
@@ -47,6 +48,7 @@ from hazmon.plant.link import (
     LinkError,
     PlanEvent,
     Registration,
+    WeatherMeasures,
     direction_of,
     parse_envelope,
     parse_topic,
@@ -170,7 +172,7 @@ class Outcome:
     refused: Refused | None = None
 
 
-def apply(conn: Conn, env: Envelope, received_at: datetime, max_skew_s: float = 300.0) -> Outcome:
+def apply(conn: Conn, env: Envelope, received_at: datetime, max_skew_s: float = 300.0) -> Outcome:  # noqa: PLR0912
     """Store ``env`` once and apply its payload, in the caller's transaction.
 
     Returns:
@@ -229,6 +231,8 @@ def apply(conn: Conn, env: Envelope, received_at: datetime, max_skew_s: float = 
         _feedback(conn, env, p)
     elif isinstance(p, PlanEvent):
         _plan_event(conn, eid, p)
+    elif isinstance(p, WeatherMeasures):
+        weather_measures.store(conn, eid, env.seq, p)
     conn.execute(
         "UPDATE bureau_enterprise SET last_message_at = GREATEST(last_message_at, %s),"
         " last_seq = GREATEST(last_seq, %s) WHERE enterprise_id = %s",

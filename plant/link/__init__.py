@@ -35,6 +35,8 @@ from hazmon.plant.link.messages import (
     ResponsibleInfo,
     SensorInfo,
     SensorLimits,
+    WeatherDuty,
+    WeatherMeasures,
     direction_of,
     parse_envelope,
     parse_topic,
@@ -69,6 +71,8 @@ __all__ = [
     "ResponsibleInfo",
     "SensorInfo",
     "SensorLimits",
+    "WeatherDuty",
+    "WeatherMeasures",
     "direction_of",
     "json_schemas",
     "parse_envelope",
@@ -89,6 +93,7 @@ SCHEMA_FILES: dict[str, type[BaseModel]] = {
     "bureau_step.json": BureauStep,
     "bureau_warning.json": BureauWarning,
     "plan_event.json": PlanEvent,
+    "weather_measures.json": WeatherMeasures,
 }
 """File name under ``schema/v<N>/`` → the model it is generated from."""
 
