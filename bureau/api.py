@@ -385,8 +385,12 @@ class BureauApi:
 Handler = Callable[[web.Request, ApiUser], Awaitable[web.StreamResponse]]
 
 
-def build_routes(api: BureauApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one closure per route
-    """The API's routes, to mount on the daemon's HTTP app."""
+Extra = Callable[[Callable[..., Any], Callable[..., web.Response]], list[web.RouteDef]]
+"""More routes behind the same token check: called with (guard, refuse) (`hazmon.bureau.plan_api`)."""
+
+
+def build_routes(api: BureauApi, extra: Iterable[Extra] = ()) -> list[web.RouteDef]:  # noqa: PLR0915 - one closure per route
+    """The API's routes, to mount on the daemon's HTTP app (and ``extra``'s, guarded the same)."""
 
     def refuse(request: web.Request, code: int, reason: str, who: str | None = None) -> web.Response:
         api.refused.labels(status=str(code)).inc()
@@ -545,4 +549,5 @@ def build_routes(api: BureauApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one c
         web.get(f"{p}/alarms/{{id}}", guarded(show_alarm)),
         web.post(f"{p}/alarms/{{id}}/steps", guarded(post_step, officer=True)),
         *weather_warning_routes(api, guarded, refuse, p),  # official weather warnings (weather_api)
+        *(r for more in extra for r in more(guarded, refuse)),
     ]

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from hazmon.bureau.plan_config import BureauPlan
 from hazmon.bureau.warning_config import Warnings, to_settings
 from hazmon.plant.bureau_standards import WarningSettings
 from hazmon.plant.link.broker import BrokerAddress
@@ -336,6 +337,27 @@ class BureauConfig:
     warnings: Warnings = field(default_factory=Warnings)
     console: BureauConsoleSettings = field(default_factory=BureauConsoleSettings)  # no users: no console
     notify: Notify = field(default_factory=Notify)
+    plans: tuple[BureauPlan, ...] = ()  # the bureau's own emergency plans (hazmon.bureau.plan_config)
+
+    @model_validator(mode="after")
+    def _plans_fit(self) -> BureauConfig:
+        """Each plan: a unique id, its region inside the bureau's, recipients of ``notify.recipients``."""
+        problems: list[tuple[Any, str] | None] = []
+        known = {r.name for r in self.notify.recipients}
+        seen: set[str] = set()
+        for i, p in enumerate(self.plans):
+            if p.id in seen:
+                problems.append(((("plans", i, "id"),), f"plan id '{p.id}' is used twice"))
+            seen.add(p.id)
+            if p.region is not None and not inside(self.region.scope, p.region.scope):
+                why = f"{p.region.level} {p.region.code} is not inside this bureau's region"
+                problems.append(((("plans", i, "region"),), why))
+            for j, r in enumerate(p.notify):
+                if r not in known:
+                    why = f"no recipient '{r}' in notify.recipients ({', '.join(sorted(known)) or 'none'})"
+                    problems.append(((("plans", i, "notify", j),), why))
+        check(*problems)
+        return self
 
     @model_validator(mode="after")
     def _tokens_inside(self) -> BureauConfig:

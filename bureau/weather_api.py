@@ -60,7 +60,7 @@ def _json(v: object) -> object:
     if isinstance(v, list | tuple):
         return [_json(x) for x in v]
     if hasattr(v, "isoformat"):
-        return v.isoformat()  # type: ignore[union-attr]
+        return v.isoformat()
     return v
 
 
