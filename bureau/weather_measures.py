@@ -11,11 +11,19 @@ an enterprise outside it is never counted or shown.
 
 An enterprise has **confirmed its measures** when it reported at least one duty and every duty
 it reported is confirmed; ``no_duties`` when the warning asks nothing of its hazard sources.
+
+The bureau may also take in the CAP documents itself (`store_cap`, table ``bureau_cap_warning``,
+parsed by `hazmon.weather.cap`): a warning of the feed is then listed while in force
+(`hazmon.weather.state.in_force`) even before any enterprise reports it, and every enterprise of
+the token's region whose county, city or province code the warning names but which has not
+reported it is listed as ``not_reported`` (by region code only: the bureau has no locations
+to match a polygon against).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -24,8 +32,10 @@ from psycopg.types.json import Jsonb
 
 from hazmon.plant.link import WeatherMeasures
 from hazmon.plant.regions import Scope, prefix
+from hazmon.weather.cap import Alert, parse
+from hazmon.weather.state import in_force
 
-__all__ = ["store", "warning", "warnings"]
+__all__ = ["cap_alerts", "store", "store_cap", "warning", "warnings"]
 
 Conn = psycopg.Connection[Any]
 
@@ -105,23 +115,110 @@ def _group(rows: Sequence[dict[str, Any]], detail: bool) -> list[dict[str, Any]]
     return list(out.values())
 
 
-def warnings(conn: Conn, scope: Scope, open_only: bool = True, limit: int = 200) -> list[dict[str, Any]]:
-    """The warnings reported by enterprises in ``scope``, newest first, with their counts."""
+def store_cap(conn: Conn, alert: Alert, by: str, now: datetime) -> bool:
+    """Keep a CAP document the bureau took in; False when its identifier is already kept."""
+    codes = sorted({c for ar in alert.areas for c in ar.region_codes()})
+    row = conn.execute(
+        """INSERT INTO bureau_cap_warning (identifier, sender, sent, status, msg_type, kind, colour,
+               region_codes, expires, xml, received_by, received_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (identifier) DO NOTHING RETURNING identifier""",
+        (
+            alert.identifier, alert.sender, alert.sent, alert.status, alert.msg_type,
+            alert.kind.value if alert.kind else None, int(alert.colour) if alert.colour else None, codes,
+            alert.expires, alert.xml, by, now,
+        ),
+    ).fetchone()  # fmt: skip
+    return row is not None
+
+
+def cap_alerts(conn: Conn) -> list[Alert]:
+    """Every CAP document the bureau took in, re-parsed from its XML (in sent order)."""
+    rows = conn.execute("SELECT identifier, xml FROM bureau_cap_warning ORDER BY sent, identifier").fetchall()
+    out = []
+    for ident, xml in rows:
+        a = parse(bytes(xml), f"bureau_cap_warning {ident}")
+        if isinstance(a, Alert):  # kept only after a successful parse
+            out.append(a)
+    return out
+
+
+def _covered(codes: Sequence[str], county: str) -> bool:
+    return any(c in (county, county[:4] + "00", county[:2] + "0000") for c in codes)
+
+
+def _cap_entry(a: Alert, live: bool) -> dict[str, Any]:
+    zh, en = a.text("zh"), a.text("en")
+    return {
+        "identifier": a.identifier, "sender": a.sender, "sent": a.sent,
+        "warning_kind": a.kind.value if a.kind else "", "colour": a.colour.name.lower() if a.colour else "",
+        "headline_zh": (zh.headline or zh.event) if zh else "",
+        "headline_en": (en.headline or en.event) if en and en.language.lower().startswith("en") else "",
+        "region_codes": sorted({c for ar in a.areas for c in ar.region_codes()}),
+        "in_force": live, "enterprises": 0, "confirmed": 0, "not_confirmed": 0, "no_duties": 0,
+    }  # fmt: skip
+
+
+def _with_feed(conn: Conn, scope: Scope, groups: list[dict[str, Any]], now: datetime, detail: bool) -> None:
+    """Add the warnings of the bureau's own CAP feed and, to each, who in ``scope`` has not reported."""
+    alerts = [a for a in cap_alerts(conn) if a.status == "Actual" and a.msg_type in ("Alert", "Update")]
+    if not alerts:
+        return
+    live = {a.identifier for a in in_force(alerts, now)}
+    ents = conn.execute(
+        "SELECT enterprise_id, name, region_code FROM bureau_enterprise WHERE region_code LIKE %s ORDER BY 1",
+        (prefix(scope) + "%",),
+    ).fetchall()
+    rows = conn.execute("SELECT identifier, enterprise_id FROM bureau_weather_measures").fetchall()
+    reported = {(str(i), str(e)) for i, e in rows}
+    by_id = {g["identifier"]: g for g in groups}
+    for a in alerts:
+        codes = sorted({c for ar in a.areas for c in ar.region_codes()})
+        missing = [
+            {"enterprise_id": e, "enterprise_name": n, "region_code": str(r).strip()}
+            for e, n, r in ents
+            if _covered(codes, str(r).strip()) and (a.identifier, str(e)) not in reported
+        ]
+        g = by_id.get(a.identifier)
+        if g is None and not missing:
+            continue  # nothing of it in this region
+        if g is None:
+            g = by_id[a.identifier] = _cap_entry(a, a.identifier in live)
+            groups.append(g)
+            if detail:
+                g["concerned"] = []
+        g["in_force"] = g["in_force"] or a.identifier in live
+        g["from_feed"] = True
+        g["not_reported"] = len(missing)
+        if detail:
+            g["not_reported_enterprises"] = missing
+
+
+def warnings(
+    conn: Conn, scope: Scope, open_only: bool = True, limit: int = 200, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The warnings reported by enterprises in ``scope`` (and of the feed, given ``now``), newest first."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             _ROWS + " ORDER BY w.sent DESC, w.identifier, w.enterprise_id", (prefix(scope) + "%",)
         ).fetchall()
     out = _group(rows, detail=False)
+    if now is not None:
+        _with_feed(conn, scope, out, now, detail=False)
+        out.sort(key=lambda w: (w["sent"], w["identifier"]), reverse=True)
     if open_only:
         out = [w for w in out if w["in_force"]]
     return out[:limit]
 
 
-def warning(conn: Conn, identifier: str, scope: Scope) -> dict[str, Any] | None:
+def warning(conn: Conn, identifier: str, scope: Scope, now: datetime | None = None) -> dict[str, Any] | None:
     """One warning: every enterprise in ``scope`` it concerns, their sources, duties and confirmations."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             _ROWS + " AND w.identifier = %s ORDER BY w.enterprise_id", (prefix(scope) + "%", identifier)
         ).fetchall()
     got = _group(rows, detail=True)
+    if now is not None:
+        _with_feed(conn, scope, got, now, detail=True)
+        got = [g for g in got if g["identifier"] == identifier]
     return got[0] if got else None
