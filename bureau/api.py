@@ -45,6 +45,7 @@ from hazmon.bureau import figures
 from hazmon.bureau import warning_repository as warnings
 from hazmon.bureau.supervision_api import supervision_routes
 from hazmon.bureau.warning_flow import Refused
+from hazmon.bureau.weather_api import weather_warning_routes
 from hazmon.plant.bureau_standards import WarningSettings
 from hazmon.plant.http_request import RequestError, parse_body, parse_model, parse_query
 from hazmon.plant.link import BureauStep
@@ -387,8 +388,12 @@ class BureauApi:
 Handler = Callable[[web.Request, ApiUser], Awaitable[web.StreamResponse]]
 
 
-def build_routes(api: BureauApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one closure per route
-    """The API's routes, to mount on the daemon's HTTP app."""
+Extra = Callable[[Callable[..., Any], Callable[..., web.Response]], list[web.RouteDef]]
+"""More routes behind the same token check: called with (guard, refuse) (`hazmon.bureau.plan_api`)."""
+
+
+def build_routes(api: BureauApi, extra: Iterable[Extra] = ()) -> list[web.RouteDef]:  # noqa: PLR0915 - one closure per route
+    """The API's routes, to mount on the daemon's HTTP app (and ``extra``'s, guarded the same)."""
 
     def refuse(request: web.Request, code: int, reason: str, who: str | None = None) -> web.Response:
         api.refused.labels(status=str(code)).inc()
@@ -547,4 +552,6 @@ def build_routes(api: BureauApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one c
         web.get(f"{p}/alarms/{{id}}", guarded(show_alarm)),
         web.post(f"{p}/alarms/{{id}}/steps", guarded(post_step, officer=True)),
         *supervision_routes(api, guarded, refuse),  # 挂牌督办 and hidden dangers (supervision_api.py)
+        *weather_warning_routes(api, guarded, refuse, p),  # official weather warnings (weather_api)
+        *(r for more in extra for r in more(guarded, refuse)),
     ]

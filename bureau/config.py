@@ -46,6 +46,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from hazmon.bureau.https_link_config import HttpsLink
+from hazmon.bureau.plan_config import BureauPlan
 from hazmon.bureau.warning_config import Warnings, to_settings
 from hazmon.plant.bureau_standards import WarningSettings
 from hazmon.plant.link.broker import BrokerAddress
@@ -418,6 +419,7 @@ class BureauConfig:
     https_link: HttpsLink = field(default_factory=HttpsLink)  # the link over HTTPS (https_link_config)
     parent: ParentSettings | None = None  # forward what is stored to the parent bureau (federation)
     children: tuple[ChildSettings, ...] = ()  # bureaus that forward to this one
+    plans: tuple[BureauPlan, ...] = ()  # the bureau's own emergency plans (hazmon.bureau.plan_config)
 
     @model_validator(mode="after")
     def _children_inside(self) -> BureauConfig:
@@ -433,6 +435,26 @@ class BureauConfig:
             if c.id in seen:
                 problems.append(((("children", i, "id"),), f"child id '{c.id}' given twice"))
             seen.add(c.id)
+        check(*problems)
+        return self
+
+    @model_validator(mode="after")
+    def _plans_fit(self) -> BureauConfig:
+        """Each plan: a unique id, its region inside the bureau's, recipients of ``notify.recipients``."""
+        problems: list[tuple[Any, str] | None] = []
+        known = {r.name for r in self.notify.recipients}
+        seen: set[str] = set()
+        for i, p in enumerate(self.plans):
+            if p.id in seen:
+                problems.append(((("plans", i, "id"),), f"plan id '{p.id}' is used twice"))
+            seen.add(p.id)
+            if p.region is not None and not inside(self.region.scope, p.region.scope):
+                why = f"{p.region.level} {p.region.code} is not inside this bureau's region"
+                problems.append(((("plans", i, "region"),), why))
+            for j, r in enumerate(p.notify):
+                if r not in known:
+                    why = f"no recipient '{r}' in notify.recipients ({', '.join(sorted(known)) or 'none'})"
+                    problems.append(((("plans", i, "notify", j),), why))
         check(*problems)
         return self
 

@@ -43,6 +43,7 @@ from prometheus_client import CollectorRegistry, Counter
 from psycopg.types.json import Jsonb
 
 from hazmon.bureau import supervision_ingest as supervision
+from hazmon.bureau import weather_measures
 from hazmon.plant.link import (
     UP_KINDS,
     AggregateItem,
@@ -59,6 +60,7 @@ from hazmon.plant.link import (
     PlanEvent,
     Registration,
     SupervisionProgress,
+    WeatherMeasures,
     direction_of,
     parse_envelope,
     parse_topic,
@@ -291,6 +293,8 @@ def apply(  # noqa: PLR0912 - one branch per kind
         _plan_event(conn, eid, p)
     elif isinstance(p, HiddenDanger | DutyCheckReport | CommitmentReport | SupervisionProgress):
         supervision.ingest(conn, env, p)
+    elif isinstance(p, WeatherMeasures):
+        weather_measures.store(conn, eid, env.seq, p)
     conn.execute(
         "UPDATE bureau_enterprise SET last_message_at = GREATEST(last_message_at, %s),"
         " last_seq = GREATEST(last_seq, %s) WHERE enterprise_id = %s",

@@ -19,18 +19,20 @@ from zoneinfo import ZoneInfo
 import psycopg
 import structlog
 
-from hazmon.bureau.api import ApiUser, BureauApi, build_routes
+from hazmon.bureau.api import API_PREFIX, ApiUser, BureauApi, build_routes
 from hazmon.bureau.config import BureauConfig
 from hazmon.bureau.downlink import DownlinkSender
 from hazmon.bureau.flood import FloodGuardedIngestor, FloodLimiter, FloodMetrics
 from hazmon.bureau.http_link import LinkServer
 from hazmon.bureau.ingest import IngestLimits, IngestMetrics, Ingestor
+from hazmon.bureau.plan_api import bureau_plan_routes
 from hazmon.bureau.subscriber import Subscriber
 from hazmon.bureau.supervision_repository import escalate_due
 from hazmon.bureau.warning_repository import tick
 from hazmon.bureau.warnings import Change
 from hazmon.bureau_federation import children_of, forwarder_of, on_stored_of, watch_forwarder
 from hazmon.bureau_notify import WarningNotices
+from hazmon.bureau_plans import BureauPlanRunner
 from hazmon.collector import Metrics
 from hazmon.console.bureau_pages import build_bureau_console
 from hazmon.http import CheckResult, HttpServer
@@ -124,7 +126,14 @@ class BureauDaemon:
         self.supervisions_escalated = 0
         self.notices = WarningNotices(cfg.notify, dsn, clock)  # new warnings -> the staff (notify:)
         self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics, self.health)
-        self.http.mount(build_routes(self.api))
+        # the bureau's own emergency plans (bureau.yaml plans:), told through the notify: channels
+        self.plans = BureauPlanRunner(cfg, self.notices.notifiers, clock)
+        plan_routes = (
+            lambda guard, refuse: bureau_plan_routes(
+                self.api, cfg.plans, cfg.scope, guard, refuse, API_PREFIX, self.plans.wake
+            ),
+        )
+        self.http.mount(build_routes(self.api, plan_routes))
         mount_console(self)
         self._probe = DatabaseProbe(dsn)
         self._stop = threading.Event()
@@ -201,6 +210,8 @@ class BureauDaemon:
             self._tasks["forwarder"] = asyncio.create_task(asyncio.to_thread(self.forwarder.run, self._stop))
         self._tasks["warnings"] = asyncio.create_task(self._warnings())
         self._tasks["notices"] = asyncio.create_task(self.notices.run(self._stop))
+        if self.cfg.plans:
+            self._tasks["plans"] = asyncio.create_task(self.plans.run(self._stop))
         log.info(
             "bureau daemon started",
             bureau=self.cfg.id,
@@ -254,6 +265,7 @@ class BureauDaemon:
         self._halt.set()
         self.downlink.wake()
         self.notices.wake()
+        self.plans.wake()
         for t in self._tasks.values():
             await t
         self._tasks.clear()

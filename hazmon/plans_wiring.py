@@ -144,8 +144,31 @@ class PlanRunner:
                     prepo.set_clear(conn, d.activation_id, None)
                 elif isinstance(d, End) and prepo.end(conn, d, "auto", now):
                     log.info("emergency plan ended", plan=d.plan_id, reason=d.reason)
-                    self._report(conn, d.activation_id, "ended", "auto", d.reason, now)
+            self._report_ends(conn)  # by a condition above, or by hand (`hazmon plan end`) meanwhile
             return prepo.unnotified(conn, ent)
+
+    def _report_ends(self, conn: Conn) -> None:
+        """Every end not yet in the link's outbox whose start is: automatic and by hand alike.
+
+        An end by hand is recorded by another process (the CLI), so the runner looks for it in
+        the records each round; the outbox's keys say what went already (a restart repeats nothing).
+        """
+        if not self.uplink:
+            return
+        ent = self.plant.enterprise.id
+        rows = conn.execute(
+            """SELECT a.id, a.ended_at, a.ended_by, a.end_reason FROM plan_activation a
+               WHERE a.enterprise_id = %(e)s AND a.ended_at IS NOT NULL
+                 AND EXISTS (SELECT 1 FROM uplink_outbox o
+                             WHERE o.dedupe_key LIKE 'plan:' || %(e)s || ':' || a.id || ':started:%%')
+                 AND NOT EXISTS (SELECT 1 FROM uplink_outbox o
+                                 WHERE o.dedupe_key LIKE 'plan:' || %(e)s || ':' || a.id || ':ended:%%')
+               ORDER BY a.ended_at, a.id""",
+            {"e": ent},
+        ).fetchall()
+        for aid, at, by, reason in rows:
+            if isinstance(at, datetime):
+                self._report(conn, int(str(aid)), "ended", str(by or "auto"), str(reason or ""), at)
 
     async def once(self) -> None:
         now = self.clock()

@@ -46,6 +46,7 @@ from hazmon.weather.ingest import Outcome, Tally, ingest, scan_directory
 from hazmon.weather.settings import WeatherSettings
 from hazmon.weather.state import finding
 from hazmon.weather.tightening import tightened
+from hazmon.weather_report import Report, measures_reporter
 
 __all__ = ["WeatherRunner", "weather_runner"]
 
@@ -97,6 +98,7 @@ class WeatherRunner:
     assessments: dict[str, Limits] = field(default_factory=dict)  # the assessments' overrides, as last read
     limits: dict[str, Limits] | None = None  # the overrides the rules have now (assessments + weather)
     active: dict[Key, Active] = field(default_factory=dict)  # warnings in force, as last judged
+    report: Report | None = None  # the warnings and their measures to the bureau (uplink on)
 
     def set_assessments(self, overrides: dict[str, Limits]) -> None:
         """New assessment overrides (`hazmon.upkeep.AssessmentReload`), given with the weather's."""
@@ -231,6 +233,8 @@ class WeatherRunner:
                     repo.start_duties(c, ent, a.hazard_source, a.kind.value, a.duties, a.identifier, now)
                 for (hs, kind), t in ends:
                     repo.end_duties(c, ent, hs, kind.value, now, self._why(t.identifier, alerts, now))
+                if self.report is not None:  # each round: a duty confirmed by hand is a change too
+                    self.report(c, active, alerts, now)
 
         await asyncio.to_thread(record)
         for a in starts:
@@ -314,6 +318,7 @@ def weather_runner(  # noqa: PLR0917 - the parts it connects
 
     w = WeatherRunner(config.database.resolved_dsn(), plant, config.weather, found)
     w.apply_limits, w.assessments, w.limits = apply_limits, dict(assessments), dict(assessments)
+    w.report = measures_reporter(plant) if config.uplink.enabled else None
     w.mount(http, authorize)
     w.gauges(metrics)
     return w

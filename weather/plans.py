@@ -36,6 +36,7 @@ __all__ = [
     "Unclear",
     "WarningNow",
     "decide",
+    "decide_held",
     "holding",
     "level_name",
     "manual_end",
@@ -209,21 +210,39 @@ def decide(  # noqa: PLR0917 - what holds, what is open, and the time
     now: datetime,
 ) -> list[Decision]:
     """What to record now. ``last_end``: per plan, the end of its last real activation."""
+    held = [(p.id, p.end.clear_for_min, holding(p, alarms, warnings)) for p in plans]
+    return decide_held(held, open_activations, last_end, now)
+
+
+Held = Sequence[tuple[int, datetime, str]]
+"""The start conditions of a plan that hold now: (level 1-4, since, in words)."""
+
+
+def decide_held(
+    plans: Sequence[tuple[str, float, Held]],
+    open_activations: Sequence[Activation],
+    last_end: Mapping[str, datetime],
+    now: datetime,
+) -> list[Decision]:
+    """`decide` once the conditions are judged: per plan (id, end.clear_for_min, what holds).
+
+    The same decisions for any plan whose conditions are judged elsewhere (a bureau's plans,
+    `hazmon.bureau.plans`).
+    """
     out: list[Decision] = []
-    for plan in plans:
-        held = holding(plan, alarms, warnings)
-        real = next((a for a in open_activations if a.plan_id == plan.id and not a.drill), None)
+    for plan_id, clear_for_min, held in plans:
+        real = next((a for a in open_activations if a.plan_id == plan_id and not a.drill), None)
         if real is None:
-            ended = last_end.get(plan.id)
+            ended = last_end.get(plan_id)
             fresh = [h for h in held if ended is None or h[1] > ended]
             if fresh:
                 lv, since, why = min(fresh, key=lambda h: (h[0], h[1]))
-                out.append(Start(plan.id, lv, why, since))
+                out.append(Start(plan_id, lv, why, since))
             continue
         if held:
             lv, _, why = min(held, key=lambda h: (h[0], h[1]))
             if lv < real.level:
-                out.append(LevelUp(real.id, plan.id, lv, why))
+                out.append(LevelUp(real.id, plan_id, lv, why))
             if real.clear_since is not None:
                 out.append(Unclear(real.id))
             continue
@@ -231,9 +250,9 @@ def decide(  # noqa: PLR0917 - what holds, what is open, and the time
             continue
         if real.clear_since is None:
             out.append(Clear(real.id, now))
-        elif now - real.clear_since >= timedelta(minutes=plan.end.clear_for_min):
-            mins = f"{plan.end.clear_for_min:g}"
-            out.append(End(real.id, plan.id, f"all start conditions cleared for {mins} min"))
+        elif now - real.clear_since >= timedelta(minutes=clear_for_min):
+            mins = f"{clear_for_min:g}"
+            out.append(End(real.id, plan_id, f"all start conditions cleared for {mins} min"))
     return out
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "Duty",
     "Effect",
     "confirm_duty",
+    "duties_by_id",
     "effects",
     "end_duties",
     "flag_of",
@@ -136,14 +137,25 @@ class Duty:
     confirmed_by: str | None
     confirmed_at: datetime | None
     ended_at: datetime | None
+    end_reason: str | None = None
+
+
+_DUTY = """SELECT id, hazard_source, kind, duty, identifier, started_at, confirmed_by, confirmed_at,
+                  ended_at, end_reason FROM weather_duty"""
 
 
 def open_duties(conn: Conn, enterprise_id: str) -> list[Duty]:
     rows = conn.execute(
-        """SELECT id, hazard_source, kind, duty, identifier, started_at, confirmed_by, confirmed_at,
-                  ended_at FROM weather_duty WHERE enterprise_id = %s AND ended_at IS NULL
-           ORDER BY hazard_source, kind, id""",
+        f"{_DUTY} WHERE enterprise_id = %s AND ended_at IS NULL ORDER BY hazard_source, kind, id",
         (enterprise_id,),
+    ).fetchall()
+    return [Duty(*r) for r in rows]  # type: ignore[arg-type]
+
+
+def duties_by_id(conn: Conn, enterprise_id: str, ids: Sequence[int]) -> list[Duty]:
+    """These tasks as they stand now (open or ended), by id."""
+    rows = conn.execute(
+        f"{_DUTY} WHERE enterprise_id = %s AND id = ANY(%s) ORDER BY id", (enterprise_id, list(ids))
     ).fetchall()
     return [Duty(*r) for r in rows]  # type: ignore[arg-type]
 

@@ -41,6 +41,8 @@ from hazmon.plant.link.messages import (
     SensorLimits,
     Supervision,
     SupervisionProgress,
+    WeatherDuty,
+    WeatherMeasures,
     direction_of,
     parse_envelope,
     parse_topic,
@@ -81,6 +83,8 @@ __all__ = [
     "SensorLimits",
     "Supervision",
     "SupervisionProgress",
+    "WeatherDuty",
+    "WeatherMeasures",
     "direction_of",
     "json_schemas",
     "parse_envelope",
@@ -106,6 +110,7 @@ SCHEMA_FILES: dict[str, type[BaseModel]] = {
     "commitment.json": CommitmentReport,
     "supervision.json": Supervision,
     "supervision_progress.json": SupervisionProgress,
+    "weather_measures.json": WeatherMeasures,
 }
 """File name under ``schema/v<N>/`` → the model it is generated from."""
 

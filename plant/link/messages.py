@@ -6,8 +6,8 @@ committed files equal to what the models generate. Both ends import them: the en
 daemon (``hazmon.uplink``) builds and sends, a bureau validates with `parse_envelope`.
 
 Directions: ``up`` (enterprise → bureau): registration, assessments, alarm_event, aggregates,
-heartbeat, feedback, plan_event, hidden_danger, duty_check, commitment, supervision_progress;
-``down`` (bureau → enterprise): bureau_step, bureau_warning, supervision.
+heartbeat, feedback, plan_event, hidden_danger, duty_check, commitment, supervision_progress,
+weather_measures; ``down`` (bureau → enterprise): bureau_step, bureau_warning, supervision.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ __all__ = [
     "SensorLimits",
     "Supervision",
     "SupervisionProgress",
+    "WeatherDuty",
+    "WeatherMeasures",
     "direction_of",
     "parse_envelope",
     "parse_topic",
@@ -113,6 +115,7 @@ UP_KINDS: tuple[str, ...] = (
     "duty_check",
     "commitment",
     "supervision_progress",
+    "weather_measures",
 )
 DOWN_KINDS: tuple[str, ...] = ("bureau_step", "bureau_warning", "supervision")
 
@@ -501,6 +504,51 @@ class SupervisionProgress(_Model):
     """The enterprise says the rectification is done and asks for acceptance on site."""
 
 
+class WeatherDuty(_Model):
+    """One duty (task) an official weather warning asks for at a hazard source, and its confirmation."""
+
+    id: Annotated[int, Field(ge=1)]
+    """The enterprise's ``weather_duty.id``."""
+    hazard_source: EnterpriseId
+    duty: Name
+    """``24h_monitoring``, ``stop_outdoor_work``, ``24h_duty``, ``responsible_check``, …"""
+    started_at: AwareDatetime
+    confirmed_by: Text | None = None
+    """Who confirmed it was carried out; None: not (yet) confirmed."""
+    confirmed_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+    end_reason: Text = ""
+
+
+class WeatherMeasures(_Model):
+    """An official weather warning (CAP, GB/T 35965.1-2018) in force at the enterprise, and its measures (up).
+
+    Sent when the warning starts to concern the enterprise and again at each change: a duty
+    confirmed, a hazard source added, the warning ended (``cancelled``, ``expired``, ``replaced
+    by <identifier>``). Each message carries the whole state; the newest (by ``seq``) wins.
+    """
+
+    kind: Literal["weather_measures"] = "weather_measures"
+    identifier: Name
+    """The CAP ``identifier`` of the warning."""
+    sender: Text
+    sent: AwareDatetime
+    warning_kind: Name
+    """lightning, heat, rainstorm, typhoon, … (`hazmon.plant.weather_standards.WarningKind`)."""
+    colour: Literal["red", "orange", "yellow", "blue"]
+    headline_zh: Text = ""
+    headline_en: Text = ""
+    region_codes: list[RegionCode]
+    """The GB/T 2260 codes of the warning's areas (may be empty: a polygon or circle only)."""
+    hazard_sources: list[EnterpriseId]
+    """The enterprise's hazard sources it concerns."""
+    state: Literal["in_force", "ended"]
+    end_reason: Text = ""
+    duties: list[WeatherDuty]
+    at: AwareDatetime
+    """When the enterprise judged this state."""
+
+
 # ---------------------------------------------------------------- data and liveness
 
 
@@ -572,7 +620,8 @@ Payload = Annotated[
     | DutyCheckReport
     | CommitmentReport
     | Supervision
-    | SupervisionProgress,
+    | SupervisionProgress
+    | WeatherMeasures,
     Field(discriminator="kind"),
 ]
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from hazmon.clock import now_us
@@ -144,3 +145,77 @@ async def test_a_drill_reaches_the_bureau_link_only_as_a_drill(example_plant: Pl
         db_dsn, "SELECT kind, payload->>'event', payload->>'drill', payload->>'level' FROM uplink_outbox"
     )
     assert got == [("plan_event", "started", "true", "III")]
+
+
+async def test_an_end_by_hand_goes_to_the_bureau_and_a_drill_never_counts_as_real(
+    example_plant: Plant, db_dsn: str, make_db: Any
+) -> None:
+    """`hazmon plan end` (another process) is reported as plan_event ended; the bureau stores it, and
+    a drill's start and end stay a drill there (the bureau's real plans never list it)."""
+    from hazmon.bureau.ingest import IngestLimits, Ingestor
+    from hazmon.plans_wiring import Notice, PlanRunner
+    from hazmon.plant.link import topic
+    from hazmon.plant.regions import Scope
+    from hazmon.store import connect
+    from hazmon.uplink.outbox import claim
+    from tests.bureau.helpers import Enterprise
+
+    async def notify(n: Notice) -> str:
+        return "told"
+
+    runner = PlanRunner(db_dsn, example_plant, notify, uplink=True)
+    cfg = ["-c", str(EXAMPLE_PLANT)]
+    assert (
+        hz(
+            "plan", "start", "toxic-release", *cfg, "--by", "张建国", "--role", "principal", dsn=db_dsn
+        ).returncode
+        == 0
+    )
+    assert (
+        hz(
+            "plan",
+            "start",
+            "toxic-release",
+            *cfg,
+            "--by",
+            "张建国",
+            "--role",
+            "principal",
+            "--drill",
+            dsn=db_dsn,
+        )
+    ).returncode == 0
+    await runner.once()  # both told and their starts reported
+    end = ["plan", "end", "toxic-release", *cfg, "--by", "张建国", "--role", "principal"]
+    assert hz(*end, dsn=db_dsn).returncode == 0
+    assert hz(*end, "--drill", dsn=db_dsn).returncode == 0
+    await runner.once()
+    await runner.once()  # each end reported once
+    sent = "SELECT payload->>'event', payload->>'drill', payload->>'actor' FROM uplink_outbox ORDER BY seq"
+    got = rows(db_dsn, sent)
+    assert sorted(got) == [
+        ("ended", "false", "张建国 (principal)"),
+        ("ended", "true", "张建国 (principal)"),
+        ("started", "false", "张建国 (principal)"),
+        ("started", "true", "张建国 (principal)"),
+    ]
+    assert [e for e, _, _ in got] == ["started", "started", "ended", "ended"]
+
+    # the bureau takes them as the link delivers them
+    bureau = make_db()
+    ent = example_plant.enterprise
+    ing = Ingestor(Scope("320100", "city"), IngestLimits())
+    now = datetime.now(UTC)
+    with connect(db_dsn, autocommit=True) as c:
+        out = claim(c, 100)
+    with psycopg.connect(bureau, autocommit=True) as b:
+        e = Enterprise(example_plant)
+        raw = e.envelope(e.registration()).model_dump_json().encode()
+        assert ing.handle(b, raw, topic(ent.id, "registration"), now).status == "stored"
+        for r in out:
+            o = ing.handle(b, r.envelope(now).model_dump_json().encode(), topic(ent.id, r.kind), now)
+            assert o.status == "stored", o
+        plans = b.execute(
+            "SELECT drill, ended_at IS NOT NULL, started_by FROM bureau_plan ORDER BY drill"
+        ).fetchall()
+    assert plans == [(False, True, "张建国 (principal)"), (True, True, "张建国 (principal)")]

@@ -1,0 +1,206 @@
+"""The bureau API's own emergency plans (``/api/v1/bureau-plans``), scoped by the token's region.
+
+A token sees the plans whose region (default: the bureau's) lies inside its own; another plan
+is a 404, as one that does not exist.
+
+- ``GET /bureau-plans``: each plan with its start conditions, recipients, checklist, and its
+  activations (newest first; open ones with their confirmed steps; ``drill`` flagged);
+- ``POST /bureau-plans/{id}/start`` ``{"level": "II", "drill": false}`` (officer; level default: the
+  plan's manual level): recorded with the token's name, told within a round;
+- ``POST /bureau-plans/{id}/steps`` ``{"step": "dispatch", "drill": false, "note": ""}`` (officer,
+  the step's owner or any officer when the owner is ``officer``): once, with who and when;
+- ``POST /bureau-plans/{id}/end`` ``{"drill": false}`` (officer, one of ``end.manual_by``).
+
+A refusal (no manual start, already started, not the owner, already confirmed, not open) is a
+409 naming the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from hazmon.bureau import plan_repository as brepo
+from hazmon.bureau.plan_config import BureauPlan
+from hazmon.bureau.plans import manual_end, manual_start, may_confirm
+from hazmon.plant.http_request import parse_body, parse_model, parse_query
+from hazmon.plant.regions import Scope, prefix
+from hazmon.plant.schema import Text
+from hazmon.weather.plans import Refusal, level_name
+
+if TYPE_CHECKING:
+    from hazmon.bureau.api import ApiUser, BureauApi
+
+__all__ = ["bureau_plan_routes"]
+
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request, "ApiUser"], Awaitable[web.StreamResponse]]
+_Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+
+
+class PlanPath(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: _Id
+
+
+class StartBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    level: Literal["I", "II", "III", "IV"] | None = None
+    drill: bool = False
+
+
+class StepBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    step: _Id
+    drill: bool = False
+    note: Text = ""
+
+
+class EndBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    drill: bool = False
+
+
+def _json(v: object) -> object:
+    if isinstance(v, dict):
+        return {k: _json(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json(x) for x in v]
+    if isinstance(v, datetime):
+        return v.isoformat()
+    return v
+
+
+def _describe(plan: BureauPlan, bureau: Scope) -> dict[str, Any]:
+    s = plan.scope(bureau)
+    return {
+        "id": plan.id,
+        "name": plan.name,
+        "region": {"code": s.code, "level": s.level},
+        "start": [dataclasses.asdict(c) for c in plan.start],
+        "notify": list(plan.notify),
+        "steps": [{"id": x.id, "text": x.text, "owner": x.owner} for x in plan.steps],
+        "end": dataclasses.asdict(plan.end),
+    }
+
+
+def bureau_plan_routes(  # noqa: PLR0917, PLR0915 - the parts it joins; one closure per route
+    api: BureauApi,
+    plans: Sequence[BureauPlan],
+    bureau: Scope,
+    guard: Callable[..., Route],
+    refuse: Callable[..., web.Response],
+    at: str,
+    wake: Callable[[], None] = lambda: None,
+) -> list[web.RouteDef]:
+    """The four routes; ``wake``: the plan runner, to tell a start by hand at once."""
+
+    def visible(user: ApiUser) -> list[BureauPlan]:
+        return [p for p in plans if prefix(p.scope(bureau)).startswith(prefix(user.scope))]
+
+    def find(request: web.Request, user: ApiUser) -> BureauPlan | None:
+        pid = parse_model(PlanPath, {"id": request.match_info["id"]}, "path").id
+        return next((p for p in visible(user) if p.id == pid), None)
+
+    def activations(c: Any, ids: set[str]) -> list[dict[str, Any]]:
+        out = []
+        for r in brepo.activations(c, limit=200):
+            if r.plan_id not in ids:
+                continue
+            row = dataclasses.asdict(r) | {"level": level_name(r.level), "open": r.ended_at is None}
+            row.pop("clear_since")
+            row["steps"] = [dataclasses.asdict(s) for s in brepo.steps(c, r.id)]
+            out.append(row)
+        return out
+
+    async def list_plans(request: web.Request, user: ApiUser) -> web.StreamResponse:
+        parse_query(request, None)
+        mine = visible(user)
+        acts = await api.run(lambda c: activations(c, {p.id for p in mine}))
+        out = [
+            _describe(p, bureau) | {"activations": [a for a in acts if a["plan_id"] == p.id]} for p in mine
+        ]
+        return web.json_response({"plans": _json(out), "count": len(out)})
+
+    def _open(c: Any, plan: BureauPlan, drill: bool) -> brepo.ActivationRow | Refusal:
+        row = next((r for r in brepo.open_activations(c) if r.plan_id == plan.id and r.drill == drill), None)
+        return row or Refusal(f"{'no drill of' if drill else 'no open'} plan '{plan.id}'")
+
+    async def act(
+        request: web.Request, user: ApiUser, fn: Callable[[Any, BureauPlan], object]
+    ) -> web.StreamResponse:
+        plan = find(request, user)
+        parse_query(request, None)
+        if plan is None:
+            return refuse(request, 404, f"no plan {request.match_info['id']}", user.name)
+        got = await api.run(lambda c: fn(c, plan))
+        if isinstance(got, Refusal):
+            return refuse(request, 409, got.reason, user.name)
+        wake()
+        return web.json_response(_json(got))
+
+    async def start(request: web.Request, user: ApiUser) -> web.StreamResponse:
+        body = await parse_body(request, StartBody)
+
+        def go(c: Any, plan: BureauPlan) -> object:
+            opened = [r.activation() for r in brepo.open_activations(c)]
+            s = manual_start(plan, user.name, user.role, body.level, body.drill, opened)
+            if isinstance(s, Refusal):
+                return s
+            aid = brepo.start(c, s, by=user.name, drill=body.drill, now=api.clock())
+            if aid is None:
+                return Refusal(f"plan '{plan.id}' was started meanwhile")
+            c.commit()
+            return {"activation": aid, "plan": plan.id, "level": level_name(s.level), "drill": body.drill}
+
+        return await act(request, user, go)
+
+    async def step(request: web.Request, user: ApiUser) -> web.StreamResponse:
+        body = await parse_body(request, StepBody)
+
+        def go(c: Any, plan: BureauPlan) -> object:
+            row = _open(c, plan, body.drill)
+            if isinstance(row, Refusal):
+                return row
+            done = [s.step_id for s in brepo.steps(c, row.id)]
+            why = may_confirm(plan, body.step, user.name, user.role, done)
+            now = api.clock()
+            if why is None and not brepo.confirm_step(
+                c, row.id, body.step, by=user.name, now=now, note=body.note
+            ):
+                why = Refusal(f"step '{body.step}' is already confirmed")
+            if why is not None:
+                return why
+            c.commit()
+            return {"activation": row.id, "step": body.step, "confirmed_by": user.name, "confirmed_at": now}
+
+        return await act(request, user, go)
+
+    async def end(request: web.Request, user: ApiUser) -> web.StreamResponse:
+        body = await parse_body(request, EndBody)
+
+        def go(c: Any, plan: BureauPlan) -> object:
+            row = _open(c, plan, body.drill)
+            if isinstance(row, Refusal):
+                return row
+            e = manual_end(plan, row.activation(), user.name, user.role)
+            if isinstance(e, Refusal):
+                return e
+            if not brepo.end(c, e, user.name, api.clock()):
+                return Refusal(f"plan '{plan.id}' had already ended")
+            c.commit()
+            return {"activation": row.id, "ended_by": user.name, "reason": e.reason}
+
+        return await act(request, user, go)
+
+    return [
+        web.get(f"{at}/bureau-plans", guard(list_plans)),
+        web.post(f"{at}/bureau-plans/{{id}}/start", guard(start, officer=True)),
+        web.post(f"{at}/bureau-plans/{{id}}/steps", guard(step, officer=True)),
+        web.post(f"{at}/bureau-plans/{{id}}/end", guard(end, officer=True)),
+    ]

@@ -1,0 +1,166 @@
+"""A bureau's own emergency plans in PostgreSQL (migration 0831): the I/O edge of `hazmon.bureau.plans`.
+
+Every write is one transaction with its ``bureau_own_plan_event`` line. The partial unique
+index ``bureau_own_plan_open`` keeps one open activation per plan (and one open drill): a start
+decided twice, or again after a restart, writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from hazmon.weather.plans import Activation, End, LevelUp, Start, level_name
+
+__all__ = ["ActivationRow", "StepRow", "activations", "confirm_step", "end", "last_ends", "level_up",
+           "mark_notified", "open_activations", "set_clear", "start", "steps", "unnotified"]  # fmt: skip
+
+Conn = psycopg.Connection[Any]
+_COLS = """id, plan_id, level, drill, started_at, started_by, cause, clear_since, notified_at, ended_at,
+           ended_by, end_reason"""
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationRow:
+    id: int
+    plan_id: str
+    level: int
+    drill: bool
+    started_at: datetime
+    started_by: str
+    cause: str
+    clear_since: datetime | None
+    notified_at: datetime | None
+    ended_at: datetime | None
+    ended_by: str | None
+    end_reason: str | None
+
+    def activation(self) -> Activation:
+        return Activation(self.id, self.plan_id, self.level, self.drill, self.started_at,
+                          self.started_by == "auto", self.clear_since)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class StepRow:
+    step_id: str
+    confirmed_by: str
+    confirmed_at: datetime
+    note: str
+
+
+def activations(conn: Conn, open_only: bool = False, limit: int = 50) -> list[ActivationRow]:
+    rows = conn.execute(
+        f"""SELECT {_COLS} FROM bureau_own_plan_activation WHERE NOT %s OR ended_at IS NULL
+            ORDER BY started_at DESC, id DESC LIMIT %s""",
+        (open_only, limit),
+    ).fetchall()
+    return [ActivationRow(*r) for r in rows]
+
+
+def open_activations(conn: Conn) -> list[ActivationRow]:
+    return activations(conn, open_only=True, limit=1000)
+
+
+def unnotified(conn: Conn) -> list[ActivationRow]:
+    rows = conn.execute(
+        f"SELECT {_COLS} FROM bureau_own_plan_activation WHERE notified_at IS NULL ORDER BY id"
+    ).fetchall()
+    return [ActivationRow(*r) for r in rows]
+
+
+def last_ends(conn: Conn) -> dict[str, datetime]:
+    """Per plan, the end of its last real (not drill) activation."""
+    rows = conn.execute(
+        """SELECT plan_id, max(ended_at) FROM bureau_own_plan_activation
+           WHERE NOT drill AND ended_at IS NOT NULL GROUP BY plan_id"""
+    ).fetchall()
+    return {str(p): t for p, t in rows if isinstance(t, datetime)}
+
+
+def _event(  # noqa: PLR0917 - one log line
+    conn: Conn, activation: int, at: datetime, kind: str, actor: str, level: int | None, detail: str
+) -> None:
+    conn.execute(
+        "INSERT INTO bureau_own_plan_event (activation_id, at, kind, actor, level, detail)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (activation, at, kind, actor, level, detail),
+    )
+
+
+def start(conn: Conn, s: Start, *, by: str, drill: bool, now: datetime) -> int | None:
+    """Record a start (``by``: "auto" or the officer's name); None when the plan is already open."""
+    with conn.transaction():
+        row = conn.execute(
+            """INSERT INTO bureau_own_plan_activation (plan_id, level, drill, started_at, started_by, cause,
+                                                       cause_since)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (plan_id, drill) WHERE ended_at IS NULL DO NOTHING RETURNING id""",
+            (s.plan_id, s.level, drill, now, by, s.cause, s.since if by == "auto" else None),
+        ).fetchone()
+        if row is None:
+            return None
+        aid = int(row[0])
+        _event(conn, aid, now, "started", by, s.level, s.cause)
+    return aid
+
+
+def level_up(conn: Conn, u: LevelUp, now: datetime) -> None:
+    with conn.transaction():
+        conn.execute(
+            "UPDATE bureau_own_plan_activation SET level = %s, clear_since = NULL"
+            " WHERE id = %s AND ended_at IS NULL",
+            (u.level, u.activation_id),
+        )
+        _event(
+            conn, u.activation_id, now, "level", "auto", u.level, f"level {level_name(u.level)}: {u.cause}"
+        )
+
+
+def set_clear(conn: Conn, activation: int, since: datetime | None) -> None:
+    conn.execute("UPDATE bureau_own_plan_activation SET clear_since = %s WHERE id = %s", (since, activation))
+
+
+def end(conn: Conn, e: End, by: str, now: datetime) -> bool:
+    """Record the end; False when it had already ended."""
+    with conn.transaction():
+        row = conn.execute(
+            """UPDATE bureau_own_plan_activation SET ended_at = %s, ended_by = %s, end_reason = %s
+               WHERE id = %s AND ended_at IS NULL RETURNING id""",
+            (now, by, e.reason, e.activation_id),
+        ).fetchone()
+        if row is None:
+            return False
+        _event(conn, e.activation_id, now, "ended", by, None, e.reason)
+    return True
+
+
+def mark_notified(conn: Conn, activation: int, now: datetime, detail: str) -> None:
+    with conn.transaction():
+        conn.execute(
+            "UPDATE bureau_own_plan_activation SET notified_at = %s WHERE id = %s", (now, activation)
+        )
+        _event(conn, activation, now, "notified", "hazmon", None, detail)
+
+
+def steps(conn: Conn, activation: int) -> list[StepRow]:
+    rows = conn.execute(
+        """SELECT step_id, confirmed_by, confirmed_at, note FROM bureau_own_plan_step
+           WHERE activation_id = %s ORDER BY confirmed_at, step_id""",
+        (activation,),
+    ).fetchall()
+    return [StepRow(*r) for r in rows]
+
+
+def confirm_step(
+    conn: Conn, activation: int, step_id: str, *, by: str, now: datetime, note: str = ""
+) -> bool:
+    """Record a confirmed step once; False when it was already confirmed."""
+    row = conn.execute(
+        """INSERT INTO bureau_own_plan_step (activation_id, step_id, confirmed_by, confirmed_at, note)
+           VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING step_id""",
+        (activation, step_id, by, now, note),
+    ).fetchone()
+    return row is not None
