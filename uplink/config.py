@@ -63,6 +63,10 @@ class UplinkSettings(BrokerAddress):
     transport: str = "mqtt"
     insecure: bool = False
     down_poll_s: float = 5.0
+    # a PUBACK 0x10 "no matching subscribers" is not delivery: the bureau's shared subscription is
+    # not there (Mosquitto 2.0 does not restore it after a broker restart), so the row is kept and
+    # sent again rather than marked sent and lost (hazmon.store.outbox)
+    require_subscriber: bool = True
 
 
 _SCHEMES = {"mqtt": ("mqtt", "mqtts"), "https": ("https", "http")}
@@ -115,6 +119,7 @@ def parse_settings(n: Node) -> UplinkSettings | None:
         transport=transport,
         insecure=opt(m, "insecure", Node.flag, d.insecure),
         down_poll_s=opt(m, "down_poll_s", lambda x: x.num(0.05), d.down_poll_s),
+        require_subscriber=opt(m, "require_subscriber", Node.flag, d.require_subscriber),
     )
     if transport == "https":
         if "url" not in m:

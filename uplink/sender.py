@@ -49,5 +49,6 @@ class Sender(OutboxSender):
             _render,
             client_id=settings.client_id or f"hazmon-uplink-{enterprise_id}",
             name="uplink",
+            require_subscriber=settings.require_subscriber,
         )
         self.enterprise_id = enterprise_id

@@ -68,7 +68,7 @@ def test_uplink_problems_name_file_line_and_field(tmp_path: Path) -> None:
         f"{f}:7: uplink.password_env: a password needs a username",
         f"{f}:8: uplink.colour: unknown key 'colour' (allowed: ack_timeout_s, aggregate_catchup_h, "
         "aggregate_delay_s, batch, ca_file, cert_file, client_id, down_poll_s, enabled, heartbeat_interval_s, insecure, keepalive_s, key_file, password_env, poll_interval_s, "
-        "protocol, retry_max_s, session_expiry_s, transport, url, username)",
+        "protocol, require_subscriber, retry_max_s, session_expiry_s, transport, url, username)",
     ]
 
 

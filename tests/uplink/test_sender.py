@@ -171,6 +171,28 @@ def test_broker_outage_replays_in_order_nothing_lost(
     assert sender.stats.connects >= 2
 
 
+def test_no_subscriber_is_no_delivery_the_outbox_waits_for_the_bureau(
+    db_dsn: str, example_plant: Plant, private_mosquitto: PrivateMosquitto, sender_thread: Runner
+) -> None:
+    """Mosquitto answers PUBACK 0x10 while the bureau's shared subscription is away (it is not
+    restored after a broker restart): those rows stay unsent and go out once the bureau is back."""
+    eid = example_plant.enterprise.id
+    sender = Sender(_settings(private_mosquitto.port), db_dsn, eid)
+    assert sender.require_subscriber  # the default
+    seqs = _enqueue(db_dsn, example_plant, 20)
+    sender_thread.start(sender)
+    _wait(lambda: sender.stats.no_subscriber >= 1, "a PUBACK with no matching subscribers")
+    assert _pending(db_dsn) == 20  # nothing marked sent while nobody could receive it
+    bureau = Bureau(private_mosquitto.port)
+    sub = bureau.start(f"$share/hazmon-bureau/hazmon/v1/{eid}/up/#")
+    _wait(lambda: _pending(db_dsn) == 0, "the outbox to drain once the bureau subscribed")
+    _wait(lambda: {s for s, _, _ in bureau.got} >= set(seqs), "every message at the bureau")
+    sub.loop_stop()
+    sub.disconnect()
+    assert sorted({s for s, _, _ in bureau.got}) == seqs
+    assert bureau.refused == []
+
+
 def _passwd(workdir: Path, users: dict[str, str]) -> Path:
     f = workdir / "passwd"
     f.touch()

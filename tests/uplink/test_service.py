@@ -54,6 +54,9 @@ async def test_registration_once_per_content_then_heartbeats(
         url=f"mqtt://127.0.0.1:{private_mosquitto.port}",
         heartbeat_interval_s=0.05,
         poll_interval_s=0.02,
+        # no bureau subscribes here: the broker's PUBACK 0x10 counts as sent, as it did before
+        # require_subscriber (whose holding back is test_sender's)
+        require_subscriber=False,
     )
     endpoints = [("dcs", "opcua", True, T0)]
     svc = UplinkService(settings, db_dsn, example_plant, lambda: endpoints, now=lambda: T0)
