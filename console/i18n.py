@@ -230,6 +230,20 @@ WORDS: dict[str, tuple[str, str]] = {
     "b_history": ("全部记录", "History"),
     "b_event": ("事件", "Event"),
     "b_actor": ("人员", "Who"),
+    # the bureau's long lists (hazmon.console.bureau_lists)
+    "bad_query": ("查询条件有误", "The query is not valid"),
+    "b_enterprises": ("企业", "Enterprises"),
+    "b_alarms": ("报警", "Alarms"),
+    "b_warnings": ("预警", "Warnings"),
+    "b_county": ("区县代码", "County code"),
+    "b_enterprise_id": ("企业编号", "Enterprise id"),
+    "b_page_size": ("每页", "Per page"),
+    "b_all": ("全部", "all"),
+    "b_st_open": ("未关闭", "open"),
+    "b_st_closed": ("已关闭", "closed"),
+    "b_st_pushed": ("已推送", "pushed"),
+    "b_st_verified": ("已核查", "verified"),
+    "b_st_fed_back": ("已反馈", "fed back"),
 }
 
 
