@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import psycopg
@@ -26,13 +26,17 @@ from hazmon.plant.regions import Scope, prefix
 
 __all__ = [
     "ALARM_STATES",
+    "SUPERVISION_DUE",
     "WARNING_STATES",
     "AlarmFilter",
     "EnterpriseFilter",
+    "SupervisionFilter",
     "WarningFilter",
+    "duty_record",
     "open_warning_counts",
     "page_alarms",
     "page_enterprises",
+    "page_supervisions",
     "page_warnings",
 ]
 
@@ -221,3 +225,102 @@ def open_warning_counts(conn: Conn, scope: Scope | None, now: datetime) -> dict[
     )
     rows = conn.execute(sql, [now, now, now, *args]).fetchall()
     return {(int(colour), str(age)): int(n) for colour, age, n in rows}
+
+
+# ---------------------------------------------------------------- supervision (挂牌督办) and duties
+
+SUPERVISION_DUE = ("overdue", "week", "open")
+_UNSETTLED = "s.state NOT IN ('accepted', 'closed')"
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionFilter:
+    """What the supervision list shows.
+
+    ``due``: overdue (the deadline day is past, not accepted or closed), week (due within 7 days)
+    or open (not closed); ``level`` the level supervising now (county, city, province).
+    """
+
+    due: str | None = None
+    level: str | None = None
+    county: str | None = None
+    enterprise: str | None = None
+    text: str | None = None
+
+
+def page_supervisions(
+    conn: Conn, scope: Scope | None, f: SupervisionFilter, today: date, *, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Supervisions by deadline, the nearest first; ``today`` is the bureau's local day."""
+    where, args = _where(scope, "s.region_code")
+    if f.due == "overdue":
+        where.append(f"s.deadline < %s AND {_UNSETTLED}")
+        args.append(today)
+    elif f.due == "week":
+        where.append(f"s.deadline >= %s AND s.deadline <= %s AND {_UNSETTLED}")
+        args += [today, today + timedelta(days=7)]
+    elif f.due == "open":
+        where.append("s.state <> 'closed'")
+    if f.level:
+        where.append("s.level = %s")
+        args.append(f.level)
+    if f.county:
+        where.append("s.region_code = %s")
+        args.append(f.county)
+    if f.enterprise:
+        where.append("s.enterprise_id = %s")
+        args.append(f.enterprise)
+    if f.text:
+        where.append(
+            "(s.enterprise_id ILIKE %s OR e.name ILIKE %s OR s.title ILIKE %s OR s.bureau_person ILIKE %s)"
+        )
+        args += [_like(f.text)] * 4
+    select = (
+        "SELECT s.id, s.enterprise_id, e.name AS enterprise_name, s.region_code, s.danger_id, s.title,"
+        " s.level, s.opened_level, s.state, s.deadline, s.bureau_person, s.opened_at, s.escalated_at,"
+        f" (s.deadline < %s AND {_UNSETTLED}) AS overdue"
+        " FROM bureau_supervision s JOIN bureau_enterprise e USING (enterprise_id)"
+    )
+    count = "SELECT count(*) AS n FROM bureau_supervision s JOIN bureau_enterprise e USING (enterprise_id)"
+    cond = " WHERE " + " AND ".join(where)
+    with conn.cursor(row_factory=dict_row) as cur:
+        got = cur.execute(f"{count}{cond}", args).fetchone()
+        total = int(got["n"]) if got else 0
+        rows = cur.execute(
+            f"{select}{cond} ORDER BY s.deadline, s.id LIMIT %s OFFSET %s", [today, *args, limit, offset]
+        ).fetchall()
+    for r in rows:
+        r["region_code"] = str(r["region_code"]).strip()
+    return rows, total
+
+
+def duty_record(conn: Conn, scope: Scope | None, enterprise_id: str, recent: int = 20) -> dict[str, Any]:
+    """An enterprise's duty checks (包保责任人) and daily commitments (安全承诺), as received.
+
+    ``last``: the newest check per hazard source and role; ``checks``: the newest ``recent``;
+    ``commitments``: the newest 14 days filed.
+    """
+    where, args = _where(scope, "e.region_code")
+    cond = " AND ".join(where)
+    with conn.cursor(row_factory=dict_row) as cur:
+        last = cur.execute(
+            "SELECT DISTINCT ON (c.hazard_source, c.role) c.hazard_source, c.role, c.person, c.checked_at,"
+            " c.what"
+            f" FROM bureau_duty_check c JOIN bureau_enterprise e USING (enterprise_id)"
+            f" WHERE c.enterprise_id = %s AND {cond} ORDER BY c.hazard_source, c.role, c.checked_at DESC",
+            [enterprise_id, *args],
+        ).fetchall()
+        checks = cur.execute(
+            "SELECT c.check_id, c.hazard_source, c.role, c.person, c.checked_at, c.what, c.findings,"
+            " c.recorded_by"
+            f" FROM bureau_duty_check c JOIN bureau_enterprise e USING (enterprise_id)"
+            f" WHERE c.enterprise_id = %s AND {cond} ORDER BY c.checked_at DESC, c.check_id DESC LIMIT %s",
+            [enterprise_id, *args, recent],
+        ).fetchall()
+        commitments = cur.execute(
+            "SELECT m.day, m.sources, m.special_work, m.filed_by, m.filed_at, m.note"
+            f" FROM bureau_commitment m JOIN bureau_enterprise e USING (enterprise_id)"
+            f" WHERE m.enterprise_id = %s AND {cond} ORDER BY m.day DESC LIMIT 14",
+            [enterprise_id, *args],
+        ).fetchall()
+    return {"last": last, "checks": checks, "commitments": commitments}

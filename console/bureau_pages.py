@@ -25,6 +25,7 @@ from hazmon.bureau import warning_repository as warnings
 from hazmon.bureau.api import STEPS, AlarmQuery, ApiUser, BureauApi, StepBody
 from hazmon.bureau.warning_flow import NEXT, Refused, State
 from hazmon.console.bureau_lists import mount_lists, severe_alarms
+from hazmon.console.bureau_supervision import enterprise_sections, mount_supervision
 from hazmon.console.web import BaseCtx, WebConsole
 from hazmon.plant.standards import Tier
 from hazmon.plant.web_users import BureauConsoleSettings, BureauUser
@@ -113,6 +114,7 @@ def build_bureau_console(
     """The bureau's console with its pages; the roof mounts ``.routes()`` on the daemon's HTTP app."""
     c = BureauConsole(settings, api, bureau_name, clock)
     mount_lists(c)  # first: /alarms/rows before /alarms/{id}
+    mount_supervision(c)
     _mount(c)
     return c
 
@@ -194,6 +196,7 @@ def _mount(c: BureauConsole) -> None:  # noqa: PLR0915 - one closure per page
             return out
 
         trends = await api.run(trend)
+        sections = await enterprise_sections(c, ctx, eid)
         return c.render(
             ctx.request,
             "enterprise.html",
@@ -204,6 +207,7 @@ def _mount(c: BureauConsole) -> None:  # noqa: PLR0915 - one closure per page
             warnings=recent,
             trends=trends,
             trend_hours=TREND_HOURS,
+            **sections,
         )
 
     def _wid(ctx: BCtx) -> int | None:
