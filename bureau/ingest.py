@@ -37,7 +37,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 from psycopg.types.json import Jsonb
 
-from hazmon.bureau import supervision_repository as supervision
+from hazmon.bureau import supervision_ingest as supervision
 from hazmon.plant.link import (
     UP_KINDS,
     AggregateItem,
