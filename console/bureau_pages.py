@@ -20,10 +20,12 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from hazmon.bureau import figures
+from hazmon.bureau import figures, listing
 from hazmon.bureau import warning_repository as warnings
 from hazmon.bureau.api import STEPS, AlarmQuery, ApiUser, BureauApi, StepBody
 from hazmon.bureau.warning_flow import NEXT, Refused, State
+from hazmon.console.bureau_lists import mount_lists, severe_alarms
+from hazmon.console.bureau_supervision import enterprise_sections, mount_supervision
 from hazmon.console.web import BaseCtx, WebConsole
 from hazmon.plant.standards import Tier
 from hazmon.plant.web_users import BureauConsoleSettings, BureauUser
@@ -34,6 +36,7 @@ BCtx = BaseCtx[BureauUser]
 _ALARM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}:[0-9]{1,18}")
 _ENTERPRISE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 TREND_HOURS = 6
+LIST_TOP = 50  # the region page shows the first 50 of a list; the list pages page through the rest
 AGES = ((3600, "age_1h"), (86_400, "age_1d"), (7 * 86_400, "age_7d"))
 
 
@@ -110,6 +113,8 @@ def build_bureau_console(
 ) -> BureauConsole:
     """The bureau's console with its pages; the roof mounts ``.routes()`` on the daemon's HTTP app."""
     c = BureauConsole(settings, api, bureau_name, clock)
+    mount_lists(c)  # first: /alarms/rows before /alarms/{id}
+    mount_supervision(c)
     _mount(c)
     return c
 
@@ -121,31 +126,31 @@ def _mount(c: BureauConsole) -> None:  # noqa: PLR0915 - one closure per page
         user, scope = c.as_api_user(ctx.user), ctx.user.scope
         day = ctx.now.astimezone(c.tz).date()
         figs = await api.run(lambda conn: figures.daily(conn, day, api.warning_settings, ctx.now, scope))
-        open_warnings = await api.run(lambda conn: warnings.list_warnings(conn, scope, limit=1000))
-        counts: dict[str, dict[str, int]] = {}
+        open_warnings = await api.run(lambda conn: warnings.list_warnings(conn, scope, limit=LIST_TOP))
         for w in open_warnings:
             w["colour_name"] = _colour(w["colour"])
-            w["age"] = age_bucket(w["raised_at"], ctx.now)
-            row = counts.setdefault(w["colour_name"], {})
-            row[w["age"]] = row.get(w["age"], 0) + 1
+        by_age = await api.run(lambda conn: listing.open_warning_counts(conn, scope, ctx.now))
+        counts: dict[str, dict[str, int]] = {}
+        for (colour, age), n in by_age.items():
+            counts.setdefault(_colour(colour), {})[age] = n
         silent_after = timedelta(seconds=api.warning_settings.silent_after_s)
         ents = await api.enterprises(user)
         silent = [e for e in ents if e["last_seen"] is None or ctx.now - e["last_seen"] > silent_after]
-        alarms, _ = await api.alarms(user, AlarmQuery(open=True, limit=1000))
-        severe = [a for a in alarms if a["tier_name"] in ("red", "orange")]  # the enterprise names the colour
-        for a in severe:
-            a["colour_name"] = a["tier_name"]
+        severe = await severe_alarms(c, ctx)
         return c.render(
             ctx.request,
             "region.html",
             ctx=ctx,
-            ranking=figs.enterprises,
+            ranking=figs.enterprises[:LIST_TOP],
+            ranked=len(figs.enterprises),
             colours=[t.colour for t in sorted(Tier, reverse=True)],
             ages=[k for _, k in AGES] + ["age_older"],
             counts=counts,
-            open_warnings=open_warnings[:50],
-            silent=silent,
+            open_warnings=open_warnings,
+            silent=silent[:LIST_TOP],
+            silent_total=len(silent),
             alarms=severe,
+            refresh_s=c.settings.refresh_s,
         )
 
     async def enterprise(ctx: BCtx) -> web.StreamResponse:
@@ -191,6 +196,7 @@ def _mount(c: BureauConsole) -> None:  # noqa: PLR0915 - one closure per page
             return out
 
         trends = await api.run(trend)
+        sections = await enterprise_sections(c, ctx, eid)
         return c.render(
             ctx.request,
             "enterprise.html",
@@ -201,6 +207,7 @@ def _mount(c: BureauConsole) -> None:  # noqa: PLR0915 - one closure per page
             warnings=recent,
             trends=trends,
             trend_hours=TREND_HOURS,
+            **sections,
         )
 
     def _wid(ctx: BCtx) -> int | None:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from hazmon.console.list_query import choice, pager, parse_list, text
 from hazmon.console.web import Console, Ctx
 from hazmon.plant import assessment_status
 from hazmon.plant.supervision_standards import DUTY_ROLES, MAJOR_CRITERIA, PLAN_PARTS, SPECIAL_WORK
@@ -80,17 +81,22 @@ def mount_plant_pages(c: Console) -> None:  # noqa: PLR0915 - one closure per pa
     plant = c.plant
     eid = plant.enterprise.id
     sources = [hs.id for hs in plant.hazard_sources]
+    checks = {
+        "state": choice([s.value for s in State]),
+        "level": choice([lv.value for lv in DangerLevel]),
+        "hazard_source": choice(sources),
+        "q": text(),
+    }
 
     # ------------------------------------------------------------------ hidden dangers
 
     async def dangers(ctx: Ctx) -> web.StreamResponse:
-        q = ctx.request.query
-        state = q.get("state", "") if q.get("state", "") in [s.value for s in State] else ""
-        level = q.get("level", "") if q.get("level", "") in [lv.value for lv in DangerLevel] else ""
-        hs = q.get("hazard_source", "") if q.get("hazard_source", "") in sources else ""
-        title = q.get("q", "").strip()[:100]
-        page = int(q["page"]) if q.get("page", "").isdigit() and len(q["page"]) < 7 else 1
-        page = max(page, 1)
+        args = parse_list(ctx.request.query, checks, default_size=PAGE_SIZE)
+        if args.problems:  # a bad filter or page is named on the page, never ignored or a 500
+            return c.render(
+                ctx.request, "message.html", 400, title="bad_query", reasons=args.problems, ctx=ctx
+            )
+        state, level, hs, title = (args.value(k) for k in ("state", "level", "hazard_source", "q"))
         rows, total = await c.db(
             lambda conn: repo.page_dangers(
                 conn,
@@ -99,11 +105,15 @@ def mount_plant_pages(c: Console) -> None:  # noqa: PLR0915 - one closure per pa
                 hazard_source=hs or None,
                 level=level or None,
                 title=title or None,
-                limit=PAGE_SIZE,
-                offset=(page - 1) * PAGE_SIZE,
+                limit=args.size,
+                offset=args.offset,
             )
         )
-        pages = max(1, -(-total // PAGE_SIZE))
+        pg = pager(args, total)
+        page, pages = args.page, int(str(pg["pages"]))
+        if page > pages:
+            why = [f"page: {page} is past the last page ({pages})"]
+            return c.render(ctx.request, "message.html", 400, title="bad_query", reasons=why, ctx=ctx)
         filters = {"state": state, "level": level, "hazard_source": hs, "q": title}
         items = [(d, _overdue(d, c, ctx)) for d in rows]
         return c.render(

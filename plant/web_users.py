@@ -102,6 +102,7 @@ class BureauConsoleSettings:
     session_max_s: MaxSeconds = 43_200
     secure_cookie: Flag = False
     language: Language = "zh"
+    refresh_s: Annotated[Whole, Field(ge=1, le=300)] = 5  # the alarm lists poll this often
     users: tuple[BureauUser, ...] = ()
 
     @model_validator(mode="after")

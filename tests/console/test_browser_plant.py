@@ -182,3 +182,18 @@ def test_a_photo_attached_and_a_renamed_file_refused(
     page.click("#attach button[type=submit]")
     expect(page.locator("ul.error")).to_be_visible()
     assert rows(server.dsn, "SELECT filename FROM hidden_danger_attachment") == [("after.png",)]
+
+
+def test_a_bad_register_query_is_a_message_not_ignored(page: Page, server: ConsoleServer) -> None:
+    sign_in(page, server, "王强", path="/dangers")
+    for query, reason in (
+        ("/dangers?state=lost", "state: 'lost' is not one of found, plan, rectifying, applied, accepted"),
+        ("/dangers?hazard_source=nowhere", "hazard_source: 'nowhere' is not one of"),
+        ("/dangers?page=0", "page: '0' is not a page number"),
+        ("/dangers?page=3", "page: 3 is past the last page (1)"),
+        ("/dangers?level=major&level=general", "level: given 2 times"),
+        ("/dangers?colour=red", "colour: not a parameter of this page"),
+    ):
+        r = page.goto(server.url + query)
+        assert r is not None and r.status == 400, query
+        expect(page.locator("main .error")).to_contain_text(reason)

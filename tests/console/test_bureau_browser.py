@@ -55,8 +55,8 @@ def _users() -> tuple[BureauUser, ...]:
 class Server:
     """The bureau's API and console on one HTTP server, on a thread and loop of their own."""
 
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
+    def __init__(self, dsn: str, refresh_s: int = 300) -> None:
+        self.dsn, self.refresh_s = dsn, refresh_s  # 300: no page polls behind a test's back
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.console: BureauConsole | None = None
@@ -72,7 +72,9 @@ class Server:
 
     async def _start(self) -> None:
         api = BureauApi(self.dsn, [], on_step=self.wake, clock=lambda: CLOCK)
-        settings = BureauConsoleSettings(session_idle_s=600, session_max_s=3600, users=_users())
+        settings = BureauConsoleSettings(
+            session_idle_s=600, session_max_s=3600, refresh_s=self.refresh_s, users=_users()
+        )
         self.console = build_bureau_console(settings, api, "南京市应急管理局", clock=lambda: CLOCK)
         self.http = HttpServer("127.0.0.1", 0, Metrics(), lambda: (True, {}))
         self.http.mount(build_routes(api))
@@ -177,7 +179,8 @@ def test_city_officer_verifies_a_warning_and_steps_an_alarm(page: Page, bureau: 
         "SELECT event, actor FROM bureau_alarm_event WHERE alarm_id = 'liuhe-chem:1' AND origin = 'bureau'",
     ) == [("bureau_received", "南京市应急局值班员")]
     down = rows(
-        bureau.dsn, "SELECT enterprise_id, kind, payload->>'step' FROM bureau_downlink WHERE kind = 'bureau_step'"
+        bureau.dsn,
+        "SELECT enterprise_id, kind, payload->>'step' FROM bureau_downlink WHERE kind = 'bureau_step'",
     )
     assert down == [("liuhe-chem", "bureau_step", "received")]  # on its way down to the enterprise
     # the warning's verification went down too (the plant's advisory alarm shows it)
