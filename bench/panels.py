@@ -11,16 +11,25 @@ the compression ratio is printed, so panels are measured on compressed data as i
 Then runs each panel's SQL (expanded exactly as Grafana would, `hazmon.grafana.macros`) for
 1-hour, 1-day and 30-day ranges ending now: the median of 3 runs after one warm-up. With
 ``--timescale-dsn`` the same bench also runs on that TimescaleDB server and both are printed
-side by side. Goal: every panel under 200 ms at 30 days. The scratch databases are dropped.
+side by side. Goal: every panel under 200 ms at 30 days. The scratch databases are dropped
+unless ``--keep``.
+
+Before and after a change: build once with ``--keep --save before.json`` (the kept database's
+name is printed), change the code, then ``--reuse <name> --baseline before.json`` migrates the
+kept database (applying the new migrations only, as ``hazmon db migrate`` would on a plant),
+measures again at the same "now" (the end of its readings) and prints the saved numbers and the
+new ones side by side.
 
     .venv/bin/python bench/panels.py [--days 30] [--sensors 500] [--alarm-days 400] [--keep]
         [--dsn postgresql://postgres@127.0.0.1:5432/postgres] [--mode plain|timescaledb]
         [--timescale-dsn postgresql://postgres:pw@tsdb:5432/postgres]
+        [--reuse hazmon_bench_panels_xxxxxxxx] [--save FILE.json] [--baseline FILE.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 import uuid
@@ -279,35 +288,84 @@ def main() -> int:
     ap.add_argument("--dsn", default=ADMIN, help=f"a database on the server to measure (default {ADMIN})")
     ap.add_argument("--mode", choices=("plain", "timescaledb"), default="plain")
     ap.add_argument("--timescale-dsn", help="also measure on this TimescaleDB server, side by side")
+    ap.add_argument(
+        "--reuse",
+        metavar="DATABASE",
+        help="measure this database kept by an earlier --keep run on the --dsn server (migrated first, "
+        "never dropped) instead of building one",
+    )
+    ap.add_argument("--save", metavar="FILE", help="write the timings as JSON (for a later --baseline)")
+    ap.add_argument(
+        "--baseline", metavar="FILE", help="print these saved timings side by side with this run's"
+    )
     args = ap.parse_args()
     targets = [(args.mode, args.dsn)]
-    if args.timescale_dsn:
+    if args.timescale_dsn and not args.reuse:
         targets.append(("timescaledb", args.timescale_dsn))
-    now = datetime.now(UTC).replace(microsecond=0)
     made: list[tuple[str, str]] = []  # (admin DSN, scratch database)
     try:
         per_target: list[dict[str, dict[str, tuple[float, int]]]] = []
+        labels: list[str] = []
         keys: list[str] = []
         for mode, admin in targets:
-            name = f"hazmon_bench_panels_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(admin, autocommit=True) as a:
-                a.execute(f'CREATE DATABASE "{name}"')
-            made.append((admin, name))
-            dsn = (
-                admin.rsplit("/", 1)[0] + "/" + name + ("?" + admin.split("?", 1)[1] if "?" in admin else "")
-            )
-            build(dsn, args.sensors, args.days, now, mode, alarm_days=args.alarm_days)
+            if args.reuse:
+                dsn = _db_dsn(admin, args.reuse)
+                now = _reused(dsn, mode)
+            else:
+                now = datetime.now(UTC).replace(microsecond=0)
+                name = f"hazmon_bench_panels_{uuid.uuid4().hex[:8]}"
+                with psycopg.connect(admin, autocommit=True) as a:
+                    a.execute(f'CREATE DATABASE "{name}"')
+                made.append((admin, name))
+                dsn = _db_dsn(admin, name)
+                build(dsn, args.sensors, args.days, now, mode, alarm_days=args.alarm_days)
             results = measure(dsn, now)
             keys = keys or [k for k, _ in results]
             per_target.append(dict(results))
-        _report(keys, [m for m, _ in targets], per_target)
+            labels.append(mode)
+        if args.save:
+            with open(args.save, "w", encoding="utf-8") as f:
+                json.dump(dict(zip(labels, per_target, strict=True)), f, indent=1)
+        if args.baseline:
+            with open(args.baseline, encoding="utf-8") as f:
+                saved: dict[str, dict[str, dict[str, list[float]]]] = json.load(f)
+            old = [
+                {k: {n: (float(v[0]), int(v[1])) for n, v in per.items()} for k, per in t.items()}
+                for t in saved.values()
+            ]
+            labels = [f"old {m}" for m in saved] + [f"new {m}" for m in labels]
+            per_target = old + per_target
+            keys += [k for t in old for k in t if k not in keys]
+        _report(keys, labels, per_target)
     finally:
         if not args.keep:
             for admin, name in made:
                 with psycopg.connect(admin, autocommit=True) as a:
                     a.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 print(f"dropped {name}")
+        else:
+            for _, name in made:
+                print(f"kept {name} (measure it again with --reuse {name})")
     return 0
+
+
+def _db_dsn(admin: str, name: str) -> str:
+    return admin.rsplit("/", 1)[0] + "/" + name + ("?" + admin.split("?", 1)[1] if "?" in admin else "")
+
+
+def _reused(dsn: str, mode: str) -> datetime:
+    """Migrate a kept bench database; its "now" is a minute after its last reading, as when it was built."""
+    with connect(dsn) as conn:
+        res = migrate(conn, StorageSettings(mode=mode))
+        if res.mode != mode:
+            raise SystemExit(f"{dsn}: migrated in {res.mode} mode, not {mode}")
+        conn.execute("ANALYZE")
+        row = conn.execute("SELECT max(time) FROM readings").fetchone()
+    if row is None or not isinstance(row[0], datetime):
+        raise SystemExit(f"{dsn}: no readings: not a kept bench database")
+    last: datetime = row[0]
+    print(f"[{mode}] reusing the kept database, measured as of {last + timedelta(minutes=1)}")
+    return (last + timedelta(minutes=1)).replace(second=0, microsecond=0)
 
 
 def _report(
@@ -320,7 +378,9 @@ def _report(
             return f"{'-':>14}"
         return f"{v[0]:8.1f} ms {v[1]:>3}" if v[1] < 1000 else f"{v[0]:8.1f} ms 1k+"
 
-    head = "  ".join(f"{m[:5] + ' ' + n:>14}" for m in modes for n, _ in RANGES)
+    head = "  ".join(
+        f"{m.replace('timescaledb', 'tsdb')[:9] + ' ' + n:>14}" for m in modes for n, _ in RANGES
+    )
     print(f"{'panel query (dashboard/panel/ref title)':<{width}}  {head}")
     for k in keys:
         print(f"{k:<{width}}  " + "  ".join(cell(t.get(k, {}).get(n)) for t in per_target for n, _ in RANGES))

@@ -148,6 +148,8 @@ WHERE l.enterprise_id = {ent} AND l.status IN ('stale', 'no_data')""",
         g(6, 4),
         thresholds=((None, "green"), (1, "orange")),
     )
+    # at_us, not the generated `at`: alarm_event_kind_at (kind, at_us) serves the last hour (1.5 ms);
+    # `at` has no index and read every activation kept (400 days: 30-100 ms on the bench)
     last_hour = stat(
         tr("p.alarms_last_hour"),
         [
@@ -155,7 +157,8 @@ WHERE l.enterprise_id = {ent} AND l.status IN ('stale', 'no_data')""",
                 "A",
                 f"""
 SELECT count(*) AS n FROM alarm_event e JOIN alarm a ON a.id = e.alarm_id
-WHERE a.enterprise_id = {ent} AND e.kind = 'raised' AND e.at > now() - interval '1 hour'""",
+WHERE a.enterprise_id = {ent} AND e.kind = 'raised'
+  AND e.at_us > (extract(epoch FROM now() - interval '1 hour') * 1e6)::bigint""",
             )
         ],
         g(6, 4),

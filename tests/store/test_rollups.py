@@ -305,12 +305,19 @@ def test_upgrading_a_plain_database_counts_the_bad_readings_already_rolled_up(
     monkeypatch.setattr(
         migrate_module,
         "migrations",
-        # the schema before issue 13 and before out-of-range readings (0411 replaces 0003's refresh)
+        # the schema before issue 13 and before out-of-range readings (0411 replaces 0003's refresh;
+        # 0404's day counts sum 0003's bad column)
         lambda: [
             m
             for m in every
             if m.version
-            not in ("0003_rollups", "0403_sensor_health_rollups", "0410_out_of_range", "0411_out_of_range_rollups")
+            not in (
+                "0003_rollups",
+                "0403_sensor_health_rollups",
+                "0404_health_day_counts",
+                "0410_out_of_range",
+                "0411_out_of_range_rollups",
+            )
         ],
     )
     with connect(empty_db) as c:
@@ -326,11 +333,13 @@ def test_upgrading_a_plain_database_counts_the_bad_readings_already_rolled_up(
         assert res.applied == (
             "0003_rollups",
             "0403_sensor_health_rollups",
+            "0404_health_day_counts",
             "0410_out_of_range",
             "0411_out_of_range_rollups",
         )
         assert c.execute("SELECT n, bad FROM readings_1m ORDER BY bucket").fetchall() == [(60, 6), (60, 6)]
         assert c.execute("SELECT n, bad FROM readings_1h").fetchall() == [(120, 12)]
+        assert c.execute("SELECT n, bad FROM readings_1d_counts").fetchall() == [(120, 12)]
 
 
 def test_out_of_range_readings_are_counted_bad_but_not_measured(db_dsn: str, example_plant: Plant) -> None:
@@ -351,7 +360,11 @@ def test_out_of_range_readings_are_counted_bad_but_not_measured(db_dsn: str, exa
         got = c.execute("SELECT n, bad, max < 1e300, min > -1e30 FROM readings_1m ORDER BY bucket").fetchall()
         assert got == [(59, 1, True, True), (59, 1, True, True)]
         # a late refresh ending inside the second minute rewrites it whole, still without quality 3
-        c.execute("SELECT hazmon_refresh_rollups(%s, %s)", (H4 + timedelta(minutes=1), H4 + timedelta(seconds=75)))
+        c.execute(
+            "SELECT hazmon_refresh_rollups(%s, %s)", (H4 + timedelta(minutes=1), H4 + timedelta(seconds=75))
+        )
         assert c.execute("SELECT n, bad, max < 1e300 FROM readings_1h").fetchall() == [(118, 2, True)]
-        last = c.execute("SELECT last FROM readings_1m WHERE bucket = %s", (H4 + timedelta(minutes=1),)).fetchone()
+        last = c.execute(
+            "SELECT last FROM readings_1m WHERE bucket = %s", (H4 + timedelta(minutes=1),)
+        ).fetchone()
         assert last is not None and last[0] is not None and -1e30 < last[0] < 1e300

@@ -327,6 +327,77 @@ def test_out_of_range_readings_stay_out_of_the_continuous_aggregates(timescale_d
         refresh_rollups(c, [(to_us(t0), to_us(t0 + timedelta(minutes=1)))], mode="timescaledb", now=now)
         for view in ("readings_1m", "readings_1h"):
             got = c.execute(
-                f"SELECT n, bad, min, max, avg, last FROM {view} WHERE sensor_id = %s AND bucket = %s", (sid, t0)
+                f"SELECT n, bad, min, max, avg, last FROM {view} WHERE sensor_id = %s AND bucket = %s",
+                (sid, t0),
             ).fetchone()
             assert got == (30, 2, 1.0, 1.0, 1.0, 1.0), view
+
+
+def test_alarm_kpi_rollup_is_kept_on_timescaledb(timescale_dsn: str) -> None:
+    """0305's rollup (plain tables and triggers) gives the views' rows on TimescaleDB too, late events included."""
+    from hazmon.plant import load
+
+    with _conn(timescale_dsn) as c:
+        migrate(c, StorageSettings())
+        c.autocommit = False
+        sync_registry(c, load(EXAMPLE_PLANT))
+        c.commit()
+        c.autocommit = True
+        ids = [
+            int(str(r[0]))
+            for r in c.execute(
+                """INSERT INTO alarm (enterprise_id, hazard_source, sensor, condition, region_code, level, tier,
+                       tier_name, state, active, acked, activated_at_us, last_seen_us, folded, position)
+                   SELECT 'hx-chem', 'hs-01', 'KPI-' || g, 'h', '320116', 'first', 1 + g % 4, 'blue', 'normal',
+                          false, true, 0, 0, '{}', CASE WHEN g % 2 = 0 THEN 'control-room' ELSE 'tank-farm' END
+                   FROM generate_series(0, 5) g
+                   ON CONFLICT (enterprise_id, hazard_source, sensor, condition) DO UPDATE SET tier = EXCLUDED.tier
+                   RETURNING id"""
+            ).fetchall()
+        ]
+        t0 = 1_772_323_200_000_000  # 2026-03-01 00:00 UTC, in µs
+        # every alarm: one activation every 7 minutes for a day; alarm 0 also chatters at each 5th
+        c.execute(
+            """INSERT INTO alarm_event (alarm_id, at_us, kind, actor, data)
+               SELECT a, %s + g::bigint * 420000000 + a, 'raised', 'system', jsonb_build_object('tier', 1 + g %% 4)
+               FROM unnest(%s::bigint[]) a, generate_series(0, 205) g""",
+            (t0, ids),
+        )
+        c.execute(
+            """INSERT INTO alarm_event (alarm_id, at_us, kind, actor, data)
+               SELECT %s, %s + g::bigint * 2100000000 + k * 20000000, 'raised', 'system', '{"tier": 4}'
+               FROM generate_series(0, 40) g, generate_series(1, 2) k""",
+            (ids[0], t0),
+        )
+        # late: a burst across 05:00, and consequences of a lost link (left out)
+        for at, data in (
+            (t0 + 5 * 3_600_000_000 - 30_000_000, '{"tier": 3}'),
+            (t0 + 5 * 3_600_000_000 - 10_000_000, '{"tier": 3}'),
+            (t0 + 5 * 3_600_000_000 + 10_000_000, '{"tier": 3}'),
+            (t0 + 6 * 3_600_000_000, '{"tier": 2, "cause": "link_lost:dcs"}'),
+        ):
+            c.execute(
+                "INSERT INTO alarm_event (alarm_id, at_us, kind, actor, data) "
+                "VALUES (%s, %s, 'raised', 'system', %s::jsonb)",
+                (ids[3], at, data),
+            )
+        want = c.execute(
+            """SELECT h.enterprise_id, h.position, h.hour, h.alarms, h.red, h.orange, h.yellow, h.blue,
+                      coalesce(k.chattering_alarms, 0)
+               FROM alarm_kpi_hourly h LEFT JOIN alarm_kpi_chattering k USING (enterprise_id, position, hour)
+               ORDER BY 1, 2, 3"""
+        ).fetchall()
+        got = c.execute(
+            "SELECT enterprise_id, position, hour, alarms, red, orange, yellow, blue, chattering_alarms "
+            "FROM alarm_kpi_hour ORDER BY 1, 2, 3"
+        ).fetchall()
+        assert got == want
+        assert any(int(str(r[8])) > 0 for r in got)  # chattering counted
+        fn = c.execute(
+            "SELECT * FROM alarm_kpi_hourly_in(to_timestamp(%s / 1e6), to_timestamp(%s / 1e6)) ORDER BY 1, 2, 3",
+            (t0 + 3_600_000_000, t0 + 10 * 3_600_000_000),
+        ).fetchall()
+        assert fn == [
+            r[:8] for r in want if t0 + 3_600_000_000 <= r[2].timestamp() * 1e6 <= t0 + 10 * 3_600_000_000
+        ]
+        assert fn
