@@ -17,6 +17,7 @@ import psycopg
 import structlog
 
 from hazmon.bureau.api import ApiUser, BureauApi, build_routes
+from hazmon.bureau.batch import BatchMetrics
 from hazmon.bureau.config import BureauConfig
 from hazmon.bureau.downlink import DownlinkSender
 from hazmon.bureau.ingest import IngestLimits, IngestMetrics, Ingestor
@@ -77,7 +78,9 @@ class BureauDaemon:
         self.ingestor = Ingestor(
             cfg.scope, IngestLimits(lim.max_skew_s, lim.max_message_bytes), self.ingest_metrics
         )
-        self.subscriber = Subscriber(cfg.broker, dsn, self.ingestor, clock)
+        self.subscriber = Subscriber(
+            cfg.broker, dsn, self.ingestor, clock, batch_metrics=BatchMetrics(self.metrics.registry)
+        )
         self.downlink = DownlinkSender(cfg.broker, dsn)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.api = BureauApi(
