@@ -149,6 +149,8 @@ class BatchIngestor:
         self.park_s = park_s
         self.metrics = metrics or BatchMetrics()
         self._staged: set[int] = set()  # connections (by backend pid) with the staging tables
+        # parked messages' envelopes, by id of their raw bytes (kept with them): not parsed again
+        self._parked: dict[int, tuple[bytes, Envelope, datetime]] = {}
 
     def handle(self, conn: Conn, items: Sequence[Item[T]], now: datetime) -> BatchResult[T]:
         """Store ``items`` in one transaction (one by one if that fails), committed when this returns.
@@ -186,6 +188,12 @@ class BatchIngestor:
                     reason=o.refused.reason,
                 )
         self.metrics.parked_total.inc(len(result.parked))
+        for it, _ in result.done:
+            self._parked.pop(id(it.raw), None)
+        for k in [
+            k for k, (_, _, at) in self._parked.items() if (now - at).total_seconds() > 2 * self.park_s
+        ]:
+            del self._parked[k]  # parked by a session gone since (it sends them again): forgotten
         return result
 
     def _retrying(self, conn: Conn, items: Sequence[Item[T]], now: datetime) -> BatchResult[T]:
@@ -225,7 +233,12 @@ class BatchIngestor:
         aggs: list[tuple[Item[T], Envelope]] = []
         others: list[tuple[Item[T], Envelope]] = []
         for it in items:
-            checked = check(it.raw, it.topic, lim, self.ingestor.region)
+            cached = self._parked.get(id(it.raw))
+            checked = (
+                cached[1]
+                if cached and cached[0] is it.raw
+                else check(it.raw, it.topic, lim, self.ingestor.region)
+            )
             if isinstance(checked, Refused):
                 dead_letter(conn, it.topic, it.raw, checked)
                 result.done.append((it, Outcome("refused", None, checked.enterprise_id, refused=checked)))
@@ -240,7 +253,7 @@ class BatchIngestor:
         rest = [(it, env) for it, env in others if not isinstance(env.payload, Registration)]
         for it, env in regs:  # first: the batch's other messages may be of these enterprises
             fate[env.message_id] = self._settle(
-                conn, it, apply(conn, env, it.received_at, lim.max_skew_s), now, result
+                conn, it, env, apply(conn, env, it.received_at, lim.max_skew_s), now, result
             )
         last = self._aggregates(conn, aggs, now, result, fate) if aggs else {}
         # the enterprises' rows last and in id order: two workers' batches never lock them crosswise,
@@ -254,7 +267,7 @@ class BatchIngestor:
             )
         for it, env in rest:
             fate[env.message_id] = self._settle(
-                conn, it, apply(conn, env, it.received_at, lim.max_skew_s), now, result
+                conn, it, env, apply(conn, env, it.received_at, lim.max_skew_s), now, result
             )
         if last:
             eids = sorted(last)
@@ -276,13 +289,14 @@ class BatchIngestor:
                 result.done.append((it, Outcome("duplicate", first.kind, first.enterprise_id)))
         return result
 
-    def _settle(
-        self, conn: Conn, it: Item[T], o: Outcome, now: datetime, result: BatchResult[T]
+    def _settle(  # noqa: PLR0917
+        self, conn: Conn, it: Item[T], env: Envelope, o: Outcome, now: datetime, result: BatchResult[T]
     ) -> Outcome | None:
         """Record ``o`` for ``it`` (parked when its enterprise is not registered yet and it is young)."""
         if o.refused is not None and o.refused.reason_code == "unknown_enterprise":
             if (now - it.received_at).total_seconds() < self.park_s:
                 result.parked.append(it)
+                self._parked[id(it.raw)] = (it.raw, env, it.received_at)
                 return None
             why = f"{o.refused.reason}; waited {self.park_s:g} s for it"
             o = Outcome(
@@ -317,7 +331,7 @@ class BatchIngestor:
             why = f"enterprise_id: {env.enterprise_id!r} has not registered (a registration comes first)"
             refused = Refused("unknown_enterprise", why, env.enterprise_id)
             fate[env.message_id] = self._settle(
-                conn, it, Outcome("refused", env.kind, env.enterprise_id, refused=refused), now, result
+                conn, it, env, Outcome("refused", env.kind, env.enterprise_id, refused=refused), now, result
             )
         if not take:
             return {}
@@ -329,7 +343,7 @@ class BatchIngestor:
                     skews[env.message_id] = skew_s
                     cp.write_row((env.message_id, env.enterprise_id, env.seq, env.kind, env.sent_at,
                                   it.received_at, skew_s, skew_s > self.ingestor.limits.max_skew_s,
-                                  _summary(env.payload)))  # fmt: skip
+                                  _summary(env)))  # fmt: skip
             with cur.copy(f"COPY bureau_stage_aggregate (message_id, {_AGG_COLS}) FROM STDIN") as cp:
                 for _, env in take:
                     p = env.payload
@@ -354,8 +368,10 @@ class BatchIngestor:
         return last
 
 
-def _summary(p: Aggregates) -> str:
+def _summary(env: Envelope) -> str:
     """What the message log keeps of an aggregates message: its window; the items are its rows."""
+    p = env.payload
+    assert isinstance(p, Aggregates)
     return json.dumps({"kind": p.kind, "window_start": p.window_start.isoformat(), "window_s": p.window_s,
                        "items": len(p.items), "rows": "bureau_aggregate"})  # fmt: skip
 

@@ -289,15 +289,18 @@ def _registration(conn: Conn, p: Registration, at: datetime) -> None:
         )
     # sensors gone from the plant file go; a sensor moved to another source follows it
     conn.execute("DELETE FROM bureau_sensor WHERE enterprise_id = %s AND NOT tag = ANY(%s)", (e.id, tags))
-    for h in p.hazard_sources:
-        for s in h.sensors:
-            conn.execute(
-                "INSERT INTO bureau_sensor (enterprise_id, tag, source_id, kind, unit, period_s, info)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (enterprise_id, tag) DO UPDATE SET"
-                " source_id = EXCLUDED.source_id, kind = EXCLUDED.kind, unit = EXCLUDED.unit,"
-                " period_s = EXCLUDED.period_s, info = EXCLUDED.info",
-                (e.id, s.tag, h.id, s.kind, s.unit, s.period_s, Jsonb(s.model_dump(mode="json"))),
-            )
+    with conn.cursor() as cur:  # executemany: one round trip (pipeline), not one per sensor
+        cur.executemany(
+            "INSERT INTO bureau_sensor (enterprise_id, tag, source_id, kind, unit, period_s, info)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (enterprise_id, tag) DO UPDATE SET"
+            " source_id = EXCLUDED.source_id, kind = EXCLUDED.kind, unit = EXCLUDED.unit,"
+            " period_s = EXCLUDED.period_s, info = EXCLUDED.info",
+            [
+                (e.id, s.tag, h.id, s.kind, s.unit, s.period_s, Jsonb(s.model_dump(mode="json")))
+                for h in p.hazard_sources
+                for s in h.sensors
+            ],
+        )
     conn.execute(
         "DELETE FROM bureau_hazard_source WHERE enterprise_id = %s AND NOT source_id = ANY(%s)",
         (e.id, sources),

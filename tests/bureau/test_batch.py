@@ -44,7 +44,9 @@ def _aggregates(minute: int, sensors: int = 5, poison: bool = False) -> Aggregat
     return Aggregates(window_start=T0 + timedelta(minutes=minute), items=items)
 
 
-def _item(ent: Enterprise, payload: object, at: datetime = T0, message_id: uuid.UUID | None = None) -> Item[int]:
+def _item(
+    ent: Enterprise, payload: object, at: datetime = T0, message_id: uuid.UUID | None = None
+) -> Item[int]:
     raw, t = ent.wire(ent.envelope(payload, T0, message_id))  # type: ignore[arg-type]
     return Item(raw, t, at, 0)
 
@@ -56,7 +58,9 @@ def _statuses(r: BatchResult[int]) -> dict[str, int]:
     return out
 
 
-def test_a_batch_with_the_registration_and_aggregates_is_stored_once(conn: Conn, enterprise: Enterprise) -> None:
+def test_a_batch_with_the_registration_and_aggregates_is_stored_once(
+    conn: Conn, enterprise: Enterprise
+) -> None:
     b = BatchIngestor(Ingestor(CITY, IngestLimits()))
     batch = [_item(enterprise, enterprise.registration())]
     batch += [_item(enterprise, _aggregates(m)) for m in range(10)]
@@ -74,7 +78,9 @@ def test_a_batch_with_the_registration_and_aggregates_is_stored_once(conn: Conn,
     assert _one(conn, "SELECT count(*) FROM bureau_message") == 11
 
 
-def test_a_duplicate_inside_a_batch_and_across_batches_is_stored_once(conn: Conn, enterprise: Enterprise) -> None:
+def test_a_duplicate_inside_a_batch_and_across_batches_is_stored_once(
+    conn: Conn, enterprise: Enterprise
+) -> None:
     b = BatchIngestor(Ingestor(CITY, IngestLimits()))
     assert _statuses(b.handle(conn, [_item(enterprise, enterprise.registration())], T0)) == {"stored": 1}
     mid = uuid.uuid4()
@@ -142,7 +148,9 @@ def test_a_message_before_its_registration_is_parked_then_stored_or_after_the_wa
     assert _one(conn, "SELECT count(*) FROM bureau_dead_letter") == 0
     assert b.metrics.parked_total._value.get() == 2
     # another worker stores the registration; the parked ones are tried again and stored
-    BatchIngestor(Ingestor(CITY, IngestLimits())).handle(conn, [_item(enterprise, enterprise.registration())], T0)
+    BatchIngestor(Ingestor(CITY, IngestLimits())).handle(
+        conn, [_item(enterprise, enterprise.registration())], T0
+    )
     r = b.handle(conn, r.parked, T0 + timedelta(seconds=6))
     assert _statuses(r) == {"stored": 2} and r.parked == []
     assert _one(conn, "SELECT count(*) FROM bureau_aggregate") == 5
