@@ -163,3 +163,20 @@ def test_a_message_before_its_registration_is_parked_then_stored_or_after_the_wa
     reason = _one(conn, "SELECT reason FROM bureau_dead_letter WHERE reason_code = 'unknown_enterprise'")
     assert "waited 60 s" in str(reason)
     assert b.ingestor.metrics.refused.labels(reason_code="unknown_enterprise")._value.get() == 1
+
+
+def test_a_minute_sent_again_under_a_new_message_id_keeps_the_first_rows(
+    conn: Conn, enterprise: Enterprise
+) -> None:
+    b = BatchIngestor(Ingestor(CITY, IngestLimits()))
+    b.handle(conn, [_item(enterprise, enterprise.registration())], T0)
+    assert _statuses(b.handle(conn, [_item(enterprise, _aggregates(0))], T0)) == {"stored": 1}
+    assert b.metrics.staged._value.get() == 0  # straight into the table
+    # the enterprise sends minute 0 again (restarted, new message id), with 4 more sensors
+    again = _aggregates(0, sensors=9).model_copy()
+    again.items[2] = again.items[2].model_copy(update={"mean": 2.75})
+    r = b.handle(conn, [_item(enterprise, again), _item(enterprise, _aggregates(1))], T0)
+    assert _statuses(r) == {"stored": 2}
+    assert b.metrics.staged._value.get() == 1
+    assert _one(conn, "SELECT count(*) FROM bureau_aggregate") == 9 + 5
+    assert _one(conn, "SELECT mean FROM bureau_aggregate WHERE sensor = 'S-002' AND bucket = %s", T0) == 2.5
