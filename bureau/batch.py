@@ -147,7 +147,6 @@ class BatchIngestor:
         self.ingestor = ingestor
         self.park_s = park_s
         self.metrics = metrics or BatchMetrics()
-        self._staged: set[int] = set()  # connections (by backend pid) with the staging tables
         # parked messages' envelopes, by id of their raw bytes (kept with them): not parsed again
         self._parked: dict[int, tuple[bytes, Envelope, datetime]] = {}
 
@@ -198,11 +197,6 @@ class BatchIngestor:
     def _retrying(self, conn: Conn, items: Sequence[Item[T]], now: datetime) -> BatchResult[T]:
         for attempt in range(_DEADLOCK_RETRIES + 1):
             try:
-                if conn.info.backend_pid not in self._staged:
-                    # committed on its own: a rolled-back batch must not take the tables with it
-                    with conn.transaction():
-                        conn.execute(_STAGE)
-                    self._staged.add(conn.info.backend_pid)
                 with conn.transaction():
                     return self._batch(conn, items, now)
             except (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable):
@@ -351,7 +345,9 @@ class BatchIngestor:
                     _copy_rows(conn, "bureau_aggregate", fresh)
             except psycopg.errors.UniqueViolation:
                 # a row of that sensor and minute is there already (the enterprise sent the minute
-                # again under a new message id): through the staging table, the first one kept
+                # again under a new message id): through the staging table, the first one kept.
+                # Made here, in this transaction (rare; rolled back with it, made again next time)
+                conn.execute(_STAGE)
                 _copy_rows(conn, "bureau_stage_aggregate", fresh)
                 conn.execute(
                     f"INSERT INTO bureau_aggregate ({_AGG_COLS}) SELECT {_AGG_COLS}"
