@@ -140,21 +140,28 @@ class FloodGuardedIngestor(Ingestor):
         self.flood_metrics = flood_metrics or FloodMetrics()
         self.metrics.refused.labels(reason_code="flood")
 
-    def handle(self, conn: Conn, raw: bytes, topic: str, received_at: datetime) -> Outcome:
-        """`Ingestor.handle`, or a ``flood`` dead letter when the topic's enterprise is over its limit."""
+    def over_limit(self, conn: Conn, raw: bytes, topic: str) -> Outcome | None:
+        """A ``flood`` dead letter (the whole message, replayable) if the enterprise is over its limit."""
         try:
             who = parse_topic(topic)[0]
         except LinkError:
-            who = None  # refused by the ingest as topic_mismatch
+            who = None  # refused by the ingest as topic_mismatch (or a child bureau's topic)
         if who is None or len(raw) > self.limits.max_message_bytes or self.limiter.admit(who) == 0.0:
-            return super().handle(conn, raw, topic, received_at)
+            return None
         r = flood_refusal(who, self.limiter.rate, self.limiter.burst)
         with conn.transaction():
             dead_letter_whole(conn, topic, raw, r)
-        self.metrics.refused.labels(reason_code="flood").inc()
         self.flood_metrics.flooded.labels(enterprise_id=who, transport="mqtt").inc()
         log.warning("bureau flood: message dead-lettered", topic=topic, enterprise=who)
         return Outcome("refused", None, who, refused=r)
+
+    def handle(self, conn: Conn, raw: bytes, topic: str, received_at: datetime) -> Outcome:
+        """`Ingestor.handle`, or a ``flood`` dead letter when the topic's enterprise is over its limit."""
+        o = self.over_limit(conn, raw, topic)
+        if o is None:
+            return super().handle(conn, raw, topic, received_at)
+        self.metrics.count(o)
+        return o
 
 
 # ---------------------------------------------------------------- replay

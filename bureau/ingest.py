@@ -355,15 +355,18 @@ def _registration(conn: Conn, p: Registration, at: datetime) -> None:
         )
     # sensors gone from the plant file go; a sensor moved to another source follows it
     conn.execute("DELETE FROM bureau_sensor WHERE enterprise_id = %s AND NOT tag = ANY(%s)", (e.id, tags))
-    for h in p.hazard_sources:
-        for s in h.sensors:
-            conn.execute(
-                "INSERT INTO bureau_sensor (enterprise_id, tag, source_id, kind, unit, period_s, info)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (enterprise_id, tag) DO UPDATE SET"
-                " source_id = EXCLUDED.source_id, kind = EXCLUDED.kind, unit = EXCLUDED.unit,"
-                " period_s = EXCLUDED.period_s, info = EXCLUDED.info",
-                (e.id, s.tag, h.id, s.kind, s.unit, s.period_s, Jsonb(s.model_dump(mode="json"))),
-            )
+    with conn.cursor() as cur:  # executemany: one round trip (pipeline), not one per sensor
+        cur.executemany(
+            "INSERT INTO bureau_sensor (enterprise_id, tag, source_id, kind, unit, period_s, info)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (enterprise_id, tag) DO UPDATE SET"
+            " source_id = EXCLUDED.source_id, kind = EXCLUDED.kind, unit = EXCLUDED.unit,"
+            " period_s = EXCLUDED.period_s, info = EXCLUDED.info",
+            [
+                (e.id, s.tag, h.id, s.kind, s.unit, s.period_s, Jsonb(s.model_dump(mode="json")))
+                for h in p.hazard_sources
+                for s in h.sensors
+            ],
+        )
     conn.execute(
         "DELETE FROM bureau_hazard_source WHERE enterprise_id = %s AND NOT source_id = ANY(%s)",
         (e.id, sources),
@@ -551,6 +554,18 @@ class Ingestor:
         self.metrics = metrics or IngestMetrics()
         self.children = dict(children or {})  # federation: child bureau -> the region it speaks for
         self.on_stored = on_stored  # in the storing transaction, for a message stored the first time
+
+    def over_limit(self, conn: Conn, raw: bytes, topic: str) -> Outcome | None:
+        """A refusal already dead-lettered when the topic's enterprise is over its flood limit; None: go on.
+
+        Always None here; `hazmon.bureau.flood.FloodGuardedIngestor` limits. The batch path
+        (`hazmon.bureau.batch`) asks it for each message as `handle` does.
+        """
+        return None
+
+    def check_one(self, raw: bytes, topic: str) -> Envelope | Refused:
+        """`check` — or, on a child bureau's topic, `check_forwarded` (federation)."""
+        return self._check(raw, topic)
 
     def _check(self, raw: bytes, topic: str) -> Envelope | Refused:
         if is_fed_topic(topic):

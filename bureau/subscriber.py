@@ -1,18 +1,34 @@
 """The bureau's MQTT subscriber: every enterprise's up topics, acknowledged only once stored.
 
-MQTT 5 with a persistent session (``clean_start=False`` and a session expiry) and the shared
-subscription ``$share/<group>/hazmon/v1/+/up/#`` at QoS 1: several worker processes (each with
-its own ``client_id``) share the feed, the broker hands each message to one of them. paho's
-``manual_ack`` holds the PUBACK until `hazmon.bureau.ingest.Ingestor.handle` has committed the
-message (stored, duplicate or dead-lettered): a crash or a database outage before that leaves
-it unacknowledged, and the broker sends it again when the session resumes. Storing is
-idempotent by ``message_id``, so a message handled twice counts once.
+MQTT 5 with persistent sessions (``clean_start=False`` and a session expiry) and shared
+subscriptions at QoS 1: several worker processes (each with its own ``client_id``) share the
+feed, the broker hands each message to one of them. Each worker has two lanes, each its own
+MQTT session, thread and database connection, so an alarm never waits behind a minute's burst
+of aggregates — neither in the broker's in-flight window nor in a queue:
 
-Runs in a thread (paho is blocking); the daemon starts `Subscriber.run` with ``asyncio.to_thread``.
+- the **bulk** lane (``<client_id>``): the kinds every enterprise sends every minute or day
+  (`BULK_KINDS`: aggregates, heartbeats, assessments), one ``$share/<group>/hazmon/v1/+/up/<kind>``
+  subscription each, taken in batches of up to ``max_messages`` or what arrived within
+  ``max_wait_s`` of the first;
+- the **fast** lane (``<client_id>-fast``): every other kind of `hazmon.plant.link.UP_KINDS`
+  (alarm events, feedback, plan events, registrations, and kinds added later), taken as they
+  come (what is waiting, up to ``fast_max_messages``, no wait).
+
+Both store through `hazmon.bureau.batch.BatchIngestor` (one transaction per batch). paho's
+``manual_ack`` holds each PUBACK until the batch's transaction has committed (stored, duplicate
+or dead-lettered): a crash or a database outage before that leaves the messages unacknowledged,
+and the broker sends them again when the session resumes. Storing is idempotent by
+``message_id``, so a message handled twice counts once. A message of an enterprise whose
+registration is not stored yet is parked (kept unacknowledged and retried, see
+`hazmon.bureau.batch`). ``receive_maximum`` bounds the messages in flight per session, and so
+the worker's memory after an outage.
+
+Runs in threads (paho is blocking); the daemon starts `Subscriber.run` with ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -26,12 +42,23 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from hazmon.bureau.batch import BatchIngestor, BatchMetrics, Item
 from hazmon.bureau.config import BrokerSettings
 from hazmon.bureau.ingest import Ingestor
+from hazmon.plant.link import UP_KINDS
 from hazmon.plant.link.federation import FED_ROOT
 from hazmon.plant.link.messages import TOPIC_ROOT
 
-__all__ = ["Subscriber", "SubscriberStats", "fed_shared_topic", "mqtt_client", "shared_topic"]
+__all__ = [
+    "BULK_KINDS",
+    "BatchSettings",
+    "Subscriber",
+    "SubscriberStats",
+    "fed_shared_topic",
+    "lane_topics",
+    "mqtt_client",
+    "shared_topic",
+]
 
 log = structlog.get_logger("hazmon.bureau.subscriber")
 
@@ -42,11 +69,6 @@ Clock = Callable[[], datetime]
 def shared_topic(group: str) -> str:
     """``$share/<group>/hazmon/v1/+/up/#``: every enterprise's up topics, shared by the group's workers."""
     return f"$share/{group}/{TOPIC_ROOT}/+/up/#"
-
-
-def fed_shared_topic(group: str) -> str:
-    """``$share/<group>/hazmon/v1/fed/+/+/up/#``: what child bureaus forward (a parent with ``children:``)."""
-    return f"$share/{group}/{FED_ROOT}/+/+/up/#"
 
 
 def mqtt_client(s: BrokerSettings, client_id: str, manual_ack: bool = False) -> mqtt.Client:
@@ -61,10 +83,51 @@ def mqtt_client(s: BrokerSettings, client_id: str, manual_ack: bool = False) -> 
     return c
 
 
-def connect_props(s: BrokerSettings) -> Properties:
+BULK_KINDS = ("aggregates", "heartbeat", "assessments")
+"""Sent by every enterprise every minute (or day): batched, never ahead of an alarm."""
+
+
+def fed_shared_topic(group: str) -> str:
+    """``$share/<group>/hazmon/v1/fed/+/+/up/#``: what child bureaus forward (a parent with ``children:``)."""
+    return f"$share/{group}/{FED_ROOT}/+/+/up/#"
+
+
+def lane_topics(group: str, federation: bool = False) -> dict[str, list[str]]:
+    """The shared subscriptions of the two lanes: `BULK_KINDS`, and every other up kind (fast).
+
+    ``federation``: also each kind as child bureaus forward it
+    (``hazmon/v1/fed/<child>/<enterprise>/up/<kind>``).
+    """
+    roots = [f"{TOPIC_ROOT}/+"] + ([f"{FED_ROOT}/+/+"] if federation else [])
+    return {
+        lane: [
+            f"$share/{group}/{root}/up/{k}"
+            for root in roots
+            for k in UP_KINDS
+            if (k in BULK_KINDS) == (lane == "bulk")
+        ]
+        for lane in ("bulk", "fast")
+    }
+
+
+def connect_props(s: BrokerSettings, receive_maximum: int | None = None) -> Properties:
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = s.session_expiry_s
+    if receive_maximum is not None:
+        props.ReceiveMaximum = receive_maximum
     return props
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSettings:
+    """How a worker batches: the bulk lane's batch size and wait, the park time, the in-flight bound."""
+
+    max_messages: int = 200  # aggregates messages in one transaction (about 220 rows each)
+    max_wait_s: float = 0.05  # after the first message of a batch, for more to come
+    fast_max_messages: int = 20
+    park_s: float = 60.0  # a not yet registered enterprise's message waits this long for it
+    park_retry_s: float = 0.5
+    receive_maximum: int = 1000  # unacknowledged messages the broker may send a session
 
 
 @dataclass(slots=True)
@@ -74,10 +137,19 @@ class SubscriberStats:
     connects: int = 0
     connect_failures: int = 0
     db_failures: int = 0  # messages left unacknowledged because the database was away
+    parked: int = 0  # messages waiting now for their enterprise's registration
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    client: mqtt.Client
+    mid: int
+    qos: int
+    generation: int  # the session it came in (acknowledged only on that one)
 
 
 class Subscriber:
-    """One worker's share of the feed: receive, store, then acknowledge."""
+    """One worker's share of the feed: receive, store in batches, then acknowledge."""
 
     def __init__(
         self,
@@ -86,28 +158,27 @@ class Subscriber:
         ingestor: Ingestor,
         clock: Clock | None = None,
         *,
+        batch: BatchSettings | None = None,
+        batch_metrics: BatchMetrics | None = None,
         federation: bool = False,  # also the children's forwarded messages (hazmon/v1/fed/...)
     ) -> None:
         self.settings = settings
-        self.topics = [shared_topic(settings.group)]
-        if federation:
-            self.topics.append(fed_shared_topic(settings.group))
+        self.topics = lane_topics(settings.group, federation)
         self.dsn = dsn
         self.ingestor = ingestor
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.batch = batch or BatchSettings()
+        self.batcher = BatchIngestor(ingestor, self.batch.park_s, batch_metrics)
         self.stats = SubscriberStats()
         self.connected = threading.Event()  # subscribed and receiving (readiness)
         self._lost = threading.Event()
-        self._conn: Conn | None = None
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._subscribed: set[str] = set()
+        self._queues: dict[str, queue.Queue[Item[_Token]]] = {"bulk": queue.Queue(), "fast": queue.Queue()}
+        self._parked: dict[str, int] = {"bulk": 0, "fast": 0}
 
-    def _db(self) -> Conn:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(
-                self.dsn, autocommit=True, connect_timeout=5, application_name="hazmon-bureau"
-            )
-        return self._conn
-
-    # ------------------------------------------------------------ paho callbacks (network thread)
+    # ------------------------------------------------------------ paho callbacks (network threads)
 
     def _on_connect(self, c: mqtt.Client, u: object, flags: object, rc: object, props: object) -> None:
         code = int(getattr(rc, "value", rc))  # type: ignore[call-overload]
@@ -115,83 +186,189 @@ class Subscriber:
             log.error("bureau broker refused the connection", reason_code=code)
             self._lost.set()
             return
-        c.subscribe([(t, 1) for t in self.topics])
+        lane = str(u)
+        if lane == "bulk":
+            # a session of before the two lanes had every up kind on this client: not any more
+            c.unsubscribe(shared_topic(self.settings.group))
+        c.subscribe([(t, 1) for t in self.topics[lane]])
 
     def _on_subscribe(self, c: mqtt.Client, u: object, mid: int, rcs: object, props: object) -> None:
         codes = [int(getattr(r, "value", r)) for r in rcs]  # type: ignore[attr-defined]
+        lane = str(u)
         if any(code >= 0x80 for code in codes):
-            log.error("bureau subscription refused", reason_codes=codes, topics=self.topics)
+            log.error(
+                "bureau subscription refused",
+                reason_codes=codes,
+                topics=self.topics[lane],
+            )
             self._lost.set()
             return
-        self.connected.set()
-        log.info("bureau subscribed", topics=self.topics)
+        with self._lock:
+            self._subscribed.add(lane)
+            if self._subscribed == {"bulk", "fast"}:
+                self.connected.set()
+                log.info("bureau subscribed", group=self.settings.group)
 
     def _on_disconnect(self, c: mqtt.Client, u: object, flags: object, rc: object, props: object) -> None:
         self.connected.clear()
         self._lost.set()
 
     def _on_message(self, c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
-        self.stats.received += 1
+        with self._lock:
+            self.stats.received += 1
+            gen = self._generation
+        lane = "bulk" if msg.topic.rsplit("/", 1)[-1] in BULK_KINDS else "fast"
+        token = _Token(c, msg.mid, msg.qos, gen)
+        self._queues[lane].put(Item(bytes(msg.payload), msg.topic, self.clock(), token))
+
+    # ------------------------------------------------------------ the lanes (one thread each)
+
+    def _take(self, lane: str, stop: threading.Event, timeout: float) -> list[Item[_Token]]:
+        q = self._queues[lane]
+        bulk = lane == "bulk"
+        most = self.batch.max_messages if bulk else self.batch.fast_max_messages
         try:
-            self.ingestor.handle(self._db(), bytes(msg.payload), msg.topic, self.clock())
-        except (psycopg.Error, OSError) as e:
-            # not acknowledged: the broker sends it again when the session resumes
-            self.stats.db_failures += 1
-            log.warning("bureau database away, message left unacknowledged", error=str(e).strip())
-            if self._conn is not None:
-                self._conn.close()
-            self._conn = None
-            self._lost.set()
-            return
-        except Exception:  # never let paho's network thread die silently: reconnect instead
-            log.exception("bureau subscriber failed on a message, reconnecting", topic=msg.topic)
-            self._lost.set()
-            return
-        c.ack(msg.mid, msg.qos)
-        self.stats.acked += 1
+            items = [q.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        until = time.monotonic() + (self.batch.max_wait_s if bulk else 0.0)
+        while len(items) < most and not stop.is_set():
+            try:
+                left = until - time.monotonic()
+                items.append(q.get(timeout=left) if left > 0 else q.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def _lane(self, lane: str, stop: threading.Event) -> None:
+        conn: Conn | None = None
+        parked: list[Item[_Token]] = []
+        retry_at = 0.0
+        try:
+            while not stop.is_set():
+                items = self._take(lane, stop, 0.05 if parked else 0.2)
+                gen = self._generation
+                parked = [p for p in parked if p.token.generation == gen]
+                items = [i for i in items if i.token.generation == gen]  # older: sent again anyway
+                retry = bool(parked) and (bool(items) or time.monotonic() >= retry_at)
+                batch, parked = (parked + items, []) if retry else (items, parked)
+                if not batch:
+                    self._set_parked(lane, len(parked))
+                    continue
+                try:
+                    if conn is None or conn.closed or conn.broken:
+                        conn = psycopg.connect(
+                            self.dsn,
+                            autocommit=True,
+                            connect_timeout=5,
+                            application_name=f"hazmon-bureau-{lane}",
+                        )
+                    result = self.batcher.handle(conn, batch, self.clock())
+                except (psycopg.Error, OSError) as e:
+                    # not acknowledged: the broker sends them again when the session resumes
+                    with self._lock:
+                        self.stats.db_failures += len(batch)
+                    log.warning("bureau database away, messages left unacknowledged",
+                                lane=lane, messages=len(batch), error=str(e).strip())  # fmt: skip
+                    if conn is not None:
+                        conn.close()
+                    conn, parked = None, []
+                    self._set_parked(lane, 0)
+                    self._lost.set()
+                    continue
+                except Exception:  # never let a lane die silently: reconnect instead
+                    log.exception("bureau subscriber failed on a batch, reconnecting", lane=lane)
+                    parked = []
+                    self._set_parked(lane, 0)
+                    self._lost.set()
+                    continue
+                acked = 0
+                for it, _ in result.done:
+                    if it.token.generation == self._generation:
+                        it.token.client.ack(it.token.mid, it.token.qos)
+                        acked += 1
+                with self._lock:
+                    self.stats.acked += acked
+                parked += result.parked
+                if result.parked:
+                    retry_at = time.monotonic() + self.batch.park_retry_s
+                self._set_parked(lane, len(parked))
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _set_parked(self, lane: str, n: int) -> None:
+        with self._lock:
+            self._parked[lane] = n
+            self.stats.parked = sum(self._parked.values())
+        self.batcher.metrics.parked.set(self.stats.parked)
 
     # ------------------------------------------------------------ the loop
 
-    def _session(self, stop: threading.Event) -> None:
+    def _client(self, lane: str) -> mqtt.Client:
         s = self.settings
-        c = mqtt_client(s, s.client_id, manual_ack=True)
+        c = mqtt_client(s, s.client_id if lane == "bulk" else f"{s.client_id}-fast", manual_ack=True)
+        c.user_data_set(lane)
         c.on_connect = self._on_connect
         c.on_subscribe = self._on_subscribe
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        return c
+
+    def _session(self, stop: threading.Event) -> None:
+        s = self.settings
+        with self._lock:
+            self._generation += 1
+            self._subscribed.clear()
+        for q in self._queues.values():  # the last session's messages come again in this one
+            while not q.empty():
+                q.get_nowait()
         self._lost.clear()
         self.stats.connects += 1
+        clients: list[mqtt.Client] = []
         try:
-            c.connect(s.host, s.port, s.keepalive_s, clean_start=False, properties=connect_props(s))
-        except OSError as e:
-            self.stats.connect_failures += 1
-            raise ConnectionError(f"bureau broker {s.url}: {e}") from e
-        c.loop_start()
-        try:
+            for lane in ("bulk", "fast"):
+                c = self._client(lane)
+                try:
+                    c.connect(s.host, s.port, s.keepalive_s, clean_start=False,
+                              properties=connect_props(s, self.batch.receive_maximum))  # fmt: skip
+                except OSError as e:
+                    self.stats.connect_failures += 1
+                    raise ConnectionError(f"bureau broker {s.url}: {e}") from e
+                c.loop_start()
+                clients.append(c)
             while not stop.is_set() and not self._lost.is_set():
                 stop.wait(0.05)
         finally:
             self.connected.clear()
-            c.disconnect()
-            c.loop_stop()
+            for c in clients:
+                c.disconnect()
+                c.loop_stop()
 
     def run(self, stop: threading.Event) -> None:
         """Receive until ``stop`` is set; reconnect with back-off after a broker or database outage."""
+        halt = threading.Event()  # the lanes end after the sessions
+        lanes = [threading.Thread(target=self._lane, args=(lane, halt), name=f"bureau-{lane}", daemon=True)
+                 for lane in ("bulk", "fast")]  # fmt: skip
+        for t in lanes:
+            t.start()
         backoff = 0.0
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                self._session(stop)
-            except ConnectionError as e:
-                log.warning("bureau broker away, retrying", error=str(e))
-            if stop.is_set():
-                break
-            backoff = (
-                0.0
-                if time.monotonic() - started > 30
-                else min(max(backoff * 2, 0.1), self.settings.retry_max_s)
-            )
-            stop.wait(backoff)
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    self._session(stop)
+                except ConnectionError as e:
+                    log.warning("bureau broker away, retrying", error=str(e))
+                if stop.is_set():
+                    break
+                backoff = (
+                    0.0
+                    if time.monotonic() - started > 30
+                    else min(max(backoff * 2, 0.1), self.settings.retry_max_s)
+                )
+                stop.wait(backoff)
+        finally:
+            halt.set()
+            for t in lanes:
+                t.join(30)

@@ -20,6 +20,7 @@ import psycopg
 import structlog
 
 from hazmon.bureau.api import API_PREFIX, ApiUser, BureauApi, build_routes
+from hazmon.bureau.batch import BatchMetrics
 from hazmon.bureau.config import BureauConfig
 from hazmon.bureau.downlink import DownlinkSender
 from hazmon.bureau.flood import FloodGuardedIngestor, FloodLimiter, FloodMetrics
@@ -110,7 +111,14 @@ class BureauDaemon:
             if cfg.https_link.enabled
             else None
         )
-        self.subscriber = Subscriber(cfg.broker, dsn, self.ingestor, clock, federation=bool(cfg.children))
+        self.subscriber = Subscriber(
+            cfg.broker,
+            dsn,
+            self.ingestor,
+            clock,
+            batch_metrics=BatchMetrics(self.metrics.registry),
+            federation=bool(cfg.children),
+        )
         self.forwarder = forwarder_of(cfg)  # to the parent bureau (`parent:`), else None
         self.downlink = DownlinkSender(cfg.broker, dsn)
         self.clock = clock or (lambda: datetime.now(UTC))

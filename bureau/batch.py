@@ -1,0 +1,414 @@
+"""Many messages in one transaction: the bureau's ingest at the scale of a province or the nation.
+
+`BatchIngestor.handle` takes the messages a subscriber received together and stores them in
+one transaction, with the same outcome per message as `hazmon.bureau.ingest.Ingestor.handle`
+(stored once by ``message_id``, duplicate, or refused and dead-lettered with its reason):
+
+- every message is checked first (`hazmon.bureau.ingest.check`, pure); a refusal is
+  dead-lettered in the batch's transaction;
+- aggregates (the bulk: one row per sensor and minute): one ``INSERT … ON CONFLICT
+  (message_id) DO NOTHING RETURNING`` into ``bureau_message`` for the batch's messages, then the
+  rows of the newly inserted ones alone by COPY straight into ``bureau_aggregate`` (in a
+  savepoint); when a row of that sensor and minute is there already (the same minute sent again
+  under another message id), through a temporary staging table and ``INSERT … SELECT … ON
+  CONFLICT DO NOTHING`` instead. A message seen before adds nothing; the same message twice
+  in one batch is stored once;
+- every other kind goes through the per-kind `hazmon.bureau.ingest.apply`, unchanged (kinds
+  added there are handled here with no change);
+- registrations are applied first (the batch's other messages may be of these enterprises);
+  the enterprises' rows are locked last, in id order (heartbeats applied, ``last_message_at``
+  and ``last_seq`` updated), so the rows an alarm's transaction needs are held for a moment only;
+- the message log keeps of an aggregates message its envelope and window with the number of
+  items (``payload.rows = "bureau_aggregate"``): its items are the rows of ``bureau_aggregate``,
+  not kept twice.
+
+A batch the database refuses (a value it does not take) or our code fails on is rolled back and
+the messages are handled one by one: only the bad one is dead-lettered (``database_refused`` or
+``internal_error``), counted in ``hazmon_bureau_batch_fallbacks_total``. A deadlock with
+another worker is retried (up to 3 times); a database that is away raises, and the caller
+leaves the whole batch unacknowledged (the broker sends it again).
+
+**Not registered yet** (``unknown_enterprise``): with several workers on one shared
+subscription, an enterprise's first aggregates or heartbeat can reach a worker before another
+worker has committed its registration. Such a message is *parked*: nothing is written, it stays
+unacknowledged (a crash loses nothing) and is tried again with the next batches, for up to
+``park_s`` (default 60 s) after it was received; only then is it dead-lettered as
+``unknown_enterprise``. Parked messages are counted (``hazmon_bureau_parked_total``) and the
+ones waiting now shown (``hazmon_bureau_parked_now``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import psycopg
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from hazmon.bureau.ingest import Ingestor, Outcome, Refused, apply, dead_letter
+from hazmon.plant.link import Aggregates, Envelope, LinkError, Registration, parse_topic
+from hazmon.store import is_temporary
+
+__all__ = ["BatchIngestor", "BatchMetrics", "BatchResult", "Item"]
+
+log = structlog.get_logger("hazmon.bureau.batch")
+
+Conn = psycopg.Connection[tuple[object, ...]]
+T = TypeVar("T")
+
+_DEADLOCK_RETRIES = 3
+_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS bureau_stage_aggregate (LIKE bureau_aggregate) ON COMMIT DELETE ROWS"
+)
+_MESSAGE_COLS = "message_id, enterprise_id, seq, kind, sent_at, received_at, skew_s, skewed, payload"
+_AGG_COLS = "enterprise_id, sensor, bucket, count, min, mean, max, last, worst_quality"
+_NEW_MESSAGES = f"""
+INSERT INTO bureau_message ({_MESSAGE_COLS})
+SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[],
+                     %s::timestamptz[], %s::float8[], %s::boolean[], %s::jsonb[])
+ON CONFLICT (message_id) DO NOTHING RETURNING message_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Item(Generic[T]):
+    """One received message; ``token`` is the caller's (what it acknowledges with)."""
+
+    raw: bytes
+    topic: str
+    received_at: datetime
+    token: T
+
+
+@dataclass(slots=True)
+class BatchResult(Generic[T]):
+    """What became of a batch: ``done`` is committed (acknowledge it), ``parked`` is to be tried again."""
+
+    done: list[tuple[Item[T], Outcome]] = field(default_factory=list)
+    parked: list[Item[T]] = field(default_factory=list)
+
+
+class BatchMetrics:
+    """The batching's own counters (the outcomes are counted by `hazmon.bureau.ingest.IngestMetrics`)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        reg = registry if registry is not None else CollectorRegistry()
+        self.batches = Counter(
+            "hazmon_bureau_batches_total", "Batches of messages stored in one transaction", registry=reg
+        )
+        self.batch_messages = Counter(
+            "hazmon_bureau_batch_messages_total", "Messages handled in batches", registry=reg
+        )
+        self.fallbacks = Counter(
+            "hazmon_bureau_batch_fallbacks_total",
+            "Batches the database refused or our code failed on, then handled one message at a time",
+            registry=reg,
+        )
+        self.deadlocks = Counter(
+            "hazmon_bureau_batch_deadlocks_total",
+            "Batches rolled back on a deadlock or lock timeout with another worker and tried again",
+            registry=reg,
+        )
+        self.staged = Counter(
+            "hazmon_bureau_batch_staged_total",
+            "Batches of aggregates with a sensor-minute stored before (under another message id):"
+            " loaded through the staging table, the first row kept",
+            registry=reg,
+        )
+        self.parked_total = Counter(
+            "hazmon_bureau_parked_total",
+            "Times a message of a not yet registered enterprise was parked (kept unacknowledged, retried)",
+            registry=reg,
+        )
+        self.parked = Gauge(
+            "hazmon_bureau_parked_now",
+            "Messages parked now, waiting for their enterprise's registration",
+            registry=reg,
+        )
+
+
+class _BadBatchError(Exception):
+    """A batch the database refused or our code failed on (carried up for the one-by-one fallback)."""
+
+    def __init__(self, refused: Refused) -> None:
+        super().__init__(refused.reason)
+        self.refused = refused
+
+
+class BatchIngestor:
+    """Checks, stores and counts batches of messages on one connection (one per thread)."""
+
+    def __init__(self, ingestor: Ingestor, park_s: float = 60.0, metrics: BatchMetrics | None = None) -> None:
+        self.ingestor = ingestor
+        self.park_s = park_s
+        self.metrics = metrics or BatchMetrics()
+        # parked messages' envelopes, by id of their raw bytes (kept with them): not parsed again
+        self._parked: dict[int, tuple[bytes, Envelope, datetime]] = {}
+
+    def handle(self, conn: Conn, items: Sequence[Item[T]], now: datetime) -> BatchResult[T]:
+        """Store ``items`` in one transaction (one by one if that fails), committed when this returns.
+
+        ``now`` judges how long a parked message has waited. Raises only for a database that is
+        away (`hazmon.store.is_temporary`): nothing of the batch is acknowledged then.
+        """
+        if not items:
+            return BatchResult()
+        self.metrics.batches.inc()
+        self.metrics.batch_messages.inc(len(items))
+        flooded: list[tuple[Item[T], Outcome]] = []
+        admitted: list[Item[T]] = []
+        for it in items:  # the flood limit first (`FloodGuardedIngestor`): a parked message was admitted
+            o = None if id(it.raw) in self._parked else self.ingestor.over_limit(conn, it.raw, it.topic)
+            if o is None:
+                admitted.append(it)
+            else:
+                flooded.append((it, o))
+        items = admitted
+        try:
+            result = self._retrying(conn, items, now) if items else BatchResult()
+        except _BadBatchError as e:
+            self.metrics.fallbacks.inc()
+            log.warning("bureau batch refused, handling its messages one by one", reason=str(e))
+            result = BatchResult()
+            for it in items:
+                try:
+                    one = self._retrying(conn, [it], now)
+                except _BadBatchError as bad:
+                    with conn.transaction():
+                        dead_letter(conn, it.topic, it.raw, bad.refused)
+                    one = BatchResult(done=[(it, Outcome("refused", None, bad.refused.enterprise_id,
+                                                         refused=bad.refused))])  # fmt: skip
+                result.done.extend(one.done)
+                result.parked.extend(one.parked)
+        result.done.extend(flooded)
+        for _, o in result.done:
+            self.ingestor.metrics.count(o)
+            if o.refused is not None:
+                log.warning(
+                    "bureau message refused",
+                    enterprise=o.refused.enterprise_id,
+                    reason_code=o.refused.reason_code,
+                    reason=o.refused.reason,
+                )
+        self.metrics.parked_total.inc(len(result.parked))
+        for it, _ in result.done:
+            self._parked.pop(id(it.raw), None)
+        for k in [
+            k for k, (_, _, at) in self._parked.items() if (now - at).total_seconds() > 2 * self.park_s
+        ]:
+            del self._parked[k]  # parked by a session gone since (it sends them again): forgotten
+        return result
+
+    def _retrying(self, conn: Conn, items: Sequence[Item[T]], now: datetime) -> BatchResult[T]:
+        for attempt in range(_DEADLOCK_RETRIES + 1):
+            try:
+                with conn.transaction():
+                    return self._batch(conn, items, now)
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable):
+                if attempt == _DEADLOCK_RETRIES:
+                    raise
+                self.metrics.deadlocks.inc()
+            except psycopg.Error as e:
+                if is_temporary(e) or conn.closed or conn.broken:
+                    raise
+                first = (str(e).strip().splitlines() or [""])[0]
+                who = _who(items)
+                raise _BadBatchError(
+                    Refused("database_refused", f"database refused it: {type(e).__name__}: {first}", who)
+                ) from e
+            except Exception as e:  # a defect of ours: the fallback finds the one message it is
+                log.exception("bureau batch failed")
+                raise _BadBatchError(
+                    Refused("internal_error", f"{type(e).__name__}: {e}", _who(items))
+                ) from e
+        raise AssertionError("unreachable")
+
+    def _batch(self, conn: Conn, items: Sequence[Item[T]], now: datetime) -> BatchResult[T]:
+        result: BatchResult[T] = BatchResult()
+        lim = self.ingestor.limits
+        firsts: dict[uuid.UUID, Item[T]] = {}
+        again: list[tuple[Item[T], uuid.UUID]] = []  # the same message_id a second time in this batch
+        aggs: list[tuple[Item[T], Envelope]] = []
+        others: list[tuple[Item[T], Envelope]] = []
+        for it in items:
+            cached = self._parked.get(id(it.raw))
+            checked = (
+                cached[1]
+                if cached and cached[0] is it.raw
+                else self.ingestor.check_one(it.raw, it.topic)  # federation: a child's topic too
+            )
+            if isinstance(checked, Refused):
+                dead_letter(conn, it.topic, it.raw, checked)
+                result.done.append((it, Outcome("refused", None, checked.enterprise_id, refused=checked)))
+                continue
+            if checked.message_id in firsts:
+                again.append((it, checked.message_id))
+                continue
+            firsts[checked.message_id] = it
+            (aggs if isinstance(checked.payload, Aggregates) else others).append((it, checked))
+        fate: dict[uuid.UUID, Outcome | None] = {}  # None: parked
+        regs = [(it, env) for it, env in others if isinstance(env.payload, Registration)]
+        rest = [(it, env) for it, env in others if not isinstance(env.payload, Registration)]
+        for it, env in regs:  # first: the batch's other messages may be of these enterprises
+            fate[env.message_id] = self._settle(
+                conn, it, env, apply(conn, env, it.received_at, lim.max_skew_s), now, result
+            )
+        last = self._aggregates(conn, aggs, now, result, fate) if aggs else {}
+        # the enterprises' rows last and in id order: two workers' batches never lock them crosswise,
+        # and an alarm's transaction (the fast lane) waits for them a moment only
+        ids = sorted({env.enterprise_id for _, env in rest} | set(last))
+        if ids:
+            conn.execute(
+                "SELECT 1 FROM bureau_enterprise WHERE enterprise_id = ANY(%s)"
+                " ORDER BY enterprise_id FOR NO KEY UPDATE",
+                (ids,),
+            )
+        for it, env in rest:
+            fate[env.message_id] = self._settle(
+                conn, it, env, apply(conn, env, it.received_at, lim.max_skew_s), now, result
+            )
+        if last:
+            eids = sorted(last)
+            conn.execute(
+                "UPDATE bureau_enterprise e SET last_message_at = GREATEST(e.last_message_at, v.at),"
+                " last_seq = GREATEST(e.last_seq, v.seq)"
+                " FROM unnest(%s::text[], %s::timestamptz[], %s::bigint[]) AS v(id, at, seq)"
+                " WHERE e.enterprise_id = v.id",
+                (eids, [last[e][0] for e in eids], [last[e][1] for e in eids]),
+            )
+        for it, mid in again:
+            first = fate.get(mid)
+            if first is None:
+                result.parked.append(it)
+            elif first.refused is not None:
+                dead_letter(conn, it.topic, it.raw, first.refused)
+                result.done.append((it, first))
+            else:
+                result.done.append((it, Outcome("duplicate", first.kind, first.enterprise_id)))
+        return result
+
+    def _settle(  # noqa: PLR0917
+        self, conn: Conn, it: Item[T], env: Envelope, o: Outcome, now: datetime, result: BatchResult[T]
+    ) -> Outcome | None:
+        """Record ``o`` for ``it`` (parked when its enterprise is not registered yet and it is young)."""
+        if o.refused is not None and o.refused.reason_code == "unknown_enterprise":
+            if (now - it.received_at).total_seconds() < self.park_s:
+                result.parked.append(it)
+                self._parked[id(it.raw)] = (it.raw, env, it.received_at)
+                return None
+            why = f"{o.refused.reason}; waited {self.park_s:g} s for it"
+            o = Outcome(
+                "refused",
+                o.kind,
+                o.enterprise_id,
+                refused=Refused("unknown_enterprise", why, o.enterprise_id),
+            )
+        if o.refused is not None:
+            dead_letter(conn, it.topic, it.raw, o.refused)
+        elif o.status == "stored" and self.ingestor.on_stored is not None:
+            self.ingestor.on_stored(conn, env, it.raw)  # e.g. the forward outbox, in this transaction
+        result.done.append((it, o))
+        return o
+
+    def _aggregates(
+        self,
+        conn: Conn,
+        aggs: list[tuple[Item[T], Envelope]],
+        now: datetime,
+        result: BatchResult[T],
+        fate: dict[uuid.UUID, Outcome | None],
+    ) -> dict[str, tuple[datetime, int]]:
+        """Aggregates of known enterprises by COPY; per enterprise the newest (received_at, seq) stored."""
+        ids = sorted({env.enterprise_id for _, env in aggs})
+        known = {r[0] for r in conn.execute(
+            "SELECT enterprise_id FROM bureau_enterprise WHERE enterprise_id = ANY(%s)", (ids,)
+        ).fetchall()}  # fmt: skip
+        take: list[tuple[Item[T], Envelope]] = []
+        for it, env in aggs:
+            if env.enterprise_id in known:
+                take.append((it, env))
+                continue
+            why = f"enterprise_id: {env.enterprise_id!r} has not registered (a registration comes first)"
+            refused = Refused("unknown_enterprise", why, env.enterprise_id)
+            fate[env.message_id] = self._settle(
+                conn, it, env, Outcome("refused", env.kind, env.enterprise_id, refused=refused), now, result
+            )
+        if not take:
+            return {}
+        skews = {env.message_id: (env.sent_at - it.received_at).total_seconds() for it, env in take}
+        max_skew = self.ingestor.limits.max_skew_s
+        rows = [
+            (env.message_id, env.enterprise_id, env.seq, env.kind, env.sent_at, it.received_at,
+             skews[env.message_id], skews[env.message_id] > max_skew, _summary(env))
+            for it, env in take
+        ]  # fmt: skip
+        cols = [list(c) for c in zip(*rows, strict=True)]  # arrays, one per column, for unnest
+        # the message log first: only the messages new to it carry their rows in
+        new = {r[0] for r in conn.execute(_NEW_MESSAGES, cols).fetchall()}
+        fresh = [env for _, env in take if env.message_id in new]
+        if fresh:
+            try:
+                with conn.transaction():  # a savepoint: straight into the table, as fast as a raw COPY
+                    _copy_rows(conn, "bureau_aggregate", fresh)
+            except psycopg.errors.UniqueViolation:
+                # a row of that sensor and minute is there already (the enterprise sent the minute
+                # again under a new message id): through the staging table, the first one kept.
+                # Made here, in this transaction (rare; rolled back with it, made again next time)
+                conn.execute(_STAGE)
+                _copy_rows(conn, "bureau_stage_aggregate", fresh)
+                conn.execute(
+                    f"INSERT INTO bureau_aggregate ({_AGG_COLS}) SELECT {_AGG_COLS}"
+                    " FROM bureau_stage_aggregate ON CONFLICT (enterprise_id, sensor, bucket) DO NOTHING"
+                )
+                conn.execute("TRUNCATE bureau_stage_aggregate")
+                self.metrics.staged.inc()
+        last: dict[str, tuple[datetime, int]] = {}
+        for it, env in take:
+            eid = env.enterprise_id
+            if env.message_id in new:
+                o = Outcome(
+                    "stored", env.kind, eid, skewed=skews[env.message_id] > self.ingestor.limits.max_skew_s
+                )
+                if self.ingestor.on_stored is not None:
+                    self.ingestor.on_stored(conn, env, it.raw)  # e.g. the forward outbox, in this transaction
+                at, seq = last.get(eid, (it.received_at, env.seq))
+                last[eid] = (max(at, it.received_at), max(seq, env.seq))
+            else:
+                o = Outcome("duplicate", env.kind, eid)
+            fate[env.message_id] = o
+            result.done.append((it, o))
+        return last
+
+
+def _copy_rows(conn: Conn, table: str, envs: list[Envelope]) -> None:
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({_AGG_COLS}) FROM STDIN") as cp:
+        for env in envs:
+            p = env.payload
+            assert isinstance(p, Aggregates)
+            for a in p.items:
+                cp.write_row((env.enterprise_id, a.sensor, p.window_start, a.count, a.min, a.mean, a.max,
+                              a.last, a.worst_quality))  # fmt: skip
+
+
+def _summary(env: Envelope) -> str:
+    """What the message log keeps of an aggregates message: its window; the items are its rows."""
+    p = env.payload
+    assert isinstance(p, Aggregates)
+    return json.dumps({"kind": p.kind, "window_start": p.window_start.isoformat(), "window_s": p.window_s,
+                       "items": len(p.items), "rows": "bureau_aggregate"})  # fmt: skip
+
+
+def _who(items: Sequence[Item[T]]) -> str | None:
+    """The enterprise of the batch's topics, when they are all one enterprise's."""
+    ents: set[str | None] = set()
+    for it in items:
+        try:
+            ents.add(parse_topic(it.topic)[0])
+        except LinkError:
+            ents.add(None)
+    return ents.pop() if len(ents) == 1 else None
