@@ -13,6 +13,7 @@ import pytest
 
 from hazmon.bureau.api import ApiUser, BureauApi, build_routes
 from hazmon.bureau.ingest import IngestLimits, Ingestor
+from hazmon.bureau.supervision_config import MinLevel, SupervisionSection
 from hazmon.collector import Metrics
 from hazmon.http import HttpServer
 from hazmon.plant import Plant
@@ -227,3 +228,24 @@ async def test_extension_by_the_supervising_level_only_later_not_past_sent_down(
             " ORDER BY seq"
         ).fetchall()
     assert down == [("opened", "2027-03-31", None), ("extended", "2027-04-30", "2027-03-31")]
+
+
+async def test_the_configured_minimum_level_is_the_one_the_api_applies(
+    bureau: tuple[str, str, Enterprise, Ingestor],
+) -> None:
+    """bureau.yaml ``supervision: {min_level: {major: city}}``: the county is refused, the city opens."""
+    _, dsn, _, _ = bureau
+    users = [ApiUser(n, r, hashlib.sha256(t.encode()).hexdigest(), s) for t, (n, r, s) in USERS.items()]  # type: ignore[arg-type]
+    section = SupervisionSection(min_level=MinLevel(major="city"))
+    http = HttpServer("127.0.0.1", 0, Metrics(), lambda: (True, {}))
+    http.mount(build_routes(BureauApi(dsn, users, clock=lambda: NOW, supervision=section)))
+    base = f"http://127.0.0.1:{await http.start()}/api/v1"
+    try:
+        st, body = await call(base, "POST", "/supervisions", "tok-liuhe", OPEN)
+        assert st == 403, body
+        assert body["error"].startswith("level: a major hidden danger is supervised at city level or above")
+        assert count(dsn, "bureau_supervision") == 0
+        st, body = await call(base, "POST", "/supervisions", "tok-city", OPEN)
+        assert (st, body.get("level")) == (201, "city"), body
+    finally:
+        await http.stop()
