@@ -16,7 +16,9 @@ import psycopg
 import pytest
 
 from hazmon.bureau import supervision_repository as repo
+from hazmon.bureau.config import Channel, NotifyRecipient, RegionSettings
 from hazmon.bureau.supervision_flow import Event, Transition, apply, escalation, fold
+from hazmon.bureau_notify import _supervision_message
 from hazmon.plant.regions import Scope
 from tests.bureau.warnings_rows import add_enterprise
 
@@ -83,12 +85,14 @@ def test_the_chain_on_the_database_each_once_with_a_notice(conn: psycopg.Connect
     sid = sv["id"]
     staff = [("province-duty", Scope("320000", "province"))]
     told: list[tuple[str, date, bool]] = []
+    notices: list[repo.NoticeDue] = []
 
     def tick(now: datetime) -> list[int]:
         done = repo.escalate_due(conn, TZ, now)
         repo.plan_notices(conn, staff, now)
         for d in repo.claim_notices(conn, now, 60):
             told.append((d.level, d.deadline, d.no_level_above))
+            notices.append(d)
             repo.notice_sent(conn, d, now)
         return done
 
@@ -118,6 +122,13 @@ def test_the_chain_on_the_database_each_once_with_a_notice(conn: psycopg.Connect
     assert [tick(after(DL3)), tick(after(DL3)), tick(after(DL3, 30))] == [[sid], [], []]
     assert row() == ("province", DL3, after(DL1), True)
     assert told == [("city", DL1, False), ("province", DL2, False), ("province", DL3, True)]
+    # what the staff read: the flagged one says there is no level above
+    ch = Channel(name="duty", kind="mqtt", url="mqtt://127.0.0.1:1883", topic="bureau/{region}")
+    who = NotifyRecipient(name="province-duty", channel="duty", region=RegionSettings("320000", "province"))
+    flags = [(d, _supervision_message(d, who, ch)) for d in notices]
+    assert [("no level above" in m.subject, m.payload["no_level_above"], m.payload["level"]) for _, m in flags] == [
+        (False, False, "city"), (False, False, "province"), (True, True, "province"),
+    ]  # fmt: skip
     events = conn.execute(
         "SELECT step, level, deadline FROM bureau_supervision_event WHERE supervision_id = %s ORDER BY id",
         (sid,),
