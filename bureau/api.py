@@ -44,6 +44,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from hazmon.bureau import figures
 from hazmon.bureau import warning_repository as warnings
 from hazmon.bureau.supervision_api import supervision_routes
+from hazmon.bureau.supervision_config import SupervisionSection
 from hazmon.bureau.warning_flow import Refused
 from hazmon.bureau.weather_api import weather_warning_routes
 from hazmon.plant.bureau_standards import WarningSettings
@@ -192,8 +193,10 @@ class BureauApi:
         clock: Callable[[], datetime] | None = None,
         *,
         warning_settings: WarningSettings | None = None,
+        supervision: SupervisionSection | None = None,
     ) -> None:
         self.warning_settings = warning_settings or WarningSettings()
+        self.supervision = supervision or SupervisionSection()  # bureau.yaml supervision: (挂牌督办)
         self.dsn = dsn
         self.users = tuple(users)
         self.on_step = on_step or (lambda: None)

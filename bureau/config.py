@@ -28,6 +28,7 @@
     notify: {channels: [...], recipients: [...]}   # who of the staff is told of a new warning (below)
     parent: {url: mqtts://broker.nation.example:8883, username: js-province}  # federation (below)
     children: [{id: nj-city, region: {code: "320100", level: city}}]
+    supervision: {min_level: {general: county, major: city}, escalate_after_days: 0}  # 挂牌督办
 
 Every problem of the file is reported as ``file:line: field.path: reason``
 (`hazmon.plant.yamlmodel`). A token's region must lie inside the bureau's own.
@@ -47,6 +48,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from hazmon.bureau.https_link_config import HttpsLink
 from hazmon.bureau.plan_config import BureauPlan
+from hazmon.bureau.supervision_config import SupervisionSection
 from hazmon.bureau.warning_config import Warnings, to_settings
 from hazmon.plant.bureau_standards import WarningSettings
 from hazmon.plant.link.broker import BrokerAddress
@@ -420,6 +422,7 @@ class BureauConfig:
     parent: ParentSettings | None = None  # forward what is stored to the parent bureau (federation)
     children: tuple[ChildSettings, ...] = ()  # bureaus that forward to this one
     plans: tuple[BureauPlan, ...] = ()  # the bureau's own emergency plans (hazmon.bureau.plan_config)
+    supervision: SupervisionSection = field(default_factory=SupervisionSection)  # 挂牌督办
 
     @model_validator(mode="after")
     def _children_inside(self) -> BureauConfig:

@@ -10,8 +10,10 @@ counter (``refuse``). Routes (``/api/v1``):
   "bureau_person": "陈科长", "comment": ""}`` (or ``"enterprise_id"`` instead of ``danger_id``):
   opened at the token's level (county, city, province), sent down to the enterprise;
 - ``GET /supervisions/{id}``: the supervision, its history and its hidden danger's history;
-- ``POST /supervisions/{id}/steps`` (officer) ``{"step": "request_progress|accept|close",
-  "comment": ""}``.
+- ``POST /supervisions/{id}/steps`` (officer) ``{"step": "request_progress|accept|close|extend",
+  "comment": "", "deadline": "2027-05-31"}`` (``deadline``: the new one, for ``extend`` only).
+
+Who may open follows bureau.yaml ``supervision.min_level`` (default: the standards table).
 
 Answers: 400 a body or query that does not fit (the field named), or a deadline in the past, or
 no person in charge; 403 a bureau below the level the danger or the (escalated) supervision
@@ -94,8 +96,9 @@ class OpenBody(BaseModel):
 class SupervisionStepBody(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    step: Literal["request_progress", "accept", "close"]
+    step: Literal["request_progress", "accept", "close", "extend"]
     comment: Text = ""
+    deadline: date | None = None  # extend (延期): the new deadline
 
 
 def _status(r: Refused) -> int:
@@ -165,6 +168,7 @@ def supervision_routes(api: BureauApi, guarded: Guard, refuse: Refuse) -> list[w
             lambda c: repo.open_supervision(
                 c, user.scope, actor=user.name, danger_id=b.danger_id, enterprise_id=b.enterprise_id,
                 deadline=b.deadline, bureau_person=b.bureau_person, comment=b.comment, now=now, tz=tz(),
+                min_level=api.supervision.min_level.as_map(),
             )
         )  # fmt: skip
         if isinstance(got, repo.NotFound):
@@ -180,9 +184,15 @@ def supervision_routes(api: BureauApi, guarded: Guard, refuse: Refuse) -> list[w
         parse_query(request, None)
         b = await parse_body(request, SupervisionStepBody)
         now = api.clock()
+        if b.deadline is not None and b.step != "extend":
+            return refuse(request, 400, f"body.deadline: only an extend step takes a deadline, not {b.step}",
+                          user.name)  # fmt: skip
         got: Any = await api.run(
-            lambda c: repo.step(c, sid, b.step, actor=user.name, comment=b.comment, now=now, scope=user.scope)
-        )
+            lambda c: repo.step(
+                c, sid, b.step, actor=user.name, comment=b.comment, now=now, scope=user.scope,
+                deadline=b.deadline, tz=tz(),
+            )
+        )  # fmt: skip
         if isinstance(got, repo.NotFound):
             return refuse(request, 404, f"id: {got}", user.name)
         if isinstance(got, Refused):

@@ -5,14 +5,23 @@
     open ──request_progress──► progress_requested
       │  ◄──────progress (the enterprise)──┘
       ├──accept (on site; after the enterprise reported it done)──► accepted ──close──► closed (销号)
-      └──(deadline passed, automatic, once)── escalated: the next level up supervises, state kept
+      ├──extend (延期: a later deadline, by the supervising level)── state kept
+      └──(deadline passed, automatic, once per deadline)── escalated: the next level up supervises
 
 A bureau opens a supervision on a major hidden danger (or on an enterprise as a whole) at its
 own level — county, city or province — with a deadline and its person in charge (督办责任人).
 The enterprise reports progress (``progress``, from the link); a report marked ``done`` asks
 for acceptance on site. Staff accept on site, then close (销号). A supervision still open the
 local midnight after its deadline is escalated to the next level up exactly once
-(`escalation`); from then on only a bureau of that level or above takes its steps.
+(`escalation`); from then on only a bureau of that level or above takes its steps. The level
+supervising may extend the deadline (延期, `extend`: later than the one in force, not in the
+past); escalation then counts from the new deadline, so a supervision escalated once goes up
+once more if its new deadline passes too (county → city → province); at the province, with no
+level above, the escalation keeps the level and flags it (``no_level_above``). Closing (销号) a
+supervision of a hidden danger needs the enterprise to have applied for acceptance of it
+(its record ``applied``, or ``accepted`` already): Order 16 — the supervising authority's
+acceptance of the rectification is what closes a supervised major hidden danger, and the
+plant records the bureau's 销号 as the acceptance of its record (`hazmon.supervision.bureau`).
 
 Every function here is pure: the clock is ``now``/``at`` passed in, the history is the events.
 """
@@ -25,7 +34,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from hazmon.plant.supervision_standards import SUPERVISION_LEVELS, SUPERVISION_MIN_LEVEL
+from hazmon.plant.supervision_standards import DEFAULT_TIMEZONE, SUPERVISION_LEVELS, SUPERVISION_MIN_LEVEL
 
 __all__ = [
     "BUREAU_STEPS",
@@ -65,6 +74,7 @@ BUREAU_STEPS: dict[str, str] = {
     "request_progress": "progress_requested",
     "accept": "accepted",
     "close": "closed",
+    "extend": "extended",
 }
 """A bureau officer's step (API ``step``) -> the event it records (and the link's ``action``)."""
 
@@ -80,6 +90,9 @@ TRANSITIONS: dict[tuple[State, str], State] = {
     # automatic, once: the level goes up, the state stays
     (State.OPEN, "escalated"): State.OPEN,
     (State.PROGRESS_REQUESTED, "escalated"): State.PROGRESS_REQUESTED,
+    # 延期: a later deadline; the state stays (not once accepted: the deadline no longer runs)
+    (State.OPEN, "extend"): State.OPEN,
+    (State.PROGRESS_REQUESTED, "extend"): State.PROGRESS_REQUESTED,
 }
 """(state, step or event) -> state after; anything else is refused."""
 
@@ -89,7 +102,7 @@ class Event:
     """One entry of a supervision's history (``bureau_supervision_event``).
 
     Attributes:
-        step: opened | progress | progress_requested | accepted | closed | escalated.
+        step: opened | progress | progress_requested | accepted | closed | escalated | extended.
         level: the level supervising after it; ``deadline`` the deadline in force.
         done: for ``progress``: the enterprise says the rectification is done.
     """
@@ -113,6 +126,9 @@ class Supervision:
     reported_done: bool  # a progress report asked for acceptance since the last acceptance
     last_at: datetime
     events: tuple[Event, ...]
+    escalated_deadline: date | None = None  # the deadline the last escalation was for (once per deadline)
+    escalations: int = 0
+    no_level_above: bool = False  # overdue at the top level (province): flagged, nobody above to take it
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,19 +152,30 @@ class Transition:
     actor: str
     at: datetime
     comment: str
+    deadline: date | None = None  # extend: the new deadline
 
 
 @dataclass(frozen=True, slots=True)
 class Escalation:
-    """The automatic escalation due now: from ``level_before`` to ``level_after``."""
+    """The automatic escalation due now: from ``level_before`` to ``level_after``.
+
+    ``no_level_above``: the supervision is at the top level already (province) — the level stays
+    and the escalation is a flag for the province's staff.
+    """
 
     level_before: str
     level_after: str
     overdue_since: datetime
     comment: str
+    no_level_above: bool = False
 
 
-_EVENT_STATE = {"progress_requested": "request_progress", "accepted": "accept", "closed": "close"}
+_EVENT_STATE = {
+    "progress_requested": "request_progress",
+    "accepted": "accept",
+    "closed": "close",
+    "extended": "extend",
+}
 
 
 def _rank(level: str) -> int:
@@ -245,33 +272,52 @@ def fold(events: Iterable[Event]) -> Supervision:
             done = True
         elif e.step == "accepted":
             done = False
+        up = e.step == "escalated"
         sv = replace(
             sv,
             state=state,
             level=e.level,
             deadline=e.deadline,
-            escalated_at=e.at if e.step == "escalated" and sv.escalated_at is None else sv.escalated_at,
+            escalated_at=e.at if up and sv.escalated_at is None else sv.escalated_at,
             reported_done=done,
             last_at=max(sv.last_at, e.at),
             events=(*sv.events, e),
+            escalated_deadline=e.deadline if up else sv.escalated_deadline,
+            escalations=sv.escalations + up,
+            no_level_above=(up and e.level == sv.level) or (sv.no_level_above and e.deadline == sv.deadline),
         )
     if sv is None:
         raise ValueError("a supervision starts with 'opened'")
     return sv
 
 
-def apply(  # noqa: PLR0911 - one return per refusal
-    sv: Supervision, step: str, actor: str, actor_level: str, *, at: datetime, comment: str = ""
+def apply(  # noqa: PLR0911 - one return per refusal; every fact a step is judged on
+    sv: Supervision,
+    step: str,
+    actor: str,
+    actor_level: str,
+    *,
+    at: datetime,
+    comment: str = "",
+    deadline: date | None = None,
+    tz: ZoneInfo | None = None,
+    danger_state: str | None = None,
 ) -> Transition | Refused:
     """A bureau officer's ``step`` on ``sv`` at ``at``, or why it is refused.
 
     Args:
         sv: the supervision folded from its events.
-        step: request_progress | accept | close.
+        step: request_progress | accept | close | extend.
         actor: who takes it.
         at: when (the caller's clock).
         comment: what they found or decided.
-        actor_level: the officer's bureau level: the supervision's level or above acts on it.
+        actor_level: the officer's bureau level: the supervision's level or above acts on it;
+            ``extend`` only the level supervising now.
+        deadline: for ``extend``: the new deadline (later than the one in force, not before the
+            bureau's local day of ``at``).
+        tz: the bureau's time zone (``extend``: its local day); default Asia/Shanghai.
+        danger_state: the supervised hidden danger's state as the enterprise last reported it
+            (None: a supervision of an enterprise): ``close`` needs ``applied`` or ``accepted``.
     """
     if step not in BUREAU_STEPS:
         return Refused("step", f"unknown step {step!r} (allowed: {', '.join(BUREAU_STEPS)})", "未知步骤")
@@ -303,21 +349,73 @@ def apply(  # noqa: PLR0911 - one return per refusal
             "cannot accept: the enterprise has not reported the rectification done (progress with done)",
             "企业尚未报告整改完成，不能验收",
         )
+    if step == "close" and danger_state is not None and danger_state not in ("applied", "accepted"):
+        return Refused(
+            "step",
+            f"cannot close (销号): the enterprise has not applied for acceptance of the hidden danger "
+            f"(its record is {danger_state}, needs applied)",
+            "企业尚未对该隐患申请验收，不能销号",
+        )
+    if step == "extend":
+        why = _extension_problem(sv, actor_level, deadline, at, tz or _DEFAULT_TZ)
+        if why is not None:
+            return why
+        assert deadline is not None
+        return Transition(step, BUREAU_STEPS[step], sv.state, after, actor.strip(), at, comment, deadline)
     return Transition(step, BUREAU_STEPS[step], sv.state, after, actor.strip(), at, comment)
 
 
-def escalation(sv: Supervision, now: datetime, tz: ZoneInfo) -> Escalation | None:
-    """The escalation due at ``now``, or None: overdue, not accepted or closed, never escalated before."""
-    if sv.escalated_at is not None or sv.state in (State.ACCEPTED, State.CLOSED):
+_DEFAULT_TZ = ZoneInfo(DEFAULT_TIMEZONE)
+
+
+def _extension_problem(
+    sv: Supervision, actor_level: str, deadline: date | None, at: datetime, tz: ZoneInfo
+) -> Refused | None:
+    if actor_level != sv.level:
+        return Refused(
+            "level",
+            f"only the level supervising ({sv.level}) extends the deadline; this bureau is {actor_level}",
+            f"仅{sv.level}级督办单位可以延期",
+        )
+    if deadline is None:
+        return Refused("deadline", "extend: the new deadline is missing", "缺少新的整改期限")
+    if deadline <= sv.deadline:
+        return Refused(
+            "deadline",
+            f"{deadline} is not later than the deadline in force ({sv.deadline})",
+            "新期限须晚于原期限",
+        )
+    today = at.astimezone(tz).date()
+    if deadline < today:
+        return Refused("deadline", f"{deadline} is in the past (today is {today})", "整改期限早于今天")
+    return None
+
+
+def escalation(sv: Supervision, now: datetime, tz: ZoneInfo, *, after_days: int = 0) -> Escalation | None:
+    """The escalation due at ``now``, or None.
+
+    Due when the supervision is not accepted or closed, ``now`` is past the local midnight after
+    its deadline (plus ``after_days`` of grace, bureau.yaml ``supervision.escalate_after_days``),
+    and no escalation was made for this deadline yet: once per deadline, so only an extension
+    (延期) lets it escalate again.
+    """
+    if sv.escalated_deadline == sv.deadline or sv.state in (State.ACCEPTED, State.CLOSED):
         return None
-    since = deadline_instant(sv.deadline, tz)
+    since = deadline_instant(sv.deadline + timedelta(days=after_days), tz)
     if now < since:
         return None
     up = next_level(sv.level)
-    what = f"to {up} level" if up != sv.level else f"at {up} level (no level above)"
+    top = up == sv.level
+    what = (
+        f"to {up} level / 提级至{_ZH[up]}督办" if not top else f"at {up} level: no level above / 已为最高级"
+    )
     return Escalation(
         sv.level,
         up,
         since,
         f"deadline {sv.deadline} passed (overdue since {since.isoformat()}): escalated {what} / 逾期提级督办",
+        no_level_above=top,
     )
+
+
+_ZH = {"county": "县级", "city": "市级", "province": "省级"}

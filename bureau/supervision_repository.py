@@ -5,9 +5,10 @@ What the enterprises report is stored by `hazmon.bureau.supervision_ingest`.
 Supervision: `open_supervision` and `step` lock what they change, judge it with the pure
 `hazmon.bureau.supervision_flow`, write the row and its event and put a ``supervision``
 message in the downlink outbox in one transaction (written and sent, or neither).
-`escalate_due` is the daemon's tick: every supervision overdue and never escalated is moved one
-level up, once (a unique index on its ``escalated`` event holds even against a race), and a
-notice is queued for the staff of its region (`plan_notices`, sent by the roof's notifiers).
+`escalate_due` is the daemon's tick: every supervision overdue and not yet escalated for its
+deadline is moved one level up, once per deadline (a unique index on its ``escalated`` event and
+deadline holds even against a race; an extension, 延期, sets a later deadline), and a notice is
+queued for the staff of its region (`plan_notices`, sent by the roof's notifiers).
 Every read is scoped: a supervision or hidden danger outside the caller's region is "not found".
 """
 
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import structlog
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from hazmon.bureau.downlink import enqueue
 from hazmon.bureau.supervision_flow import (
@@ -74,7 +76,16 @@ def _scope(scope: Scope, col: str = "region_code") -> tuple[str, list[Any]]:
     return f"{col} LIKE %s", [prefix(scope) + "%"]
 
 
-def _push(conn: Conn, sid: int, action: str, *, at: datetime, actor: str, comment: str) -> None:
+def _push(
+    conn: Conn,
+    sid: int,
+    action: str,
+    *,
+    at: datetime,
+    actor: str,
+    comment: str,
+    previous_deadline: date | None = None,
+) -> None:
     """The supervision's step into the downlink outbox (the caller's transaction)."""
     r = conn.execute(
         """SELECT enterprise_id, region_code, danger_id, level, deadline, bureau_person, title
@@ -85,17 +96,27 @@ def _push(conn: Conn, sid: int, action: str, *, at: datetime, actor: str, commen
     msg = SupervisionMsg(
         supervision_id=sid, danger_id=r[2], action=action, level=r[3], deadline=r[4],  # type: ignore[arg-type]
         bureau_person=r[5], title=r[6], at=at, actor=actor, comment=comment,
+        previous_deadline=previous_deadline,
     )  # fmt: skip
     enqueue(conn, r[0], str(r[1]).strip(), msg)
 
 
 def _insert_event(
-    conn: Conn, sid: int, step: str, *, at: datetime, actor: str, comment: str, level: str, deadline: date
+    conn: Conn,
+    sid: int,
+    step: str,
+    *,
+    at: datetime,
+    actor: str,
+    comment: str,
+    level: str,
+    deadline: date,
+    data: Mapping[str, Any] | None = None,
 ) -> int:
     row = conn.execute(
         """INSERT INTO bureau_supervision_event (supervision_id, step, at, actor, origin, comment, level,
-               deadline) VALUES (%s, %s, %s, %s, 'bureau', %s, %s, %s) RETURNING id""",
-        (sid, step, at, actor, comment, level, deadline),
+               deadline, data) VALUES (%s, %s, %s, %s, 'bureau', %s, %s, %s, %s) RETURNING id""",
+        (sid, step, at, actor, comment, level, deadline, Jsonb(dict(data or {}))),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -115,7 +136,11 @@ def open_supervision(
     tz: ZoneInfo,
     min_level: Mapping[str, str] = SUPERVISION_MIN_LEVEL,
 ) -> dict[str, Any] | list[Refused] | NotFound:
-    """Open 挂牌督办 at the caller's level on a hidden danger (or an enterprise) of its region."""
+    """Open 挂牌督办 at the caller's level on a hidden danger (or an enterprise) of its region.
+
+    ``min_level``: danger level -> the lowest level that may open it (bureau.yaml
+    ``supervision.min_level``; default the standards table).
+    """
     with conn.transaction():
         if danger_id is not None:
             d = conn.execute(
@@ -180,28 +205,54 @@ def open_supervision(
 
 
 def step(
-    conn: Conn, sid: int, step_name: str, *, actor: str, comment: str, now: datetime, scope: Scope
+    conn: Conn,
+    sid: int,
+    step_name: str,
+    *,
+    actor: str,
+    comment: str,
+    now: datetime,
+    scope: Scope,
+    deadline: date | None = None,
+    tz: ZoneInfo | None = None,
 ) -> dict[str, Any] | Refused | NotFound:
-    """A bureau officer's step (request_progress, accept, close) on supervision ``sid``."""
+    """A bureau officer's step (request_progress, accept, close, extend) on supervision ``sid``.
+
+    ``extend`` (延期) takes the new ``deadline`` (``tz``: the bureau's local day); ``close`` of a
+    supervised hidden danger needs the enterprise's record ``applied`` (or ``accepted``).
+    """
     with conn.transaction():
         r = conn.execute(
-            "SELECT region_code FROM bureau_supervision WHERE id = %s FOR UPDATE", (sid,)
+            """SELECT s.region_code, d.state FROM bureau_supervision s
+               LEFT JOIN bureau_hidden_danger d ON d.danger_id = s.danger_id
+               WHERE s.id = %s FOR UPDATE OF s""",
+            (sid,),
         ).fetchone()
         if r is None or not str(r[0]).startswith(prefix(scope)):
             return NotFound(f"no supervision {sid} in this bureau's region")
         sv = fold(_events(conn, sid))
-        t = apply(sv, step_name, actor, scope.level, at=now, comment=comment)
+        t = apply(
+            sv, step_name, actor, scope.level, at=now, comment=comment, deadline=deadline, tz=tz,
+            danger_state=None if r[1] is None else str(r[1]),
+        )  # fmt: skip
         if isinstance(t, Refused):
             return t
+        new_deadline = t.deadline or sv.deadline
+        data = {"previous_deadline": sv.deadline.isoformat()} if t.deadline else None
         _insert_event(
-            conn, sid, t.event, at=now, actor=t.actor, comment=comment, level=sv.level, deadline=sv.deadline
-        )
+            conn, sid, t.event, at=now, actor=t.actor, comment=comment, level=sv.level, deadline=new_deadline,
+            data=data,
+        )  # fmt: skip
         conn.execute(
-            "UPDATE bureau_supervision SET state = %s, updated_at = %s,"
-            " closed_at = CASE WHEN %s = 'closed' THEN %s END WHERE id = %s",
-            (t.after.value, now, t.after.value, now, sid),
+            "UPDATE bureau_supervision SET state = %s, updated_at = %s, deadline = %s,"
+            " closed_at = CASE WHEN %s = 'closed' THEN %s END,"
+            " no_level_above_at = CASE WHEN %s THEN NULL ELSE no_level_above_at END WHERE id = %s",
+            (t.after.value, now, new_deadline, t.after.value, now, t.deadline is not None, sid),
         )
-        _push(conn, sid, t.event, at=now, actor=t.actor, comment=comment)
+        _push(
+            conn, sid, t.event, at=now, actor=t.actor, comment=comment,
+            previous_deadline=sv.deadline if t.deadline else None,
+        )  # fmt: skip
     got = get_supervision(conn, sid, scope)
     assert isinstance(got, dict)
     return got
@@ -210,11 +261,14 @@ def step(
 _ESCALATE_LOCK = 0x7375_7076  # pg_advisory_xact_lock: one escalation pass at a time
 
 
-def escalate_due(conn: Conn, tz: ZoneInfo, now: datetime, actor: str = "bureau") -> list[int]:
-    """Escalate every supervision overdue at ``now`` and never escalated; the ids escalated.
+def escalate_due(
+    conn: Conn, tz: ZoneInfo, now: datetime, actor: str = "bureau", *, after_days: int = 0
+) -> list[int]:
+    """Escalate every supervision overdue at ``now`` and not yet escalated for its deadline; the ids.
 
-    One transaction: the supervision's row, its ``escalated`` event (at most one, by a unique
-    index), the message down to the enterprise and the staff's notices are written together.
+    One transaction: the supervision's row, its ``escalated`` event (at most one per deadline, by
+    a unique index), the message down to the enterprise and the staff's notices are written
+    together. ``after_days``: bureau.yaml ``supervision.escalate_after_days``.
     """
     done: list[int] = []
     with conn.transaction():
@@ -223,22 +277,26 @@ def escalate_due(conn: Conn, tz: ZoneInfo, now: datetime, actor: str = "bureau")
             int(r[0])
             for r in conn.execute(
                 """SELECT id FROM bureau_supervision WHERE state IN ('open', 'progress_requested')
-                   AND escalated_at IS NULL AND deadline < %s ORDER BY id FOR UPDATE""",
-                (now.astimezone(tz).date(),),
+                   AND escalated_deadline IS DISTINCT FROM deadline AND deadline + %s::int < %s
+                   ORDER BY id FOR UPDATE""",
+                (after_days, now.astimezone(tz).date()),
             ).fetchall()
         ]
         for sid in ids:
             sv: Supervision = fold(_events(conn, sid))
-            esc = escalation(sv, now, tz)
+            esc = escalation(sv, now, tz, after_days=after_days)
             if esc is None:
                 continue
             eid = _insert_event(
                 conn, sid, "escalated", at=now, actor=actor, comment=esc.comment,
                 level=esc.level_after, deadline=sv.deadline,
+                data={"level_before": esc.level_before, "no_level_above": esc.no_level_above},
             )  # fmt: skip
             conn.execute(
-                "UPDATE bureau_supervision SET level = %s, escalated_at = %s, updated_at = %s WHERE id = %s",
-                (esc.level_after, now, now, sid),
+                """UPDATE bureau_supervision SET level = %s, escalated_at = coalesce(escalated_at, %s),
+                       escalated_deadline = deadline, updated_at = %s,
+                       no_level_above_at = CASE WHEN %s THEN %s ELSE no_level_above_at END WHERE id = %s""",
+                (esc.level_after, now, now, esc.no_level_above, now, sid),
             )
             _push(conn, sid, "escalated", at=now, actor=actor, comment=esc.comment)
             done.append(sid)
@@ -271,6 +329,7 @@ class NoticeDue:
     bureau_person: str
     comment: str
     at: datetime
+    no_level_above: bool = False  # escalated at the top level: flagged, no level above
 
 
 def plan_notices(conn: Conn, targets: Sequence[tuple[str, Scope]], now: datetime) -> int:
@@ -301,7 +360,8 @@ def claim_notices(conn: Conn, now: datetime, lease_s: float, limit: int = 50) ->
                WHERE n.event_id = due.event_id AND n.recipient = due.recipient AND ev.id = n.event_id
                  AND s.id = ev.supervision_id
                RETURNING n.event_id, n.recipient, n.attempts, s.id, s.enterprise_id, e.name, s.danger_id,
-                         s.title, s.region_code, ev.level, ev.deadline, s.bureau_person, ev.comment, ev.at""",
+                         s.title, s.region_code, ev.level, ev.deadline, s.bureau_person, ev.comment, ev.at,
+                         coalesce((ev.data->>'no_level_above')::boolean, false)""",
             (now, limit, now + timedelta(seconds=lease_s)),
         ).fetchall()
     return [
@@ -320,6 +380,7 @@ def claim_notices(conn: Conn, now: datetime, lease_s: float, limit: int = 50) ->
             r[11],
             r[12],
             r[13],
+            bool(r[14]),
         )
         for r in rows
     ]

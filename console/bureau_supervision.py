@@ -60,7 +60,17 @@ def next_steps(sv: dict[str, Any], user: BureauUser, now: Any) -> list[str]:
     return [
         s
         for s in candidates
-        if not isinstance(apply(folded, s, user.name, user.scope.level, at=now), Refused)
+        if not isinstance(
+            apply(
+                folded,
+                s,
+                user.name,
+                user.scope.level,
+                at=now,
+                danger_state=(sv.get("hidden_danger") or {}).get("state"),
+            ),
+            Refused,
+        )
     ]
 
 
@@ -177,6 +187,7 @@ def mount_supervision(c: BureauConsole) -> None:
                 conn, ctx.user.scope, actor=ctx.user.name, danger_id=danger_id, enterprise_id=enterprise_id,
                 deadline=deadline, bureau_person=f.get("bureau_person", "").strip()[:200],
                 comment=f.get("comment", "").strip()[:2000], now=ctx.now, tz=c.tz,
+                min_level=api.supervision.min_level.as_map(),
             )
         )  # fmt: skip
         if isinstance(got, repo.NotFound):

@@ -271,6 +271,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "b_sve_accepted": ("现场验收", "accepted on site"),
     "b_sve_closed": ("销号", "closed"),
     "b_sve_escalated": ("逾期提级", "escalated (overdue)"),
+    "b_sve_extended": ("延期", "deadline extended"),
     "b_sv_waiting": (
         "等待企业报告进展（报告整改完成后方可验收）",
         "Waiting for the enterprise's progress (acceptance after it reports the rectification done)",

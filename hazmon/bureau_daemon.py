@@ -129,6 +129,7 @@ class BureauDaemon:
             self.downlink.wake,
             clock,
             warning_settings=cfg.warning_settings,
+            supervision=cfg.supervision,
         )
         self.warning_changes: Counter[str] = Counter()  # by action: raise, cause_cleared, recurred
         self.supervisions_escalated = 0
@@ -236,7 +237,10 @@ class BureauDaemon:
         with connect(self.cfg.database.resolved_dsn()) as c:
             now = self.clock()
             changes = tick(c, self.cfg.warning_settings, now)
-            escalated = escalate_due(c, ZoneInfo(self.cfg.warning_settings.timezone), now)
+            escalated = escalate_due(
+                c, ZoneInfo(self.cfg.warning_settings.timezone), now,
+                after_days=self.cfg.supervision.escalate_after_days,
+            )  # fmt: skip
         if escalated:
             self.supervisions_escalated += len(escalated)
             self.downlink.wake()  # each escalation went to the downlink outbox in its transaction

@@ -97,6 +97,9 @@ def _supervision_message(d: sup.NoticeDue, r: NotifyRecipient, ch: Channel) -> M
     subject = (
         f"【挂牌督办逾期 提级至{d.level}级】{d.enterprise_name} {what}"
         f" — supervision {d.supervision_id} overdue"
+        if not d.no_level_above
+        else f"【挂牌督办逾期 已为最高级】{d.enterprise_name} {what}"
+        f" — supervision {d.supervision_id} overdue at {d.level} level, no level above"
     )
     return Message(
         delivery_id=f"bureau-supervision-{d.event_id}-{r.name}",  # the same on every retry
@@ -117,6 +120,7 @@ def _supervision_message(d: sup.NoticeDue, r: NotifyRecipient, ch: Channel) -> M
             "deadline": d.deadline.isoformat(),
             "bureau_person": d.bureau_person,
             "at": d.at.isoformat(),
+            "no_level_above": d.no_level_above,
         },
     )
 

@@ -1,11 +1,19 @@
 """The bureau's supervised rectification (挂牌督办) at the plant: what the bureau sent, and our progress.
 
 A ``supervision`` message from the bureau (opened, progress_requested, accepted, closed 销号,
-escalated) is kept in ``supervision_notice`` once per message, and — when it is about one of
-our hidden dangers — written into that record's history as a ``note`` by the bureau's person, so
-the register shows the same steps as the bureau. The plant files progress on a supervision
-(`file_progress`: ``supervision_progress``, a note on the record too); the roof sends both kinds
-of row up the link (``hazmon/supervision_link.py``).
+escalated, extended 延期) is kept in ``supervision_notice`` once per message, and — when it is
+about one of our hidden dangers — written into that record's history as a ``note`` by the
+bureau's person, so the register shows the same steps as the bureau.
+
+**销号.** Order 16 of 2007: a major hidden danger under the authority's supervision is closed by
+the authority's acceptance of its rectification. So the bureau's ``closed`` on a record that
+applied for acceptance (``applied``) is written as that record's ``accept`` by the bureau's
+person (role ``bureau``) — the record becomes ``accepted`` (销号) here as at the bureau, and the
+step goes up like any other. (The bureau refuses to close before the record is ``applied``; on a
+record accepted already, or one that went back to rectification meanwhile, it stays a note.)
+
+The plant files progress on a supervision (`file_progress`: ``supervision_progress``, a note on
+the record too); the roof sends both kinds of row up the link (``hazmon/supervision_link.py``).
 """
 
 from __future__ import annotations
@@ -15,15 +23,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+import structlog
 
 from hazmon.plant.link import Supervision
 from hazmon.plant.model import Plant
-from hazmon.supervision.dangers import Action, RefusedError, Step, decide
+from hazmon.supervision.dangers import Action, RefusedError, State, Step, decide
 from hazmon.supervision.repository import _locked, _not_in_future, _write_step
 
 __all__ = ["ACTIONS_ZH", "file_progress", "local_danger", "record_notice", "supervisions"]
 
 Conn = psycopg.Connection[tuple[Any, ...]]
+
+log = structlog.get_logger("hazmon.supervision")
 
 ACTIONS_ZH = {
     "opened": "挂牌督办",
@@ -31,6 +42,7 @@ ACTIONS_ZH = {
     "accepted": "现场验收",
     "closed": "销号",
     "escalated": "逾期提级督办",
+    "extended": "延期",
 }
 LEVELS_ZH = {"county": "县级", "city": "市级", "province": "省级"}
 
@@ -61,20 +73,21 @@ def record_notice(conn: Conn, plant: Plant, p: Supervision, message_id: str) -> 
         d = None if did is None else _locked(conn, eid, did)  # RefusedError for a record we do not have
         row = conn.execute(
             """INSERT INTO supervision_notice (enterprise_id, message_id, supervision_id, danger_id, action,
-                   level, deadline, bureau_person, title, actor, at, comment)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   level, deadline, bureau_person, title, actor, at, comment, previous_deadline)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (message_id) DO NOTHING RETURNING id""",
             (
                 eid, message_id, p.supervision_id, did, p.action, p.level, p.deadline, p.bureau_person,
-                p.title, p.actor, p.at, p.comment,
+                p.title, p.actor, p.at, p.comment, p.previous_deadline,
             ),
         ).fetchone()  # fmt: skip
         if row is None:
             return False
         if d is not None:
+            was = f"原期限 was {p.previous_deadline}, " if p.previous_deadline is not None else ""
             comment = (
                 f"{ACTIONS_ZH[p.action]} ({LEVELS_ZH[p.level]} {p.level}, supervision {p.supervision_id}, "
-                f"整改期限 deadline {p.deadline}, 督办责任人 {p.bureau_person})"
+                f"{was}整改期限 deadline {p.deadline}, 督办责任人 {p.bureau_person})"
                 + (f": {p.comment}" if p.comment else "")
             )
             at = max(p.at, d.steps[-1].at)  # the bureau's clock may trail ours: the history stays in order
@@ -84,8 +97,18 @@ def record_notice(conn: Conn, plant: Plant, p: Supervision, message_id: str) -> 
                 "bureau_at": p.at.isoformat(),
                 "supervision": p.model_dump(mode="json"),
             }
+            tz = ZoneInfo(plant.enterprise.timezone)
             step = Step(Action.NOTE, p.actor, "bureau", at, comment, data)
-            decide(d, step, ZoneInfo(plant.enterprise.timezone))
+            if p.action == "closed" and d.state is State.APPLIED:
+                accept = Step(Action.ACCEPT, p.actor, "bureau", at, comment, data)
+                try:  # the bureau's 销号 is the record's acceptance (Order 16)
+                    step = decide(d, accept, tz)
+                except RefusedError as err:  # e.g. the bureau's actor applied: kept as a note
+                    log.warning("bureau's 销号 kept as a note", danger=did, reason=str(err))
+            elif p.action == "closed" and d.state is not State.ACCEPTED:
+                log.warning("bureau closed a supervision of a record not applied for", danger=did,
+                            state=d.state.value)  # fmt: skip
+            decide(d, step, tz)
             _write_step(conn, d, step)
     return True
 

@@ -82,5 +82,11 @@ if has run; then
   echo "the whole alarm chain: DEMO_SCENARIO=chlorine-leak make demo   (scenarios: $HZ simulate --list)"
 fi
 
+if [ "$CONFIG" = "$RUN/hazmon-uplink.yaml" ] && has run; then
+  # the bureau puts the plant's major hidden danger under 挂牌督办 once it has arrived (in the background)
+  .venv/bin/python tools/demo-bureau-supervise.py &
+  pids+=($!)
+fi
+
 say "running; Ctrl-C stops the demo"
 if [ -n "${DEMO_SECONDS:-}" ]; then sleep "$DEMO_SECONDS"; else wait; fi

@@ -467,8 +467,10 @@ class Supervision(_Model):
     """A bureau's supervised rectification (挂牌督办) and each step of it (down).
 
     ``opened`` (挂牌), ``progress_requested``, ``accepted`` (accepted on site), ``closed``
-    (销号), ``escalated`` (the deadline passed: the next level up now supervises). One
-    supervision keeps its ``supervision_id`` through all of them.
+    (销号: the bureau's acceptance of the rectification; the plant records it as the acceptance
+    of its hidden danger), ``escalated`` (the deadline passed: the next level up now
+    supervises), ``extended`` (延期: ``deadline`` is the new one, ``previous_deadline`` the one
+    before). One supervision keeps its ``supervision_id`` through all of them.
     """
 
     kind: Literal["supervision"] = "supervision"
@@ -476,10 +478,13 @@ class Supervision(_Model):
     """The bureau's ``bureau_supervision.id``."""
     danger_id: DangerId | None = None
     """The hidden danger supervised; None: the enterprise as a whole."""
-    action: Literal["opened", "progress_requested", "accepted", "closed", "escalated"]
+    action: Literal["opened", "progress_requested", "accepted", "closed", "escalated", "extended"]
     level: Literal["county", "city", "province"]
     """The level supervising after this step."""
     deadline: date
+    """The deadline in force after this step."""
+    previous_deadline: date | None = None
+    """``extended``: the deadline before the extension."""
     bureau_person: Name
     """The bureau's person in charge (督办责任人)."""
     title: Text = ""

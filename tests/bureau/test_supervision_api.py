@@ -13,6 +13,7 @@ import pytest
 
 from hazmon.bureau.api import ApiUser, BureauApi, build_routes
 from hazmon.bureau.ingest import IngestLimits, Ingestor
+from hazmon.bureau.supervision_config import MinLevel, SupervisionSection
 from hazmon.collector import Metrics
 from hazmon.http import HttpServer
 from hazmon.plant import Plant
@@ -143,8 +144,10 @@ async def test_opened_progressed_accepted_closed_through_the_api(
         comment="已完成",
         done=True,
     )
+    applied = danger(liuhe, 2, "apply", "applied", NOW, alarm_id="liuhe-chem:3")  # 申请验收 at the plant
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert ing.handle(conn, *liuhe.wire(liuhe.envelope(prog)), NOW).status == "stored"
+        assert ing.handle(conn, *liuhe.wire(liuhe.envelope(applied)), NOW).status == "stored"
     for step, state in (("accept", "accepted"), ("close", "closed")):
         st, body = await call(
             base, "POST", f"/supervisions/{sid}/steps", "tok-liuhe", {"step": step, "comment": step}
@@ -184,3 +187,65 @@ async def test_an_enterprise_may_be_supervised_as_a_whole(
     )
     assert st == 400, none
     assert none["error"].startswith("danger_id"), none
+
+
+async def test_extension_by_the_supervising_level_only_later_not_past_sent_down(
+    bureau: tuple[str, str, Enterprise, Ingestor],
+) -> None:
+    base, dsn, _, _ = bureau
+    st, sv = await call(base, "POST", "/supervisions", "tok-liuhe", OPEN)
+    assert st == 201, sv
+    steps = f"/supervisions/{sv['id']}/steps"
+    refusals = [
+        ("tok-liuhe", {"step": "extend"}, 400, "deadline: extend: the new deadline is missing"),
+        ("tok-liuhe", {"step": "extend", "deadline": "2027-03-31"}, 400, "deadline: 2027-03-31 is not later"),
+        ("tok-liuhe", {"step": "extend", "deadline": "2027-03-15"}, 400, "deadline: 2027-03-15 is not later"),
+        ("tok-liuhe", {"step": "extend", "deadline": "later"}, 400, "body.deadline"),
+        ("tok-liuhe", {"step": "request_progress", "deadline": "2027-04-30"}, 400, "body.deadline"),
+        ("tok-city", {"step": "extend", "deadline": "2027-04-30"}, 403, "level: only the level supervising"),
+        ("tok-liuhe-viewer", {"step": "extend", "deadline": "2027-04-30"}, 403, ""),
+        ("tok-jiangning", {"step": "extend", "deadline": "2027-04-30"}, 404, "id:"),
+    ]
+    for token, body, status, error in refusals:
+        st, got = await call(base, "POST", steps, token, body)
+        assert (st, got["error"].startswith(error)) == (status, True), (body, got)
+    assert count(dsn, "bureau_supervision_event") == 1  # nothing written by any of them
+    st, got = await call(
+        base,
+        "POST",
+        steps,
+        "tok-liuhe",
+        {"step": "extend", "deadline": "2027-04-30", "comment": "设备到货延迟"},
+    )
+    assert (st, got["state"], got["deadline"]) == (200, "open", "2027-04-30"), got
+    ext = got["events"][-1]
+    assert (ext["step"], ext["actor"], ext["deadline"], ext["comment"], ext["data"]) == (
+        "extended", "liuhe-officer", "2027-04-30", "设备到货延迟", {"previous_deadline": "2027-03-31"}
+    )  # fmt: skip
+    with psycopg.connect(dsn) as c:
+        down = c.execute(
+            "SELECT payload->>'action', payload->>'deadline', payload->>'previous_deadline' FROM bureau_downlink"
+            " ORDER BY seq"
+        ).fetchall()
+    assert down == [("opened", "2027-03-31", None), ("extended", "2027-04-30", "2027-03-31")]
+
+
+async def test_the_configured_minimum_level_is_the_one_the_api_applies(
+    bureau: tuple[str, str, Enterprise, Ingestor],
+) -> None:
+    """bureau.yaml ``supervision: {min_level: {major: city}}``: the county is refused, the city opens."""
+    _, dsn, _, _ = bureau
+    users = [ApiUser(n, r, hashlib.sha256(t.encode()).hexdigest(), s) for t, (n, r, s) in USERS.items()]  # type: ignore[arg-type]
+    section = SupervisionSection(min_level=MinLevel(major="city"))
+    http = HttpServer("127.0.0.1", 0, Metrics(), lambda: (True, {}))
+    http.mount(build_routes(BureauApi(dsn, users, clock=lambda: NOW, supervision=section)))
+    base = f"http://127.0.0.1:{await http.start()}/api/v1"
+    try:
+        st, body = await call(base, "POST", "/supervisions", "tok-liuhe", OPEN)
+        assert st == 403, body
+        assert body["error"].startswith("level: a major hidden danger is supervised at city level or above")
+        assert count(dsn, "bureau_supervision") == 0
+        st, body = await call(base, "POST", "/supervisions", "tok-city", OPEN)
+        assert (st, body.get("level")) == (201, "city"), body
+    finally:
+        await http.stop()

@@ -45,15 +45,18 @@ ALLOWED = {
     (State.OPEN, "accept"): State.ACCEPTED,
     (State.PROGRESS_REQUESTED, "accept"): State.ACCEPTED,
     (State.ACCEPTED, "close"): State.CLOSED,
+    # 延期: the deadline moves, the state stays
+    (State.OPEN, "extend"): State.OPEN,
+    (State.PROGRESS_REQUESTED, "extend"): State.PROGRESS_REQUESTED,
 }
 
 
 @pytest.mark.parametrize("state", list(State))
-@pytest.mark.parametrize("step", ["request_progress", "accept", "close"])
+@pytest.mark.parametrize("step", ["request_progress", "accept", "close", "extend"])
 def test_every_state_and_step_is_allowed_or_refused_as_the_table_says(state: State, step: str) -> None:
     sv = fold(IN_STATE[state])
     assert sv.state is state
-    got = apply(sv, step, "officer", "county", at=T0 + timedelta(hours=5))
+    got = apply(sv, step, "officer", "county", at=T0 + timedelta(hours=5), deadline=DL + timedelta(days=30))
     if (state, step) in ALLOWED:
         assert isinstance(got, Transition), got
         assert got.after is ALLOWED[(state, step)]
@@ -154,3 +157,85 @@ def test_after_escalation_only_the_higher_level_acts() -> None:
     assert isinstance(low, Refused)
     assert low.field == "level"
     assert isinstance(apply(sv, "accept", "city-officer", "city", at=T0 + timedelta(hours=4)), Transition)
+
+
+@pytest.mark.parametrize(
+    ("danger_state", "ok"),
+    [
+        ("found", False),
+        ("plan", False),
+        ("rectifying", False),
+        ("applied", True),
+        ("accepted", True),
+        (None, True),
+    ],
+)
+def test_close_needs_the_enterprise_to_have_applied_for_acceptance(
+    danger_state: str | None, ok: bool
+) -> None:
+    """Order 16: the authority's acceptance closes a supervised hidden danger — after the enterprise applied."""
+    sv = fold(IN_STATE[State.ACCEPTED])
+    got = apply(sv, "close", "officer", "county", at=T0 + timedelta(hours=5), danger_state=danger_state)
+    assert isinstance(got, Transition) is ok, got
+    if not ok:
+        assert isinstance(got, Refused)
+        assert got.field == "step"
+        assert f"its record is {danger_state}, needs applied" in got.reason
+
+
+def test_extension_rules_name_the_field() -> None:
+    sv = fold(IN_STATE[State.OPEN])  # county, deadline 2027-03-31
+    at = T0 + timedelta(hours=5)
+
+    def ext(deadline: date | None, level: str = "county", when: datetime = at) -> Transition | Refused:
+        return apply(
+            sv, "extend", "officer", level, at=when, deadline=deadline, tz=TZ, comment="设备到货延迟"
+        )
+
+    ok = ext(date(2027, 4, 30))
+    assert isinstance(ok, Transition)
+    assert (ok.event, ok.deadline, ok.before, ok.after) == (
+        "extended",
+        date(2027, 4, 30),
+        State.OPEN,
+        State.OPEN,
+    )
+    for deadline, field, words in [
+        (None, "deadline", "missing"),
+        (DL, "deadline", "not later than the deadline in force (2027-03-31)"),
+        (DL - timedelta(days=1), "deadline", "not later"),
+    ]:
+        got = ext(deadline)
+        assert isinstance(got, Refused)
+        assert (got.field, words in got.reason) == (field, True), got
+    # a deadline later than the one in force but before today (the bureau's local day): refused
+    late = datetime(2027, 4, 20, 2, 0, tzinfo=UTC)
+    past = ext(date(2027, 4, 19), when=late)
+    assert isinstance(past, Refused)
+    assert (past.field, past.reason) == ("deadline", "2027-04-19 is in the past (today is 2027-04-20)")
+    assert isinstance(ext(date(2027, 4, 20), when=late), Transition)  # today itself is allowed
+    # only the level supervising: not a lower one, not a higher one either
+    for level in ("city", "province"):
+        got = ext(date(2027, 4, 30), level)
+        assert isinstance(got, Refused)
+        assert got.field == "level"
+
+
+def test_escalation_counts_from_the_extended_deadline() -> None:
+    new = date(2027, 4, 30)
+    sv = fold([*opened("county"), Event("extended", T0 + timedelta(days=1), "x", "county", new)])
+    assert sv.deadline == new
+    assert escalation(sv, datetime(2027, 4, 5, tzinfo=TZ), TZ) is None  # past the old deadline: nothing
+    assert escalation(sv, datetime(2027, 5, 1, tzinfo=TZ) - timedelta(seconds=1), TZ) is None
+    esc = escalation(sv, datetime(2027, 5, 1, tzinfo=TZ), TZ)
+    assert esc is not None
+    assert (esc.level_after, esc.overdue_since) == ("city", datetime(2027, 5, 1, tzinfo=TZ))
+
+
+def test_escalate_after_days_gives_grace() -> None:
+    sv = fold(opened("county"))
+    midnight = datetime(2027, 4, 1, 0, 0, tzinfo=TZ)
+    assert escalation(sv, midnight + timedelta(days=2) - timedelta(seconds=1), TZ, after_days=2) is None
+    esc = escalation(sv, midnight + timedelta(days=2), TZ, after_days=2)
+    assert esc is not None
+    assert esc.overdue_since == midnight + timedelta(days=2)

@@ -158,12 +158,27 @@ def test_supervision_opened_progressed_accepted_closed_each_step_sent_down(
     )  # fmt: skip
     assert send(reported, conn, enterprise, prog) == "stored"
     assert one(conn, "SELECT state FROM bureau_supervision") == "open"
-    for step, state in (("accept", "accepted"), ("close", "closed")):
-        got = repo.step(
-            conn, sid, step, actor="陈科长", comment=step, now=t + timedelta(hours=2), scope=COUNTY
+    got = repo.step(
+        conn, sid, "accept", actor="陈科长", comment="accept", now=t + timedelta(hours=2), scope=COUNTY
+    )
+    assert isinstance(got, dict)
+    assert got["state"] == "accepted"
+    # 销号 only once the enterprise applied for acceptance of the hidden danger (Order 16)
+    early_close = repo.step(
+        conn, sid, "close", actor="陈科长", comment="", now=t + timedelta(hours=2), scope=COUNTY
+    )
+    assert isinstance(early_close, Refused)
+    assert (early_close.field, "not applied for acceptance" in early_close.reason) == ("step", True)
+    assert one(conn, "SELECT count(*) FROM bureau_supervision_event WHERE step = 'closed'") == 0
+    for seq, step_name, state in ((3, "start", "rectifying"), (4, "apply", "applied")):
+        assert send(
+            reported, conn, enterprise, danger(enterprise, seq, step_name, state, t + timedelta(hours=1))
         )
-        assert isinstance(got, dict)
-        assert got["state"] == state
+    got = repo.step(
+        conn, sid, "close", actor="陈科长", comment="close", now=t + timedelta(hours=2), scope=COUNTY
+    )
+    assert isinstance(got, dict)
+    assert got["state"] == "closed"
     assert [e["step"] for e in got["events"]] == [
         "opened",
         "progress_requested",

@@ -32,7 +32,7 @@ def _down(plant: Plant, sid: int, action: str, at: datetime, danger: str | None,
     p = Supervision(
         supervision_id=sid, danger_id=danger, action=action, level=kw.pop("level", "county"),  # type: ignore[arg-type]
         deadline=kw.pop("deadline", date(2099, 1, 1)), bureau_person="陈科长", at=at, actor="县应急局 陈科长",
-        comment=kw.pop("comment", ""),
+        comment=kw.pop("comment", ""), previous_deadline=kw.pop("previous_deadline", None),
     )  # fmt: skip
     return Envelope(
         schema_version=1, message_id=uuid.uuid4(), seq=1, enterprise_id=plant.enterprise.id,
@@ -175,3 +175,52 @@ def test_progress_from_the_command_line(db_dsn: str, example_plant: Plant, major
     assert listed.returncode == 0, listed.stderr
     (s,) = json.loads(listed.stdout)
     assert (s["supervision_id"], s["level"], [p["done"] for p in s["progress"]]) == (4, "county", [True])
+
+
+def test_the_bureaus_close_is_the_records_acceptance_once_it_applied(
+    db_dsn: str, example_plant: Plant, major: int
+) -> None:
+    """Order 16: the bureau's 销号 of a supervised hidden danger that applied for acceptance is its ``accept``."""
+    eid = example_plant.enterprise.id
+    t = datetime.now(UTC) - timedelta(minutes=5)
+    did = f"{eid}:{major}"
+    with connect(db_dsn, autocommit=True) as c:
+        assert record_supervision(c, example_plant, _down(example_plant, 4, "opened", t, did))
+        ext = _down(
+            example_plant, 4, "extended", t + timedelta(seconds=1), did, deadline=date(2099, 2, 1),
+            previous_deadline=date(2099, 1, 1),
+        )  # fmt: skip
+        assert record_supervision(c, example_plant, ext)
+        d = repo.get_danger(c, eid, major)
+        assert d is not None
+        assert (d.steps[-1].action, "延期" in d.steps[-1].comment, "was 2099-01-01" in d.steps[-1].comment) == (
+            Action.NOTE, True, True,
+        )  # fmt: skip
+        assert c.execute(
+            "SELECT action, deadline, previous_deadline FROM supervision_notice ORDER BY id"
+        ).fetchall()[-1] == ("extended", date(2099, 2, 1), date(2099, 1, 1))
+        # a close on a record still rectifying stays a note: the record is not accepted behind its back
+        repo.add_step(
+            c, example_plant, major, Step(Action.START, "王强", "operator", t + timedelta(seconds=2))
+        )
+        assert record_supervision(
+            c, example_plant, _down(example_plant, 4, "closed", t + timedelta(seconds=3), did)
+        )
+        d = repo.get_danger(c, eid, major)
+        assert d is not None
+        assert (d.state.value, d.steps[-1].action) == ("rectifying", Action.NOTE)
+        # applied for acceptance: the bureau's 销号 is the record's acceptance, by the bureau's officer
+        repo.add_step(
+            c, example_plant, major, Step(Action.APPLY, "张建国", "plant_manager", t + timedelta(seconds=4))
+        )
+        close = _down(example_plant, 7, "closed", t + timedelta(seconds=5), did, comment="现场验收合格")
+        assert record_supervision(c, example_plant, close)
+        assert record_supervision(c, example_plant, close) is False  # redelivered: nothing more
+        d = repo.get_danger(c, eid, major)
+        assert d is not None
+        last = d.steps[-1]
+        assert (d.state.value, last.action, last.role, last.actor) == (
+            "accepted", Action.ACCEPT, "bureau", "县应急局 陈科长",
+        )  # fmt: skip
+        assert "销号" in last.comment and "现场验收合格" in last.comment
+        assert [s.action for s in d.steps].count(Action.ACCEPT) == 1

@@ -4,8 +4,12 @@ Both daemons real, on PostgreSQL (one database each) and a private Mosquitto as 
 broker. At the plant an alarm is turned into a major hidden danger (its plan signed, its
 rectification started) through the supervision API; the record goes up step by step. The county's
 officer opens a supervision (挂牌督办) through the bureau's API; it comes down into the record's
-history. The plant files its progress (done); it goes up. The officer accepts on site and closes
-(销号). In the end both sides show the same history of the record and of the supervision.
+history. The officer extends the deadline (延期); the extension comes down and is recorded. The
+plant files its progress (done); it goes up. The officer accepts on site; closing (销号) is
+refused until the plant has applied for acceptance of the record; then the officer closes, and
+the plant records the bureau's 销号 as the record's acceptance (Order 16): the record is
+``accepted`` on both sides. In the end both sides show the same history of the record and of
+the supervision.
 """
 
 from __future__ import annotations
@@ -148,6 +152,17 @@ async def test_alarm_to_major_danger_supervised_by_the_county_to_closure_same_hi
 
                 await _until(lambda: at_plant("opened"), "the supervision at the plant")
 
+                # 延期: the county extends the deadline; it comes down and is recorded at the plant
+                later = str(today + timedelta(days=45))
+                st, body = await call("POST", f"{bureau_api}/supervisions/{sid}/steps", officer,
+                                      {"step": "extend", "deadline": later, "comment": "设备到货延迟"})  # fmt: skip
+                assert (st, body.get("deadline")) == (200, later), body
+                ext = await _until(lambda: at_plant("extended"), "the extension at the plant")
+                assert (ext["deadline"], ext["steps"][-1]["comment"]) == (later, "设备到货延迟")
+                assert _q(
+                    db_dsn, "SELECT previous_deadline::text FROM supervision_notice WHERE action = 'extended'"
+                ) == [(deadline,)]
+
                 # the plant reports: done, asks for acceptance on site
                 st, body = await call("POST", f"{plant_api}/supervisions/{sid}/progress", boss,
                                       {"comment": "爆破片已更换并试漏合格", "done": True})  # fmt: skip
@@ -158,10 +173,23 @@ async def test_alarm_to_major_danger_supervised_by_the_county_to_closure_same_hi
                     return st == 200 and any(ev["step"] == "progress" for ev in body["events"])
 
                 await _until(progress_at_bureau, "the plant's progress at the bureau")
-                for step in ("accept", "close"):
-                    st, body = await call("POST", f"{bureau_api}/supervisions/{sid}/steps", officer,
-                                          {"step": step, "comment": f"{step} 现场核查"})  # fmt: skip
-                    assert st == 200, body
+
+                async def bureau_step(step: str) -> tuple[int, Any]:
+                    return await call("POST", f"{bureau_api}/supervisions/{sid}/steps", officer,
+                                      {"step": step, "comment": f"{step} 现场核查"})  # fmt: skip
+
+                st, body = await bureau_step("accept")
+                assert st == 200, body
+                await _until(lambda: at_plant("accepted"), "the on-site acceptance at the plant")
+                # 销号 before the plant applied for acceptance of the record: refused, nothing written
+                st, body = await bureau_step("close")
+                assert st == 409, body
+                assert "not applied for acceptance" in body["error"], body
+                st, body = await call("POST", f"{plant_api}/dangers/{local}/steps", boss, {"action": "apply"})
+                assert st in (200, 201), body
+                await _until(lambda: at_bureau("applied"), "the application for acceptance at the bureau")
+                st, body = await bureau_step("close")
+                assert st == 200, body
                 assert body["state"] == "closed"
                 closed = await _until(lambda: at_plant("closed"), "销号 at the plant")
                 assert closed is not None
@@ -169,7 +197,7 @@ async def test_alarm_to_major_danger_supervised_by_the_county_to_closure_same_hi
                 # the supervision's history, the same on both sides
                 bureau_steps = [(ev["step"], ev["actor"]) for ev in body["events"]]
                 assert bureau_steps == [
-                    ("opened", "liuhe-officer"), ("progress", "boss"),
+                    ("opened", "liuhe-officer"), ("extended", "liuhe-officer"), ("progress", "boss"),
                     ("accepted", "liuhe-officer"), ("closed", "liuhe-officer"),
                 ]  # fmt: skip
                 plant_steps = [(s["action"], s["actor"]) for s in closed["steps"]]
@@ -186,11 +214,15 @@ async def test_alarm_to_major_danger_supervised_by_the_county_to_closure_same_hi
                     "report",
                     "plan",
                     "start",
-                    "note",
-                    "note",
-                    "note",
-                    "note",
+                    "note",  # 挂牌督办
+                    "note",  # 延期
+                    "note",  # our progress report
+                    "note",  # 现场验收
+                    "apply",
+                    "accept",  # the bureau's 销号 is the record's acceptance
                 ]
+                assert (rec["state"], plant_hist[-1][2]) == ("accepted", "liuhe-officer")
+                await _until(lambda: at_bureau("accepted"), "the record accepted (销号) at the bureau")
 
                 async def same_history() -> bool:
                     st, got = await call("GET", f"{bureau_api}/supervisions/{sid}", officer)
