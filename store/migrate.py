@@ -314,8 +314,8 @@ _CREATED_BY = {  # continuous aggregate -> the migration that (re-)creates it WI
 def _materialize_all(conn: psycopg.Connection[tuple[object, ...]], applied: list[str]) -> None:
     """Refresh the continuous aggregates (re-)created by this run over all their data, once.
 
-    In order, each after the one it reads (readings_1d_counts reads readings_1h's materialized
-    rows). A bucket below the refresh watermark that was never materialized would vanish from
+    In order, each after the one it reads (readings_1d_counts reads readings_1h as it
+    stands). A bucket below the refresh watermark that was never materialized would vanish from
     the real-time view.
     """
     for view, unit in (("readings_1m", "minute"), ("readings_1h", "hour"), ("readings_1d_counts", "day")):

@@ -53,8 +53,8 @@ __all__ = [
 MINUTE_US = 60_000_000
 HOUR_US = 3_600_000_000
 DAY_US = 86_400_000_000
-# TimescaleDB, in this order: readings_1d_counts (0405) is refreshed from readings_1h's
-# materialized rows, so after readings_1h (whose refresh invalidates the days above it).
+# TimescaleDB, in this order: readings_1d_counts (0405) is refreshed from readings_1h as it
+# stands, so after readings_1h has taken in late data (and its refresh invalidates those days).
 _ROLLUPS = (("readings_1m", MINUTE_US), ("readings_1h", HOUR_US), ("readings_1d_counts", DAY_US))
 
 

@@ -15,9 +15,10 @@
 -- the panel under-report; since TimescaleDB 2.13 materialized_only defaults to true, hence
 -- the explicit setting.
 --
--- A refresh of readings_1d_counts reads readings_1h's materialized rows, and every change to
--- those (a refresh of readings_1h over late data) is recorded as an invalidation of the days
--- above it, so refreshing readings_1h first and readings_1d_counts after brings late data in:
+-- A refresh of readings_1d_counts reads readings_1h as it stands (materialized hours, and the
+-- raw rows above its watermark: seen on the 2.23 test build). Late data below readings_1h's
+-- watermark reaches the days once readings_1h is refreshed over it, which records an
+-- invalidation of those days, so readings_1h is refreshed first and readings_1d_counts after:
 -- hazmon.store.refresh_rollups does both, in that order, over the ranges written, and
 -- hazmon.store.migrate materializes it once after this migration and creates its refresh,
 -- compression and retention policies once (store/README.md).
