@@ -136,7 +136,7 @@ def _refresh(dsn: str, windows: list[tuple[datetime, datetime]], mode: str, now:
 def _compress(conn: psycopg.Connection[tuple[object, ...]], after_days: int) -> str:
     """Compress what the policies would (raw and rollups); the ratio as a line."""
     parts = []
-    for rel in ("readings", "readings_1m", "readings_1h"):
+    for rel in ("readings", "readings_1m", "readings_1h", "readings_1d_counts"):
         conn.execute(
             "SELECT compress_chunk(c, if_not_compressed => true) "
             "FROM show_chunks(%s::regclass, older_than => make_interval(days => %s)) c",

@@ -48,10 +48,25 @@ ROLLUP_1H_DEFAULT_DAYS = 3650  # ten years of hourly rollups
 # Refresh policies (TimescaleDB): a safety net behind the daemon, which refreshes what it writes
 # every minute (hazmon.store.rollups). Real-time aggregation shows the buckets newer than the last
 # refresh. start_offset stays under the shortest compress_after (1 day), as TimescaleDB requires.
+# readings_1d_counts (0405, on readings_1h): a refresh window must cover two buckets, so 3 days;
+# its compression waits at least as long (`_compress_after_days`).
 _REFRESH = {
     "readings_1m": (timedelta(hours=2), timedelta(minutes=1), timedelta(minutes=1)),
     "readings_1h": (timedelta(hours=12), timedelta(hours=1), timedelta(minutes=30)),
+    "readings_1d_counts": (timedelta(days=3), timedelta(hours=1), timedelta(hours=1)),
 }
+
+
+def _compress_after_days(view: str, configured: int) -> int:
+    """A rollup's compression age: the configured one, but never inside its refresh window.
+
+    Older TimescaleDB releases refused a compression policy starting inside the refresh
+    policy's window (the rule noted at `_REFRESH`; the 2.23 test build accepts it), and a
+    compressed chunk inside it would be decompressed by every refresh. readings_1m /
+    readings_1h refresh under a day back, readings_1d_counts 3 days.
+    """
+    start = _REFRESH[view][0]
+    return max(configured, -(-int(start.total_seconds()) // 86_400))
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +234,8 @@ def ensure_policies(conn: psycopg.Connection[tuple[object, ...]], s: StorageSett
     A start thus keeps the jobs, their ids and their run history.
 
     Policies: compression and retention of readings, and of each rollup (retention
-    `StorageSettings.rollup_1m_days` / `rollup_1h_days`), and the rollups' refresh policies.
+    `StorageSettings.rollup_1m_days` / `rollup_1h_days`, the latter for readings_1d_counts
+    too), and the rollups' refresh policies.
     Returns what was created or changed ("created retention readings_1m", ...).
     """
 
@@ -239,8 +255,13 @@ def ensure_policies(conn: psycopg.Connection[tuple[object, ...]], s: StorageSett
                 period,
             )
         )
-    for view, keep in (("readings_1m", s.rollup_1m_days), ("readings_1h", s.rollup_1h_days)):
-        want.append((view, "policy_compression", {"compress_after": days(s.compress_after_days)}, None))
+    for view, keep in (
+        ("readings_1m", s.rollup_1m_days),
+        ("readings_1h", s.rollup_1h_days),
+        ("readings_1d_counts", s.rollup_1h_days),  # derived from readings_1h: kept as long
+    ):
+        compress = days(_compress_after_days(view, s.compress_after_days))
+        want.append((view, "policy_compression", {"compress_after": compress}, None))
         want.append((view, "policy_retention", {"drop_after": days(keep)}, None))
     have = _policy_jobs(conn)
     changed: list[str] = []
@@ -283,10 +304,25 @@ def ensure_policies(conn: psycopg.Connection[tuple[object, ...]], s: StorageSett
     return changed
 
 
-def _materialize_all(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    """Refresh re-created continuous aggregates over all the raw data (once, after 0003)."""
-    for view, unit in (("readings_1m", "minute"), ("readings_1h", "hour")):
-        conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, date_trunc('{unit}', now()))")
+_CREATED_BY = {  # continuous aggregate -> the migration that (re-)creates it WITH NO DATA
+    "readings_1m": "0003_rollups",
+    "readings_1h": "0003_rollups",
+    "readings_1d_counts": "0405_health_day_counts_timescale",
+}
+
+
+def _materialize_all(conn: psycopg.Connection[tuple[object, ...]], applied: list[str]) -> None:
+    """Refresh the continuous aggregates (re-)created by this run over all their data, once.
+
+    In order, each after the one it reads (readings_1d_counts reads readings_1h as it
+    stands). A bucket below the refresh watermark that was never materialized would vanish from
+    the real-time view.
+    """
+    for view, unit in (("readings_1m", "minute"), ("readings_1h", "hour"), ("readings_1d_counts", "day")):
+        if _CREATED_BY[view] in applied:
+            conn.execute(
+                f"CALL refresh_continuous_aggregate('{view}', NULL, date_trunc('{unit}', now(), 'UTC'))"
+            )
 
 
 def _timescale_after(
@@ -298,9 +334,9 @@ def _timescale_after(
             f"TimescaleDB {tsv} is outside the supported {'.'.join(map(str, TIMESCALEDB_MIN))} to "
             f"{'.'.join(map(str, TIMESCALEDB_TESTED))}.x (store/README.md)"
         )
-    if "0003_rollups" in applied:
-        log.info("materializing the re-created rollups over all readings (once)")
-        _materialize_all(conn)
+    if set(_CREATED_BY.values()) & set(applied):
+        log.info("materializing the (re-)created rollups over all readings (once)")
+        _materialize_all(conn, applied)
     return ensure_policies(conn, s)
 
 
@@ -373,7 +409,8 @@ def migrate(
             log.info(
                 f"storage mode: TimescaleDB {tsv} (hypertable readings, compression after "
                 f"{s.compress_after_days} d, retention {s.retention_days} d, continuous aggregates "
-                f"readings_1m / readings_1h kept {s.rollup_1m_days} d / {s.rollup_1h_days} d)",
+                f"readings_1m / readings_1h (and readings_1d_counts) kept {s.rollup_1m_days} d / "
+                f"{s.rollup_1h_days} d)",
                 mode=mode,
                 reason=reason,
                 applied=applied,

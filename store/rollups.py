@@ -1,4 +1,4 @@
-"""The rollups (readings_1m, readings_1h): refreshing what was written, and the health of the jobs.
+"""The rollups (readings_1m, readings_1h, readings_1d_counts): refreshing what was written, and job health.
 
 Whatever writes readings (the batch writer, a spool replay after a database outage, an OPC UA
 history backfill) records the source-time ranges it committed in a `DirtyRanges`; the daemon
@@ -10,7 +10,10 @@ ranges, bucket by whole bucket, in either storage mode:
 - TimescaleDB: ``CALL refresh_continuous_aggregate(view, start, end)`` over the range widened to
   whole buckets (TimescaleDB refreshes only the buckets that fit inside the window) and ending
   at the last complete bucket: newer rows are shown by real-time aggregation, and a bucket
-  materialized before it is complete would hide the rows that arrive after it.
+  materialized before it is complete would hide the rows that arrive after it. The daily
+  counts (readings_1d_counts, a continuous aggregate on readings_1h) come last: a range
+  touching a finished day refreshes that day from the hours just refreshed. (In plain mode
+  triggers on readings_1h keep that table.)
 
 A range older than the raw data's retention is never refreshed (it would replace the rollup's
 history with the few rows written there).
@@ -33,6 +36,7 @@ import numpy.typing as npt
 import psycopg
 
 __all__ = [
+    "DAY_US",
     "HOUR_US",
     "MINUTE_US",
     "DirtyRanges",
@@ -48,7 +52,10 @@ __all__ = [
 
 MINUTE_US = 60_000_000
 HOUR_US = 3_600_000_000
-_ROLLUPS = (("readings_1m", MINUTE_US), ("readings_1h", HOUR_US))
+DAY_US = 86_400_000_000
+# TimescaleDB, in this order: readings_1d_counts (0405) is refreshed from readings_1h as it
+# stands, so after readings_1h has taken in late data (and its refresh invalidates those days).
+_ROLLUPS = (("readings_1m", MINUTE_US), ("readings_1h", HOUR_US), ("readings_1d_counts", DAY_US))
 
 
 def _us(t: datetime) -> int:
@@ -144,7 +151,7 @@ def refresh_rollups(
     keep_days: int | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Refresh readings_1m and readings_1h over the source-time ranges written (µs, inclusive).
+    """Refresh the rollups over the source-time ranges written (µs, inclusive).
 
     ``conn`` must be in autocommit (TimescaleDB refuses a refresh inside a transaction).
     ``keep_days``: the raw data's retention; older parts of a range are left alone.

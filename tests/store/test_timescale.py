@@ -138,9 +138,9 @@ def test_policies_are_created_once_and_changed_only_when_settings_change(timesca
     with _conn(timescale_dsn) as c:
         migrate(c, StorageSettings(retention_days=90, compress_after_days=3))
         before = _jobs(c)
-        for rel in ("readings", "readings_1m", "readings_1h"):
+        for rel in ("readings", "readings_1m", "readings_1h", "readings_1d_counts"):
             assert (rel, "policy_compression") in before and (rel, "policy_retention") in before
-        for view in ("readings_1m", "readings_1h"):
+        for view in ("readings_1m", "readings_1h", "readings_1d_counts"):
             assert (view, "policy_refresh_continuous_aggregate") in before
         assert before[("readings_1m", "policy_retention")][1] == {
             "drop_after": "730 days",
@@ -150,7 +150,11 @@ def test_policies_are_created_once_and_changed_only_when_settings_change(timesca
             "SELECT view_name, materialized_only, compression_enabled "
             "FROM timescaledb_information.continuous_aggregates ORDER BY 1"
         ).fetchall()
-        assert caggs == [("readings_1h", False, True), ("readings_1m", False, True)]
+        assert caggs == [
+            ("readings_1d_counts", False, True),  # 0405, on readings_1h
+            ("readings_1h", False, True),
+            ("readings_1m", False, True),
+        ]
         # a start with the same settings keeps every job (and so its run history)
         migrate(c, StorageSettings(retention_days=90, compress_after_days=3))
         assert _jobs(c) == before
@@ -266,7 +270,7 @@ def test_rollups_have_their_own_retention_longer_than_raw(timescale_dsn: str) ->
             _insert(c, sid, [t + timedelta(minutes=k) for k in range(5)])
             refresh_rollups(c, [(to_us(t), to_us(t + timedelta(minutes=5)))], mode="timescaledb", now=now)
         jobs = _jobs(c)
-        for rel in ("readings", "readings_1m", "readings_1h"):
+        for rel in ("readings", "readings_1m", "readings_1h", "readings_1d_counts"):
             c.execute("CALL run_job(%s)", (jobs[(rel, "policy_retention")][0],))
         count = "SELECT count(*) FROM {} WHERE sensor_id = %s AND {} < %s"
         assert c.execute(count.format("readings", "time"), (sid, now - timedelta(days=100))).fetchone() == (
@@ -283,6 +287,13 @@ def test_rollups_have_their_own_retention_longer_than_raw(timescale_dsn: str) ->
             "SELECT count(*) FROM readings_1h WHERE sensor_id = %s AND bucket IN (%s, %s)", (sid, old, mid)
         ).fetchone()
         assert h == (2,)
+        # daily counts (0405): kept as long as readings_1h
+        d = c.execute(
+            "SELECT count(*) FROM readings_1d_counts WHERE sensor_id = %s AND day IN "
+            "(time_bucket('1 day', %s::timestamptz), time_bucket('1 day', %s::timestamptz))",
+            (sid, old, mid),
+        ).fetchone()
+        assert d == (2,)
 
 
 def test_job_health_reads_the_jobs_and_the_daemon_does_a_late_refresh(timescale_dsn: str) -> None:
@@ -308,7 +319,7 @@ def test_job_health_reads_the_jobs_and_the_daemon_does_a_late_refresh(timescale_
         _insert(c, sid, [t])
         q = "SELECT count(*) FROM readings_1m WHERE sensor_id = %s AND bucket = %s"
         assert c.execute(q, (sid, t)).fetchone() == (0,)
-        assert sorted(refresh_overdue(c, h)) == ["readings_1h", "readings_1m"]
+        assert sorted(refresh_overdue(c, h)) == ["readings_1d_counts", "readings_1h", "readings_1m"]
         assert c.execute(q, (sid, t)).fetchone() == (1,)
 
 

@@ -23,7 +23,8 @@ def test_an_existing_timescaledb_database_is_upgraded_with_its_history(
 ) -> None:
     mig = importlib.import_module("hazmon.store.migrate")
     every = mig.migrations()
-    later = ("0003_rollups", "0403_sensor_health_rollups")
+    # 0405 builds readings_1d_counts on the readings_1h 0003 re-creates: it comes after, as in a real upgrade
+    later = ("0003_rollups", "0403_sensor_health_rollups", "0405_health_day_counts_timescale")
     monkeypatch.setattr(mig, "migrations", lambda: [m for m in every if m.version not in later])
     monkeypatch.setattr(mig, "ensure_policies", lambda conn, s: [])  # the old start did its own
     with psycopg.connect(timescale_dsn, autocommit=True, prepare_threshold=None) as c:
@@ -61,12 +62,17 @@ def test_an_existing_timescaledb_database_is_upgraded_with_its_history(
         assert c.execute(
             "SELECT sum(n), sum(bad) FROM readings_1h WHERE sensor_id = %s", (sid,)
         ).fetchone() == (120, 12)
+        # and the day counts (0405, real-time over what is not materialized: today's hours)
+        assert c.execute(
+            "SELECT sum(n), sum(bad) FROM readings_1d_counts WHERE sensor_id = %s", (sid,)
+        ).fetchone() == (120, 12)
         # one refresh policy per aggregate (the old ones went with the old aggregates)
         refresh = c.execute(
             "SELECT count(*) FROM timescaledb_information.jobs "
             "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
         ).fetchone()
-        assert refresh == (2,)
+        assert refresh == (3,)
         new_jobs = {r[0] for r in c.execute("SELECT job_id FROM timescaledb_information.jobs").fetchall()}
-        assert len(new_jobs - old_jobs) == 6  # refresh x2 (new), compression and retention of each rollup
+        # refresh x3 (new), compression and retention of each rollup (readings_1d_counts included)
+        assert len(new_jobs - old_jobs) == 9
         assert len(old_jobs - new_jobs) == 2  # the old refresh policies; the raw data's jobs are kept
