@@ -23,10 +23,14 @@ from aiohttp import web
 from hazmon.bureau import figures, listing
 from hazmon.bureau import warning_repository as warnings
 from hazmon.bureau.api import STEPS, AlarmQuery, ApiUser, BureauApi, StepBody
+from hazmon.bureau.plan_config import BureauPlan
 from hazmon.bureau.warning_flow import NEXT, Refused, State
 from hazmon.console.bureau_lists import mount_lists, severe_alarms
+from hazmon.console.bureau_plans import mount_plans
 from hazmon.console.bureau_supervision import enterprise_sections, mount_supervision
+from hazmon.console.bureau_weather import mount_weather, weather_summary
 from hazmon.console.web import BaseCtx, WebConsole
+from hazmon.plant.regions import Scope
 from hazmon.plant.standards import Tier
 from hazmon.plant.web_users import BureauConsoleSettings, BureauUser
 
@@ -110,11 +114,21 @@ def build_bureau_console(
     api: BureauApi,
     bureau_name: str,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    *,
+    plans: Sequence[BureauPlan] = (),
+    bureau_scope: Scope | None = None,
+    wake_plans: Callable[[], None] = lambda: None,
 ) -> BureauConsole:
-    """The bureau's console with its pages; the roof mounts ``.routes()`` on the daemon's HTTP app."""
+    """The bureau's console with its pages; the roof mounts ``.routes()`` on the daemon's HTTP app.
+
+    ``plans``, ``bureau_scope``, ``wake_plans``: bureau.yaml's own emergency plans, the bureau's
+    region and the plan runner's wake-up (`hazmon.console.bureau_plans`); none: no plan listed.
+    """
     c = BureauConsole(settings, api, bureau_name, clock)
     mount_lists(c)  # first: /alarms/rows before /alarms/{id}
     mount_supervision(c)
+    mount_weather(c)
+    mount_plans(c, plans, bureau_scope, wake_plans)
     _mount(c)
     return c
 
@@ -137,6 +151,7 @@ def _mount(c: BureauConsole) -> None:  # noqa: PLR0915 - one closure per page
         ents = await api.enterprises(user)
         silent = [e for e in ents if e["last_seen"] is None or ctx.now - e["last_seen"] > silent_after]
         severe = await severe_alarms(c, ctx)
+        weather = await weather_summary(c, ctx)
         return c.render(
             ctx.request,
             "region.html",
@@ -151,6 +166,7 @@ def _mount(c: BureauConsole) -> None:  # noqa: PLR0915 - one closure per page
             silent_total=len(silent),
             alarms=severe,
             refresh_s=c.settings.refresh_s,
+            weather=weather,
         )
 
     async def enterprise(ctx: BCtx) -> web.StreamResponse:

@@ -6,7 +6,8 @@ actor and their region (`BureauUser.scope`) as the scope; the rules (who may tak
 which level, an accept only after the enterprise reported it done) are `supervision_flow`'s. A
 refused step shows its reason and writes nothing. The list pages on the server
 (`hazmon.bureau.listing.page_supervisions`); the enterprise page's sections use
-`listing.duty_record` and `supervision_repository.list_hidden_dangers|list_supervisions`.
+`listing.duty_record`, `duty_due.duty_due` (each role's check done, due or overdue, by the periods
+the registration carries) and `supervision_repository.list_hidden_dangers|list_supervisions`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from hazmon.bureau import listing
 from hazmon.bureau import supervision_repository as repo
+from hazmon.bureau.duty_due import duty_due
 from hazmon.bureau.supervision_flow import BUREAU_STEPS, TRANSITIONS, Event, Refused, State, apply, fold
 from hazmon.console.list_query import choice, pager, parse_list, pattern, text
 from hazmon.console.web import BaseCtx
@@ -83,6 +85,7 @@ async def enterprise_sections(c: BureauConsole, ctx: BCtx, eid: str) -> dict[str
             "duty": listing.duty_record(conn, scope, eid),
             "dangers": repo.list_hidden_dangers(conn, scope, enterprise_id=eid, limit=50),
             "supervisions": repo.list_supervisions(conn, scope, enterprise_id=eid, limit=50),
+            "duty_due": duty_due(conn, scope, eid, ctx.now),  # each role: done / due / overdue
         }
 
     got: dict[str, Any] = await c.api.run(read)

@@ -65,7 +65,9 @@ def mount_console(d: BureauDaemon) -> None:
     cs = d.cfg.console
     if not (cs.enabled and cs.users):
         return
-    console = build_bureau_console(cs, d.api, d.cfg.name, d.clock)
+    console = build_bureau_console(
+        cs, d.api, d.cfg.name, d.clock, plans=d.cfg.plans, bureau_scope=d.cfg.scope, wake_plans=d.plans.wake
+    )
     d.http.mount(console.routes())
     d.metrics.gauge_fn(
         "hazmon_console_counters",

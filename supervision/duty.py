@@ -1,6 +1,7 @@
 """Responsible persons' duty checks and the daily safety commitment (pure).
 
-**What "at least once a week / a quarter" means here.** A period is a *calendar*
+**What "at least once a week / a quarter" means here** (the arithmetic is the ground's,
+`hazmon.plant.duty_periods`, so the bureau judges the same way). A period is a *calendar*
 period in the plant's local time zone: a week runs from Monday 00:00 to the next
 Monday 00:00 (the ISO 8601 / GB/T 7408 week, the one Chinese calendars and duty
 rosters use), a month from the 1st, a quarter from 1 January, 1 April, 1 July or
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from hazmon.plant.duty_periods import period_bounds, period_status
 from hazmon.plant.supervision_standards import DUTY_ROLES, SPECIAL_WORK, Period
 
 __all__ = [
@@ -46,31 +48,6 @@ __all__ = [
 
 SOURCE_STATES = ("running", "stopped", "maintenance")
 """The state of a hazard source in a daily commitment: 运行 / 停用 / 检维修."""
-
-
-def _first_of_quarter(d: date) -> date:
-    return date(d.year, 3 * ((d.month - 1) // 3) + 1, 1)
-
-
-def _add_months(d: date, n: int) -> date:
-    m = d.month - 1 + n
-    return date(d.year + m // 12, m % 12 + 1, 1)
-
-
-def period_bounds(period: Period, at: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """The calendar period (local time ``tz``) that contains the instant ``at``: [start, end)."""
-    day = at.astimezone(tz).date()
-    if period is Period.WEEK:
-        first = day - timedelta(days=day.weekday())
-        nxt = first + timedelta(days=7)
-    elif period is Period.MONTH:
-        first = day.replace(day=1)
-        nxt = _add_months(first, 1)
-    else:
-        first = _first_of_quarter(day)
-        nxt = _add_months(first, 3)
-    midnight = time(0, 0)
-    return datetime.combine(first, midnight, tz), datetime.combine(nxt, midnight, tz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +149,10 @@ def duty_status(
     """The duty's status at ``now`` (see the module docstring)."""
     times = [c.at for c in checks if c.hazard_source == hazard_source and c.role == role and c.at <= now]
     last = max(times, default=None)
-    ps, pe = period_bounds(period, now, tz)
-    prev_s, prev_e = period_bounds(period, ps - timedelta(seconds=1), tz)
-    if prev_e > started and (last is None or last < prev_s):
-        return DutyStatus(hazard_source, role, period, "overdue", ps, pe, last, prev_e)
-    status = "done" if last is not None and last >= ps else "due"
-    return DutyStatus(hazard_source, role, period, status, ps, pe, last)
+    st = period_status(period, last, started=started, now=now, tz=tz)  # the ground's, shared with the bureau
+    return DutyStatus(
+        hazard_source, role, period, st.status, st.period_start, st.period_end, last, st.missed_deadline
+    )
 
 
 # --------------------------------------------------------------------------- commitment

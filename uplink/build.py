@@ -19,6 +19,7 @@ from hazmon.plant.link import (
     AssessmentItem,
     AssessmentRegister,
     Chemical,
+    DutyPeriods,
     EndpointHeartbeat,
     EnterpriseInfo,
     HazardSourceInfo,
@@ -104,6 +105,9 @@ def registration(plant: Plant, overrides: dict[str, Limits] | None = None) -> Re
                     operational=_person(hs.responsible.operational),
                 ),
                 sensors=[_sensor(s, (overrides or {}).get(s.tag)) for s in hs.sensors],
+                duty_periods=DutyPeriods.model_validate(  # the plant file's supervision.checks
+                    {role: p.value for role, p in plant.supervision.periods}
+                ),
             )
         )
     return Registration(

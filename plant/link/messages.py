@@ -45,6 +45,7 @@ __all__ = [
     "CommitmentReport",
     "DangerPlanInfo",
     "DutyCheckReport",
+    "DutyPeriods",
     "EndpointHeartbeat",
     "EnterpriseInfo",
     "Envelope",
@@ -156,6 +157,21 @@ class ResponsibleInfo(_Model):
     operational: PersonInfo
 
 
+PeriodName = Literal["week", "month", "quarter"]
+
+
+class DutyPeriods(_Model):
+    """How often each responsible person must check the hazard source, at least.
+
+    A calendar period in the enterprise's local time (`hazmon.plant.supervision_standards.Period`,
+    the plant file's ``supervision.checks``; the arithmetic: `hazmon.plant.duty_periods`).
+    """
+
+    principal: PeriodName
+    technical: PeriodName
+    operational: PeriodName
+
+
 class Chemical(_Model):
     id: Name
     name_zh: Text
@@ -208,6 +224,9 @@ class HazardSourceInfo(_Model):
     grade_verified: bool
     responsible: ResponsibleInfo
     sensors: list[SensorInfo]
+    duty_periods: DutyPeriods | None = None
+    """The responsible persons' check periods. Optional: absent from senders older than the field
+    (the bureau then shows each role's last check without due / overdue)."""
 
 
 class EnterpriseInfo(_Model):

@@ -63,6 +63,7 @@ class Server:
         self.http: HttpServer | None = None
         self.url = ""
         self.steps = 0  # the downlink sender's wake-ups
+        self.console_kw: dict[str, Any] = {}  # more of build_bureau_console's arguments (plans)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
@@ -75,7 +76,9 @@ class Server:
         settings = BureauConsoleSettings(
             session_idle_s=600, session_max_s=3600, refresh_s=self.refresh_s, users=_users()
         )
-        self.console = build_bureau_console(settings, api, "南京市应急管理局", clock=lambda: CLOCK)
+        self.console = build_bureau_console(
+            settings, api, "南京市应急管理局", clock=lambda: CLOCK, **self.console_kw
+        )
         self.http = HttpServer("127.0.0.1", 0, Metrics(), lambda: (True, {}))
         self.http.mount(build_routes(api))
         self.http.mount(self.console.routes())

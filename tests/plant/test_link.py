@@ -25,6 +25,7 @@ from hazmon.plant.link import (
     topic,
 )
 from hazmon.plant.model import Limits
+from hazmon.plant.supervision_standards import Period, SupervisionSettings
 from hazmon.uplink.build import aggregate, heartbeat, registration
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -113,6 +114,32 @@ def test_registration_of_the_example_plant_round_trips(example_plant: Plant) -> 
         raw, topic(example_plant.enterprise.id, "registration").replace(example_plant.enterprise.id, "E1")
     )
     assert back.payload == reg
+
+
+def test_registration_carries_the_duty_periods_and_an_older_sender_without_them_stays_valid(
+    example_plant: Plant,
+) -> None:
+    plant = replace(
+        example_plant,
+        supervision=SupervisionSettings(
+            (("principal", Period.QUARTER), ("technical", Period.MONTH), ("operational", Period.WEEK))
+        ),
+    )
+    reg = registration(plant)
+    got = {h.id: h.duty_periods for h in reg.hazard_sources}
+    assert set(got) == {h.id for h in example_plant.hazard_sources}
+    for periods in got.values():
+        assert periods is not None
+        assert (periods.principal, periods.technical, periods.operational) == ("quarter", "month", "week")
+    old = reg.model_dump(mode="json")
+    for h in old["hazard_sources"]:
+        del h["duty_periods"]  # as a sender older than the field writes it
+    back = Envelope.model_validate(_envelope(old), strict=False)
+    assert all(h.duty_periods is None for h in back.payload.hazard_sources)  # type: ignore[union-attr]
+    bad = reg.model_dump(mode="json")
+    bad["hazard_sources"][0]["duty_periods"]["operational"] = "fortnight"
+    with pytest.raises(ValueError, match="operational"):
+        Envelope.model_validate(_envelope(bad), strict=False)
 
 
 @pytest.mark.parametrize(
