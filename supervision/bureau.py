@@ -29,6 +29,7 @@ from hazmon.plant.link import Supervision
 from hazmon.plant.model import Plant
 from hazmon.supervision.dangers import Action, RefusedError, State, Step, decide
 from hazmon.supervision.repository import _locked, _not_in_future, _write_step
+from hazmon.supervision.supervised import LEVELS_ZH
 
 __all__ = ["ACTIONS_ZH", "file_progress", "local_danger", "record_notice", "supervisions"]
 
@@ -44,7 +45,6 @@ ACTIONS_ZH = {
     "escalated": "逾期提级督办",
     "extended": "延期",
 }
-LEVELS_ZH = {"county": "县级", "city": "市级", "province": "省级"}
 
 
 def local_danger(plant: Plant, danger_id: str | None) -> int | None:

@@ -38,6 +38,7 @@ from hazmon.supervision.duty import (
     duty_check_problems,
 )
 from hazmon.supervision.findings import SupervisionState, Sweep, Told, supervision_findings
+from hazmon.supervision.supervised import Notice, supervised_accept_problems
 
 __all__ = [
     "add_check",
@@ -55,6 +56,7 @@ __all__ = [
     "list_dangers",
     "load_state",
     "mark_told",
+    "notices",
     "page_dangers",
     "responsible_of",
     "save_told",
@@ -272,8 +274,24 @@ def add_step(conn: Conn, plant: Plant, danger_id: int, step: Step) -> Danger:
     _not_in_future(step.at)
     with conn.transaction():
         d = _locked(conn, plant.enterprise.id, danger_id)
-        decide(d, step, tz)
+        why = supervised_accept_problems(step, notices(conn, plant.enterprise.id, danger_id))
+        try:
+            decide(d, step, tz)
+        except RefusedError as e:
+            raise RefusedError([*e.reasons, *why]) from None
+        if why:  # Order 16: a supervised record's 销号 is the bureau's (its close over the link)
+            raise RefusedError(why)
         return _write_step(conn, d, step)
+
+
+def notices(conn: Conn, enterprise_id: str, danger_id: int) -> list[Notice]:
+    """The bureau's supervision steps received about the record, in the order received."""
+    rows = conn.execute(
+        """SELECT supervision_id, action, level, bureau_person FROM supervision_notice
+           WHERE enterprise_id = %s AND danger_id = %s ORDER BY id""",
+        (enterprise_id, danger_id),
+    ).fetchall()
+    return [Notice(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
 
 def attach(
