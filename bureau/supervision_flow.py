@@ -49,6 +49,7 @@ __all__ = [
     "deadline_instant",
     "escalation",
     "fold",
+    "level_zh",
     "next_level",
     "open_problems",
 ]
@@ -178,6 +179,11 @@ _EVENT_STATE = {
 }
 
 
+def level_zh(level: str) -> str:
+    """县级 / 市级 / 省级 for county / city / province (the level itself when unknown)."""
+    return _ZH.get(level, level)
+
+
 def _rank(level: str) -> int:
     return SUPERVISION_LEVELS.index(level) if level in SUPERVISION_LEVELS else -1
 
@@ -235,7 +241,7 @@ def open_problems(  # noqa: PLR0917 - every fact an opening is judged on
                     "level",
                     f"a {danger_level} hidden danger is supervised at {need} level or above, "
                     f"this bureau is {bureau_level}",
-                    f"该隐患须由{need}级及以上督办",
+                    f"该隐患须由{level_zh(need)}及以上督办",
                 )
             )
         if danger_state == "accepted":
@@ -331,7 +337,7 @@ def apply(  # noqa: PLR0911 - one return per refusal; every fact a step is judge
         return Refused(
             "level",
             f"the supervision is at {sv.level} level now; a {actor_level} bureau may not {step} it",
-            f"该督办已由{sv.level}级督办",
+            f"该督办已由{level_zh(sv.level)}督办",
         )
     if sv.state is State.CLOSED:
         return Refused("step", f"the supervision is closed (销号): no {step} after that", "督办已销号")
@@ -375,7 +381,7 @@ def _extension_problem(
         return Refused(
             "level",
             f"only the level supervising ({sv.level}) extends the deadline; this bureau is {actor_level}",
-            f"仅{sv.level}级督办单位可以延期",
+            f"仅{level_zh(sv.level)}督办单位可以延期",
         )
     if deadline is None:
         return Refused("deadline", "extend: the new deadline is missing", "缺少新的整改期限")
