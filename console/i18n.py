@@ -345,6 +345,17 @@ WORDS: dict[str, tuple[str, str]] = {
     "b_duty_done": ("本期已履职", "done"),
     "b_duty_period": ("周期", "Period"),
     "b_duty_unknown": ("周期未报", "period not sent"),
+    # the bureau's supervision of a record, at the plant (console/plant_pages.py)
+    "sv_under": ("挂牌督办", "Under the bureau's supervision"),
+    "sv_report": ("报告督办进展", "Report progress"),
+    "sv_done": ("整改完成，申请验收", "rectification done, asks for acceptance"),
+    "sv_accept_is_bureaus": (
+        "督办期间由督办部门验收销号，本企业不能自行销号",
+        "While supervised, acceptance (销号) is the supervising bureau's, not the plant's",
+    ),
+    # the bureau's extension of a supervision (console/bureau_supervision.py)
+    "b_svs_extend": ("延期", "Extend the deadline"),
+    "b_new_deadline": ("新的整改期限", "New deadline"),
 }
 
 

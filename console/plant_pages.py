@@ -11,7 +11,7 @@ theirs. A refused step shows every reason and writes nothing.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +35,7 @@ from hazmon.supervision import (
     State,
     Step,
 )
+from hazmon.supervision import bureau as sbureau
 from hazmon.supervision import repository as repo
 from hazmon.supervision.dangers import ACTION_ROLES, TRANSITIONS, overdue_episodes, parse_funds
 from hazmon.supervision.duty import SOURCE_STATES, Commitment, DutyCheck, commitment_status
@@ -140,6 +141,7 @@ def mount_plant_pages(c: Console) -> None:  # noqa: PLR0915 - one closure per pa
         if d is None:
             return c.render(ctx.request, "message.html", 404, title="not_found", reasons=[], ctx=ctx)
         atts = await c.db(lambda conn: repo.attachments(conn, d.id))
+        svs = await c.db(lambda conn: _supervisions_of(conn, d.id))
         criteria = [MAJOR_CRITERIA[i] for i in d.report.criteria if i in MAJOR_CRITERIA]
         return c.render(
             ctx.request,
@@ -154,7 +156,39 @@ def mount_plant_pages(c: Console) -> None:  # noqa: PLR0915 - one closure per pa
             next_steps=_next_steps(d, ctx.user.role),
             may_plan=ctx.user.role in ACTION_ROLES[Action.PLAN] and (d.state, Action.PLAN) in TRANSITIONS,
             today=ctx.now.astimezone(c.tz).date().isoformat(),
+            supervisions=svs,
+            may_progress=ctx.user.role == "plant_manager",
         )
+
+    def _supervisions_of(conn: Any, danger_id: int) -> list[dict[str, Any]]:
+        """The bureau's supervisions of this record (挂牌督办, as received), each with our reports."""
+        out = [s for s in sbureau.supervisions(conn, eid) if s["danger_id"] == danger_id]
+        for s in out:  # the read gives ISO 8601 (for the API's JSON); the page shows local times
+            for row in (*s["steps"], *s["progress"]):
+                row["at"] = datetime.fromisoformat(row["at"])
+        return out
+
+    async def progress(ctx: Ctx) -> web.StreamResponse:
+        """Progress on the bureau's supervision of this record: `file_progress`, as the API's."""
+        raw, f = ctx.request.match_info["id"], ctx.form
+        sid = f.get("supervision_id", "")
+        if not raw.isdigit() or len(raw) > 18 or not sid.isdigit() or len(sid) > 18:
+            return c.refused(ctx, ["supervision: no such supervision of this hidden danger"], 400)
+        mine = await c.db(lambda conn: _supervisions_of(conn, int(raw)))
+        if int(sid) not in {s["supervision_id"] for s in mine}:
+            return c.refused(ctx, [f"supervision: {sid} is no supervision of hidden danger {raw}"], 400)
+        done = f.get("done", "") == "1"
+        try:
+            pid = await c.db(
+                lambda conn: sbureau.file_progress(
+                    conn, plant, int(sid), actor=ctx.user.name, role=ctx.user.role, at=ctx.now,
+                    comment=f.get("comment", "").strip()[:2000], done=done,
+                )
+            )  # fmt: skip
+        except RefusedError as e:
+            return c.refused(ctx, e.reasons)
+        await c.audit(ctx, "supervision_progress", f"supervision/{sid}", f"progress/{pid} done={done}")
+        return c.back(ctx, f"/dangers/{raw}")
 
     async def report(ctx: Ctx) -> web.StreamResponse:
         f = ctx.form
@@ -398,6 +432,7 @@ def mount_plant_pages(c: Console) -> None:  # noqa: PLR0915 - one closure per pa
     )
     c.add("GET", "/attachments/{att}", c.page(attachment))
     c.add("POST", "/dangers/{id}/plan", c.form(sign_plan, tuple(ACTION_ROLES[Action.PLAN])))
+    c.add("POST", "/dangers/{id}/progress", c.form(progress, ("plant_manager",)))
     c.add("GET", "/duty", c.page(duty))
     c.add("POST", "/duty/check", c.form(record_check, PLANT_ROLES))
     c.add("POST", "/commitment", c.form(commit, ("plant_manager",)))
