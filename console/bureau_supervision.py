@@ -12,6 +12,7 @@ the registration carries) and `supervision_repository.list_hidden_dangers|list_s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +97,17 @@ async def enterprise_sections(c: BureauConsole, ctx: BCtx, eid: str) -> dict[str
     return got
 
 
+def _new_deadline(step: str, form: Mapping[str, str]) -> tuple[date | None, list[str]]:
+    """An ``extend`` (延期) step's new deadline from the form; the flow judges it (later, not past, level)."""
+    if step != "extend":
+        return None, []
+    raw = form.get("deadline", "")
+    try:
+        return date.fromisoformat(raw), []
+    except ValueError:
+        return None, [f"deadline: '{raw[:40]}' is not a date (YYYY-MM-DD)"]
+
+
 def mount_supervision(c: BureauConsole) -> None:
     api = c.api
 
@@ -153,6 +165,11 @@ def mount_supervision(c: BureauConsole) -> None:
             state_zh=State(sv["state"]).zh,
             overdue=sv["deadline"] < today and sv["state"] not in ("accepted", "closed"),
             steps=next_steps(sv, ctx.user, ctx.now) if ctx.user.role == "officer" else [],
+            # 延期: only the level supervising now, while the supervision runs (the flow judges the rest)
+            may_extend=ctx.user.role == "officer"
+            and ctx.user.scope.level == sv["level"]
+            and (State(sv["state"]), "extend") in TRANSITIONS,
+            today=today,
         )
 
     async def take_step(ctx: BCtx) -> web.StreamResponse:
@@ -162,17 +179,22 @@ def mount_supervision(c: BureauConsole) -> None:
         name, comment = ctx.form.get("step", ""), ctx.form.get("comment", "").strip()[:2000]
         if name not in BUREAU_STEPS:
             return c.refused(ctx, [f"step: one of {', '.join(BUREAU_STEPS)}"], 400)
+        deadline, why = _new_deadline(name, ctx.form)
+        if why:
+            return c.refused(ctx, why, 400)
         got = await api.run(
             lambda conn: repo.step(
-                conn, sid, name, actor=ctx.user.name, comment=comment, now=ctx.now, scope=ctx.user.scope
+                conn, sid, name, actor=ctx.user.name, comment=comment, now=ctx.now, scope=ctx.user.scope,
+                deadline=deadline, tz=c.tz,
             )
-        )
+        )  # fmt: skip
         if isinstance(got, repo.NotFound):
             return c.not_found(ctx)
         if isinstance(got, Refused):
             return c.refused(ctx, [(got.reason_zh or got.reason) if ctx.lang == "zh" else got.reason])
         api.on_step()  # the step went to the downlink outbox with it: send it now
-        await c.audit(ctx, f"supervision_{name}", f"supervision/{sid}", comment)
+        detail = comment if deadline is None else f"deadline {deadline}: {comment}"
+        await c.audit(ctx, f"supervision_{name}", f"supervision/{sid}", detail)
         return c.back(ctx, f"/supervisions/{sid}")
 
     async def open_one(ctx: BCtx) -> web.StreamResponse:

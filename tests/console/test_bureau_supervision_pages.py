@@ -144,6 +144,13 @@ def test_a_county_officer_supervises_a_major_danger_to_closure(
     shot(page, "bureau-supervision")
     page.click("#step-accept")
     expect(page.locator("#supervision-state")).to_have_text("已验收")
+    # 销号 needs the enterprise's application for acceptance of the record (its `apply` on the link)
+    expect(page.locator("#step-close")).to_have_count(0)
+    applied = _danger(link.ents["liuhe-chem"], 7, "V-101 爆破片未投用").model_copy(
+        update={"seq": 2, "step": "apply", "state": "applied", "at": CLOCK, "actor": "张建国"}
+    )
+    link.send("liuhe-chem", applied)
+    page.reload()
     page.click("#step-close")
     expect(page.locator("#supervision-state")).to_have_text("已销号")
     expect(page.locator("#step-form")).to_have_count(0)
@@ -224,7 +231,7 @@ def test_the_supervision_list_by_due_and_level_and_a_county_sees_only_its_own(
         f"{bureau.url}/supervisions/{late}/step", form={"csrf": csrf, "step": "request_progress"}
     )
     assert r.status == 409
-    assert "city" in r.text()  # why: the supervision is at city level now
+    assert "该督办已由市级督办" in r.text()  # why: the supervision is at city level now (in Chinese)
     r = context.request.post(f"{bureau.url}/supervisions/{late}/step", form={"step": "request_progress"})
     assert r.status == 403  # no CSRF token
     assert rows(bureau.dsn, "SELECT count(*) FROM bureau_supervision_event WHERE step <> 'opened'") == [(0,)]
