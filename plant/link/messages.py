@@ -6,7 +6,8 @@ committed files equal to what the models generate. Both ends import them: the en
 daemon (``hazmon.uplink``) builds and sends, a bureau validates with `parse_envelope`.
 
 Directions: ``up`` (enterprise → bureau): registration, assessments, alarm_event, aggregates,
-heartbeat, feedback; ``down`` (bureau → enterprise): bureau_step, bureau_warning.
+heartbeat, feedback, plan_event, hidden_danger, duty_check, commitment, supervision_progress;
+``down`` (bureau → enterprise): bureau_step, bureau_warning, supervision.
 """
 
 from __future__ import annotations
@@ -41,12 +42,16 @@ __all__ = [
     "BureauStep",
     "BureauWarning",
     "Chemical",
+    "CommitmentReport",
+    "DangerPlanInfo",
+    "DutyCheckReport",
     "EndpointHeartbeat",
     "EnterpriseInfo",
     "Envelope",
     "Feedback",
     "HazardSourceInfo",
     "Heartbeat",
+    "HiddenDanger",
     "LinkError",
     "Payload",
     "PersonInfo",
@@ -55,6 +60,8 @@ __all__ = [
     "ResponsibleInfo",
     "SensorInfo",
     "SensorLimits",
+    "Supervision",
+    "SupervisionProgress",
     "direction_of",
     "parse_envelope",
     "parse_topic",
@@ -102,8 +109,12 @@ UP_KINDS: tuple[str, ...] = (
     "heartbeat",
     "feedback",
     "plan_event",
+    "hidden_danger",
+    "duty_check",
+    "commitment",
+    "supervision_progress",
 )
-DOWN_KINDS: tuple[str, ...] = ("bureau_step", "bureau_warning")
+DOWN_KINDS: tuple[str, ...] = ("bureau_step", "bureau_warning", "supervision")
 
 EnterpriseId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 """A plant-file id: also one MQTT topic level (no '/', '+', '#')."""
@@ -111,6 +122,8 @@ RegionCode = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
 """GB/T 2260 six-digit administrative division code."""
 AlarmId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}:[0-9]+$")]
 """``<enterprise id>:<the enterprise's alarm id>``: one id end to end, never re-numbered."""
+DangerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}:[0-9]+$")]
+"""``<enterprise id>:<the enterprise's hidden_danger.id>``: one id end to end, never re-numbered."""
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 GradeName = Literal["I", "II", "III", "IV"]
 Tier = Annotated[int, Field(ge=1, le=4)]
@@ -340,6 +353,154 @@ class PlanEvent(_Model):
     cause: Text = ""
 
 
+# ---------------------------------------------------------------- supervision (隐患, 包保, 承诺, 挂牌督办)
+
+
+class DangerPlanInfo(_Model):
+    """A signed rectification plan (治理方案) with the 五落实 of Order 16 of 2007."""
+
+    goal: Text = ""
+    """治理的目标和任务."""
+    measures: Text = ""
+    """采取的方法和措施."""
+    funds_yuan: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """经费, yuan."""
+    materials: Text = ""
+    """物资."""
+    organisation: Text = ""
+    """负责治理的机构."""
+    persons: list[Name] = Field(default_factory=list)
+    """负责治理的人员."""
+    deadline: date | None = None
+    """治理的时限: the plant's local date by which it is accepted (销号)."""
+    safety_measures: Text = ""
+    """安全措施 during rectification."""
+    contingency_plan: Text = ""
+    """应急预案 during rectification."""
+    signed_by: Text = ""
+    signed_at: AwareDatetime | None = None
+
+
+class HiddenDanger(_Model):
+    """A hidden danger (隐患) as it stands after one step of its history at the enterprise (up).
+
+    Sent for every step (``seq`` is the step's number in the record's log, 1 = ``report``), so
+    the bureau keeps the same history as the plant. ``danger_id`` stays the same end to end.
+    """
+
+    kind: Literal["hidden_danger"] = "hidden_danger"
+    danger_id: DangerId
+    seq: Annotated[int, Field(ge=1)]
+    step: Literal["report", "plan", "start", "apply", "accept", "reject", "note", "attach"]
+    at: AwareDatetime
+    actor: Text
+    role: Literal["operator", "plant_manager", "bureau"]
+    comment: Text = ""
+    title: Text
+    """What was found."""
+    description: Text = ""
+    hazard_source: EnterpriseId | None = None
+    """None: the whole enterprise."""
+    unit: Text = ""
+    """Where: the unit or place (装置 / 部位)."""
+    sensor: Name | None = None
+    equipment: Name | None = None
+    found_by: Literal["inspection", "duty_check", "expert", "bureau", "alarm"]
+    alarm_id: AlarmId | None = None
+    """The alarm it was raised from (``found_by: alarm``)."""
+    level: Literal["general", "major"]
+    """一般 / 重大事故隐患."""
+    criteria: list[Annotated[int, Field(ge=1, le=20)]] = Field(default_factory=list)
+    """For a major one: the items of 安监总管三〔2017〕121号 that make it major."""
+    state: Literal["found", "plan", "rectifying", "applied", "accepted"]
+    """After this step; ``accepted`` is 销号."""
+    plan: DangerPlanInfo | None = None
+    deadline: date | None = None
+    """The rectification deadline in force."""
+    found_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _criteria(self) -> HiddenDanger:
+        if self.level == "major" and not self.criteria:
+            raise ValueError("criteria: a major hidden danger names the item(s) (1-20) that make it major")
+        if self.level == "general" and self.criteria:
+            raise ValueError("criteria: only a major hidden danger is judged against the 20 criteria")
+        return self
+
+
+class DutyCheckReport(_Model):
+    """A responsible person's check of a hazard source (包保责任人履职, up)."""
+
+    kind: Literal["duty_check"] = "duty_check"
+    check_id: Annotated[int, Field(ge=1)]
+    """The enterprise's ``duty_check.id``."""
+    hazard_source: EnterpriseId
+    role: Literal["principal", "technical", "operational"]
+    """主要负责人 / 技术负责人 / 操作负责人."""
+    person: Name
+    at: AwareDatetime
+    what: Text
+    findings: Text = ""
+    recorded_by: Text = ""
+
+
+class CommitmentReport(_Model):
+    """The daily safety commitment (安全承诺, up): each hazard source's state and the special work."""
+
+    kind: Literal["commitment"] = "commitment"
+    commitment_id: Annotated[int, Field(ge=1)]
+    """The enterprise's ``daily_commitment.id``."""
+    day: date
+    """The plant's local day."""
+    sources: dict[str, Literal["running", "stopped", "maintenance"]]
+    special_work: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    """Kind of special work (GB 30871: hot_work, confined_space, ...) -> number under way."""
+    filed_by: Name
+    filed_at: AwareDatetime
+    note: Text = ""
+
+
+class Supervision(_Model):
+    """A bureau's supervised rectification (挂牌督办) and each step of it (down).
+
+    ``opened`` (挂牌), ``progress_requested``, ``accepted`` (accepted on site), ``closed``
+    (销号), ``escalated`` (the deadline passed: the next level up now supervises). One
+    supervision keeps its ``supervision_id`` through all of them.
+    """
+
+    kind: Literal["supervision"] = "supervision"
+    supervision_id: Annotated[int, Field(ge=1)]
+    """The bureau's ``bureau_supervision.id``."""
+    danger_id: DangerId | None = None
+    """The hidden danger supervised; None: the enterprise as a whole."""
+    action: Literal["opened", "progress_requested", "accepted", "closed", "escalated"]
+    level: Literal["county", "city", "province"]
+    """The level supervising after this step."""
+    deadline: date
+    bureau_person: Name
+    """The bureau's person in charge (督办责任人)."""
+    title: Text = ""
+    at: AwareDatetime
+    actor: Text
+    comment: Text = ""
+
+
+class SupervisionProgress(_Model):
+    """The enterprise's progress report on a supervision (督办进展, up)."""
+
+    kind: Literal["supervision_progress"] = "supervision_progress"
+    supervision_id: Annotated[int, Field(ge=1)]
+    progress_id: Annotated[int, Field(ge=1)]
+    """The enterprise's ``supervision_progress.id``."""
+    danger_id: DangerId | None = None
+    at: AwareDatetime
+    actor: Text
+    comment: Annotated[Text, Field(min_length=1)]
+    """What was done since the last report."""
+    done: bool = False
+    """The enterprise says the rectification is done and asks for acceptance on site."""
+
+
 # ---------------------------------------------------------------- data and liveness
 
 
@@ -406,7 +567,12 @@ Payload = Annotated[
     | BureauWarning
     | Aggregates
     | Heartbeat
-    | PlanEvent,
+    | PlanEvent
+    | HiddenDanger
+    | DutyCheckReport
+    | CommitmentReport
+    | Supervision
+    | SupervisionProgress,
     Field(discriminator="kind"),
 ]
 
