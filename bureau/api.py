@@ -19,6 +19,8 @@ Routes (``/api/v1``):
 - ``POST /alarms/{id}/steps`` ``{"step": "received|verified|closed", "comment": ""}`` (officer):
   recorded as a ``bureau`` event with the token's name as actor, and sent down to the enterprise
   (``hazmon/v1/<enterprise>/down/bureau_step``) through the downlink outbox.
+
+Supervision figures per period (``/figures/supervision``): see `hazmon.bureau.figures_api`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from hazmon.bureau import figures
 from hazmon.bureau import warning_repository as warnings
+from hazmon.bureau.figures_api import figure_routes
 from hazmon.bureau.warning_flow import Refused
 from hazmon.plant.bureau_standards import WarningSettings
 from hazmon.plant.http_request import RequestError, parse_body, parse_model, parse_query
@@ -537,6 +540,7 @@ def build_routes(api: BureauApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one c
         web.get(f"{p}/warnings/{{id}}", guarded(show_warning)),
         web.post(f"{p}/warnings/{{id}}/steps", guarded(step_warning, officer=True)),
         web.get(f"{p}/figures", guarded(daily_figures)),
+        *figure_routes(api, guarded, refuse),  # /figures/supervision (figures_api.py)
         web.get(f"{p}/plans", guarded(list_plans)),
         web.get(f"{p}/enterprises", guarded(list_enterprises)),
         web.get(f"{p}/enterprises/{{id}}", guarded(show_enterprise)),
