@@ -82,10 +82,13 @@ class ReportPeriod:
 def parse_period(text: str) -> ReportPeriod:
     """``2026-03``, ``2026-Q3`` or ``2026``; anything else is a `PeriodError` saying what fits."""
     s = text.strip()
-    if m := _MONTH.match(s):
-        return ReportPeriod("month", int(m[1]), int(m[2]))
-    if m := _QUARTER.match(s):
-        return ReportPeriod("quarter", int(m[1]), int(m[2]))
-    if m := _YEAR.match(s):
-        return ReportPeriod("year", int(m[1]))
+    try:
+        if m := _MONTH.match(s):
+            return ReportPeriod("month", int(m[1]), int(m[2]))
+        if m := _QUARTER.match(s):
+            return ReportPeriod("quarter", int(m[1]), int(m[2]))
+        if m := _YEAR.match(s):
+            return ReportPeriod("year", int(m[1]))
+    except PeriodError:
+        pass  # year 0000 or 9999: the same answer
     raise PeriodError(f"'{text}' is not a period: write a month 2026-03, a quarter 2026-Q3 or a year 2026")

@@ -36,7 +36,7 @@ COMMENT ON FUNCTION bureau_period_bounds(text, text) IS
     'A report period (YYYY-MM, YYYY-Qn, YYYY) as [start, end) of local midnights in the time zone.';
 
 -- One row per enterprise whose region code starts with p_prefix ('' all) and that registered
--- before the cut:
+-- before the cut (none for a period not begun):
 --   screened            it reported a hidden danger found, or a responsible person's check, in the period
 --   found_*             hidden dangers found in the period (found_at), general (一般) / major (重大)
 --   rectified_*         of those, accepted (销号, rectified_at) before the cut
@@ -67,7 +67,7 @@ WITH w AS (
 ), ent AS (
     SELECT e.enterprise_id, e.name, e.region_code::text AS region_code, e.registered_at
     FROM bureau_enterprise e, w
-    WHERE e.region_code LIKE p_prefix || '%' AND e.registered_at < w.cut
+    WHERE e.region_code LIKE p_prefix || '%' AND e.registered_at < w.cut AND p_now > p_start
 ), dangers AS (
     SELECT h.enterprise_id,
            count(*) FILTER (WHERE f AND h.level = 'general') AS found_general,
