@@ -20,7 +20,7 @@ from typing import Any
 from grafanalib._gen import DashboardEncoder
 from grafanalib.core import Dashboard
 
-from hazmon.grafana import bureau, bureau_platform, detail, health, overview
+from hazmon.grafana import bureau, bureau_figures, bureau_platform, detail, health, overview
 from hazmon.grafana.texts import LOCALES, Texts
 
 __all__ = [
@@ -59,6 +59,7 @@ BOARDS: tuple[Board, ...] = (
 
 BUREAU_BOARDS: tuple[Board, ...] = (
     Board("bureau-platform", "region-overview", bureau_platform.region_dashboard),
+    Board("bureau-platform", "supervision-figures", bureau_figures.supervision_dashboard),
 )
 """Dashboards on the bureau daemon's database (``hazmon bureau run``)."""
 

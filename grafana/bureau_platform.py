@@ -33,7 +33,15 @@ from hazmon.grafana.texts import Texts
 from hazmon.plant.bureau_standards import RULES, WarningSettings, colour_text
 from hazmon.plant.standards import Tier
 
-__all__ = ["REGION_UID", "SILENT_AFTER_S", "region_dashboard", "region_variable"]
+__all__ = [
+    "REGION_UID",
+    "SILENT_AFTER_S",
+    "bureau_sql",
+    "enterprise_name",
+    "percent",
+    "region_dashboard",
+    "region_variable",
+]
 
 REGION_UID = "hazmon-bp-region"
 
@@ -52,11 +60,11 @@ _AGES: tuple[tuple[str, str], ...] = (
 """Open warnings by age: under an hour, a day, a week, older (as the bureau console groups them)."""
 
 
-def _q(ref: str, sql: str, fmt: str = "table") -> Sql:
+def bureau_sql(ref: str, sql: str, fmt: str = "table") -> Sql:
     return Sql(ref, sql, fmt, BUREAU_DATASOURCE_UID)
 
 
-def _name(tr: Texts, alias: str = "e") -> str:
+def enterprise_name(tr: Texts, alias: str = "e") -> str:
     """The enterprise's name in this language (the English name from its registration)."""
     if tr.locale == "zh":
         return f"{alias}.name"
@@ -113,7 +121,7 @@ def _yes_no(tr: Texts, col: str, key: str) -> dict[str, object]:
     )
 
 
-def _percent(col: str, display: str) -> dict[str, object]:
+def percent(col: str, display: str) -> dict[str, object]:
     """A 0..1 rate shown as a percentage, red below 90 %, yellow below 98 %."""
     return {
         "matcher": {"id": "byName", "options": col},
@@ -171,17 +179,17 @@ WHERE {_REGION}
 def region_dashboard(tr: Texts) -> Dashboard:
     g = Grid()
     ds = BUREAU_DATASOURCE
-    ename = _name(tr)
+    ename = enterprise_name(tr)
     enterprises = stat(
         tr("p.bp_enterprises"),
-        [_q("A", f"SELECT count(*) AS n FROM bureau_enterprise e WHERE {_REGION}")],
+        [bureau_sql("A", f"SELECT count(*) AS n FROM bureau_enterprise e WHERE {_REGION}")],
         g(4, 5),
         color_mode="value",
         datasource=ds,
     )
     silent_n = stat(
         tr("p.bp_silent_count"),
-        [_q("A", _silent_sql("count(DISTINCT e.enterprise_id) AS n"))],
+        [bureau_sql("A", _silent_sql("count(DISTINCT e.enterprise_id) AS n"))],
         g(4, 5),
         thresholds=((None, "green"), (1, "orange")),
         datasource=ds,
@@ -189,7 +197,7 @@ def region_dashboard(tr: Texts) -> Dashboard:
     online = stat(
         tr("p.bp_online"),
         [
-            _q(
+            bureau_sql(
                 "A",
                 f"""
 SELECT CASE WHEN sum(o.minutes_expected) > 0
@@ -209,7 +217,7 @@ WHERE {_REGION}""",
     by_colour = stat(
         tr("p.bp_open_by_colour"),
         [
-            _q(
+            bureau_sql(
                 "A",
                 "SELECT "
                 + ", ".join(f"count(*) FILTER (WHERE w.colour = {int(t)}) AS {t.colour}" for t in colours)
@@ -240,7 +248,7 @@ WHERE w.state <> 'closed' AND {_REGION}""",
     per_county = table(
         tr("p.bp_regions"),
         [
-            _q(
+            bureau_sql(
                 "A",
                 f"""
 WITH silent AS ({_silent_sql("DISTINCT e.enterprise_id")}
@@ -269,14 +277,14 @@ GROUP BY e.region_code ORDER BY e.region_code""",
             rename("enterprises", tr("c.enterprises")),
             rename("silent", tr("c.silent")),
             *(rename(t.colour, tr(f"c.{t.colour}")) for t in colours),
-            _percent("online", tr("c.online")),
+            percent("online", tr("c.online")),
         ],
         datasource=ds,
     )
     ranking = table(
         tr("p.bp_ranking"),
         [
-            _q(
+            bureau_sql(
                 "A",
                 f"""
 SELECT row_number() OVER (ORDER BY r.risk DESC, r.enterprise_id) AS rank,
@@ -303,7 +311,7 @@ LIMIT 100""",
             rename("grade", tr("c.grade")),
             rename("warnings_open", tr("c.warnings_open")),
             rename("open_weight", tr("c.open_weight")),
-            _percent("online_rate", tr("c.online")),
+            percent("online_rate", tr("c.online")),
             {
                 "matcher": {"id": "byName", "options": "risk"},
                 "properties": [
@@ -319,7 +327,7 @@ LIMIT 100""",
     silent = table(
         tr("p.bp_silent"),
         [
-            _q(
+            bureau_sql(
                 "A",
                 _silent_sql(
                     f"""{ename} AS enterprise, e.region_code::text AS region_code,
@@ -355,7 +363,7 @@ LIMIT 100""",
     ages = table(
         tr("p.bp_ages"),
         [
-            _q(
+            bureau_sql(
                 "A",
                 f"""
 SELECT c.colour, {", ".join(f"count(w.id) FILTER (WHERE {cond}) AS {key}" for key, cond in _AGES)},
@@ -379,7 +387,7 @@ GROUP BY c.colour ORDER BY c.colour DESC""",
     open_list = table(
         tr("p.bp_open"),
         [
-            _q(
+            bureau_sql(
                 "A",
                 f"""
 SELECT w.colour, w.kind, {ename} AS enterprise, w.source_id, w.raised_at, w.age_s,

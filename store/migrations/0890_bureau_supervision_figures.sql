@@ -146,3 +146,15 @@ ORDER BY ent.enterprise_id
 $$;
 COMMENT ON FUNCTION bureau_supervision_figures(text, timestamptz, timestamptz, timestamptz, text, time) IS
     'Supervision figures per enterprise (hidden dangers, 挂牌督办, duty checks, daily commitments) for [start, end) cut at now.';
+
+-- A GB/T 2260 code as the prefix of the county codes under it ('000000' -> '', '320000' -> '32',
+-- '320100' -> '3201', a county code -> itself), for the Grafana panels' region variable.
+CREATE FUNCTION bureau_region_prefix(p_code text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN coalesce(p_code, '') IN ('', '000000') THEN ''
+        WHEN p_code LIKE '__0000' THEN left(p_code, 2)
+        WHEN p_code LIKE '____00' THEN left(p_code, 4)
+        ELSE p_code
+    END
+$$;

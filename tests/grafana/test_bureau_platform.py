@@ -9,7 +9,7 @@ database's ``now()``, the clock the views judge by.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -21,6 +21,7 @@ from hazmon.grafana.common import BUREAU_DATASOURCE_UID
 from hazmon.grafana.macros import TimeRange
 from hazmon.grafana.queries import Query, panel_queries, variable_combinations
 from hazmon.grafana.texts import LOCALES
+from tests.bureau.supervision_rows import seed as seed_supervision
 from tests.bureau.warnings_rows import Conn, add_enterprise, add_minutes, add_source
 
 NAMES = {
@@ -121,9 +122,9 @@ def _query(title: str, locale: str = "en") -> Query:
     raise KeyError(title)
 
 
-def _run(c: Conn, q: Query, now: datetime, region: str) -> list[tuple[Any, ...]]:
+def _run(c: Conn, q: Query, now: datetime, region: str, **more: str) -> list[tuple[Any, ...]]:
     rng = TimeRange(now - timedelta(hours=24), now)
-    return c.execute(q.expand(rng, {"region": region}).encode()).fetchall()
+    return c.execute(q.expand(rng, {"region": region, **more}).encode()).fetchall()
 
 
 def test_every_query_reads_the_bureau_datasource() -> None:
@@ -151,16 +152,12 @@ def test_every_panel_query_runs_and_has_rows(bureau_db: tuple[Conn, datetime]) -
         for b in BUREAU_BOARDS:
             model = render_json(b, loc)
             combos = variable_combinations(model, rng, run)
-            assert [str(x["region"].value) for x in combos] == [
-                "000000",
-                "110000",
-                "320000",
-                "110100",
-                "320100",
-                "110105",
-                "320115",
-                "320116",
-            ]
+            regions = list(dict.fromkeys(str(x["region"].value) for x in combos))
+            every = ["000000", "110000", "320000", "110100", "320100", "110105", "320115", "320116"]
+            if len(model["templating"]["list"]) == 1:
+                assert regions == every
+            else:  # region × period: the first 50 combinations
+                assert regions == every[: len(regions)] and len(combos) == 50
             for q in panel_queries(model):
                 rows = 0
                 for combo in combos:
@@ -271,3 +268,56 @@ def test_open_warnings_by_age_and_one_by_one(bureau_db: tuple[Conn, datetime]) -
     ]
     assert rows[0][5] == pytest.approx(30 * 3600, abs=120)
     assert rows[0][9] == "red_unacked:E2:7 warning"
+
+
+def test_period_variable_offers_recent_periods(bureau_db: tuple[Conn, datetime]) -> None:
+    c, _ = bureau_db
+    model = render_json(next(b for b in BUREAU_BOARDS if b.name == "supervision-figures"), "en")
+    var = next(v for v in model["templating"]["list"] if v["name"] == "period")
+    got = [r[0] for r in c.execute(var["query"].encode()).fetchall()]
+    row = c.execute(
+        "SELECT to_char(n, 'YYYY-MM'), to_char(n, 'YYYY-\"Q\"Q'), to_char(n, 'YYYY'),"
+        " to_char(n - interval '1 year', 'YYYY-MM')"
+        " FROM (SELECT now() AT TIME ZONE 'Asia/Shanghai' AS n) x"
+    ).fetchone()
+    assert row is not None
+    month, quarter, year, month_a_year_ago = row
+    assert len(got) == 12 + 8 + 3
+    assert got[0] == month and got[12] == quarter and got[20] == year  # the current ones first
+    assert month_a_year_ago not in got[:12] and len(set(got)) == len(got)
+
+
+@pytest.fixture
+def supervised_db(db_dsn: str) -> Iterator[Conn]:
+    """The bureau database of tests/bureau/supervision_rows.py (February 2024 at its edges)."""
+    with psycopg.connect(db_dsn, autocommit=True) as c:
+        seed_supervision(c)
+        yield c
+
+
+def test_supervision_figures_of_a_leap_february(supervised_db: Conn) -> None:
+    c = supervised_db
+    now = datetime(2024, 6, 1, tzinfo=UTC)  # the panels read now(): February 2024 is long over
+    totals = _run(c, _query("The period in figures"), now, "320000", period="2024-02")
+    # enterprises, screened, found, general, major, rectified, rate, opened, under supervision, overdue
+    assert totals == [(2, 2, 3 + 1, 3, 1, 2, 0.5, 1, 2, 2)]
+    assert _run(c, _query("The period in figures"), now, "110000", period="2024-02") == [
+        (1, 0, 0, 0, 0, 0, None, 0, 0, 0)
+    ]
+    counties = _run(c, _query("By county"), now, "000000", period="2024-Q1")
+    assert [(r[0], r[2], r[4], r[8], float(r[13])) for r in counties] == [
+        ("110105", 1, 0, None, 0.0),  # no hidden danger: no rectification rate; no commitment filed
+        ("320115", 1, 1, 0.0, 1 / 50),
+        ("320116", 2, 7 - 1, 3 / 6, 4 / (91 + 27)),  # A (5 found, 3 rectified) and D (1 found)
+    ]
+    ents = _run(
+        c,
+        _query("By enterprise: hidden dangers, supervision, duties, commitments"),
+        now,
+        "320116",
+        period="2024-02",
+    )
+    # A: duty checks 3 of 4 weeks, commitments 3 of 29 days (2 on time)
+    assert [(r[0], r[2], r[6], r[10], r[11], r[12], r[13], r[14], r[15]) for r in ents] == [
+        ("企业A", 3, 2 / 3, 4, 3, 0.75, 29, 3 / 29, 2 / 29)
+    ]
