@@ -159,13 +159,14 @@ def supervision_figures(
         "SELECT * FROM bureau_supervision_figures(%s, %s, %s, %s, %s)",
         (prefix(scope), start, end, now, timezone),
     ).fetchall()
-    ents = [
-        EnterpriseCounts(
-            int(bool(r[3])), *(int(x) for x in r[4:]), enterprise_id=str(r[0]), name=str(r[1]),
-            region_code=str(r[2]),
+    ents: list[EnterpriseCounts] = []
+    for r in rows:
+        counts = {
+            n: int(bool(v)) if n == "screened" else int(v) for n, v in zip(_COUNT_NAMES, r[3:], strict=True)
+        }
+        ents.append(
+            EnterpriseCounts(**counts, enterprise_id=str(r[0]), name=str(r[1]), region_code=str(r[2]))
         )
-        for r in rows
-    ]  # fmt: skip
     below = LEVELS[: LEVELS.index(scope.level)]  # the levels under the scope's own
     regions: dict[Level, tuple[RegionCounts, ...]] = {}
     for lv in below:
