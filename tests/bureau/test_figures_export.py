@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -165,9 +166,19 @@ async def test_csv_and_xlsx_exports(api: str) -> None:
     assert ws.cell(row=3, column=rate + 1).number_format == "0.0%"
 
 
-def test_cli_exports_the_bureaus_region(
-    db_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _hz(*args: str) -> tuple[int, str, str]:
+    """The command in this process, its output in strings that stay open.
+
+    hazmon's log handler keeps the stderr it was given: pytest's capsys would close it, and the
+    next test's log lines (in the same worker) would fail on the closed stream.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(args))
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_cli_exports_the_bureaus_region(db_dsn: str, tmp_path: Path) -> None:
     with psycopg.connect(db_dsn, autocommit=True) as c:
         seed(c)
     cfg = tmp_path / "bureau.yaml"
@@ -181,11 +192,11 @@ broker: {{url: "mqtt://127.0.0.1:1883", client_id: bureau-cli}}
         encoding="utf-8",
     )
     out = tmp_path / "q1.csv"
-    assert (
-        main(["bureau", "figures", "-c", str(cfg), "--period", "2024-Q1", "--lang", "en", "-o", str(out)])
-        == 0
+    rc, stdout, _ = _hz(
+        "bureau", "figures", "-c", str(cfg), "--period", "2024-Q1", "--lang", "en", "-o", str(out)
     )
-    assert "2024-Q1 (2024年第一季度), region 320100, 3 enterprise(s)" in capsys.readouterr().out
+    assert rc == 0
+    assert "2024-Q1 (2024年第一季度), region 320100, 3 enterprise(s)" in stdout
     rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8-sig"), newline="")))
     assert [(r["level"], r["region code"], r["hidden dangers found"]) for r in rows[:3]] == [
         ("city", "320100", "7"),  # A 5, B 1, D 1
@@ -193,13 +204,14 @@ broker: {{url: "mqtt://127.0.0.1:1883", client_id: bureau-cli}}
         ("county", "320116", "6"),
     ]
     xlsx = tmp_path / "feb.xlsx"
-    assert main(["bureau", "figures", "-c", str(cfg), "--period", "2024-02", "--region", "320116",
-                 "--format", "xlsx", "-o", str(xlsx)]) == 0  # fmt: skip
+    rc, _, _ = _hz("bureau", "figures", "-c", str(cfg), "--period", "2024-02", "--region", "320116",
+                   "--format", "xlsx", "-o", str(xlsx))  # fmt: skip
+    assert rc == 0
     ws = openpyxl.load_workbook(xlsx).active
     assert ws is not None and ws.max_row == 3  # the header, the county and A
-    assert main(["bureau", "figures", "-c", str(cfg), "--period", "2024-14"]) == 2
-    assert "--period: '2024-14' is not a period" in capsys.readouterr().err
-    assert main(["bureau", "figures", "-c", str(cfg), "--period", "2024", "--region", "110105"]) == 2
-    assert "110105 is not inside this bureau's region 320100" in capsys.readouterr().err
-    assert main(["bureau", "figures", "-c", str(cfg), "--period", "2024", "--format", "xlsx"]) == 2
-    assert "give the file with -o" in capsys.readouterr().err
+    rc, _, err = _hz("bureau", "figures", "-c", str(cfg), "--period", "2024-14")
+    assert rc == 2 and "--period: '2024-14' is not a period" in err
+    rc, _, err = _hz("bureau", "figures", "-c", str(cfg), "--period", "2024", "--region", "110105")
+    assert rc == 2 and "110105 is not inside this bureau's region 320100" in err
+    rc, _, err = _hz("bureau", "figures", "-c", str(cfg), "--period", "2024", "--format", "xlsx")
+    assert rc == 2 and "give the file with -o" in err
