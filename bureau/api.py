@@ -20,6 +20,7 @@ Routes (``/api/v1``):
   recorded as a ``bureau`` event with the token's name as actor, and sent down to the enterprise
   (``hazmon/v1/<enterprise>/down/bureau_step``) through the downlink outbox.
 
+Supervision (挂牌督办) and the region's hidden dangers: see `hazmon.bureau.supervision_api`.
 Supervision figures per period (``/figures/supervision``): see `hazmon.bureau.figures_api`.
 """
 
@@ -44,6 +45,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from hazmon.bureau import figures
 from hazmon.bureau import warning_repository as warnings
 from hazmon.bureau.figures_api import figure_routes
+from hazmon.bureau.supervision_api import supervision_routes
 from hazmon.bureau.warning_flow import Refused
 from hazmon.plant.bureau_standards import WarningSettings
 from hazmon.plant.http_request import RequestError, parse_body, parse_model, parse_query
@@ -547,4 +549,5 @@ def build_routes(api: BureauApi) -> list[web.RouteDef]:  # noqa: PLR0915 - one c
         web.get(f"{p}/alarms", guarded(list_alarms)),
         web.get(f"{p}/alarms/{{id}}", guarded(show_alarm)),
         web.post(f"{p}/alarms/{{id}}/steps", guarded(post_step, officer=True)),
+        *supervision_routes(api, guarded, refuse),  # 挂牌督办 and hidden dangers (supervision_api.py)
     ]

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from hazmon.bureau.config import BrokerSettings
 from hazmon.bureau.subscriber import mqtt_client
-from hazmon.plant.link import SCHEMA_VERSION, BureauStep, BureauWarning, Envelope, topic
+from hazmon.plant.link import SCHEMA_VERSION, BureauStep, BureauWarning, Envelope, Supervision, topic
 from hazmon.plant.schema import describe
 
 __all__ = ["DownlinkSender", "enqueue", "pending"]
@@ -35,7 +35,9 @@ Conn = psycopg.Connection[tuple[object, ...]]
 _LOCK_KEY = 0x6275_646C  # pg_advisory_xact_lock: one downlink sender at a time
 
 
-def enqueue(conn: Conn, enterprise_id: str, region_code: str, payload: BureauStep | BureauWarning) -> int:
+def enqueue(
+    conn: Conn, enterprise_id: str, region_code: str, payload: BureauStep | BureauWarning | Supervision
+) -> int:
     """Add ``payload`` to the downlink outbox (caller's transaction); its ``seq``."""
     row = conn.execute(
         "INSERT INTO bureau_downlink (message_id, enterprise_id, region_code, kind, payload)"

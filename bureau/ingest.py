@@ -16,6 +16,8 @@ Reason codes (``hazmon_bureau_refused_total{reason_code}``):
 - ``outside_region``: the enterprise's region code is not inside the bureau's;
 - ``unknown_enterprise``: anything but a registration from an enterprise never registered;
 - ``unknown_alarm``: feedback on an alarm the bureau never received;
+- ``unknown_supervision``: a progress report on a supervision (挂牌督办) the bureau does not have
+  for that enterprise;
 - ``database_refused``: PostgreSQL refused the values (kept for a person to look at);
 - ``internal_error``: the bureau's own code failed on it (logged with the traceback): kept and
   acknowledged, so one message the code cannot take never blocks the feed.
@@ -35,18 +37,23 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 from psycopg.types.json import Jsonb
 
+from hazmon.bureau import supervision_ingest as supervision
 from hazmon.plant.link import (
     UP_KINDS,
     AggregateItem,
     Aggregates,
     AlarmEvent,
     AssessmentRegister,
+    CommitmentReport,
+    DutyCheckReport,
     Envelope,
     Feedback,
     Heartbeat,
+    HiddenDanger,
     LinkError,
     PlanEvent,
     Registration,
+    SupervisionProgress,
     direction_of,
     parse_envelope,
     parse_topic,
@@ -77,6 +84,7 @@ REASON_CODES = (
     "outside_region",
     "unknown_enterprise",
     "unknown_alarm",
+    "unknown_supervision",
     "database_refused",
     "internal_error",
 )
@@ -150,6 +158,15 @@ def check(  # noqa: PLR0911, PLR0912 - one return per refusal
     if isinstance(p, AlarmEvent | Feedback) and not p.alarm_id.startswith(f"{env.enterprise_id}:"):
         why = f"payload.alarm_id: {p.alarm_id!r} is not an alarm of {env.enterprise_id!r}"
         return Refused("topic_mismatch", why, who)
+    own = f"{env.enterprise_id}:"
+    if isinstance(p, HiddenDanger) and (
+        not p.danger_id.startswith(own) or (p.alarm_id is not None and not p.alarm_id.startswith(own))
+    ):
+        why = f"payload.danger_id: {p.danger_id!r} (alarm {p.alarm_id!r}) is not of {env.enterprise_id!r}"
+        return Refused("topic_mismatch", why, who)
+    if isinstance(p, SupervisionProgress) and p.danger_id is not None and not p.danger_id.startswith(own):
+        why = f"payload.danger_id: {p.danger_id!r} is not a hidden danger of {env.enterprise_id!r}"
+        return Refused("topic_mismatch", why, who)
     if not covers(region, env.region_code):
         why = f"region_code: {env.region_code} is outside this bureau's {region.level} {region.code}"
         return Refused("outside_region", why, who)
@@ -170,7 +187,9 @@ class Outcome:
     refused: Refused | None = None
 
 
-def apply(conn: Conn, env: Envelope, received_at: datetime, max_skew_s: float = 300.0) -> Outcome:
+def apply(  # noqa: PLR0912 - one branch per kind
+    conn: Conn, env: Envelope, received_at: datetime, max_skew_s: float = 300.0
+) -> Outcome:
     """Store ``env`` once and apply its payload, in the caller's transaction.
 
     Returns:
@@ -195,6 +214,9 @@ def apply(conn: Conn, env: Envelope, received_at: datetime, max_skew_s: float = 
         if row is None:
             why = f"payload.alarm_id: no alarm {p.alarm_id!r} at this bureau"
             return Outcome("refused", env.kind, eid, refused=Refused("unknown_alarm", why, eid))
+    gone = supervision.progress_refusal(conn, eid, p) if isinstance(p, SupervisionProgress) else None
+    if gone is not None:
+        return Outcome("refused", env.kind, eid, refused=Refused("unknown_supervision", gone, eid))
     skew_s = (env.sent_at - received_at).total_seconds()
     skewed = skew_s > max_skew_s
     inserted = conn.execute(
@@ -229,6 +251,8 @@ def apply(conn: Conn, env: Envelope, received_at: datetime, max_skew_s: float = 
         _feedback(conn, env, p)
     elif isinstance(p, PlanEvent):
         _plan_event(conn, eid, p)
+    elif isinstance(p, HiddenDanger | DutyCheckReport | CommitmentReport | SupervisionProgress):
+        supervision.ingest(conn, env, p)
     conn.execute(
         "UPDATE bureau_enterprise SET last_message_at = GREATEST(last_message_at, %s),"
         " last_seq = GREATEST(last_seq, %s) WHERE enterprise_id = %s",

@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import psycopg
 import structlog
@@ -21,6 +22,7 @@ from hazmon.bureau.config import BureauConfig
 from hazmon.bureau.downlink import DownlinkSender
 from hazmon.bureau.ingest import IngestLimits, IngestMetrics, Ingestor
 from hazmon.bureau.subscriber import Subscriber
+from hazmon.bureau.supervision_repository import escalate_due
 from hazmon.bureau.warning_repository import tick
 from hazmon.bureau.warnings import Change
 from hazmon.bureau_notify import WarningNotices
@@ -89,6 +91,7 @@ class BureauDaemon:
             warning_settings=cfg.warning_settings,
         )
         self.warning_changes: Counter[str] = Counter()  # by action: raise, cause_cleared, recurred
+        self.supervisions_escalated = 0
         self.notices = WarningNotices(cfg.notify, dsn, clock)  # new warnings -> the staff (notify:)
         self.http = HttpServer(cfg.http.host, cfg.http.port, self.metrics, self.health)
         self.http.mount(build_routes(self.api))
@@ -123,6 +126,11 @@ class BureauDaemon:
             "Notices of new warnings to the bureau's staff since start: sent, failed (attempts), gave_up",
             lambda: {(k,): float(self.notices.stats[k]) for k in ("sent", "failed", "gave_up")},
             ("what",),
+        )
+        self.metrics.gauge_fn(
+            "hazmon_bureau_supervisions_escalated",
+            "Supervisions (挂牌督办) escalated to the next level since start, their deadline passed",
+            lambda: {(): float(self.supervisions_escalated)},
         )
         self.http.add_check("database", database)
         self.http.add_check("broker", broker)
@@ -166,9 +174,18 @@ class BureauDaemon:
         )
 
     def tick_warnings(self) -> list[Change]:
-        """One evaluation of the warning rules now (idempotent: one open warning per cause)."""
+        """One evaluation of the warning rules now (idempotent: one open warning per cause).
+
+        The same tick escalates every supervision (挂牌督办) overdue and never escalated, once.
+        """
         with connect(self.cfg.database.resolved_dsn()) as c:
-            changes = tick(c, self.cfg.warning_settings, self.clock())
+            now = self.clock()
+            changes = tick(c, self.cfg.warning_settings, now)
+            escalated = escalate_due(c, ZoneInfo(self.cfg.warning_settings.timezone), now)
+        if escalated:
+            self.supervisions_escalated += len(escalated)
+            self.downlink.wake()  # each escalation went to the downlink outbox in its transaction
+            self.notices.wake()  # and is to be told to the region's staff
         if changes:
             self.downlink.wake()  # each change went to the downlink outbox in tick's transaction
             self.notices.wake()  # and a raise is to be told to the region's staff

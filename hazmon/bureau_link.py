@@ -5,7 +5,9 @@
     alarm recorder ──(its transaction)──► alarm_event_hook ──► uplink_outbox ──► Sender ──► bureau
     collectors' state ──► endpoints() ──► heartbeat
     bureau ──► Downlink ──► record_bureau_step ──► AlarmService.act (bureau_received / _verified / _closed)
-                  │                  └── bureau_warning ──► an advisory alarm (raised, closed: cleared)
+                  │                  ├── bureau_warning ──► an advisory alarm (raised, closed: cleared)
+                  │                  └── supervision (挂牌督办) ──► hazmon.supervision_link
+    supervision rows (hidden dangers, duty checks, commitments, progress) ──► each round ──► outbox
                   └── refused ──► the daemon's dead letters (source "uplink")
 
 The link's state is the ``uplink`` readiness check, always ready (a bureau outage is not a plant
@@ -31,10 +33,12 @@ from hazmon.collector import Metrics, StaleTracker
 from hazmon.config import DaemonConfig
 from hazmon.http import CheckResult
 from hazmon.plant import Condition, Finding, Level, Limits, Plant
-from hazmon.plant.link import BureauStep, BureauWarning, Envelope
+from hazmon.plant.link import BureauStep, BureauWarning, Envelope, Supervision
 from hazmon.plant.schema import describe
 from hazmon.plant.standards import Tier
 from hazmon.readiness import SourceStates
+from hazmon.store import connect
+from hazmon.supervision_link import enqueue_supervision, record_supervision
 from hazmon.uplink import UplinkService
 from hazmon.uplink.build import alarm_event
 from hazmon.uplink.downlink import Refused, StepHandler
@@ -125,11 +129,12 @@ def _record_warning(alarms: AlarmService, loop: asyncio.AbstractEventLoop, plant
 
 
 def record_bureau_step(
-    alarms: AlarmService, loop: asyncio.AbstractEventLoop, plant: Plant | None = None
+    alarms: AlarmService, loop: asyncio.AbstractEventLoop, plant: Plant | None = None, dsn: str | None = None
 ) -> StepHandler:
     """A ``bureau_step`` -> an event on the same alarm at the plant (on the downlink's thread).
 
     A ``bureau_warning`` (given ``plant``) -> its advisory alarm (`_record_warning`).
+    A ``supervision`` (given ``plant`` and ``dsn``) -> `hazmon.supervision_link.record_supervision`.
     Refused for good (dead-lettered): another kind, an alarm id not of this plant or unknown,
     a step out of order. A redelivery of a step already recorded is acknowledged, not recorded.
     """
@@ -140,6 +145,9 @@ def record_bureau_step(
         p = env.payload
         if isinstance(p, BureauWarning) and warning is not None:
             return warning(env)
+        if isinstance(p, Supervision) and plant is not None and dsn is not None:
+            with connect(dsn, autocommit=True) as conn:
+                return record_supervision(conn, plant, env)
         if not isinstance(p, BureauStep):
             raise Refused("unexpected_kind", f"kind: {env.kind!r} is not handled at the plant")
         prefix, _, local = p.alarm_id.rpartition(":")
@@ -184,7 +192,9 @@ def _endpoints(plant: Plant, sources: SourceStates, stale: StaleTracker) -> Call
     return read
 
 
-def _metrics(m: Metrics, svc: UplinkService, malformed: list[int]) -> None:
+def _metrics(
+    m: Metrics, svc: UplinkService, malformed: list[int], sup_malformed: list[int] | None = None
+) -> None:
     def counters() -> Mapping[tuple[str, ...], float]:
         st = svc.sender.stats
         out: dict[tuple[str, ...], float] = {(k,): float(getattr(st, k)) for k in st.__slots__}
@@ -194,6 +204,7 @@ def _metrics(m: Metrics, svc: UplinkService, malformed: list[int]) -> None:
         out[("aggregates_enqueued",)] = float(svc.aggregates_enqueued)
         out[("thread_restarts",)] = float(svc.restarts)
         out[("alarm_events_malformed",)] = float(malformed[0])
+        out[("supervision_rows_malformed",)] = float(sup_malformed[0] if sup_malformed else 0)
         return out
 
     m.gauge_fn(
@@ -230,16 +241,20 @@ def bureau_link(
     def refused(topic: str, reason: str, detail: str, payload: bytes) -> None:
         dead.add("uplink", topic, reason=reason, detail=detail, tag=None, payload=payload, now_us=now_us())
 
+    sup_malformed = [0]  # supervision rows the link's schema refused (hazmon.supervision_link)
     svc = UplinkService(
         config.uplink,
         config.database.resolved_dsn(),
         plant,
         _endpoints(plant, w.sources, w.stale),
         overrides=overrides,
-        on_step=None if alarms is None else record_bureau_step(alarms, loop, plant),
+        on_step=None
+        if alarms is None
+        else record_bureau_step(alarms, loop, plant, config.database.resolved_dsn()),
         on_refused=refused,
+        on_round=lambda conn: enqueue_supervision(conn, plant, sup_malformed),
     )
-    _metrics(w.metrics, svc, malformed)
+    _metrics(w.metrics, svc, malformed, sup_malformed)
 
     def check() -> CheckResult:
         return True, {"note": "a bureau outage does not make the plant unready", **svc.state()}

@@ -7,6 +7,8 @@ here, in the roof, they meet.
 
     tick ──► bureau_warning ──► plan (a row per recipient of its region and colour)
                                   └─► claim (red, orange first) ──► notifier.notify ──► sent / failed
+    tick ──► supervision escalated ──► plan_notices (a row per recipient of its region, any colour)
+                                  └─► claim_notices ──► notifier.notify ──► sent / failed
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from hazmon.alarms.notifier import Message, Notifier, RetryPolicy, next_attempt
 from hazmon.alarms.notify_email import EmailNotifier, EmailSettings
 from hazmon.alarms.notify_mqtt import MqttNotifier, MqttSettings
 from hazmon.alarms.notify_webhook import WebhookNotifier, WebhookSettings
+from hazmon.bureau import supervision_repository as sup
 from hazmon.bureau.config import Channel, Notify, NotifyRecipient
 from hazmon.bureau.warning_notices import Due, Target, claim, failed, plan, sent
 from hazmon.plant.standards import Tier
@@ -88,6 +91,36 @@ def _message(d: Due, r: NotifyRecipient, ch: Channel) -> Message:
     )
 
 
+def _supervision_message(d: sup.NoticeDue, r: NotifyRecipient, ch: Channel) -> Message:
+    what = d.danger_id or d.enterprise_id
+    address = r.address or (ch.url if ch.kind == "webhook" else ch.topic) or ""
+    subject = (
+        f"【挂牌督办逾期 提级至{d.level}级】{d.enterprise_name} {what}"
+        f" — supervision {d.supervision_id} overdue"
+    )
+    return Message(
+        delivery_id=f"bureau-supervision-{d.event_id}-{r.name}",  # the same on every retry
+        address=address.replace("{region}", d.region_code),
+        recipient=r.name,
+        subject=subject,
+        text=f"{subject}\n\n{d.title}\n督办编号 supervision: {d.supervision_id}\n"
+        f"企业 enterprise: {d.enterprise_name} ({d.enterprise_id}), 区划 region: {d.region_code}\n"
+        f"整改期限 deadline: {d.deadline}, 督办责任人 person in charge: {d.bureau_person}\n{d.comment}",
+        short=subject[:120],
+        payload={
+            "kind": "bureau_supervision_escalated",
+            "supervision_id": d.supervision_id,
+            "danger_id": d.danger_id,
+            "enterprise_id": d.enterprise_id,
+            "region_code": d.region_code,
+            "level": d.level,
+            "deadline": d.deadline.isoformat(),
+            "bureau_person": d.bureau_person,
+            "at": d.at.isoformat(),
+        },
+    )
+
+
 class WarningNotices:
     """Sends the queued notices of one bureau; ``stats``: sent, failed (attempts), gave_up."""
 
@@ -126,11 +159,51 @@ class WarningNotices:
             again = None if at_us is None else datetime.fromtimestamp(at_us / 1e6, UTC)
             failed(c, d, f"{type(error).__name__}: {error}", again, now)
 
+    def _claim_supervision(self) -> list[sup.NoticeDue]:
+        now = self.clock()
+        with connect(self.dsn, autocommit=True) as c:
+            sup.plan_notices(c, [(t.name, t.scope) for t in self.targets], now)
+            return sup.claim_notices(c, now, _LEASE_S)
+
+    def _record_supervision(self, d: sup.NoticeDue, error: Exception | None, retry: bool) -> None:
+        now = self.clock()
+        with connect(self.dsn, autocommit=True) as c:
+            if error is None:
+                sup.notice_sent(c, d, now)
+                return
+            at_us = next_attempt(self.policy, d.attempts, retry, int(now.timestamp() * 1e6))
+            again = None if at_us is None else datetime.fromtimestamp(at_us / 1e6, UTC)
+            sup.notice_failed(c, d, f"{type(error).__name__}: {error}", again, now)
+
+    async def supervision_once(self) -> int:
+        """Tell the staff of each escalated supervision (挂牌督办 overdue); how many went out."""
+        done = 0
+        for d in await asyncio.to_thread(self._claim_supervision):
+            r = self.recipients.get(d.recipient)
+            if r is None:
+                continue
+            retry, err = await self.notifiers[r.channel].notify(
+                _supervision_message(d, r, self.channels[r.channel])
+            )
+            await asyncio.to_thread(self._record_supervision, d, err, retry)
+            if err is None:
+                done += 1
+                self.stats["sent"] += 1
+                log.info("supervision escalation notified", supervision=d.supervision_id, recipient=r.name)
+            else:
+                self.stats["failed"] += 1
+                self.stats["gave_up"] += not retry or d.attempts >= self.policy.attempts
+                log.warning(
+                    "supervision escalation notice failed", supervision=d.supervision_id, recipient=r.name,
+                    attempts=d.attempts, error=f"{type(err).__name__}: {err}",
+                )  # fmt: skip
+        return done
+
     async def once(self) -> int:
         """Queue what is new and send what is due (red and orange first); how many went out."""
         if not self.targets:
             return 0
-        done = 0
+        done = await self.supervision_once()
         for d in await asyncio.to_thread(self._claim):
             r = self.recipients.get(d.recipient)
             if r is None:  # a recipient taken out of the config: its old rows stay as they are

@@ -1,4 +1,7 @@
-"""`hazmon danger add|list|show|step|plan|attach`, `hazmon duty check|list`, `hazmon commitment file|list`.
+"""`hazmon danger|duty|commitment|supervision ...`: the register, duties, commitments, 挂牌督办.
+
+`hazmon danger add|list|show|step|plan|attach`, `hazmon duty check|list`, `hazmon commitment file|list`,
+`hazmon supervision list|progress` (the bureau's 挂牌督办 as received, and our progress on it).
 
 Each command reads the plant file (``-c``), talks to the database (``--dsn`` or
 ``$HAZMON_DSN``) and names who acts with ``--by NAME --as ROLE`` (operator,
@@ -23,6 +26,7 @@ from hazmon.cmd_plant import load_or_report
 from hazmon.plant import Plant
 from hazmon.plant.supervision_standards import DUTY_ROLES, MAJOR_CRITERIA, SPECIAL_WORK
 from hazmon.store import connect, sync_registry
+from hazmon.supervision import bureau as sbureau
 from hazmon.supervision import repository as repo
 from hazmon.supervision.attachments import ATTACHMENT_MAX_BYTES, AttachmentError
 from hazmon.supervision.dangers import (
@@ -61,6 +65,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_danger(sub)
     _register_duty(sub)
     _register_commitment(sub)
+    _register_supervised(sub)
+
+
+def _register_supervised(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    m = sub.add_parser("supervision", help="the bureau's supervised rectification (挂牌督办): list, progress")
+    acts = m.add_subparsers(dest="supervision_command", metavar="ACTION", required=True)
+    p = acts.add_parser("list", help="every supervision received from the bureau, its steps and our reports")
+    _common(p, actor=False)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_run(_supervision_list))
+    p = acts.add_parser("progress", help="report progress on a supervision (sent up to the bureau)")
+    _common(p, role="plant_manager")
+    p.add_argument("id", type=int, help="the bureau's supervision id")
+    p.add_argument(
+        "--done", action="store_true", help="the rectification is done: ask for acceptance on site"
+    )
+    p.set_defaults(handler=_run(_supervision_progress))
 
 
 def _register_danger(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -496,4 +517,38 @@ def _commitment_list(
         work = ", ".join(f"{SPECIAL_WORK.get(k, k)}×{n}" for k, n in c.special_work.items() if n) or "none"
         srcs = ", ".join(f"{k}: {v}" for k, v in c.sources.items())
         print(f"  {c.day} filed {_local(c.at, tz)} by {c.by}: {srcs}; special work: {work}")
+    return 0
+
+
+# --------------------------------------------------------------------------- 挂牌督办
+
+
+def _supervision_list(
+    args: argparse.Namespace, plant: Plant, conn: psycopg.Connection[tuple[Any, ...]]
+) -> int:
+    rows = sbureau.supervisions(conn, plant.enterprise.id)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    for s in rows:
+        what = f"hidden danger {s['danger_id']}" if s["danger_id"] is not None else "the enterprise"
+        print(
+            f"{s['supervision_id']}: {what} — {s['action']} ({s['level']}), deadline {s['deadline']}, "
+            f"督办责任人 {s['bureau_person']}; {len(s['progress'])} progress report(s)"
+        )
+    if not rows:
+        print("no supervision received from the bureau")
+    return 0
+
+
+def _supervision_progress(
+    args: argparse.Namespace, plant: Plant, conn: psycopg.Connection[tuple[Any, ...]]
+) -> int:
+    at = _instant(args.at, _tz(plant))
+    pid = sbureau.file_progress(
+        conn, plant, args.id, actor=args.by, role=args.role, at=at, comment=args.comment, done=args.done
+    )
+    print(
+        f"supervision {args.id}: progress {pid} recorded; it goes up to the bureau with the next uplink round"
+    )
     return 0

@@ -24,6 +24,11 @@ Sources:
   notice [verified as local practice, not a national rule].
 * GB 30871-2022 《危险化学品企业特殊作业安全规范》: the eight kinds of special work
   [unverified: recalled].
+* Supervised rectification (挂牌督办) of major hidden dangers by the supervising
+  authorities: Order 16 (Art. 21 [R], the authority supervises the rectification of a
+  major hidden danger and accepts it before production resumes) [unverified]; which
+  level supervises which danger is set by each province (分级挂牌督办); hazmon's table
+  `SUPERVISION_MIN_LEVEL` is a default, not a national rule [unverified].
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ __all__ = [
     "ORDER_16",
     "PLAN_PARTS",
     "SPECIAL_WORK",
+    "SUPERVISION_LEVELS",
+    "SUPERVISION_MIN_LEVEL",
+    "SUPERVISION_SOURCE",
     "DutyRole",
     "MajorCriterion",
     "Period",
@@ -67,6 +75,23 @@ MAJOR_CRITERIA_SOURCE = (
 )
 BAOBAO_2021 = "《危险化学品企业重大危险源安全包保责任制办法（试行）》(2021-02-04)"
 COMMITMENT_SOURCE = "provincial notice on daily safety commitments (local practice, one province)"
+
+SUPERVISION_SOURCE = (
+    f"{ORDER_16} Art. 21 [R] (挂牌督办 of major hidden dangers); the levels by provincial practice "
+    "(分级挂牌督办) [unverified]"
+)
+
+SUPERVISION_LEVELS: tuple[str, ...] = ("county", "city", "province")
+"""Who supervises (挂牌督办), lowest first: 县级, 市级, 省级 emergency-management bureaus.
+
+An overdue supervision is escalated to the next level up (提级督办), once."""
+
+SUPERVISION_MIN_LEVEL: dict[str, str] = {"general": "county", "major": "county"}
+"""Hidden-danger level -> the lowest bureau level that may open a supervision on it.
+
+[unverified] Provinces differ: some require a major hidden danger be supervised at city
+level (市级挂牌督办) or above — set ``{"major": "city"}`` then. hazmon's default lets the
+county bureau, the one nearest the enterprise, supervise both. Source: `SUPERVISION_SOURCE`."""
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 """The plant's local time zone unless the plant file sets ``enterprise.timezone``."""

@@ -19,6 +19,8 @@ role; time is the arrival of the request (``now``).
     POST /api/v1/supervision/duty                        a responsible person's check
     GET  /api/v1/supervision/commitments?days=           today's status and recent commitments
     POST /api/v1/supervision/commitments                 the daily commitment (plant_manager)
+    GET  /api/v1/supervision/supervisions                the bureau's 挂牌督办 received, with our reports
+    POST /api/v1/supervision/supervisions/{id}/progress  {"comment", "done"}: progress, sent up to the bureau
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from hazmon.plant.http_request import RequestError, parse_body, parse_model, par
 from hazmon.plant.model import Plant
 from hazmon.plant.schema import Text
 from hazmon.plant.supervision_standards import DUTY_ROLES
+from hazmon.supervision import bureau as sbureau
 from hazmon.supervision import repository as repo
 from hazmon.supervision.attachments import ATTACHMENT_MAX_BYTES, AttachmentError
 from hazmon.supervision.dangers import Action, DangerLevel, FoundBy, Plan, RefusedError, Report, Step
@@ -139,6 +142,11 @@ class CheckBody(_Body):
     """When the check was done (with a time zone); default: when the request arrived."""
     what: Annotated[Text, Field(min_length=1, max_length=2000)]
     findings: Annotated[Text, Field(max_length=10_000)] = ""
+
+
+class ProgressBody(_Body):
+    comment: Annotated[Text, Field(min_length=1)]
+    done: bool = False
 
 
 class CommitmentQuery(_Body):
@@ -408,6 +416,24 @@ def routes(  # noqa: PLR0915 - one closure per route, as in the alarm API
         log.info("daily commitment filed", commitment=cid, day=str(c.day), user=who.name)
         return web.json_response({"id": cid, **commitment_json(c)}, status=201)
 
+    async def supervised(request: web.Request, who: Caller) -> web.StreamResponse:
+        parse_query(request, None)
+        rows = await db(lambda conn: sbureau.supervisions(conn, eid))
+        return web.json_response({"supervisions": rows, "count": len(rows)})
+
+    async def progress(request: web.Request, who: Caller) -> web.StreamResponse:
+        sid = danger_id(request)  # the same positive-integer path id
+        parse_query(request, None)
+        b = await parse_body(request, ProgressBody)
+        t = now()
+        pid = await db(
+            lambda conn: sbureau.file_progress(
+                conn, plant, sid, actor=who.name, role=who.role, at=t, comment=b.comment, done=b.done
+            )
+        )
+        log.info("supervision progress filed", supervision=sid, progress=pid, user=who.name)
+        return web.json_response({"id": pid, "supervision_id": sid, "done": b.done}, status=201)
+
     plant_roles = ("operator", "plant_manager")
     readers = (*plant_roles, "bureau")
     table: list[tuple[str, str, tuple[str, ...], Handler]] = [
@@ -422,6 +448,8 @@ def routes(  # noqa: PLR0915 - one closure per route, as in the alarm API
         ("POST", "/duty", plant_roles, check),
         ("GET", "/commitments", readers, commitments),
         ("POST", "/commitments", plant_roles, commit),
+        ("GET", "/supervisions", readers, supervised),
+        ("POST", "/supervisions/{id}/progress", plant_roles, progress),
     ]
     return [web.route(m, PREFIX + p, guarded(roles, fn)) for m, p, roles, fn in table]
 

@@ -58,8 +58,10 @@ class UplinkService:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_step: StepHandler | None = None,
         on_refused: RefusedSink | None = None,
+        on_round: Callable[[Conn], object] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_round = on_round  # more to enqueue each round, in the round's connection (the roof's)
         self.dsn = dsn
         self.plant = plant
         self.endpoints = endpoints
@@ -126,6 +128,8 @@ class UplinkService:
             if beat:
                 e = self.plant.enterprise
                 enqueue(conn, e.id, e.region.code, heartbeat(now, endpoints))
+            if self.on_round is not None:
+                self.on_round(conn)
             self.outbox_pending = pending(conn)
 
     # ------------------------------------------------------------ the task
