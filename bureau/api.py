@@ -21,6 +21,7 @@ Routes (``/api/v1``):
   (``hazmon/v1/<enterprise>/down/bureau_step``) through the downlink outbox.
 
 Supervision (挂牌督办) and the region's hidden dangers: see `hazmon.bureau.supervision_api`.
+Supervision figures per period (``/figures/supervision``): see `hazmon.bureau.figures_api`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from hazmon.bureau import figures
 from hazmon.bureau import warning_repository as warnings
+from hazmon.bureau.figures_api import figure_routes
 from hazmon.bureau.supervision_api import supervision_routes
 from hazmon.bureau.supervision_config import SupervisionSection
 from hazmon.bureau.warning_flow import Refused
@@ -548,6 +550,7 @@ def build_routes(api: BureauApi, extra: Iterable[Extra] = ()) -> list[web.RouteD
         web.get(f"{p}/warnings/{{id}}", guarded(show_warning)),
         web.post(f"{p}/warnings/{{id}}/steps", guarded(step_warning, officer=True)),
         web.get(f"{p}/figures", guarded(daily_figures)),
+        *figure_routes(api, guarded, refuse),  # /figures/supervision (figures_api.py)
         web.get(f"{p}/plans", guarded(list_plans)),
         web.get(f"{p}/enterprises", guarded(list_enterprises)),
         web.get(f"{p}/enterprises/{{id}}", guarded(show_enterprise)),

@@ -1,5 +1,9 @@
 """Generate the dashboards' JSON (both locales) and check the committed copies.
 
+Two sets: ``BOARDS`` read an enterprise's database (the plant daemon; provisioned by
+grafana/provisioning/{datasources,dashboards}), ``BUREAU_BOARDS`` the bureau daemon's
+(grafana/provisioning/bureau-platform/...). ``hazmon grafana build`` writes both.
+
 ``grafana/dashboards/<locale>/<folder>/<name>.json`` is written from the Python
 modules and never edited by hand; ``hazmon grafana build --check`` (and
 tests/grafana) fail when a committed file differs from a fresh build.
@@ -16,10 +20,20 @@ from typing import Any
 from grafanalib._gen import DashboardEncoder
 from grafanalib.core import Dashboard
 
-from hazmon.grafana import bureau, detail, health, overview
+from hazmon.grafana import bureau, bureau_figures, bureau_platform, detail, health, overview
 from hazmon.grafana.texts import LOCALES, Texts
 
-__all__ = ["BOARDS", "DEFAULT_OUT", "Board", "check", "render", "render_json", "write"]
+__all__ = [
+    "ALL_BOARDS",
+    "BOARDS",
+    "BUREAU_BOARDS",
+    "DEFAULT_OUT",
+    "Board",
+    "check",
+    "render",
+    "render_json",
+    "write",
+]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "dashboards"
 """Where the generated JSON lives in the repository (grafana/dashboards)."""
@@ -29,7 +43,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "dashboards"
 class Board:
     """One dashboard: the provisioning folder it goes to, its file name, its builder."""
 
-    folder: str  # control-room | bureau | engineering (grafana/provisioning/dashboards)
+    folder: str  # control-room | bureau | engineering | bureau-platform (provisioning)
     name: str
     build: Callable[[Texts], Dashboard]
 
@@ -41,6 +55,15 @@ BOARDS: tuple[Board, ...] = (
     Board("bureau", "bureau-overview", bureau.dashboard),
     Board("bureau", "assessment-register", bureau.register_dashboard),
 )
+"""Dashboards on an enterprise's database (the plant daemon's)."""
+
+BUREAU_BOARDS: tuple[Board, ...] = (
+    Board("bureau-platform", "region-overview", bureau_platform.region_dashboard),
+    Board("bureau-platform", "supervision-figures", bureau_figures.supervision_dashboard),
+)
+"""Dashboards on the bureau daemon's database (``hazmon bureau run``)."""
+
+ALL_BOARDS: tuple[Board, ...] = BOARDS + BUREAU_BOARDS
 
 
 def render_json(board: Board, locale: str) -> dict[str, Any]:
@@ -54,7 +77,7 @@ def render(locales: tuple[str, ...] = LOCALES) -> dict[str, str]:
     """Relative path -> file text of every dashboard in every locale."""
     out: dict[str, str] = {}
     for loc in locales:
-        for b in BOARDS:
+        for b in ALL_BOARDS:
             body = json.dumps(render_json(b, loc), indent=2, sort_keys=True, ensure_ascii=False)
             out[f"{loc}/{b.folder}/{b.name}.json"] = body + "\n"
     return out

@@ -7,7 +7,7 @@ through ``extraJson`` / overrides, written once here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,9 @@ from hazmon.grafana.texts import Texts
 from hazmon.plant.standards import Grade, Tier
 
 __all__ = [
+    "BUREAU_DATASOURCE",
+    "BUREAU_DATASOURCE_NAME",
+    "BUREAU_DATASOURCE_UID",
     "DATASOURCE",
     "DATASOURCE_NAME",
     "DATASOURCE_TYPE",
@@ -48,6 +51,11 @@ DATASOURCE_TYPE = "grafana-postgresql-datasource"
 DATASOURCE: dict[str, str] = {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}
 """The provisioned PostgreSQL data source (grafana/provisioning/datasources/hazmon.yaml)."""
 
+BUREAU_DATASOURCE_NAME = "hazmon-bureau"
+BUREAU_DATASOURCE_UID = "hazmon-bureau-pg"
+BUREAU_DATASOURCE: dict[str, str] = {"type": DATASOURCE_TYPE, "uid": BUREAU_DATASOURCE_UID}
+"""The bureau daemon's database (grafana/provisioning/bureau-platform/datasources/hazmon-bureau.yaml)."""
+
 SCHEMA_VERSION = 39
 """Dashboard JSON schema version written (Grafana 10.4 / 11); Grafana migrates older ones."""
 
@@ -68,10 +76,11 @@ class Sql:
     ref_id: str
     raw_sql: str
     format: str = "table"  # "table" | "time_series"
+    datasource_uid: str = DATASOURCE_UID  # or BUREAU_DATASOURCE_UID (both PostgreSQL)
 
     def to_json_data(self) -> dict[str, Any]:
         return {
-            "datasource": DATASOURCE,
+            "datasource": {"type": DATASOURCE_TYPE, "uid": self.datasource_uid},
             "editorMode": "code",
             "format": self.format,
             "rawQuery": True,
@@ -160,6 +169,7 @@ def timeseries(
     thresholds: Sequence[tuple[float | None, str]] = (),
     threshold_style: str = "off",
     description: str = "",
+    datasource: Mapping[str, str] = DATASOURCE,
 ) -> TimeSeries:
     if not thresholds:
         thresholds = ((None, "green"),)  # Grafana wants a base step
@@ -176,7 +186,7 @@ def timeseries(
     return TimeSeries(
         title=title,
         description=description,
-        dataSource=DATASOURCE,
+        dataSource=dict(datasource),
         targets=list(targets),
         gridPos=pos,
         unit=unit,
@@ -198,11 +208,12 @@ def table(
     *,
     overrides: list[dict[str, Any]] | None = None,
     description: str = "",
+    datasource: Mapping[str, str] = DATASOURCE,
 ) -> Table:
     return Table(
         title=title,
         description=description,
-        dataSource=DATASOURCE,
+        dataSource=dict(datasource),
         targets=list(targets),
         gridPos=pos,
         overrides=overrides or [],
@@ -225,6 +236,8 @@ def stat(
     unit: str = "none",
     decimals: int | None = None,
     overrides: list[dict[str, Any]] | None = None,
+    datasource: Mapping[str, str] = DATASOURCE,
+    description: str | None = None,
 ) -> Stat:
     defaults: dict[str, Any] = {"thresholds": {"mode": "absolute", "steps": _thresholds(thresholds)}}
     if display_name:
@@ -233,7 +246,8 @@ def stat(
         defaults["links"] = links
     return Stat(
         title=title,
-        dataSource=DATASOURCE,
+        description=description,
+        dataSource=dict(datasource),
         targets=list(targets),
         gridPos=pos,
         mappings=mappings or [],

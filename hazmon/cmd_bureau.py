@@ -1,19 +1,27 @@
-"""`hazmon bureau migrate|run|check -c bureau.yaml`: the bureau platform's daemon."""
+"""`hazmon bureau migrate|run|check|figures -c bureau.yaml`: the bureau platform's daemon."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 
-from hazmon.bureau.config import BureauConfig, load_config
+from hazmon.bureau.config import BureauConfig, inside, load_config
+from hazmon.bureau.export import to_csv, to_xlsx
+from hazmon.bureau.figures_api import figures_json, scope_of_code
 from hazmon.bureau.flood import replay
 from hazmon.bureau.ingest import IngestLimits, Ingestor
+from hazmon.bureau.periods import PeriodError, ReportPeriod, parse_period
+from hazmon.bureau.supervision_figures import COLUMNS, export_rows, supervision_figures
 from hazmon.bureau_daemon import BureauDaemon, migrate_bureau
 from hazmon.plant import ConfigError
+from hazmon.plant.regions import Scope
 from hazmon.runtime import apply_process_settings
 from hazmon.store.bootstrap import DatabaseUnavailableError
 
@@ -41,6 +49,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rp.add_argument("--enterprise", default=None, help="only this enterprise's")
     rp.add_argument("--limit", type=int, default=None, help="at most this many (oldest first)")
     rp.set_defaults(handler=_replay)
+    f = acts.add_parser(
+        "figures",
+        help="export the supervision figures of a month, quarter or year (hidden dangers, 挂牌督办, duties)",
+    )
+    f.add_argument("-c", "--config", required=True, help="bureau config file (bureau.yaml)")
+    f.add_argument("--period", required=True, help="2026-03 (a month), 2026-Q3 (a quarter) or 2026 (a year)")
+    f.add_argument("--region", help="a region code inside the bureau's (default: the bureau's own)")
+    f.add_argument("--format", choices=("csv", "xlsx", "json"), default="csv")
+    f.add_argument("--lang", choices=("zh", "en", "both"), default="both", help="column headers")
+    f.add_argument(
+        "-o", "--out", type=Path, help="file to write (default: standard output; xlsx needs a file)"
+    )
+    f.set_defaults(handler=_figures)
 
 
 def _load(path: str) -> BureauConfig | None:
@@ -121,4 +142,56 @@ def _replay(args: argparse.Namespace) -> int:
         f"{args.config}: {r.replayed} dead letter(s) with reason {args.reason} replayed: {r.stored} stored,"
         f" {r.duplicate} duplicate(s), {r.refused} refused again (see bureau_dead_letter)"
     )
+    return 0
+
+
+def _figures_request(args: argparse.Namespace, cfg: BureauConfig) -> tuple[ReportPeriod, Scope] | str:
+    """The period and region asked for, or what is wrong with them."""
+    try:
+        period = parse_period(args.period)
+    except PeriodError as e:
+        return f"--period: {e}"
+    if args.format == "xlsx" and args.out is None:
+        return "--format xlsx: give the file with -o"
+    own = cfg.region.scope
+    if args.region is None:
+        return period, own
+    if len(args.region) != 6 or not args.region.isdigit():
+        return f"--region: '{args.region}' is not a six-digit region code (GB/T 2260)"
+    scope = scope_of_code(args.region)
+    if not inside(own, scope):
+        return f"--region: {scope.code} is not inside this bureau's region {own.code}"
+    return period, scope
+
+
+def _figures(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return 1
+    asked = _figures_request(args, cfg)
+    if isinstance(asked, str):
+        print(asked, file=sys.stderr)
+        return 2
+    period, scope = asked
+    tz = cfg.warning_settings.timezone
+    try:
+        with psycopg.connect(cfg.database.resolved_dsn(), connect_timeout=5) as c:
+            f = supervision_figures(c, period, scope, tz, datetime.now(UTC))
+    except psycopg.OperationalError as e:
+        print(f"database: {e}".strip(), file=sys.stderr)
+        return 1
+    rows = export_rows(f, "en" if args.lang == "en" else "zh")
+    if args.format == "json":
+        body = (json.dumps(figures_json(f), ensure_ascii=False, indent=2) + "\n").encode()
+    elif args.format == "csv":
+        body = to_csv(COLUMNS, rows, args.lang)
+    else:
+        body = to_xlsx(COLUMNS, rows, title=period.text, lang=args.lang)
+    if args.out is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    else:
+        args.out.write_bytes(body)
+        n = len(f.enterprises)
+        print(f"{args.out}: {period.text} ({period.label_zh}), region {scope.code}, {n} enterprise(s)")
     return 0

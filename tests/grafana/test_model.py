@@ -11,25 +11,27 @@ import pytest
 import yaml
 
 from hazmon.cli import main
-from hazmon.grafana.build import BOARDS, DEFAULT_OUT, check, render, render_json
+from hazmon.grafana.build import ALL_BOARDS, BOARDS, BUREAU_BOARDS, DEFAULT_OUT, check, render, render_json
 from hazmon.grafana.common import SCHEMA_VERSION
 from hazmon.grafana.queries import DEFAULT_MIN_INTERVAL
 from hazmon.grafana.texts import _T, LOCALES
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVISIONING = ROOT / "grafana" / "provisioning"
+BUREAU_PROVISIONING = PROVISIONING / "bureau-platform"  # a bureau's Grafana (the bureau daemon's database)
 # Panel types shipped with Grafana 10/11 that the dashboards use.
 CORE_PANEL_TYPES = {"stat", "table", "timeseries", "bargauge"}
 
 
-def _datasources() -> dict[str, str]:
-    doc = yaml.safe_load((PROVISIONING / "datasources" / "hazmon.yaml").read_text(encoding="utf-8"))
+def _datasources(folder: Path = PROVISIONING) -> dict[str, str]:
+    name = "hazmon.yaml" if folder == PROVISIONING else "hazmon-bureau.yaml"
+    doc = yaml.safe_load((folder / "datasources" / name).read_text(encoding="utf-8"))
     assert doc["apiVersion"] == 1
     return {d["uid"]: d["type"] for d in doc["datasources"]}
 
 
 def _models() -> list[tuple[str, str, dict[str, Any]]]:
-    return [(loc, b.folder, render_json(b, loc)) for loc in LOCALES for b in BOARDS]
+    return [(loc, b.folder, render_json(b, loc)) for loc in LOCALES for b in ALL_BOARDS]
 
 
 def _refs(model: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -70,7 +72,8 @@ def test_dashboard_model(locale: str, folder: str, model: dict[str, Any]) -> Non
         for t in p["targets"]:
             assert t["rawQuery"] is True and t["rawSql"].strip()
             assert t["format"] in ("table", "time_series")
-    ds = _datasources()
+    # a plant board reads the plant's data source, a bureau platform board the bureau's
+    ds = _datasources(BUREAU_PROVISIONING if folder == "bureau-platform" else PROVISIONING)
     for where, ref in _refs(model):
         assert isinstance(ref, dict), f"{where}: data source must be a {{type, uid}} reference"
         assert ref.get("uid") in ds, f"{where}: data source uid {ref.get('uid')} is not provisioned"
@@ -86,7 +89,7 @@ def test_dashboard_model(locale: str, folder: str, model: dict[str, Any]) -> Non
 
 
 def test_locales_differ_only_in_texts() -> None:
-    for b in BOARDS:
+    for b in ALL_BOARDS:
         zh, en = render_json(b, "zh"), render_json(b, "en")
         assert [p["id"] for p in zh["panels"]] == [p["id"] for p in en["panels"]]
         assert [p["gridPos"] for p in zh["panels"]] == [p["gridPos"] for p in en["panels"]]
@@ -150,4 +153,28 @@ def test_datasource_credentials_come_from_the_environment() -> None:
 
 
 def test_generated_files_are_under_locale_and_folder() -> None:
-    assert sorted(render()) == sorted(f"{loc}/{b.folder}/{b.name}.json" for loc in LOCALES for b in BOARDS)
+    assert sorted(render()) == sorted(
+        f"{loc}/{b.folder}/{b.name}.json" for loc in LOCALES for b in ALL_BOARDS
+    )
+
+
+def test_bureau_platform_provisioning() -> None:
+    """A bureau's Grafana: its own data source and one provider for the bureau platform's folder."""
+    doc = yaml.safe_load(
+        (BUREAU_PROVISIONING / "dashboards" / "hazmon-bureau.yaml").read_text(encoding="utf-8")
+    )
+    assert doc["apiVersion"] == 1
+    assert {b.folder for b in BUREAU_BOARDS} == {"bureau-platform"}
+    (p,) = doc["providers"]
+    assert p["type"] == "file" and p["allowUiUpdates"] is False
+    assert p["options"]["path"] == "/var/lib/grafana/dashboards/hazmon-bureau"
+    plant = yaml.safe_load((PROVISIONING / "dashboards" / "hazmon.yaml").read_text(encoding="utf-8"))
+    assert p["folderUid"] not in {q["folderUid"] for q in plant["providers"]}
+    text = (BUREAU_PROVISIONING / "datasources" / "hazmon-bureau.yaml").read_text(encoding="utf-8")
+    (d,) = yaml.safe_load(text)["datasources"]
+    assert d["uid"] == "hazmon-bureau-pg" and d["uid"] not in _datasources()
+    assert d["jsonData"]["timeInterval"] == DEFAULT_MIN_INTERVAL
+    assert d["secureJsonData"]["password"] == "${HAZMON_BUREAU_GRAFANA_DB_PASSWORD}"
+    assert d["user"] == "${HAZMON_BUREAU_GRAFANA_DB_USER}"
+    assert d["jsonData"]["database"] == "${HAZMON_BUREAU_GRAFANA_DB_NAME}"
+    assert "password" not in d
