@@ -94,7 +94,7 @@ def _child(c: psycopg.Cursor[dict[str, Any]], child: ChildSettings, now: datetim
 def children_view(
     conn: psycopg.Connection[Any], children: Sequence[ChildSettings], scope: Scope, now: datetime
 ) -> list[dict[str, Any]]:
-    """Each child whose region lies inside ``scope``, as the module's docstring says (``now``: this bureau's clock)."""
+    """Each child whose region lies inside ``scope`` (the module's docstring); ``now``: the bureau's clock."""
     with conn.cursor(row_factory=dict_row) as cur:
         return [_child(cur, ch, now) for ch in children if covers(scope, ch.region.code)]
 

@@ -228,7 +228,12 @@ class Outcome:
 
 
 def apply(  # noqa: PLR0912 - one branch per kind
-    conn: Conn, env: Envelope, received_at: datetime, max_skew_s: float = 300.0, *, via_child: str | None = None
+    conn: Conn,
+    env: Envelope,
+    received_at: datetime,
+    max_skew_s: float = 300.0,
+    *,
+    via_child: str | None = None,
 ) -> Outcome:
     """Store ``env`` once and apply its payload, in the caller's transaction.
 

@@ -198,7 +198,7 @@ class BureauDaemon:
 
     @staticmethod
     def _https_link_check(link: LinkServer) -> Callable[[], CheckResult]:
-        """Ready: the HTTPS link's listener is bound and open (enterprises on HTTPS can send); not: stopped."""
+        """Ready: the HTTPS link's listener is bound and open (enterprises can send); not: stopped."""
 
         def check() -> CheckResult:
             ok = link.listening

@@ -505,9 +505,10 @@ async def test_readyz_has_an_https_link_line_ready_while_the_listener_is_open(li
     """/readyz's ``https_link``: ready while the listener is bound; the listener stopped, not ready (503)."""
 
     async def readyz() -> tuple[int, dict[str, Any]]:
-        async with aiohttp.ClientSession() as http, http.get(
-            f"http://127.0.0.1:{link.daemon.http_port}/readyz"
-        ) as r:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{link.daemon.http_port}/readyz") as r,
+        ):
             return r.status, await r.json()
 
     async def line_ok(want: bool) -> dict[str, Any]:
