@@ -16,6 +16,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,9 @@ async def test_county_city_province_once_each_and_a_city_outage_replays_in_order
     enterprise_side: EnterpriseSide,  # noqa: F811 - the fixture imported above
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # each daemon runs its subscriber, downlink and forwarder in the loop's default executor
+    # (asyncio.to_thread): three daemons need more threads than its default (cores + 4)
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     monkeypatch.setenv("HAZMON_TEST_BUREAU_PW", PASSWORDS["bureau"])
     monkeypatch.setenv("HAZMON_TEST_PW_COUNTY", PASSWORDS["liuhe-county"])
     monkeypatch.setenv("HAZMON_TEST_PW_CITY", PASSWORDS["nj-city"])
