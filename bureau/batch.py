@@ -50,7 +50,7 @@ import psycopg
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from hazmon.bureau.ingest import Ingestor, Outcome, Refused, apply, dead_letter
+from hazmon.bureau.ingest import Ingestor, Outcome, Refused, apply, dead_letter, via_child_of
 from hazmon.plant.link import Aggregates, Envelope, LinkError, Registration, parse_topic
 from hazmon.store import is_temporary
 
@@ -65,12 +65,14 @@ _DEADLOCK_RETRIES = 3
 _STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS bureau_stage_aggregate (LIKE bureau_aggregate) ON COMMIT DELETE ROWS"
 )
-_MESSAGE_COLS = "message_id, enterprise_id, seq, kind, sent_at, received_at, skew_s, skewed, payload"
+_MESSAGE_COLS = (
+    "message_id, enterprise_id, seq, kind, sent_at, received_at, skew_s, skewed, payload, via_child"
+)
 _AGG_COLS = "enterprise_id, sensor, bucket, count, min, mean, max, last, worst_quality"
 _NEW_MESSAGES = f"""
 INSERT INTO bureau_message ({_MESSAGE_COLS})
 SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[],
-                     %s::timestamptz[], %s::float8[], %s::boolean[], %s::jsonb[])
+                     %s::timestamptz[], %s::float8[], %s::boolean[], %s::jsonb[], %s::text[])
 ON CONFLICT (message_id) DO NOTHING RETURNING message_id
 """
 
@@ -256,7 +258,7 @@ class BatchIngestor:
         rest = [(it, env) for it, env in others if not isinstance(env.payload, Registration)]
         for it, env in regs:  # first: the batch's other messages may be of these enterprises
             fate[env.message_id] = self._settle(
-                conn, it, env, apply(conn, env, it.received_at, lim.max_skew_s), now, result
+                conn, it, env, _apply(conn, env, it, lim.max_skew_s), now, result
             )
         last = self._aggregates(conn, aggs, now, result, fate) if aggs else {}
         # the enterprises' rows last and in id order: two workers' batches never lock them crosswise,
@@ -270,7 +272,7 @@ class BatchIngestor:
             )
         for it, env in rest:
             fate[env.message_id] = self._settle(
-                conn, it, env, apply(conn, env, it.received_at, lim.max_skew_s), now, result
+                conn, it, env, _apply(conn, env, it, lim.max_skew_s), now, result
             )
         if last:
             eids = sorted(last)
@@ -344,7 +346,8 @@ class BatchIngestor:
         max_skew = self.ingestor.limits.max_skew_s
         rows = [
             (env.message_id, env.enterprise_id, env.seq, env.kind, env.sent_at, it.received_at,
-             skews[env.message_id], skews[env.message_id] > max_skew, _summary(env))
+             skews[env.message_id], skews[env.message_id] > max_skew, _summary(env),
+             via_child_of(it.topic))
             for it, env in take
         ]  # fmt: skip
         cols = [list(c) for c in zip(*rows, strict=True)]  # arrays, one per column, for unnest
@@ -383,6 +386,11 @@ class BatchIngestor:
             fate[env.message_id] = o
             result.done.append((it, o))
         return last
+
+
+def _apply(conn: Conn, env: Envelope, it: Item[T], max_skew_s: float) -> Outcome:
+    """`hazmon.bureau.ingest.apply`, with the child bureau that forwarded it (federation)."""
+    return apply(conn, env, it.received_at, max_skew_s, via_child=via_child_of(it.topic))
 
 
 def _copy_rows(conn: Conn, table: str, envs: list[Envelope]) -> None:

@@ -98,7 +98,9 @@ class FloodMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.flooded = Counter(
             "hazmon_bureau_flood_total",
-            "Messages over an enterprise's flood limit: mqtt dead-lettered (replayable), https answered 429",
+            "Messages over an enterprise's flood limit, counted by this worker process against its own"
+            " bucket (a bucket per enterprise per worker: with N workers an enterprise gets about N times"
+            " the limit; sum over workers): mqtt dead-lettered (replayable), https answered 429",
             ["enterprise_id", "transport"],
             registry=registry if registry is not None else CollectorRegistry(),
         )

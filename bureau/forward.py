@@ -12,10 +12,18 @@ there, e.g. just after its broker restarted; the row is replayed). An outage of
 the parent or its broker leaves the rows unsent; they are replayed in order when it returns, and
 the parent stores each once by its id. Of several workers on one database, one forwards at a
 time (a PostgreSQL advisory lock); the others stand by.
+
+Messages stored before ``parent:`` was set were never queued: `backfill` (``hazmon bureau forward
+backfill --since``) queues them, in the order they were received, once (a re-run queues nothing
+again). Their bytes were not kept, so each envelope is rebuilt from ``bureau_message``: the same
+``message_id``, ``seq``, ``enterprise_id``, ``kind``, ``sent_at`` and payload, the ``region_code``
+of the enterprise's registration at that ``seq`` — equal for the parent, not byte for byte.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
@@ -25,7 +33,7 @@ from hazmon.plant.link import Envelope, LinkError, parse_envelope, topic
 from hazmon.plant.link.federation import fed_topic
 from hazmon.store.outbox import MalformedRowError, Outbox, OutboxSender, Row
 
-__all__ = ["FORWARD_OUTBOX", "Forwarder", "enqueue", "pending"]
+__all__ = ["FORWARD_OUTBOX", "Backfill", "Forwarder", "backfill", "enqueue", "pending"]
 
 Conn = psycopg.Connection[tuple[object, ...]]
 FORWARD_OUTBOX = Outbox("bureau_forward", ("message_id", "enterprise_id", "kind", "body"))
@@ -44,6 +52,105 @@ def enqueue(conn: Conn, env: Envelope, raw: bytes) -> None:
 def pending(conn: Conn) -> int:
     """How many messages wait to go to the parent."""
     return FORWARD_OUTBOX.pending(conn)
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    """What `backfill` did: ``queued`` now, ``already`` queued before, ``unbuilt`` (message id, why)."""
+
+    queued: int
+    already: int
+    unbuilt: tuple[tuple[str, str], ...]
+
+
+# the messages stored since a time and not queued yet, in the order they were received (an
+# enterprise's by its seq), each with the region code its envelope carried: that of the
+# enterprise's registration at or before it (a registration names its own)
+_UNQUEUED = """
+SELECT m.message_id, m.enterprise_id, m.seq, m.kind, m.sent_at, m.payload,
+       coalesce((SELECT r.payload -> 'enterprise' ->> 'region_code' FROM bureau_message r
+                 WHERE r.enterprise_id = m.enterprise_id AND r.kind = 'registration' AND r.seq <= m.seq
+                 ORDER BY r.seq DESC LIMIT 1),
+                (SELECT e.region_code FROM bureau_enterprise e WHERE e.enterprise_id = m.enterprise_id))
+FROM bureau_message m
+WHERE m.received_at >= %s
+  AND NOT EXISTS (SELECT 1 FROM bureau_forward f WHERE f.message_id = m.message_id)
+ORDER BY m.received_at, m.enterprise_id, m.seq
+"""
+
+
+def rebuild(row: tuple[object, ...]) -> tuple[Envelope, bytes]:
+    """A ``_UNQUEUED`` row → the envelope the enterprise sent and its JSON bytes.
+
+    Raises:
+        LinkError: the stored message no longer makes a valid envelope (or has no region code).
+    """
+    mid, eid, seq, kind, sent_at, payload, region = row
+    if region is None:
+        raise LinkError("region_code: no registration of this enterprise is stored")
+    doc = {
+        "schema_version": 1,
+        "message_id": str(mid),
+        "seq": seq,
+        "enterprise_id": eid,
+        "region_code": region,
+        "kind": kind,
+        "sent_at": sent_at.isoformat() if isinstance(sent_at, datetime) else sent_at,
+        "payload": payload,
+    }
+    raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+    return parse_envelope(raw, topic(str(eid), str(kind))), raw
+
+
+def backfill(read: Conn, write: Conn, since: datetime, batch: int = 500) -> Backfill:
+    """Queue for the parent every message stored at or after ``since`` and not queued yet.
+
+    ``read`` streams the messages (a server-side cursor in its own transaction); ``write``
+    (autocommit) queues them ``batch`` at a time, each batch committed: an interrupted run is
+    continued by the next, and a message already queued is never queued twice
+    (``ON CONFLICT (message_id) DO NOTHING``).
+    """
+    row = write.execute(
+        "SELECT count(*) FROM bureau_forward f JOIN bureau_message m USING (message_id)"
+        " WHERE m.received_at >= %s",
+        (since,),
+    ).fetchone()
+    already = int(str(row[0])) if row else 0
+    queued, unbuilt = 0, []
+    todo: list[tuple[object, ...]] = []
+
+    def flush() -> int:
+        if not todo:
+            return 0
+        with write.transaction(), write.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO bureau_forward (message_id, enterprise_id, kind, body) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (message_id) DO NOTHING RETURNING seq",
+                todo,
+                returning=True,
+            )
+            n = 0
+            while True:
+                n += len(cur.fetchall())
+                if not cur.nextset():
+                    break
+        todo.clear()
+        return n
+
+    with read.transaction(), read.cursor(name="hazmon_forward_backfill") as cur:
+        cur.itersize = batch
+        cur.execute(_UNQUEUED, (since,))
+        for r in cur:
+            try:
+                env, raw = rebuild(r)
+            except LinkError as e:
+                unbuilt.append((str(r[0]), str(e)))
+                continue
+            todo.append((env.message_id, env.enterprise_id, env.kind, raw))
+            if len(todo) >= batch:
+                queued += flush()
+        queued += flush()
+    return Backfill(queued, already, tuple(unbuilt))
 
 
 def render(child: str, r: Row) -> tuple[str, bytes]:

@@ -187,6 +187,11 @@ class LinkServer:
         log.info("bureau HTTPS link listening", port=self.port, tls=not self.cfg.insecure)
         return self.port
 
+    @property
+    def listening(self) -> bool:
+        """Started and its socket bound and open (the ``https_link`` line of /readyz)."""
+        return self._runner is not None and bool(self._runner.addresses)
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()

@@ -228,14 +228,19 @@ class Outcome:
 
 
 def apply(  # noqa: PLR0912 - one branch per kind
-    conn: Conn, env: Envelope, received_at: datetime, max_skew_s: float = 300.0
+    conn: Conn,
+    env: Envelope,
+    received_at: datetime,
+    max_skew_s: float = 300.0,
+    *,
+    via_child: str | None = None,
 ) -> Outcome:
     """Store ``env`` once and apply its payload, in the caller's transaction.
 
     Returns:
         ``stored`` (first time), ``duplicate`` (its ``message_id`` was stored before: nothing
         changes), or ``refused`` (unknown enterprise or alarm: nothing was written; the caller
-        dead-letters it).
+        dead-letters it). ``via_child``: the child bureau that forwarded it (``bureau_message.via_child``).
     """
     eid = env.enterprise_id
     p = env.payload
@@ -261,7 +266,7 @@ def apply(  # noqa: PLR0912 - one branch per kind
     skewed = skew_s > max_skew_s
     inserted = conn.execute(
         "INSERT INTO bureau_message (message_id, enterprise_id, seq, kind, sent_at, received_at,"
-        " skew_s, skewed, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " skew_s, skewed, payload, via_child) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
         (
             env.message_id,
@@ -273,6 +278,7 @@ def apply(  # noqa: PLR0912 - one branch per kind
             skew_s,
             skewed,
             Jsonb(p.model_dump(mode="json")),
+            via_child,
         ),
     ).fetchone()
     if inserted is None:
@@ -537,6 +543,11 @@ class IngestMetrics:
             self.refused.labels(reason_code=o.refused.reason_code).inc()
 
 
+def via_child_of(topic: str) -> str | None:
+    """Federation: the child bureau that forwarded a message on ``topic`` (None: the enterprise itself)."""
+    return parse_fed_topic(topic)[0] if is_fed_topic(topic) else None
+
+
 class Ingestor:
     """Checks, stores and counts messages on one connection (one per subscriber thread)."""
 
@@ -612,8 +623,9 @@ class Ingestor:
         checked = self._check(raw, topic)
         if isinstance(checked, Refused):
             return Outcome("refused", None, checked.enterprise_id, refused=checked)
+        via = via_child_of(topic)
         with conn.transaction():
-            o = apply(conn, checked, received_at, self.limits.max_skew_s)
+            o = apply(conn, checked, received_at, self.limits.max_skew_s, via_child=via)
             if o.status == "stored" and self.on_stored is not None:
                 self.on_stored(conn, checked, raw)  # e.g. the forward outbox: stored and queued together
             return o

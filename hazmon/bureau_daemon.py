@@ -21,6 +21,7 @@ import structlog
 
 from hazmon.bureau.api import API_PREFIX, ApiUser, BureauApi, build_routes
 from hazmon.bureau.batch import BatchMetrics
+from hazmon.bureau.children_api import children_routes
 from hazmon.bureau.config import BureauConfig
 from hazmon.bureau.downlink import DownlinkSender
 from hazmon.bureau.flood import FloodGuardedIngestor, FloodLimiter, FloodMetrics
@@ -143,6 +144,7 @@ class BureauDaemon:
             lambda guard, refuse: bureau_plan_routes(
                 self.api, cfg.plans, cfg.scope, guard, refuse, API_PREFIX, self.plans.wake
             ),
+            lambda guard, refuse: children_routes(self.api, cfg.children, guard, API_PREFIX),  # federation
         )
         self.http.mount(build_routes(self.api, plan_routes))
         mount_console(self)
@@ -186,6 +188,8 @@ class BureauDaemon:
         )
         self.http.add_check("database", database)
         self.http.add_check("broker", broker)
+        if self.link is not None:
+            self.http.add_check("https_link", self._https_link_check(self.link))
         sub, down = self.subscriber.stats, self.downlink
         self.metrics.gauge_fn(
             "hazmon_bureau_link_state",
@@ -202,6 +206,21 @@ class BureauDaemon:
             },
             ("what",),
         )
+
+    @staticmethod
+    def _https_link_check(link: LinkServer) -> Callable[[], CheckResult]:
+        """Ready: the HTTPS link's listener is bound and open (enterprises can send); not: stopped."""
+
+        def check() -> CheckResult:
+            ok = link.listening
+            return ok, {
+                "listening": ok,
+                "port": link.port,
+                "tls": not link.cfg.insecure,
+                "means": "the HTTPS listener for the enterprises' envelopes is bound and accepting",
+            }
+
+        return check
 
     def health(self) -> tuple[bool, dict[str, object]]:
         stopped = [n for n, t in self._tasks.items() if t.done()]

@@ -16,6 +16,7 @@ from hazmon.bureau.config import BureauConfig, inside, load_config
 from hazmon.bureau.export import to_csv, to_xlsx
 from hazmon.bureau.figures_api import figures_json, scope_of_code
 from hazmon.bureau.flood import replay
+from hazmon.bureau.forward import backfill
 from hazmon.bureau.ingest import IngestLimits, Ingestor
 from hazmon.bureau.periods import PeriodError, ReportPeriod, parse_period
 from hazmon.bureau.supervision_figures import COLUMNS, export_rows, supervision_figures
@@ -62,6 +63,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "-o", "--out", type=Path, help="file to write (default: standard output; xlsx needs a file)"
     )
     f.set_defaults(handler=_figures)
+    fw = acts.add_parser("forward", help="federation: the queue of messages to the parent bureau")
+    fw_acts = fw.add_subparsers(dest="forward_command", metavar="ACTION", required=True)
+    bf = fw_acts.add_parser(
+        "backfill", help="queue for the parent the messages stored since a time and never queued, once"
+    )
+    bf.add_argument("-c", "--config", required=True, help="bureau config file (bureau.yaml, with parent:)")
+    bf.add_argument("--since", required=True, help="ISO time with its zone, e.g. 2026-03-01T00:00:00+08:00")
+    bf.set_defaults(handler=_backfill)
 
 
 def _load(path: str) -> BureauConfig | None:
@@ -82,7 +91,24 @@ def _check(args: argparse.Namespace) -> int:
         f"{args.config}: ok (bureau {cfg.id}, {cfg.region.level} {cfg.region.code}, "
         f"{len(cfg.tokens)} API token(s), broker {cfg.broker.url})"
     )
+    for line in federation_lines(cfg):
+        print(f"  {line}")
     return 0
+
+
+def federation_lines(cfg: BureauConfig) -> list[str]:
+    """What `check` says of ``parent:`` and ``children:`` (federation), one line each."""
+    p = cfg.parent
+    out = [
+        "parent: none (nothing is forwarded)"
+        if p is None
+        else f"parent: {p.url} as {p.username} (forwards on hazmon/v1/fed/{p.username}/<enterprise>/up/...)"
+    ]
+    if not cfg.children:
+        out.append("children: none (no forwarded messages are taken)")
+    for c in cfg.children:
+        out.append(f"child: {c.id} for {c.region.level} {c.region.code} (hazmon/v1/fed/{c.id}/...)")
+    return out
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -195,3 +221,35 @@ def _figures(args: argparse.Namespace) -> int:
         n = len(f.enterprises)
         print(f"{args.out}: {period.text} ({period.label_zh}), region {scope.code}, {n} enterprise(s)")
     return 0
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    """`hazmon bureau forward backfill`: messages stored before ``parent:`` was set, queued once, in order."""
+    cfg = _load(args.config)
+    if cfg is None:
+        return 1
+    if cfg.parent is None:
+        print(f"{args.config}: parent: not set, there is no parent bureau to forward to", file=sys.stderr)
+        return 2
+    try:
+        since = datetime.fromisoformat(args.since)
+    except ValueError:
+        print(f"--since: {args.since!r} is not an ISO time (2026-03-01T00:00:00+08:00)", file=sys.stderr)
+        return 2
+    if since.tzinfo is None:
+        print(f"--since: {args.since!r} has no time zone (add +08:00 or Z)", file=sys.stderr)
+        return 2
+    dsn = cfg.database.resolved_dsn()
+    try:
+        with psycopg.connect(dsn) as read, psycopg.connect(dsn, autocommit=True) as write:
+            r = backfill(read, write, since)
+    except psycopg.OperationalError as e:
+        print(f"database: {e}".strip(), file=sys.stderr)
+        return 1
+    for mid, why in r.unbuilt:
+        print(f"bureau_message {mid}: not queued: {why}", file=sys.stderr)
+    print(
+        f"{args.config}: {r.queued} message(s) stored since {since.isoformat()} queued for the parent"
+        f" {cfg.parent.url}; {r.already} were queued before; {len(r.unbuilt)} could not be rebuilt"
+    )
+    return 1 if r.unbuilt else 0

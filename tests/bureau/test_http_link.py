@@ -499,3 +499,33 @@ async def test_a_message_refused_for_good_is_counted_and_the_rest_goes_on(
         ("unknown_enterprise", e.id)
     ]
     assert link.metric("hazmon_bureau_link_https_refused_total", status="409") == 1
+
+
+async def test_readyz_has_an_https_link_line_ready_while_the_listener_is_open(link: Link) -> None:
+    """/readyz's ``https_link``: ready while the listener is bound; the listener stopped, not ready (503)."""
+
+    async def readyz() -> tuple[int, dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{link.daemon.http_port}/readyz") as r,
+        ):
+            return r.status, await r.json()
+
+    async def line_ok(want: bool) -> dict[str, Any]:
+        deadline = time.monotonic() + 60
+        while True:
+            status, body = await readyz()
+            line = body["checks"]["https_link"]
+            if line["ok"] is want:
+                return {"status": status, **line}
+            assert time.monotonic() < deadline, body
+            await asyncio.sleep(0.1)
+
+    up = await line_ok(True)
+    assert up["listening"] is True and up["port"] == link.port and up["tls"] is True
+    await link.daemon.link.stop()  # type: ignore[union-attr]
+    down = await line_ok(False)
+    assert down["status"] == 503 and down["listening"] is False
+    await link.daemon.link.start()  # type: ignore[union-attr]
+    again = await line_ok(True)
+    assert again["listening"] is True
