@@ -15,6 +15,7 @@ The session is persistent (MQTT 5 ``clean_start=False`` with a session expiry, o
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -289,6 +290,11 @@ class OutboxSender:
     def close(self) -> None:
         self._drop()
         if self._conn is not None:
+            if self._locked and self.lock_key is not None and not self._conn.broken:
+                # released now, not when the server gets round to ending the session: another
+                # process trying at once after this returns takes it over (it stood by until then)
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.lock_key,))
             self._conn.close()  # ends the session: the advisory lock goes with it
             self._conn = None
             self._locked = False
