@@ -13,34 +13,16 @@ from typing import Any
 
 import psycopg
 
-from hazmon.weather.plans import Activation, End, LevelUp, Start, level_name
+from hazmon.weather.plan_repository import ActivationRow
+from hazmon.weather.plans import End, LevelUp, Start, level_name
 
 __all__ = ["ActivationRow", "StepRow", "activations", "confirm_step", "end", "last_ends", "level_up",
            "mark_notified", "open_activations", "set_clear", "start", "steps", "unnotified"]  # fmt: skip
 
 Conn = psycopg.Connection[Any]
+# the columns of `ActivationRow` (the plant's activations' row: the same columns), in order
 _COLS = """id, plan_id, level, drill, started_at, started_by, cause, clear_since, notified_at, ended_at,
            ended_by, end_reason"""
-
-
-@dataclass(frozen=True, slots=True)
-class ActivationRow:
-    id: int
-    plan_id: str
-    level: int
-    drill: bool
-    started_at: datetime
-    started_by: str
-    cause: str
-    clear_since: datetime | None
-    notified_at: datetime | None
-    ended_at: datetime | None
-    ended_by: str | None
-    end_reason: str | None
-
-    def activation(self) -> Activation:
-        return Activation(self.id, self.plan_id, self.level, self.drill, self.started_at,
-                          self.started_by == "auto", self.clear_since)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
