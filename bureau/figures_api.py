@@ -20,7 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from hazmon.bureau.config import inside
 from hazmon.bureau.export import to_csv, to_xlsx
 from hazmon.bureau.periods import PERIOD_PATTERN, PeriodError, parse_period
-from hazmon.bureau.supervision_figures import COLUMNS, SupervisionFigures, export_rows, supervision_figures
+from hazmon.bureau.supervision_figures import (
+    COLUMNS,
+    Counts,
+    SupervisionFigures,
+    export_rows,
+    supervision_figures,
+)
 from hazmon.plant.http_request import RequestError, parse_query
 from hazmon.plant.regions import Level, Scope
 
@@ -59,24 +65,8 @@ def scope_of_code(code: str) -> Scope:
 def figures_json(f: SupervisionFigures) -> dict[str, Any]:
     """The figures with their rates, as the API answers them."""
 
-    def counts(c: Any) -> dict[str, Any]:
-        out = asdict(c)
-        out.update(
-            {
-                k: getattr(c, k)
-                for k in (
-                    "found",
-                    "rectified",
-                    "rectification_rate",
-                    "rectification_rate_general",
-                    "rectification_rate_major",
-                    "duty_completion",
-                    "commitment_rate",
-                    "commitment_on_time_rate",
-                )
-            }
-        )
-        return out
+    def counts(c: Counts) -> dict[str, Any]:
+        return asdict(c) | c.derived()
 
     return {
         "period": f.period.text,

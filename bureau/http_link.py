@@ -56,7 +56,7 @@ from hazmon.bureau.downlink import DownlinkSender
 from hazmon.bureau.flood import FloodLimiter, FloodMetrics, flood_refusal, retry_after_s
 from hazmon.bureau.https_link_config import HttpsLink
 from hazmon.bureau.ingest import Conn, Ingestor, Outcome, Refused, dead_letter
-from hazmon.plant.http_request import RequestError, parse_query
+from hazmon.plant.http_request import RequestError, parse_query, query_whole
 from hazmon.plant.link.messages import TOPIC_ROOT
 from hazmon.plant.schema import describe
 
@@ -78,15 +78,11 @@ _STATUSES = ("400", "401", "403", "409", "413", "422", "429", "503")
 _DB_RETRY_S = 5
 
 
-def _whole(v: object) -> object:
-    return int(v) if isinstance(v, str) and v.isdigit() and len(v) < 19 else v
-
-
 class DownQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    after: Annotated[int | None, Field(ge=0), BeforeValidator(_whole)] = None
-    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole)] = 100
+    after: Annotated[int | None, Field(ge=0), BeforeValidator(query_whole)] = None
+    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(query_whole)] = 100
 
 
 def link_ssl_context(cfg: HttpsLink) -> ssl.SSLContext | None:

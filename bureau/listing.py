@@ -80,6 +80,27 @@ def _where(scope: Scope | None, region_col: str) -> tuple[list[str], list[object
     return [f"{region_col} LIKE %s"], [(prefix(scope) if scope else "") + "%"]
 
 
+def _equal(where: list[str], args: list[object], column: str, value: object) -> None:
+    """Only rows whose ``column`` is ``value``, when one is given."""
+    if value:
+        where.append(f"{column} = %s")
+        args.append(value)
+
+
+def _one_of(where: list[str], args: list[object], column: str, values: Sequence[object]) -> None:
+    """Only rows whose ``column`` is one of ``values``, when any are given."""
+    if values:
+        where.append(f"{column} = ANY(%s)")
+        args.append(list(values))
+
+
+def _containing(where: list[str], args: list[object], columns: Sequence[str], text: str | None) -> None:
+    """Only rows with ``text`` in one of ``columns`` (case-insensitive), when it is given."""
+    if text:
+        where.append("(" + " OR ".join(f"{c} ILIKE %s" for c in columns) + ")")
+        args += [_like(text)] * len(columns)
+
+
 def _page(
     conn: Conn,
     *,
@@ -90,12 +111,16 @@ def _page(
     order: str,
     limit: int,
     offset: int,
+    select_args: Sequence[object] = (),
 ) -> tuple[list[dict[str, Any]], int]:
+    """One page of ``select`` and the total of ``count``; ``select_args`` fill ``select``'s own %s."""
     cond = " WHERE " + " AND ".join(where)
     with conn.cursor(row_factory=dict_row) as cur:
         got = cur.execute(f"{count}{cond}", args).fetchone()
         total = int(got["n"]) if got else 0
-        rows = cur.execute(f"{select}{cond} ORDER BY {order} LIMIT %s OFFSET %s", [*args, limit, offset])
+        rows = cur.execute(
+            f"{select}{cond} ORDER BY {order} LIMIT %s OFFSET %s", [*select_args, *args, limit, offset]
+        )
         return rows.fetchall(), total
 
 
@@ -104,12 +129,8 @@ def page_enterprises(
 ) -> tuple[list[dict[str, Any]], int]:
     """Enterprises by id, with their open alarms and open warnings counted."""
     where, args = _where(scope, "e.region_code")
-    if f.county:
-        where.append("e.region_code = %s")
-        args.append(f.county)
-    if f.text:
-        where.append("(e.enterprise_id ILIKE %s OR e.name ILIKE %s)")
-        args += [_like(f.text)] * 2
+    _equal(where, args, "e.region_code", f.county)
+    _containing(where, args, ("e.enterprise_id", "e.name"), f.text)
     select = (
         "SELECT e.enterprise_id AS id, e.name, e.region_code, e.registered_at,"
         " e.last_message_at AS last_seen, (SELECT count(*) FROM bureau_alarm a"
@@ -138,21 +159,10 @@ def page_alarms(
     where, args = _where(scope, "e.region_code")
     if f.state is not None:
         where.append(_OPEN if f.state == "open" else f"NOT {_OPEN}")
-    if f.colours:
-        where.append("a.tier = ANY(%s)")
-        args.append(list(f.colours))
-    if f.county:
-        where.append("e.region_code = %s")
-        args.append(f.county)
-    if f.enterprise:
-        where.append("a.enterprise_id = %s")
-        args.append(f.enterprise)
-    if f.text:
-        where.append(
-            "(a.alarm_id ILIKE %s OR e.name ILIKE %s OR a.sensor ILIKE %s OR a.message_zh ILIKE %s"
-            " OR a.message_en ILIKE %s)"
-        )
-        args += [_like(f.text)] * 5
+    _one_of(where, args, "a.tier", f.colours)
+    _equal(where, args, "e.region_code", f.county)
+    _equal(where, args, "a.enterprise_id", f.enterprise)
+    _containing(where, args, ("a.alarm_id", "e.name", "a.sensor", "a.message_zh", "a.message_en"), f.text)
     select = (
         "SELECT a.alarm_id AS id, a.enterprise_id AS enterprise, e.name AS enterprise_name, e.region_code,"
         " a.source_id AS hazard_source, a.sensor, a.condition, a.tier, a.tier_name, a.state, a.raised_at,"
@@ -179,23 +189,12 @@ def page_warnings(
     where, args = _where(scope, "w.region_code")
     if f.state == "open":
         where.append("w.state <> 'closed'")
-    elif f.state:
-        where.append("w.state = %s")
-        args.append(f.state)
-    if f.colours:
-        where.append("w.colour = ANY(%s)")
-        args.append(list(f.colours))
-    if f.county:
-        where.append("w.region_code = %s")
-        args.append(f.county)
-    if f.enterprise:
-        where.append("w.enterprise_id = %s")
-        args.append(f.enterprise)
-    if f.text:
-        where.append(
-            "(w.enterprise_id ILIKE %s OR e.name ILIKE %s OR w.text_zh ILIKE %s OR w.text_en ILIKE %s)"
-        )
-        args += [_like(f.text)] * 4
+    else:
+        _equal(where, args, "w.state", f.state)
+    _one_of(where, args, "w.colour", f.colours)
+    _equal(where, args, "w.region_code", f.county)
+    _equal(where, args, "w.enterprise_id", f.enterprise)
+    _containing(where, args, ("w.enterprise_id", "e.name", "w.text_zh", "w.text_en"), f.text)
     select = (
         "SELECT w.id, w.kind, w.colour, w.enterprise_id, e.name AS enterprise_name, w.region_code,"
         " w.source_id, w.sensor, w.raised_at, w.state, w.text_zh, w.text_en"
@@ -261,20 +260,10 @@ def page_supervisions(
         args += [today, today + timedelta(days=7)]
     elif f.due == "open":
         where.append("s.state <> 'closed'")
-    if f.level:
-        where.append("s.level = %s")
-        args.append(f.level)
-    if f.county:
-        where.append("s.region_code = %s")
-        args.append(f.county)
-    if f.enterprise:
-        where.append("s.enterprise_id = %s")
-        args.append(f.enterprise)
-    if f.text:
-        where.append(
-            "(s.enterprise_id ILIKE %s OR e.name ILIKE %s OR s.title ILIKE %s OR s.bureau_person ILIKE %s)"
-        )
-        args += [_like(f.text)] * 4
+    _equal(where, args, "s.level", f.level)
+    _equal(where, args, "s.region_code", f.county)
+    _equal(where, args, "s.enterprise_id", f.enterprise)
+    _containing(where, args, ("s.enterprise_id", "e.name", "s.title", "s.bureau_person"), f.text)
     select = (
         "SELECT s.id, s.enterprise_id, e.name AS enterprise_name, s.region_code, s.danger_id, s.title,"
         " s.level, s.opened_level, s.state, s.deadline, s.bureau_person, s.opened_at, s.escalated_at,"
@@ -282,13 +271,17 @@ def page_supervisions(
         " FROM bureau_supervision s JOIN bureau_enterprise e USING (enterprise_id)"
     )
     count = "SELECT count(*) AS n FROM bureau_supervision s JOIN bureau_enterprise e USING (enterprise_id)"
-    cond = " WHERE " + " AND ".join(where)
-    with conn.cursor(row_factory=dict_row) as cur:
-        got = cur.execute(f"{count}{cond}", args).fetchone()
-        total = int(got["n"]) if got else 0
-        rows = cur.execute(
-            f"{select}{cond} ORDER BY s.deadline, s.id LIMIT %s OFFSET %s", [today, *args, limit, offset]
-        ).fetchall()
+    rows, total = _page(
+        conn,
+        select=select,
+        count=count,
+        where=where,
+        args=args,
+        order="s.deadline, s.id",
+        limit=limit,
+        offset=offset,
+        select_args=[today],
+    )
     for r in rows:
         r["region_code"] = str(r["region_code"]).strip()
     return rows, total

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hazmon.bureau import plan_repository as brepo
 from hazmon.bureau.plan_config import BureauPlan
 from hazmon.bureau.plans import manual_end, manual_start, may_confirm
-from hazmon.plant.http_request import parse_body, parse_model, parse_query
+from hazmon.plant.http_request import jsonable, parse_body, parse_model, parse_query
 from hazmon.plant.regions import Scope, prefix
 from hazmon.plant.schema import Text
 from hazmon.weather.plans import Refusal, level_name
@@ -69,16 +69,6 @@ class StepBody(BaseModel):
 class EndBody(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     drill: bool = False
-
-
-def _json(v: object) -> object:
-    if isinstance(v, dict):
-        return {k: _json(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json(x) for x in v]
-    if isinstance(v, datetime):
-        return v.isoformat()
-    return v
 
 
 def _describe(plan: BureauPlan, bureau: Scope) -> dict[str, Any]:
@@ -190,7 +180,7 @@ def bureau_plan_routes(  # noqa: PLR0917 - the parts it joins; one closure per r
         out = [
             _describe(p, bureau) | {"activations": [a for a in acts if a["plan_id"] == p.id]} for p in mine
         ]
-        return web.json_response({"plans": _json(out), "count": len(out)})
+        return web.json_response({"plans": jsonable(out), "count": len(out)})
 
     async def act(
         request: web.Request, user: ApiUser, fn: Callable[[Any, BureauPlan], object]
@@ -203,7 +193,7 @@ def bureau_plan_routes(  # noqa: PLR0917 - the parts it joins; one closure per r
         if isinstance(got, Refusal):
             return refuse(request, 409, got.reason, user.name)
         wake()
-        return web.json_response(_json(got))
+        return web.json_response(jsonable(got))
 
     async def start(request: web.Request, user: ApiUser) -> web.StreamResponse:
         body = await parse_body(request, StartBody)

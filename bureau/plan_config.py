@@ -38,7 +38,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from hazmon.plant.plans import LEVELS, level_number
+from hazmon.plant.plans import LEVELS, exactly_one, level_number, no_start, step_used_twice
 from hazmon.plant.regions import Scope
 from hazmon.plant.weather_standards import Colour, WarningKind
 from hazmon.plant.web_users import UserRegion
@@ -104,10 +104,7 @@ class StartCondition:
 
     @model_validator(mode="after")
     def _one(self) -> StartCondition:
-        kinds = ("bureau_warning", "alarm", "weather", "manual")
-        given = [k for k in kinds if getattr(self, k) is not None]
-        if len(given) != 1:
-            check(((), f"give exactly one of {', '.join(kinds)} (got {', '.join(given) or 'none'})"))
+        check(exactly_one(self, ("bureau_warning", "alarm", "weather", "manual")))
         return self
 
     @property
@@ -140,12 +137,7 @@ class BureauPlan:
 
     @model_validator(mode="after")
     def _fits(self) -> BureauPlan:
-        ids = [s.id for s in self.steps]
-        dup = sorted({i for i in ids if ids.count(i) > 1})
-        check(
-            (("steps",), f"step id '{dup[0]}' is used twice") if dup else None,
-            (("start",), "a plan needs at least one start condition") if not self.start else None,
-        )
+        check(step_used_twice([s.id for s in self.steps]), no_start(self.start))
         return self
 
     def scope(self, bureau: Scope) -> Scope:

@@ -13,34 +13,18 @@ from typing import Any
 
 import psycopg
 
-from hazmon.weather.plans import Activation, End, LevelUp, Start, level_name
+from hazmon.weather import plan_repository as plant
+from hazmon.weather.plan_repository import ActivationRow, Tables
+from hazmon.weather.plans import End, LevelUp, Start
 
 __all__ = ["ActivationRow", "StepRow", "activations", "confirm_step", "end", "last_ends", "level_up",
            "mark_notified", "open_activations", "set_clear", "start", "steps", "unnotified"]  # fmt: skip
 
 Conn = psycopg.Connection[Any]
+_TABLES = Tables("bureau_own_plan_activation", "bureau_own_plan_event")
+# the columns of `ActivationRow` (the plant's activations' row: the same columns), in order
 _COLS = """id, plan_id, level, drill, started_at, started_by, cause, clear_since, notified_at, ended_at,
            ended_by, end_reason"""
-
-
-@dataclass(frozen=True, slots=True)
-class ActivationRow:
-    id: int
-    plan_id: str
-    level: int
-    drill: bool
-    started_at: datetime
-    started_by: str
-    cause: str
-    clear_since: datetime | None
-    notified_at: datetime | None
-    ended_at: datetime | None
-    ended_by: str | None
-    end_reason: str | None
-
-    def activation(self) -> Activation:
-        return Activation(self.id, self.plan_id, self.level, self.drill, self.started_at,
-                          self.started_by == "auto", self.clear_since)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +64,6 @@ def last_ends(conn: Conn) -> dict[str, datetime]:
     return {str(p): t for p, t in rows if isinstance(t, datetime)}
 
 
-def _event(  # noqa: PLR0917 - one log line
-    conn: Conn, activation: int, at: datetime, kind: str, actor: str, level: int | None, detail: str
-) -> None:
-    conn.execute(
-        "INSERT INTO bureau_own_plan_event (activation_id, at, kind, actor, level, detail)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
-        (activation, at, kind, actor, level, detail),
-    )
-
-
 def start(conn: Conn, s: Start, *, by: str, drill: bool, now: datetime) -> int | None:
     """Record a start (``by``: "auto" or the officer's name); None when the plan is already open."""
     with conn.transaction():
@@ -103,46 +77,25 @@ def start(conn: Conn, s: Start, *, by: str, drill: bool, now: datetime) -> int |
         if row is None:
             return None
         aid = int(row[0])
-        _event(conn, aid, now, "started", by, s.level, s.cause)
+        plant.record_event(conn, aid, now, "started", by, s.level, s.cause, _TABLES)
     return aid
 
 
 def level_up(conn: Conn, u: LevelUp, now: datetime) -> None:
-    with conn.transaction():
-        conn.execute(
-            "UPDATE bureau_own_plan_activation SET level = %s, clear_since = NULL"
-            " WHERE id = %s AND ended_at IS NULL",
-            (u.level, u.activation_id),
-        )
-        _event(
-            conn, u.activation_id, now, "level", "auto", u.level, f"level {level_name(u.level)}: {u.cause}"
-        )
+    plant.level_up(conn, u, now, _TABLES)
 
 
 def set_clear(conn: Conn, activation: int, since: datetime | None) -> None:
-    conn.execute("UPDATE bureau_own_plan_activation SET clear_since = %s WHERE id = %s", (since, activation))
+    plant.set_clear(conn, activation, since, _TABLES)
 
 
 def end(conn: Conn, e: End, by: str, now: datetime) -> bool:
     """Record the end; False when it had already ended."""
-    with conn.transaction():
-        row = conn.execute(
-            """UPDATE bureau_own_plan_activation SET ended_at = %s, ended_by = %s, end_reason = %s
-               WHERE id = %s AND ended_at IS NULL RETURNING id""",
-            (now, by, e.reason, e.activation_id),
-        ).fetchone()
-        if row is None:
-            return False
-        _event(conn, e.activation_id, now, "ended", by, None, e.reason)
-    return True
+    return plant.end(conn, e, by, now, _TABLES)
 
 
 def mark_notified(conn: Conn, activation: int, now: datetime, detail: str) -> None:
-    with conn.transaction():
-        conn.execute(
-            "UPDATE bureau_own_plan_activation SET notified_at = %s WHERE id = %s", (now, activation)
-        )
-        _event(conn, activation, now, "notified", "hazmon", None, detail)
+    plant.mark_notified(conn, activation, now, detail, _TABLES)
 
 
 def steps(conn: Conn, activation: int) -> list[StepRow]:

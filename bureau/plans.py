@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hazmon.bureau.plan_config import ANY_OFFICER, BureauPlan, StartCondition, colour_number
-from hazmon.plant.plans import LEVELS, level_number
 from hazmon.plant.regions import Scope, covers
 from hazmon.plant.weather_standards import Colour
-from hazmon.weather.plans import Activation, Decision, End, Held, Refusal, Start, decide_held, level_name
+from hazmon.weather.plans import Activation, Decision, End, Held, Refusal, Start, decide_held, start_by_hand
 
 __all__ = ["AlarmNow", "Now", "WarningNow", "WeatherNow", "decide", "holding", "manual_end", "manual_start",
            "may_confirm"]  # fmt: skip
@@ -143,17 +142,7 @@ def manual_start(  # noqa: PLR0917 - the request and its context
         return Refusal(f"a {role} may not start a plan (officers only)")
     if not _may(by, allowed):
         return Refusal(f"'{by}' may not start plan '{plan.id}' (allowed: {', '.join(allowed)})")
-    lv = level or lv0
-    if lv not in LEVELS:
-        return Refusal(f"level '{lv}' is not one of: {', '.join(LEVELS)}")
-    for a in open_activations:
-        if a.plan_id == plan.id and a.drill == drill:
-            what = "a drill of plan" if drill else "plan"
-            return Refusal(
-                f"{what} '{plan.id}' is already started (activation {a.id}, level {level_name(a.level)})"
-            )
-    kind = "drill 演练" if drill else "manual start"
-    return Start(plan.id, level_number(lv), f"{kind} by {by}", datetime.min)
+    return start_by_hand(plan.id, level or lv0, drill, open_activations, by)
 
 
 def manual_end(plan: BureauPlan, activation: Activation, by: str, role: str) -> End | Refusal:

@@ -35,7 +35,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from hazmon.bureau import supervision_repository as repo
 from hazmon.bureau.supervision_flow import Refused
-from hazmon.plant.http_request import parse_body, parse_model, parse_query
+from hazmon.plant.http_request import jsonable, parse_body, parse_model, parse_query, query_flag, query_whole
 from hazmon.plant.schema import Text
 
 if TYPE_CHECKING:
@@ -52,35 +52,27 @@ Guard = Callable[..., Callable[[web.Request], Awaitable[web.StreamResponse]]]
 Refuse = Callable[..., web.Response]
 
 
-def _flag(v: object) -> object:
-    return {"true": True, "false": False}.get(v, v) if isinstance(v, str) else v
-
-
-def _whole(v: object) -> object:
-    return int(v) if isinstance(v, str) and v.isdigit() and len(v) < 19 else v
-
-
 class DangerQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     level: Literal["general", "major"] | None = None
-    open: Annotated[bool, BeforeValidator(_flag)] = False
+    open: Annotated[bool, BeforeValidator(query_flag)] = False
     enterprise: _Id | None = None
-    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole)] = 500
+    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(query_whole)] = 500
 
 
 class SupervisionQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    open: Annotated[bool, BeforeValidator(_flag)] = False
+    open: Annotated[bool, BeforeValidator(query_flag)] = False
     enterprise: _Id | None = None
-    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole)] = 500
+    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(query_whole)] = 500
 
 
 class SupervisionPath(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: Annotated[int, Field(ge=1, le=2**63 - 1), BeforeValidator(_whole)]
+    id: Annotated[int, Field(ge=1, le=2**63 - 1), BeforeValidator(query_whole)]
 
 
 class OpenBody(BaseModel):
@@ -111,16 +103,6 @@ def _status(r: Refused) -> int:
     return 409
 
 
-def _json(v: object) -> object:
-    if isinstance(v, dict):
-        return {k: _json(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json(x) for x in v]
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    return v if v is None or isinstance(v, str | int | float | bool) else str(v)
-
-
 def supervision_routes(api: BureauApi, guarded: Guard, refuse: Refuse) -> list[web.RouteDef]:
     """The routes, guarded by the API's token check; ``refuse`` counts and logs a refusal."""
 
@@ -135,7 +117,7 @@ def supervision_routes(api: BureauApi, guarded: Guard, refuse: Refuse) -> list[w
                 c, user.scope, level=q.level, open_only=q.open, enterprise_id=q.enterprise, limit=q.limit
             )
         )
-        return web.json_response({"hidden_dangers": _json(rows), "count": len(rows)})
+        return web.json_response({"hidden_dangers": jsonable(rows), "count": len(rows)})
 
     async def list_supervisions(request: web.Request, user: ApiUser) -> web.StreamResponse:
         q = parse_query(request, SupervisionQuery)
@@ -145,7 +127,7 @@ def supervision_routes(api: BureauApi, guarded: Guard, refuse: Refuse) -> list[w
                 c, user.scope, open_only=q.open, enterprise_id=q.enterprise, limit=q.limit
             )
         )
-        return web.json_response({"supervisions": _json(rows), "count": len(rows)})
+        return web.json_response({"supervisions": jsonable(rows), "count": len(rows)})
 
     def _sid(request: web.Request) -> int:
         p = parse_model(SupervisionPath, {"id": request.match_info["id"]}, "path")
@@ -158,7 +140,7 @@ def supervision_routes(api: BureauApi, guarded: Guard, refuse: Refuse) -> list[w
         got = await api.run(lambda c: repo.get_supervision(c, sid, user.scope))
         if got is None:
             return refuse(request, 404, f"id: no supervision {sid} in this bureau's region", user.name)
-        return web.json_response(_json(got))
+        return web.json_response(jsonable(got))
 
     async def open_one(request: web.Request, user: ApiUser) -> web.StreamResponse:
         parse_query(request, None)
@@ -177,7 +159,7 @@ def supervision_routes(api: BureauApi, guarded: Guard, refuse: Refuse) -> list[w
             return refuse(request, max(_status(r) for r in got), "; ".join(map(str, got)), user.name)
         log.info("supervision opened", supervision=got["id"], danger=b.danger_id, user=user.name)
         api.on_step()  # the opening went to the downlink outbox with it: send it now
-        return web.json_response(_json(got), status=201)
+        return web.json_response(jsonable(got), status=201)
 
     async def step(request: web.Request, user: ApiUser) -> web.StreamResponse:
         sid = _sid(request)
@@ -199,7 +181,7 @@ def supervision_routes(api: BureauApi, guarded: Guard, refuse: Refuse) -> list[w
             return refuse(request, _status(got), str(got), user.name)
         log.info("supervision step", supervision=sid, step=b.step, user=user.name)
         api.on_step()
-        return web.json_response(_json(got))
+        return web.json_response(jsonable(got))
 
     p = "/api/v1"
     return [

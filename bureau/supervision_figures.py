@@ -31,6 +31,7 @@ from hazmon.plant.regions import LEVELS, Level, Scope, parent_codes, prefix
 
 __all__ = [
     "COLUMNS",
+    "DERIVED",
     "Counts",
     "EnterpriseCounts",
     "RegionCounts",
@@ -45,6 +46,19 @@ Conn = psycopg.Connection[Any]
 
 def _rate(num: int, den: int) -> float | None:
     return None if den <= 0 else num / den
+
+
+DERIVED = (
+    "found",
+    "rectified",
+    "rectification_rate",
+    "rectification_rate_general",
+    "rectification_rate_major",
+    "duty_completion",
+    "commitment_rate",
+    "commitment_on_time_rate",
+)
+"""The properties of `Counts` worked out of its counts, as its rows and the API's answers name them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,18 +115,11 @@ class Counts:
 
     def as_row(self) -> dict[str, Cell]:
         row: dict[str, Cell] = {f.name: getattr(self, f.name) for f in fields(Counts)}
-        for name in (
-            "found",
-            "rectified",
-            "rectification_rate",
-            "rectification_rate_general",
-            "rectification_rate_major",
-            "duty_completion",
-            "commitment_rate",
-            "commitment_on_time_rate",
-        ):
-            row[name] = getattr(self, name)
-        return row
+        return row | self.derived()
+
+    def derived(self) -> dict[str, Cell]:
+        """The figures worked out of the counts (totals and rates), by name."""
+        return {name: getattr(self, name) for name in DERIVED}
 
 
 _COUNT_NAMES = tuple(f.name for f in fields(Counts))

@@ -26,7 +26,7 @@ from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from hazmon.bureau import weather_measures
-from hazmon.plant.http_request import parse_model, parse_query
+from hazmon.plant.http_request import jsonable, parse_model, parse_query, query_flag, query_whole
 from hazmon.weather.cap import MAX_BYTES, Refused, parse
 
 if TYPE_CHECKING:
@@ -39,35 +39,17 @@ Handler = Callable[[web.Request, "ApiUser"], Awaitable[web.StreamResponse]]
 Refuse = Callable[..., web.Response]
 
 
-def _flag(v: object) -> object:
-    return {"true": True, "false": False}.get(v, v) if isinstance(v, str) else v
-
-
-def _whole(v: object) -> object:
-    return int(v) if isinstance(v, str) and v.isdigit() and len(v) < 10 else v
-
-
 class WeatherQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    open: Annotated[bool, BeforeValidator(_flag)] = True
-    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole)] = 200
+    open: Annotated[bool, BeforeValidator(query_flag)] = True
+    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(query_whole)] = 200
 
 
 class IdentifierPath(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     identifier: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s/\\]+$")]
-
-
-def _json(v: object) -> object:
-    if isinstance(v, dict):
-        return {k: _json(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json(x) for x in v]
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    return v
 
 
 def weather_warning_routes(
@@ -83,7 +65,7 @@ def weather_warning_routes(
                 c, user.scope, open_only=q.open, limit=q.limit, now=api.clock()
             )
         )
-        return web.json_response({"weather_warnings": _json(rows), "count": len(rows)})
+        return web.json_response({"weather_warnings": jsonable(rows), "count": len(rows)})
 
     async def show(request: web.Request, user: ApiUser) -> web.StreamResponse:
         ident = parse_model(IdentifierPath, dict(request.match_info), "path").identifier
@@ -91,7 +73,7 @@ def weather_warning_routes(
         w = await api.run(lambda c: weather_measures.warning(c, ident, user.scope, now=api.clock()))
         if w is None:
             return refuse(request, 404, f"no weather warning {ident}", user.name)
-        return web.json_response(_json(w))
+        return web.json_response(jsonable(w))
 
     async def post_cap(request: web.Request, user: ApiUser) -> web.StreamResponse:
         parse_query(request, None)

@@ -24,13 +24,19 @@ from hazmon.plant.web_users import BureauUser
 if TYPE_CHECKING:  # the page module imports this one
     from hazmon.console.bureau_pages import BureauConsole
 
-__all__ = ["mount_lists", "severe_alarms"]
+__all__ = ["colour_name", "mount_lists", "severe_alarms"]
 
 BCtx = BaseCtx[BureauUser]
 COLOURS = ("red", "orange", "yellow", "blue")
 _TIER = {t.colour: int(t.value) for t in Tier}
 _COUNTY = pattern(r"[0-9]{6}", "a 6-digit county code")
 _ENTERPRISE = pattern(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", "an enterprise id")
+
+
+def colour_name(tier: int) -> str:
+    """A tier or warning colour (1 blue … 4 red; outside that, the nearest) by its name."""
+    return Tier(max(1, min(4, int(tier)))).colour
+
 
 ENTERPRISE_CHECKS = {"county": _COUNTY, "q": text()}
 ALARM_CHECKS = {
@@ -119,7 +125,7 @@ def mount_lists(c: BureauConsole) -> None:
         f, scope = alarm_filter(args), ctx.user.scope
         got, total = await api.run(lambda conn: listing.page_alarms(conn, scope, f, args.size, args.offset))
         for a in got:
-            a["colour_name"] = Tier(max(1, min(4, int(a["tier"])))).colour
+            a["colour_name"] = colour_name(a["tier"])
         return args, got, total
 
     async def alarms(ctx: BCtx) -> web.StreamResponse:
@@ -157,7 +163,7 @@ def mount_lists(c: BureauConsole) -> None:
         f, scope = warning_filter(args), ctx.user.scope
         got, total = await api.run(lambda conn: listing.page_warnings(conn, scope, f, args.size, args.offset))
         for w in got:
-            w["colour_name"] = Tier(max(1, min(4, int(w["colour"])))).colour
+            w["colour_name"] = colour_name(w["colour"])
         return past_end(ctx, args, total) or c.render(
             ctx.request,
             "warnings.html",

@@ -25,7 +25,7 @@ from hazmon.bureau import warning_repository as warnings
 from hazmon.bureau.api import STEPS, AlarmQuery, ApiUser, BureauApi, StepBody
 from hazmon.bureau.plan_config import BureauPlan
 from hazmon.bureau.warning_flow import NEXT, Refused, State
-from hazmon.console.bureau_lists import mount_lists, severe_alarms
+from hazmon.console.bureau_lists import colour_name, mount_lists, severe_alarms
 from hazmon.console.bureau_plans import mount_plans
 from hazmon.console.bureau_supervision import enterprise_sections, mount_supervision
 from hazmon.console.bureau_weather import mount_weather, weather_summary
@@ -74,10 +74,6 @@ def sparkline(points: Sequence[tuple[datetime, float]], width: int = 320, height
         y = height - pad - (height - 2 * pad) * (v - lo) / span_v
         out.append(f"{x:.1f},{y:.1f}")
     return " ".join(out)
-
-
-def _colour(tier: int) -> str:
-    return Tier(max(1, min(4, int(tier)))).colour
 
 
 class BureauConsole(WebConsole[BureauUser]):
@@ -142,11 +138,11 @@ def _mount(c: BureauConsole) -> None:  # noqa: PLR0915 - one closure per page
         figs = await api.run(lambda conn: figures.daily(conn, day, api.warning_settings, ctx.now, scope))
         open_warnings = await api.run(lambda conn: warnings.list_warnings(conn, scope, limit=LIST_TOP))
         for w in open_warnings:
-            w["colour_name"] = _colour(w["colour"])
+            w["colour_name"] = colour_name(w["colour"])
         by_age = await api.run(lambda conn: listing.open_warning_counts(conn, scope, ctx.now))
         counts: dict[str, dict[str, int]] = {}
         for (colour, age), n in by_age.items():
-            counts.setdefault(_colour(colour), {})[age] = n
+            counts.setdefault(colour_name(colour), {})[age] = n
         silent_after = timedelta(seconds=api.warning_settings.silent_after_s)
         ents = await api.enterprises(user)
         silent = [e for e in ents if e["last_seen"] is None or ctx.now - e["last_seen"] > silent_after]
@@ -184,7 +180,7 @@ def _mount(c: BureauConsole) -> None:  # noqa: PLR0915 - one closure per page
             lambda conn: warnings.list_warnings(conn, scope, open_only=False, enterprise_id=eid, limit=20)
         )
         for w in recent:
-            w["colour_name"] = _colour(w["colour"])
+            w["colour_name"] = colour_name(w["colour"])
         firsts = [(s["id"], s["sensors"][0]) for s in e["hazard_sources"] if s["sensors"]]
         keys = [(sid, x["tag"], x["unit"]) for sid, x in firsts]
         since = ctx.now - timedelta(hours=TREND_HOURS)
@@ -236,7 +232,7 @@ def _mount(c: BureauConsole) -> None:  # noqa: PLR0915 - one closure per page
         w = None if wid is None else await api.run(lambda conn: warnings.get_warning(conn, wid, scope))
         if w is None:
             return c.not_found(ctx)
-        w["colour_name"] = _colour(w["colour"])
+        w["colour_name"] = colour_name(w["colour"])
         return c.render(
             ctx.request,
             "warning.html",

@@ -23,6 +23,7 @@ from hazmon.grafana.common import (
     table,
     tier_mapping,
     timeseries,
+    yes_no,
 )
 from hazmon.grafana.texts import Texts
 from hazmon.plant.standards import ALARM_TARGETS, Grade
@@ -67,12 +68,6 @@ def _handling(tr: Texts) -> dict[str, object]:
             "feedback": (tr("v.feedback"), "blue"),
             "closed": (tr("v.closed"), "green"),
         }
-    )
-
-
-def _yes_no(tr: Texts, col: str, key: str) -> dict[str, object]:
-    return color_cells(
-        col, mapping({"true": (tr("v.yes"), "red"), "false": (tr("v.no"), "green")}), display=tr(key)
     )
 
 
@@ -198,8 +193,8 @@ ORDER BY r.next_due, enterprise, r.code""",
             rename("next_due", tr("c.next_due")),
             rename("filing_deadline", tr("c.filing_deadline")),
             rename("filed_on", tr("c.filed_on")),
-            _yes_no(tr, "reassessment_overdue", "c.reassessment_overdue"),
-            _yes_no(tr, "filing_overdue", "c.filing_overdue"),
+            yes_no(tr, "reassessment_overdue", "c.reassessment_overdue"),
+            yes_no(tr, "filing_overdue", "c.filing_overdue"),
         ],
     )
     g.newline()
@@ -327,8 +322,8 @@ ORDER BY enterprise, r.code""",
             rename("filed_on", tr("c.filed_on")),
             rename("next_due", tr("c.next_due")),
             rename("filing_deadline", tr("c.filing_deadline")),
-            _yes_no(tr, "reassessment_overdue", "c.reassessment_overdue"),
-            _yes_no(tr, "filing_overdue", "c.filing_overdue"),
+            yes_no(tr, "reassessment_overdue", "c.reassessment_overdue"),
+            yes_no(tr, "filing_overdue", "c.filing_overdue"),
         ],
     )
     return Dashboard(

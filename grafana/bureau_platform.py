@@ -28,6 +28,7 @@ from hazmon.grafana.common import (
     rename,
     stat,
     table,
+    yes_no,
 )
 from hazmon.grafana.texts import Texts
 from hazmon.plant.bureau_standards import RULES, WarningSettings, colour_text
@@ -112,12 +113,6 @@ def _state_mapping(tr: Texts) -> dict[str, object]:
             "verified": (tr("v.ws_verified"), "orange"),
             "fed_back": (tr("v.ws_fed_back"), "blue"),
         }
-    )
-
-
-def _yes_no(tr: Texts, col: str, key: str) -> dict[str, object]:
-    return color_cells(
-        col, mapping({"true": (tr("v.yes"), "red"), "false": (tr("v.no"), "green")}), display=tr(key)
     )
 
 
@@ -406,7 +401,7 @@ LIMIT 500""",
             rename("source_id", tr("c.hazard_source")),
             rename("raised_at", tr("c.raised")),
             _seconds("age_s", tr("c.age")),
-            _yes_no(tr, "overdue", "c.overdue"),
+            yes_no(tr, "overdue", "c.overdue"),
             color_cells("state", _state_mapping(tr), display=tr("c.warning_state")),
             rename("cleared_at", tr("c.cleared")),
             rename("text", tr("c.text")),

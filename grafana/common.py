@@ -43,6 +43,7 @@ __all__ = [
     "table",
     "tier_mapping",
     "timeseries",
+    "yes_no",
 ]
 
 DATASOURCE_NAME = "hazmon"
@@ -152,6 +153,13 @@ def color_cells(column: str, maps: dict[str, Any], *, display: str | None = None
     if display:
         props.append({"id": "displayName", "value": display})
     return {"matcher": {"id": "byName", "options": column}, "properties": props}
+
+
+def yes_no(tr: Texts, col: str, key: str) -> dict[str, Any]:
+    """Override: a true/false table column shown as yes (red) or no (green), named by text ``key``."""
+    return color_cells(
+        col, mapping({"true": (tr("v.yes"), "red"), "false": (tr("v.no"), "green")}), display=tr(key)
+    )
 
 
 def _thresholds(steps: Sequence[tuple[float | None, str]]) -> list[dict[str, Any]]:

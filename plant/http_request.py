@@ -15,9 +15,31 @@ from pydantic import BaseModel, ValidationError
 
 from hazmon.plant.schema import describe
 
-__all__ = ["RequestError", "bearer", "parse_body", "parse_model", "parse_query"]
+__all__ = ["RequestError", "bearer", "jsonable", "parse_body", "parse_model", "parse_query", "query_flag",
+           "query_whole"]  # fmt: skip
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def query_flag(v: object) -> object:
+    """A query flag (a ``BeforeValidator``): ``true``/``false`` as booleans, else left to the model."""
+    return {"true": True, "false": False}.get(v, v) if isinstance(v, str) else v
+
+
+def query_whole(v: object) -> object:
+    """A path or query number (a ``BeforeValidator``): digits as an int, anything else left to the model."""
+    return int(v) if isinstance(v, str) and v.isdigit() and len(v) < 19 else v
+
+
+def jsonable(v: object) -> object:
+    """An answer's rows as JSON values: dates and times in ISO 8601, anything else odd as its text."""
+    if isinstance(v, dict):
+        return {k: jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [jsonable(x) for x in v]
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v if v is None or isinstance(v, str | int | float | bool) else str(v)
 
 
 class RequestError(Exception):

@@ -35,7 +35,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from hazmon.plant.weather_standards import Colour, WarningKind
-from hazmon.plant.yamlmodel import SECTION, NonNegative, Whole, YText, check, choice, pattern, validate
+from hazmon.plant.yamlmodel import SECTION, NonNegative, Where, Whole, YText, check, choice, pattern, validate
 from hazmon.plant.yamlnode import ID_PATTERN, ID_WHAT, Node
 
 __all__ = [
@@ -50,8 +50,11 @@ __all__ = [
     "StartCondition",
     "VoteStart",
     "WeatherStart",
+    "exactly_one",
     "level_number",
+    "no_start",
     "parse_plans",
+    "step_used_twice",
 ]
 
 LEVELS = ("I", "II", "III", "IV")
@@ -69,6 +72,29 @@ _CONDITIONS = (
     "vote_confirmed", "vote_unconfirmed", "stale", "link_lost", "weather_warning",
 )  # fmt: skip
 """Alarm conditions a plan may start on (`hazmon.plant.findings.Condition` values)."""
+
+
+def exactly_one(condition: object, kinds: tuple[str, ...]) -> tuple[Where, str] | None:
+    """The failed check of a start condition that gives not exactly one of ``kinds``.
+
+    For the plant's plans and the bureau's own (`hazmon.bureau.plan_config`).
+    """
+    given = [k for k in kinds if getattr(condition, k) is not None]
+    if len(given) == 1:
+        return None
+    return (), f"give exactly one of {', '.join(kinds)} (got {', '.join(given) or 'none'})"
+
+
+def step_used_twice(step_ids: Collection[str]) -> tuple[Where, str] | None:
+    """The failed check of a plan whose steps share an id."""
+    ids = list(step_ids)
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    return (("steps",), f"step id '{dup[0]}' is used twice") if dup else None
+
+
+def no_start(start: Collection[object]) -> tuple[Where, str] | None:
+    """The failed check of a plan without a start condition."""
+    return (("start",), "a plan needs at least one start condition") if not start else None
 
 
 def level_number(level: str) -> int:
@@ -141,11 +167,7 @@ class StartCondition:
 
     @model_validator(mode="after")
     def _one(self) -> StartCondition:
-        given = [k for k in ("alarm", "vote", "weather", "manual") if getattr(self, k) is not None]
-        if len(given) != 1:
-            check(
-                ((), f"give exactly one of alarm, vote, weather, manual (got {', '.join(given) or 'none'})")
-            )
+        check(exactly_one(self, ("alarm", "vote", "weather", "manual")))
         return self
 
     @property
@@ -181,12 +203,8 @@ class Plan:
 
     @model_validator(mode="after")
     def _unique_steps(self) -> Plan:
-        ids = [s.id for s in self.steps]
-        dup = sorted({i for i in ids if ids.count(i) > 1})
-        if dup:
-            check((("steps",), f"step id '{dup[0]}' is used twice"))
-        if not self.start:
-            check((("start",), "a plan needs at least one start condition"))
+        check(step_used_twice([s.id for s in self.steps]))
+        check(no_start(self.start))
         return self
 
     def manual_roles(self) -> tuple[str, ...]:

@@ -33,12 +33,25 @@ from psycopg import sql
 
 from hazmon.store.db import connect
 
-__all__ = ["MalformedRowError", "Outbox", "OutboxSender", "PublisherSettings", "Row", "SenderStats"]
+__all__ = [
+    "MalformedRowError",
+    "Outbox",
+    "OutboxSender",
+    "PublisherSettings",
+    "Row",
+    "SenderStats",
+    "next_backoff",
+]
 
 log = structlog.get_logger("hazmon.store.outbox")
 
 Conn = psycopg.Connection[tuple[object, ...]]
 Row = tuple[object, ...]  # (seq, attempts, *the outbox's columns)
+
+
+def next_backoff(prev: float, cap: float) -> float:
+    """The wait after one more failure in a row: 0.1 s, then doubled each time, at most ``cap``."""
+    return min(max(prev * 2, 0.1), cap)
 
 
 # ---------------------------------------------------------------- the table
@@ -389,7 +402,7 @@ class OutboxSender:
                 backoff = 0.0
                 stop.wait(self.settings.poll_interval_s)
             except (ConnectionError, OSError, psycopg.OperationalError) as e:
-                backoff = min(max(backoff * 2, 0.1), self.settings.retry_max_s)
+                backoff = next_backoff(backoff, self.settings.retry_max_s)
                 self.stats.failures += 1
                 self.last_error = str(e)
                 log.warning(f"{self.name} down, retrying", error=str(e), retry_in_s=backoff)

@@ -44,6 +44,7 @@ from pydantic import ValidationError
 from hazmon.plant.link.messages import TOPIC_ROOT
 from hazmon.plant.schema import describe
 from hazmon.store.db import connect
+from hazmon.store.outbox import next_backoff
 from hazmon.uplink.config import UplinkSettings
 from hazmon.uplink.downlink import Downlink, DownlinkStats, RefusedSink, StepHandler
 from hazmon.uplink.outbox import Conn, claim, mark_sent
@@ -141,10 +142,6 @@ class _Http:
         c, self._c = self._c, None
         if c is not None:
             c.close()
-
-
-def _backoff(prev: float, cap: float) -> float:
-    return min(max(prev * 2, 0.1), cap)
 
 
 class HttpsSender:
@@ -247,7 +244,7 @@ class HttpsSender:
                 backoff = 0.0
                 stop.wait(self.settings.poll_interval_s)
             except (ConnectionError, OSError, psycopg.OperationalError) as e:
-                backoff = _backoff(backoff, self.settings.retry_max_s)
+                backoff = next_backoff(backoff, self.settings.retry_max_s)
                 wait = e.after_s if isinstance(e, Retry) and e.after_s is not None else backoff
                 self.last_error = str(e)
                 log.warning("uplink (https) waiting", error=str(e), retry_in_s=wait)
@@ -324,7 +321,7 @@ class HttpsDownlink:
             except (ConnectionError, OSError) as e:
                 if not isinstance(e, _Stalled):
                     self.stats.failed += 1
-                backoff = _backoff(backoff, self.settings.retry_max_s)
+                backoff = next_backoff(backoff, self.settings.retry_max_s)
                 wait = e.after_s if isinstance(e, Retry) and e.after_s is not None else backoff
                 log.warning("bureau downlink (https) waiting", error=str(e), retry_in_s=wait)
                 stop.wait(wait)

@@ -15,8 +15,10 @@ import psycopg
 from hazmon.weather.plans import Activation, End, LevelUp, Start, level_name
 
 __all__ = [
+    "PLANT_TABLES",
     "ActivationRow",
     "StepRow",
+    "Tables",
     "activations",
     "confirm_step",
     "end",
@@ -24,6 +26,7 @@ __all__ = [
     "level_up",
     "mark_notified",
     "open_activations",
+    "record_event",
     "set_clear",
     "start",
     "steps",
@@ -33,6 +36,20 @@ Conn = psycopg.Connection[tuple[object, ...]]
 
 _COLS = """id, plan_id, level, drill, started_at, started_by, cause, clear_since, notified_at,
            ended_at, ended_by, end_reason"""
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """The tables of one set of activations: the plant's, or a bureau's own plans'.
+
+    A bureau's own (`hazmon.bureau.plan_repository`) has the same columns and the same writes.
+    """
+
+    activation: str
+    event: str
+
+
+PLANT_TABLES = Tables("plan_activation", "plan_event")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +112,20 @@ def last_ends(conn: Conn, enterprise: str) -> dict[str, datetime]:
     return {str(p): t for p, t in rows if isinstance(t, datetime)}
 
 
-def _event(  # noqa: PLR0917 - one log line
-    conn: Conn, activation: int, at: datetime, kind: str, actor: str, level: int | None, detail: str
+def record_event(  # noqa: PLR0917 - one log line
+    conn: Conn,
+    activation: int,
+    at: datetime,
+    kind: str,
+    actor: str,
+    level: int | None,
+    detail: str,
+    tables: Tables = PLANT_TABLES,
 ) -> None:
+    """One line of an activation's log (``tables.event``), in the caller's transaction."""
     conn.execute(
-        """INSERT INTO plan_event (activation_id, at, kind, actor, level, detail)
-           VALUES (%s, %s, %s, %s, %s, %s)""",
+        f"""INSERT INTO {tables.event} (activation_id, at, kind, actor, level, detail)
+            VALUES (%s, %s, %s, %s, %s, %s)""",
         (activation, at, kind, actor, level, detail),
     )
 
@@ -119,36 +144,36 @@ def start(conn: Conn, enterprise: str, s: Start, *, by: str, drill: bool, now: d
         if row is None:
             return None
         aid = int(str(row[0]))
-        _event(conn, aid, now, "started", by, s.level, s.cause)
+        record_event(conn, aid, now, "started", by, s.level, s.cause)
     return aid
 
 
-def level_up(conn: Conn, u: LevelUp, now: datetime) -> None:
+def level_up(conn: Conn, u: LevelUp, now: datetime, tables: Tables = PLANT_TABLES) -> None:
     with conn.transaction():
         conn.execute(
-            "UPDATE plan_activation SET level = %s, clear_since = NULL WHERE id = %s AND ended_at IS NULL",
+            f"UPDATE {tables.activation} SET level = %s, clear_since = NULL"
+            " WHERE id = %s AND ended_at IS NULL",
             (u.level, u.activation_id),
         )
-        _event(
-            conn, u.activation_id, now, "level", "auto", u.level, f"level {level_name(u.level)}: {u.cause}"
-        )
+        detail = f"level {level_name(u.level)}: {u.cause}"
+        record_event(conn, u.activation_id, now, "level", "auto", u.level, detail, tables)
 
 
-def set_clear(conn: Conn, activation: int, since: datetime | None) -> None:
-    conn.execute("UPDATE plan_activation SET clear_since = %s WHERE id = %s", (since, activation))
+def set_clear(conn: Conn, activation: int, since: datetime | None, tables: Tables = PLANT_TABLES) -> None:
+    conn.execute(f"UPDATE {tables.activation} SET clear_since = %s WHERE id = %s", (since, activation))
 
 
-def end(conn: Conn, e: End, by: str, now: datetime) -> bool:
+def end(conn: Conn, e: End, by: str, now: datetime, tables: Tables = PLANT_TABLES) -> bool:
     """Record the end; False when it had already ended."""
     with conn.transaction():
         row = conn.execute(
-            """UPDATE plan_activation SET ended_at = %s, ended_by = %s, end_reason = %s
-               WHERE id = %s AND ended_at IS NULL RETURNING id""",
+            f"""UPDATE {tables.activation} SET ended_at = %s, ended_by = %s, end_reason = %s
+                WHERE id = %s AND ended_at IS NULL RETURNING id""",
             (now, by, e.reason, e.activation_id),
         ).fetchone()
         if row is None:
             return False
-        _event(conn, e.activation_id, now, "ended", by, None, e.reason)
+        record_event(conn, e.activation_id, now, "ended", by, None, e.reason, tables)
     return True
 
 
@@ -161,10 +186,12 @@ def unnotified(conn: Conn, enterprise: str) -> list[ActivationRow]:
     return [_row(r) for r in rows]
 
 
-def mark_notified(conn: Conn, activation: int, now: datetime, detail: str) -> None:
+def mark_notified(
+    conn: Conn, activation: int, now: datetime, detail: str, tables: Tables = PLANT_TABLES
+) -> None:
     with conn.transaction():
-        conn.execute("UPDATE plan_activation SET notified_at = %s WHERE id = %s", (now, activation))
-        _event(conn, activation, now, "notified", "hazmon", None, detail)
+        conn.execute(f"UPDATE {tables.activation} SET notified_at = %s WHERE id = %s", (now, activation))
+        record_event(conn, activation, now, "notified", "hazmon", None, detail, tables)
 
 
 def steps(conn: Conn, activation: int) -> list[StepRow]:

@@ -42,6 +42,7 @@ __all__ = [
     "manual_end",
     "manual_start",
     "may_confirm",
+    "start_by_hand",
 ]
 
 _LEVEL_RANK = {"predictive": 0, "first": 1, "second": 2}
@@ -286,17 +287,27 @@ def manual_start(  # noqa: PLR0917 - the request and its context
     who = _person(role, by, people)
     if who is not None:
         return who
-    lv = level or plan.manual_level()
+    return start_by_hand(plan.id, level or plan.manual_level(), drill, open_activations, f"{by} ({role})")
+
+
+def start_by_hand(
+    plan_id: str, lv: str | None, drill: bool, open_activations: Sequence[Activation], who: str
+) -> Start | Refusal:
+    """The last checks of a start by hand, once the person may, and the start ``by who``.
+
+    The level ``lv`` is a level; the plan (or its drill) is not already open. For the plant's plans
+    and the bureau's own (`hazmon.bureau.plans`).
+    """
     if lv not in LEVELS:
         return Refusal(f"level '{lv}' is not one of: {', '.join(LEVELS)}")
     for a in open_activations:
-        if a.plan_id == plan.id and a.drill == drill:
+        if a.plan_id == plan_id and a.drill == drill:
             what = "a drill of plan" if drill else "plan"
             return Refusal(
-                f"{what} '{plan.id}' is already started (activation {a.id}, level {level_name(a.level)})"
+                f"{what} '{plan_id}' is already started (activation {a.id}, level {level_name(a.level)})"
             )
     kind = "drill 演练" if drill else "manual start"
-    return Start(plan.id, level_number(lv), f"{kind} by {by} ({role})", datetime.min)
+    return Start(plan_id, level_number(lv), f"{kind} by {who}", datetime.min)
 
 
 def manual_end(
