@@ -50,7 +50,15 @@ from hazmon.bureau.supervision_config import SupervisionSection
 from hazmon.bureau.warning_flow import Refused
 from hazmon.bureau.weather_api import weather_warning_routes
 from hazmon.plant.bureau_standards import WarningSettings
-from hazmon.plant.http_request import RequestError, parse_body, parse_model, parse_query
+from hazmon.plant.http_request import (
+    RequestError,
+    jsonable,
+    parse_body,
+    parse_model,
+    parse_query,
+    query_flag,
+    query_whole,
+)
 from hazmon.plant.link import BureauStep
 from hazmon.plant.regions import Scope, prefix
 from hazmon.plant.schema import Text
@@ -78,14 +86,6 @@ class ApiUser:
     scope: Scope
 
 
-def _whole(v: object) -> object:
-    return int(v) if isinstance(v, str) and v.isdigit() and len(v) < 19 else v
-
-
-def _flag(v: object) -> object:
-    return {"true": True, "false": False}.get(v, v) if isinstance(v, str) else v
-
-
 _Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 
 
@@ -94,10 +94,10 @@ class AlarmQuery(BaseModel):
 
     # tier colours or numbers, comma-separated: red,orange or 4,3 (red = 4, as the enterprise numbers them)
     tier: Annotated[str | None, Field(pattern=rf"^{_TIER}(,{_TIER})*$")] = None
-    open: Annotated[bool | None, BeforeValidator(_flag)] = None
+    open: Annotated[bool | None, BeforeValidator(query_flag)] = None
     enterprise: _Id | None = None
-    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole)] = 100
-    offset: Annotated[int, Field(ge=0, le=10_000_000), BeforeValidator(_whole)] = 0
+    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(query_whole)] = 100
+    offset: Annotated[int, Field(ge=0, le=10_000_000), BeforeValidator(query_whole)] = 0
 
 
 class EnterprisePath(BaseModel):
@@ -119,15 +119,15 @@ class StepBody(BaseModel):
 class WarningQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    open: Annotated[bool, BeforeValidator(_flag)] = True
+    open: Annotated[bool, BeforeValidator(query_flag)] = True
     enterprise: Text | None = None
-    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole)] = 500
+    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(query_whole)] = 500
 
 
 class WarningPath(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: Annotated[int, Field(ge=1, le=2**63 - 1), BeforeValidator(_whole)]
+    id: Annotated[int, Field(ge=1, le=2**63 - 1), BeforeValidator(query_whole)]
 
 
 class WarningStepBody(BaseModel):
@@ -140,8 +140,8 @@ class WarningStepBody(BaseModel):
 class PlanQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    open: Annotated[bool, BeforeValidator(_flag)] = True
-    drill: Annotated[bool | None, BeforeValidator(_flag)] = None
+    open: Annotated[bool, BeforeValidator(query_flag)] = True
+    drill: Annotated[bool | None, BeforeValidator(query_flag)] = None
 
 
 class FiguresQuery(BaseModel):
@@ -164,18 +164,6 @@ async def _parse_body(request: web.Request) -> StepBody:
 
 def _error(status: int, text: str) -> web.Response:
     return web.json_response({"error": text}, status=status)
-
-
-def _json(v: object) -> object:
-    if isinstance(v, datetime):
-        return v.isoformat()
-    if isinstance(v, dict):
-        return {k: _json(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json(x) for x in v]
-    if hasattr(v, "isoformat"):
-        return v.isoformat()  # a date
-    return v if v is None or isinstance(v, str | int | float | bool) else str(v)
 
 
 def _in(user: ApiUser) -> str:
@@ -440,7 +428,7 @@ def build_routes(api: BureauApi, extra: Iterable[Extra] = ()) -> list[web.RouteD
     async def list_enterprises(request: web.Request, user: ApiUser) -> web.StreamResponse:
         _parse_query(request, None)
         rows = await api.enterprises(user)
-        return web.json_response({"enterprises": _json(rows), "count": len(rows)})
+        return web.json_response({"enterprises": jsonable(rows), "count": len(rows)})
 
     async def show_enterprise(request: web.Request, user: ApiUser) -> web.StreamResponse:
         eid = _parse_path(request, EnterprisePath)
@@ -448,14 +436,14 @@ def build_routes(api: BureauApi, extra: Iterable[Extra] = ()) -> list[web.RouteD
         e = await api.enterprise(user, eid)
         if e is None:
             return refuse(request, 404, f"no enterprise {eid}", user.name)
-        return web.json_response(_json(e))
+        return web.json_response(jsonable(e))
 
     async def list_alarms(request: web.Request, user: ApiUser) -> web.StreamResponse:
         q = _parse_query(request, AlarmQuery)
         assert isinstance(q, AlarmQuery)
         rows, total = await api.alarms(user, q)
         return web.json_response(
-            {"alarms": _json(rows), "count": total, "limit": q.limit, "offset": q.offset}
+            {"alarms": jsonable(rows), "count": total, "limit": q.limit, "offset": q.offset}
         )
 
     async def show_alarm(request: web.Request, user: ApiUser) -> web.StreamResponse:
@@ -464,7 +452,7 @@ def build_routes(api: BureauApi, extra: Iterable[Extra] = ()) -> list[web.RouteD
         a = await api.alarm(user, aid)
         if a is None:
             return refuse(request, 404, f"no alarm {aid}", user.name)
-        return web.json_response(_json(a))
+        return web.json_response(jsonable(a))
 
     async def post_step(request: web.Request, user: ApiUser) -> web.StreamResponse:
         aid = _parse_path(request, AlarmPath)
@@ -475,7 +463,7 @@ def build_routes(api: BureauApi, extra: Iterable[Extra] = ()) -> list[web.RouteD
             return refuse(request, 404, f"no alarm {aid}", user.name)
         if isinstance(got, str):
             return refuse(request, 409, got, user.name)
-        return web.json_response(_json(got))
+        return web.json_response(jsonable(got))
 
     async def list_warnings(request: web.Request, user: ApiUser) -> web.StreamResponse:
         q = _parse_query(request, WarningQuery)
@@ -485,7 +473,7 @@ def build_routes(api: BureauApi, extra: Iterable[Extra] = ()) -> list[web.RouteD
                 c, user.scope, open_only=q.open, enterprise_id=q.enterprise, limit=q.limit
             )
         )
-        return web.json_response({"warnings": _json(rows), "count": len(rows)})
+        return web.json_response({"warnings": jsonable(rows), "count": len(rows)})
 
     async def show_warning(request: web.Request, user: ApiUser) -> web.StreamResponse:
         wid = int(_parse_path(request, WarningPath))
@@ -493,7 +481,7 @@ def build_routes(api: BureauApi, extra: Iterable[Extra] = ()) -> list[web.RouteD
         w = await api.run(lambda c: warnings.get_warning(c, wid, user.scope))
         if w is None:
             return refuse(request, 404, f"no warning {wid}", user.name)
-        return web.json_response(_json(w))
+        return web.json_response(jsonable(w))
 
     async def step_warning(request: web.Request, user: ApiUser) -> web.StreamResponse:
         wid = int(_parse_path(request, WarningPath))
@@ -512,7 +500,7 @@ def build_routes(api: BureauApi, extra: Iterable[Extra] = ()) -> list[web.RouteD
         log.info("warning step", warning=wid, step=body.step, user=user.name)
         api.on_step()  # the step went to the downlink outbox with it: send it now
         w = await api.run(lambda c: warnings.get_warning(c, wid, user.scope))
-        return web.json_response(_json(w))
+        return web.json_response(jsonable(w))
 
     async def list_plans(request: web.Request, user: ApiUser) -> web.StreamResponse:
         q = _parse_query(request, PlanQuery)
@@ -532,7 +520,7 @@ def build_routes(api: BureauApi, extra: Iterable[Extra] = ()) -> list[web.RouteD
                 args,
             )
             rows = await cur.fetchall()
-        return web.json_response({"plans": _json(rows), "count": len(rows)})
+        return web.json_response({"plans": jsonable(rows), "count": len(rows)})
 
     async def daily_figures(request: web.Request, user: ApiUser) -> web.StreamResponse:
         q = _parse_query(request, FiguresQuery)
@@ -542,7 +530,7 @@ def build_routes(api: BureauApi, extra: Iterable[Extra] = ()) -> list[web.RouteD
         out = dataclasses.asdict(got)
         for e, fig in zip(out["enterprises"], got.enterprises, strict=True):
             e.update(online_rate=fig.online_rate, handling_rate=fig.handling_rate, risk=fig.risk)
-        return web.json_response(_json(out))
+        return web.json_response(jsonable(out))
 
     p = API_PREFIX
     return [
