@@ -43,7 +43,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hazmon.bureau.batch import BatchIngestor, BatchMetrics, Item
-from hazmon.bureau.config import BrokerSettings
+from hazmon.bureau.config import BatchSettings, BrokerSettings
 from hazmon.bureau.ingest import Ingestor
 from hazmon.plant.link import UP_KINDS
 from hazmon.plant.link.federation import FED_ROOT
@@ -116,18 +116,6 @@ def connect_props(s: BrokerSettings, receive_maximum: int | None = None) -> Prop
     if receive_maximum is not None:
         props.ReceiveMaximum = receive_maximum
     return props
-
-
-@dataclass(frozen=True, slots=True)
-class BatchSettings:
-    """How a worker batches: the bulk lane's batch size and wait, the park time, the in-flight bound."""
-
-    max_messages: int = 200  # aggregates messages in one transaction (about 220 rows each)
-    max_wait_s: float = 0.05  # after the first message of a batch, for more to come
-    fast_max_messages: int = 20
-    park_s: float = 60.0  # a not yet registered enterprise's message waits this long for it
-    park_retry_s: float = 0.5
-    receive_maximum: int = 1000  # unacknowledged messages the broker may send a session
 
 
 @dataclass(slots=True)

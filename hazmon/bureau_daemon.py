@@ -119,6 +119,7 @@ class BureauDaemon:
             dsn,
             self.ingestor,
             clock,
+            batch=cfg.ingest,  # ingest: in bureau.yaml
             batch_metrics=BatchMetrics(self.metrics.registry),
             federation=bool(cfg.children),
         )
