@@ -165,7 +165,6 @@ class BrokerSettings(BrokerAddress):
         return self
 
 
-
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
 class HttpSettings:
     host: YText = "127.0.0.1"
