@@ -39,6 +39,19 @@ registration is not stored yet is parked (kept unacknowledged and retried, see
 the worker's memory after an outage. The settings are bureau.yaml's ``ingest:``
 (`hazmon.bureau.config.BatchSettings`).
 
+**PUBACK order.** MQTT 5.0 §4.6 [MQTT-4.6.0-2] says a receiver MUST send its PUBACKs in the
+order the PUBLISHes came; a parked message's PUBACK goes out after later messages' (up to
+``park_s``), so this subscriber does not. Holding later PUBACKs back behind a parked one would
+instead stop the lane: within ``receive_maximum`` unacknowledged messages the broker sends no
+more, so one enterprise that never registers would stall every enterprise's aggregates for
+``park_s`` each minute. The rule protects nothing the bureau relies on: the order of the
+messages is what the broker sends (§4.6 binds the server to that, not to PUBACK order), and
+Mosquitto takes a PUBACK by its packet identifier, whatever its place
+(``lib/handle_pubackcomp.c``: ``handle__pubackcomp`` gives back the send quota and calls
+``db__message_delete_outgoing(db, mosq, mid, ...)``); after a reconnect it sends again only what
+was not acknowledged (``tests/bureau/test_subscriber_kinds.py``). EMQX does not require the
+order either (emqx/emqx discussion #4703). A broker that did would be a reason to revisit this.
+
 Runs in threads (paho is blocking); the daemon starts `Subscriber.run` with ``asyncio.to_thread``.
 """
 

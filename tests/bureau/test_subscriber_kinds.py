@@ -207,3 +207,45 @@ def test_a_bulk_session_of_before_the_catch_all_does_not_receive_aggregates_twic
     _wait(lambda: w.stats.lane_copies == 1, "the registration's copy on the bulk lane")
     assert metrics.duplicates._value.get() == 0
 
+
+@pytest.mark.slow
+def test_acknowledgements_out_of_receive_order_are_honoured_by_mosquitto(
+    db_dsn: str,
+    enterprise: Enterprise,
+    private_mosquitto: PrivateMosquitto,
+    workers: Workers,  # noqa: F811
+) -> None:
+    """A parked message stays unacknowledged while later ones of the same session are acknowledged
+    (MQTT 5.0 [MQTT-4.6.0-2] asks for PUBACKs in receive order): Mosquitto takes each PUBACK by its
+    packet id, so after a reconnect it sends again the parked message alone."""
+    newcomer = Enterprise(enterprise.plant, "nj-late")  # registers only later
+    first = workers.start(
+        Subscriber(_broker(private_mosquitto.port, "w-order"), db_dsn, Ingestor(CITY, IngestLimits()))
+    )
+    pub = Publisher(private_mosquitto.port)
+    try:
+        pub.publish([enterprise.wire(enterprise.envelope(enterprise.registration()))])
+        _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_enterprise") == 1, "the registration")
+        late = newcomer.wire(newcomer.envelope(_aggregates(0)))
+        pub.publish([late] + [enterprise.wire(enterprise.envelope(_aggregates(m))) for m in range(3)])
+        _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_aggregate") == 3, "the later ones stored")
+        _wait(lambda: first.stats.acked == 4 and first.stats.parked == 1, "the later ones acknowledged")
+        workers.stop(first)  # the parked one is still unacknowledged
+        metrics = IngestMetrics()
+        second = workers.start(
+            Subscriber(
+                _broker(private_mosquitto.port, "w-order"), db_dsn, Ingestor(CITY, IngestLimits(), metrics)
+            )
+        )
+        _wait(lambda: second.stats.parked == 1, "the parked message sent again")
+        pub.publish([newcomer.wire(newcomer.envelope(newcomer.registration()))])
+    finally:
+        pub.close()
+    _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_aggregate") == 4, "the parked one stored")
+    _wait(lambda: second.stats.acked == 2, "it and the registration acknowledged")
+    # the broker sent again only what was not acknowledged: not the three acknowledged after it
+    assert second.stats.received == 2  # the parked aggregate and the registration
+    _wait(lambda: second.stats.lane_copies == 1, "the registration's copy")
+    assert metrics.duplicates._value.get() == 0
+    assert _count(db_dsn, "SELECT count(*) FROM bureau_message") == 6
+    assert _count(db_dsn, "SELECT count(*) FROM bureau_dead_letter") == 0
