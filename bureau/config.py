@@ -20,6 +20,8 @@
          region: {code: "330100", level: city}}
       - {name: xihu-viewer, sha256: 5e88...,  role: viewer, region: {code: "330106", level: county}}
     limits: {max_skew_s: 300, max_message_bytes: 262144, flood_rate_per_s: 5, flood_burst: 20000}
+    ingest: {max_messages: 200, max_wait_s: 0.05, fast_max_messages: 20, receive_maximum: 1000,
+             park_s: 60, park_retry_s: 0.5}     # how each worker takes the feed (BatchSettings)
     https_link: {enabled: true, port: 8443, cert_file: ..., key_file: ..., enterprises: [...]}  # below
     console:                          # the web console's users (hazmon.console.bureau_pages)
       users:
@@ -59,6 +61,7 @@ from hazmon.plant.yamlmodel import (
     SECTION,
     Flag,
     NonNegative,
+    Number,
     Positive,
     Whole,
     YText,
@@ -71,6 +74,7 @@ from hazmon.plant.yamlnode import Node, expand_env, parse_file, port_problem
 from hazmon.store import dsn_from_env
 
 __all__ = [
+    "BatchSettings",
     "BrokerSettings",
     "BureauConfig",
     "Channel",
@@ -161,7 +165,6 @@ class BrokerSettings(BrokerAddress):
         return self
 
 
-
 @pydantic_dataclass(frozen=True, slots=True, config=SECTION)
 class HttpSettings:
     host: YText = "127.0.0.1"
@@ -200,6 +203,33 @@ class Limits:
     # per enterprise (token bucket, per worker): hazmon.bureau.flood; the burst holds a 72 h backlog
     flood_rate_per_s: Positive = 5.0
     flood_burst: Annotated[Whole, Field(ge=1)] = 20_000
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=SECTION)
+class BatchSettings:
+    """The ``ingest:`` section: how a worker takes the feed (`hazmon.bureau.subscriber`).
+
+    The bulk lane's batch size and wait, the fast lane's, the in-flight bound each MQTT session
+    asks the broker for (MQTT 5 Receive Maximum), and how long a message of a not yet registered
+    enterprise is parked (`hazmon.bureau.batch`).
+    """
+
+    max_messages: Annotated[Whole, Field(ge=1, le=10_000)] = 200  # aggregates messages in one transaction
+    max_wait_s: Annotated[Number, Field(ge=0, le=5)] = 0.05  # after a batch's first message
+    fast_max_messages: Annotated[Whole, Field(ge=1, le=1_000)] = 20
+    receive_maximum: Annotated[Whole, Field(ge=1, le=65_535)] = 1000  # unacknowledged per session
+    park_s: Annotated[Number, Field(ge=0, le=3600)] = 60.0  # a not yet registered enterprise's
+    park_retry_s: Annotated[Number, Field(ge=0.01, le=60)] = 0.5
+
+    @model_validator(mode="after")
+    def _window_holds_a_batch(self) -> BatchSettings:
+        check(
+            (("receive_maximum",), f"{self.receive_maximum} is below max_messages ({self.max_messages}):"
+             " the broker would never let a batch fill")
+            if self.receive_maximum < self.max_messages
+            else None,
+        )  # fmt: skip
+        return self
 
 
 # ---------------------------------------------------------------- notify:
@@ -415,6 +445,7 @@ class BureauConfig:
     http: HttpSettings = HttpSettings()
     tokens: tuple[TokenSettings, ...] = ()
     limits: Limits = Limits()
+    ingest: BatchSettings = BatchSettings()  # how each worker takes the feed (hazmon.bureau.subscriber)
     warnings: Warnings = field(default_factory=Warnings)
     console: BureauConsoleSettings = field(default_factory=BureauConsoleSettings)  # no users: no console
     notify: Notify = field(default_factory=Notify)

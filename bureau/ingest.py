@@ -11,6 +11,9 @@ Reason codes (``hazmon_bureau_refused_total{reason_code}``):
 
 - ``oversized``: more than ``limits.max_message_bytes``;
 - ``invalid_schema``: not an envelope of `hazmon.plant.link` (the reason names the field);
+- ``unknown_kind``: an up kind this bureau does not know (a newer enterprise daemon's): kept
+  **whole**, to be replayed (`hazmon bureau dead-letters replay --reason unknown_kind`) once the
+  bureau is upgraded to a version that knows it;
 - ``topic_mismatch``: the topic is not ``hazmon/v1/<enterprise>/up/<kind>``, or the envelope's
   enterprise or kind differ from it, or it names another enterprise's alarm or id;
 - ``outside_region``: the enterprise's region code is not inside the bureau's;
@@ -45,6 +48,8 @@ from psycopg.types.json import Jsonb
 from hazmon.bureau import supervision_ingest as supervision
 from hazmon.bureau import weather_measures
 from hazmon.plant.link import (
+    DOWN_KINDS,
+    SCHEMA_VERSION,
     UP_KINDS,
     AggregateItem,
     Aggregates,
@@ -71,6 +76,7 @@ from hazmon.store import is_temporary
 
 __all__ = [
     "DEAD_LETTER_MAX_BYTES",
+    "KEPT_WHOLE",
     "REASON_CODES",
     "IngestLimits",
     "IngestMetrics",
@@ -89,6 +95,7 @@ Conn = psycopg.Connection[tuple[object, ...]]
 REASON_CODES = (
     "oversized",
     "invalid_schema",
+    "unknown_kind",
     "topic_mismatch",
     "outside_region",
     "unknown_enterprise",
@@ -100,6 +107,7 @@ REASON_CODES = (
     "outside_child_region",
 )
 DEAD_LETTER_MAX_BYTES = 64 * 1024
+KEPT_WHOLE = frozenset({"unknown_kind"})  # dead letters kept whole: replayed once the bureau can take them
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +145,12 @@ def check(  # noqa: PLR0911, PLR0912 - one return per refusal
         return Refused("topic_mismatch", str(e), who)
     if t_direction != "up":
         return Refused("topic_mismatch", f"topic: {topic!r} is not an up topic", who)
+    if t_kind not in UP_KINDS and t_kind not in DOWN_KINDS:
+        why = (
+            f"topic: kind {t_kind!r} is not one this bureau knows (link schema v{SCHEMA_VERSION}); "
+            "kept whole: replay it once the bureau is upgraded"
+        )
+        return Refused("unknown_kind", why, who)
     try:
         env = parse_envelope(raw)
     except LinkError as e:
@@ -489,11 +503,16 @@ def _aggregates(conn: Conn, eid: str, a: Aggregates) -> None:
 
 
 def dead_letter(conn: Conn, topic: str, raw: bytes, r: Refused) -> None:
-    """Keep a refused message with its reason (raw bytes cut at 64 KiB), in the caller's transaction."""
+    """Keep a refused message with its reason, in the caller's transaction.
+
+    The raw bytes are cut at 64 KiB, but for `KEPT_WHOLE` reasons (already within
+    ``max_message_bytes``): those are replayed later.
+    """
+    kept = raw if r.reason_code in KEPT_WHOLE else raw[:DEAD_LETTER_MAX_BYTES]
     conn.execute(
         "INSERT INTO bureau_dead_letter (topic, enterprise_id, reason_code, reason, payload)"
         " VALUES (%s, %s, %s, %s, %s)",
-        (topic[:1024], r.enterprise_id, r.reason_code, r.reason[:4000], raw[:DEAD_LETTER_MAX_BYTES]),
+        (topic[:1024], r.enterprise_id, r.reason_code, r.reason[:4000], kept),
     )
 
 

@@ -6,13 +6,28 @@ feed, the broker hands each message to one of them. Each worker has two lanes, e
 MQTT session, thread and database connection, so an alarm never waits behind a minute's burst
 of aggregates — neither in the broker's in-flight window nor in a queue:
 
-- the **bulk** lane (``<client_id>``): the kinds every enterprise sends every minute or day
-  (`BULK_KINDS`: aggregates, heartbeats, assessments), one ``$share/<group>/hazmon/v1/+/up/<kind>``
-  subscription each, taken in batches of up to ``max_messages`` or what arrived within
-  ``max_wait_s`` of the first;
-- the **fast** lane (``<client_id>-fast``): every other kind of `hazmon.plant.link.UP_KINDS`
-  (alarm events, feedback, plan events, registrations, and kinds added later), taken as they
-  come (what is waiting, up to ``fast_max_messages``, no wait).
+- the **fast** lane (``<client_id>-fast``): every kind of `hazmon.plant.link.UP_KINDS` but
+  `BULK_KINDS` (alarm events, feedback, plan events, registrations, and kinds added later), one
+  ``$share/<group>/hazmon/v1/+/up/<kind>`` subscription each, taken as they come (what is
+  waiting, up to ``fast_max_messages``, no wait);
+- the **bulk** lane (``<client_id>``): one catch-all ``$share/<group>/hazmon/v1/+/up/#``, taken in
+  batches of up to ``max_messages`` or what arrived within ``max_wait_s`` of the first. It
+  stores the kinds every enterprise sends every minute or day (`BULK_KINDS`: aggregates,
+  heartbeats, assessments) and dead-letters a kind this bureau does not know (below); the fast
+  kinds reach it too, and it acknowledges those copies unstored (``lane_copies``): the fast lane
+  stores them.
+
+**A kind this bureau does not know** (a newer enterprise daemon's): MQTT wildcards cannot
+exclude, so either one lane takes everything or such a message matches no subscription — and
+the broker then answers the enterprise PUBACK 0x10 "no matching subscribers", which its uplink
+(``require_subscriber``) takes as not delivered: it keeps that row unsent and replays it, so its
+**whole outbox** (alarms too) waits behind that one message until the bureau is upgraded. The
+catch-all is on the bulk lane so that what is received twice is the rare fast kinds, never the
+aggregates; the unknown kind is dead-lettered ``unknown_kind``, kept whole, and replayed after
+the bureau's upgrade (`hazmon.bureau.ingest`). The catch-all is subscribed only once the fast
+lane's SUBACK came (each session, after a broker restart too: Mosquitto does not restore shared
+subscriptions), so whenever a fast kind reaches the bulk lane, the fast lane's subscription for
+it stands and the broker has sent it there as well: dropping the copy loses nothing.
 
 Both store through `hazmon.bureau.batch.BatchIngestor` (one transaction per batch). paho's
 ``manual_ack`` holds each PUBACK until the batch's transaction has committed (stored, duplicate
@@ -21,7 +36,21 @@ and the broker sends them again when the session resumes. Storing is idempotent 
 ``message_id``, so a message handled twice counts once. A message of an enterprise whose
 registration is not stored yet is parked (kept unacknowledged and retried, see
 `hazmon.bureau.batch`). ``receive_maximum`` bounds the messages in flight per session, and so
-the worker's memory after an outage.
+the worker's memory after an outage. The settings are bureau.yaml's ``ingest:``
+(`hazmon.bureau.config.BatchSettings`).
+
+**PUBACK order.** MQTT 5.0 §4.6 [MQTT-4.6.0-2] says a receiver MUST send its PUBACKs in the
+order the PUBLISHes came; a parked message's PUBACK goes out after later messages' (up to
+``park_s``), so this subscriber does not. Holding later PUBACKs back behind a parked one would
+instead stop the lane: within ``receive_maximum`` unacknowledged messages the broker sends no
+more, so one enterprise that never registers would stall every enterprise's aggregates for
+``park_s`` each minute. The rule protects nothing the bureau relies on: the order of the
+messages is what the broker sends (§4.6 binds the server to that, not to PUBACK order), and
+Mosquitto takes a PUBACK by its packet identifier, whatever its place
+(``lib/handle_pubackcomp.c``: ``handle__pubackcomp`` gives back the send quota and calls
+``db__message_delete_outgoing(db, mosq, mid, ...)``); after a reconnect it sends again only what
+was not acknowledged (``tests/bureau/test_subscriber_kinds.py``). EMQX does not require the
+order either (emqx/emqx discussion #4703). A broker that did would be a reason to revisit this.
 
 Runs in threads (paho is blocking); the daemon starts `Subscriber.run` with ``asyncio.to_thread``.
 """
@@ -43,7 +72,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hazmon.bureau.batch import BatchIngestor, BatchMetrics, Item
-from hazmon.bureau.config import BrokerSettings
+from hazmon.bureau.config import BatchSettings, BrokerSettings
 from hazmon.bureau.ingest import Ingestor
 from hazmon.plant.link import UP_KINDS
 from hazmon.plant.link.federation import FED_ROOT
@@ -92,22 +121,29 @@ def fed_shared_topic(group: str) -> str:
     return f"$share/{group}/{FED_ROOT}/+/+/up/#"
 
 
-def lane_topics(group: str, federation: bool = False) -> dict[str, list[str]]:
-    """The shared subscriptions of the two lanes: `BULK_KINDS`, and every other up kind (fast).
+def _roots(federation: bool) -> list[str]:
+    return [f"{TOPIC_ROOT}/+"] + ([f"{FED_ROOT}/+/+"] if federation else [])
 
-    ``federation``: also each kind as child bureaus forward it
-    (``hazmon/v1/fed/<child>/<enterprise>/up/<kind>``).
+
+def lane_topics(group: str, federation: bool = False) -> dict[str, list[str]]:
+    """The shared subscriptions of the two lanes.
+
+    fast: each up kind of `hazmon.plant.link.UP_KINDS` but `BULK_KINDS`, one subscription each;
+    bulk: everything (``.../up/#``) — the bulk kinds, the kinds this bureau does not know (a newer
+    enterprise daemon's: dead-lettered ``unknown_kind``, kept whole for a replay after the bureau's
+    upgrade) and a copy of the fast kinds, acknowledged unstored (`Subscriber`).
+    ``federation``: also as child bureaus forward them (``hazmon/v1/fed/<child>/<enterprise>/up/<kind>``).
     """
-    roots = [f"{TOPIC_ROOT}/+"] + ([f"{FED_ROOT}/+/+"] if federation else [])
+    roots = _roots(federation)
     return {
-        lane: [
-            f"$share/{group}/{root}/up/{k}"
-            for root in roots
-            for k in UP_KINDS
-            if (k in BULK_KINDS) == (lane == "bulk")
-        ]
-        for lane in ("bulk", "fast")
+        "bulk": [f"$share/{group}/{root}/up/#" for root in roots],
+        "fast": [f"$share/{group}/{root}/up/{k}" for root in roots for k in UP_KINDS if k not in BULK_KINDS],
     }
+
+
+def _legacy_bulk_topics(group: str, federation: bool) -> list[str]:
+    """The bulk lane's per-kind subscriptions of before the catch-all (a persistent session keeps them)."""
+    return [f"$share/{group}/{root}/up/{k}" for root in _roots(federation) for k in BULK_KINDS]
 
 
 def connect_props(s: BrokerSettings, receive_maximum: int | None = None) -> Properties:
@@ -118,26 +154,15 @@ def connect_props(s: BrokerSettings, receive_maximum: int | None = None) -> Prop
     return props
 
 
-@dataclass(frozen=True, slots=True)
-class BatchSettings:
-    """How a worker batches: the bulk lane's batch size and wait, the park time, the in-flight bound."""
-
-    max_messages: int = 200  # aggregates messages in one transaction (about 220 rows each)
-    max_wait_s: float = 0.05  # after the first message of a batch, for more to come
-    fast_max_messages: int = 20
-    park_s: float = 60.0  # a not yet registered enterprise's message waits this long for it
-    park_retry_s: float = 0.5
-    receive_maximum: int = 1000  # unacknowledged messages the broker may send a session
-
-
 @dataclass(slots=True)
 class SubscriberStats:
-    received: int = 0
+    received: int = 0  # to store (the bulk lane's copies of fast-lane messages: lane_copies)
     acked: int = 0
     connects: int = 0
     connect_failures: int = 0
     db_failures: int = 0  # messages left unacknowledged because the database was away
     parked: int = 0  # messages waiting now for their enterprise's registration
+    lane_copies: int = 0  # fast kinds also received on the bulk lane's catch-all: acknowledged unstored
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +171,7 @@ class _Token:
     mid: int
     qos: int
     generation: int  # the session it came in (acknowledged only on that one)
+    copy: bool = False  # the bulk lane's copy of a fast-lane message: acknowledged, not stored
 
 
 class Subscriber:
@@ -164,6 +190,8 @@ class Subscriber:
     ) -> None:
         self.settings = settings
         self.topics = lane_topics(settings.group, federation)
+        self._legacy = _legacy_bulk_topics(settings.group, federation)
+        self._fast_filters = [t.split("/", 2)[2] for t in self.topics["fast"]]  # without $share/<group>/
         self.dsn = dsn
         self.ingestor = ingestor
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -175,6 +203,9 @@ class Subscriber:
         self._lock = threading.Lock()
         self._generation = 0
         self._subscribed: set[str] = set()
+        self._clients: dict[str, mqtt.Client] = {}
+        self._bulk_connected = False
+        self._bulk_sent = False  # the catch-all SUBSCRIBE sent in this session
         self._queues: dict[str, queue.Queue[Item[_Token]]] = {"bulk": queue.Queue(), "fast": queue.Queue()}
         self._parked: dict[str, int] = {"bulk": 0, "fast": 0}
 
@@ -187,10 +218,29 @@ class Subscriber:
             self._lost.set()
             return
         lane = str(u)
-        if lane == "bulk":
-            # a session of before the two lanes had every up kind on this client: not any more
-            c.unsubscribe(shared_topic(self.settings.group))
-        c.subscribe([(t, 1) for t in self.topics[lane]])
+        if lane == "fast":
+            c.subscribe([(t, 1) for t in self.topics[lane]])
+            return
+        # a session of before the catch-all had each bulk kind on its own: not any more (twice else)
+        c.unsubscribe(self._legacy)
+        with self._lock:
+            self._bulk_connected = True
+            now = "fast" in self._subscribed and not self._bulk_sent
+            self._bulk_sent = self._bulk_sent or now
+        if now:
+            c.subscribe([(t, 1) for t in self.topics["bulk"]])
+
+    def _subscribe_bulk_after_fast(self) -> None:
+        """Subscribe the bulk lane's catch-all once its session is up and the fast lane's SUBACK came.
+
+        So a fast kind that reaches the bulk lane always reaches the fast lane too (the copy is
+        acknowledged unstored), even after a broker restart that dropped every shared subscription.
+        """
+        with self._lock:
+            now = self._bulk_connected and not self._bulk_sent
+            self._bulk_sent = self._bulk_sent or now
+        if now:
+            self._clients["bulk"].subscribe([(t, 1) for t in self.topics["bulk"]])
 
     def _on_subscribe(self, c: mqtt.Client, u: object, mid: int, rcs: object, props: object) -> None:
         codes = [int(getattr(r, "value", r)) for r in rcs]  # type: ignore[attr-defined]
@@ -208,17 +258,27 @@ class Subscriber:
             if self._subscribed == {"bulk", "fast"}:
                 self.connected.set()
                 log.info("bureau subscribed", group=self.settings.group)
+        if lane == "fast":
+            self._subscribe_bulk_after_fast()
 
     def _on_disconnect(self, c: mqtt.Client, u: object, flags: object, rc: object, props: object) -> None:
         self.connected.clear()
         self._lost.set()
 
     def _on_message(self, c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+        lane = str(u)
+        copy = (
+            lane == "bulk"
+            and msg.topic.rsplit("/", 1)[-1] not in BULK_KINDS
+            and any(mqtt.topic_matches_sub(f, msg.topic) for f in self._fast_filters)
+        )
         with self._lock:
-            self.stats.received += 1
+            if copy:
+                self.stats.lane_copies += 1
+            else:
+                self.stats.received += 1
             gen = self._generation
-        lane = "bulk" if msg.topic.rsplit("/", 1)[-1] in BULK_KINDS else "fast"
-        token = _Token(c, msg.mid, msg.qos, gen)
+        token = _Token(c, msg.mid, msg.qos, gen, copy)
         self._queues[lane].put(Item(bytes(msg.payload), msg.topic, self.clock(), token))
 
     # ------------------------------------------------------------ the lanes (one thread each)
@@ -250,6 +310,7 @@ class Subscriber:
                 gen = self._generation
                 parked = [p for p in parked if p.token.generation == gen]
                 items = [i for i in items if i.token.generation == gen]  # older: sent again anyway
+                items = self._ack_copies(items)
                 retry = bool(parked) and (bool(items) or time.monotonic() >= retry_at)
                 batch, parked = (parked + items, []) if retry else (items, parked)
                 if not batch:
@@ -297,6 +358,13 @@ class Subscriber:
             if conn is not None:
                 conn.close()
 
+    def _ack_copies(self, items: list[Item[_Token]]) -> list[Item[_Token]]:
+        """Acknowledge the bulk lane's copies of fast-lane messages (the fast lane stores those)."""
+        copies = [i for i in items if i.token.copy]
+        for it in copies:
+            it.token.client.ack(it.token.mid, it.token.qos)
+        return [i for i in items if not i.token.copy] if copies else items
+
     def _set_parked(self, lane: str, n: int) -> None:
         with self._lock:
             self._parked[lane] = n
@@ -320,6 +388,7 @@ class Subscriber:
         with self._lock:
             self._generation += 1
             self._subscribed.clear()
+            self._bulk_connected = self._bulk_sent = False
         for q in self._queues.values():  # the last session's messages come again in this one
             while not q.empty():
                 q.get_nowait()
@@ -329,6 +398,7 @@ class Subscriber:
         try:
             for lane in ("bulk", "fast"):
                 c = self._client(lane)
+                self._clients[lane] = c
                 try:
                     c.connect(s.host, s.port, s.keepalive_s, clean_start=False,
                               properties=connect_props(s, self.batch.receive_maximum))  # fmt: skip

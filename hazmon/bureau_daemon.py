@@ -120,6 +120,7 @@ class BureauDaemon:
             dsn,
             self.ingestor,
             clock,
+            batch=cfg.ingest,  # ingest: in bureau.yaml
             batch_metrics=BatchMetrics(self.metrics.registry),
             federation=bool(cfg.children),
         )
@@ -195,12 +196,14 @@ class BureauDaemon:
         self.metrics.gauge_fn(
             "hazmon_bureau_link_state",
             "The bureau's link threads, by what: messages received and acknowledged, broker (re)connects,"
-            " database failures; downlink messages sent, send failures, malformed rows skipped",
+            " database failures, lane_copies (fast kinds the bulk lane's catch-all also received:"
+            " acknowledged unstored); downlink messages sent, send failures, malformed rows skipped",
             lambda: {
                 ("received",): sub.received,
                 ("acknowledged",): sub.acked,
                 ("connects",): sub.connects,
                 ("database_failures",): sub.db_failures,
+                ("lane_copies",): sub.lane_copies,
                 ("downlink_sent",): down.sent,
                 ("downlink_failures",): down.failures,
                 ("downlink_malformed",): down.malformed,

@@ -333,6 +333,7 @@ class OutboxSender:
             with link.lock:
                 link.acks.clear()
             mids: list[int] = []
+            topics: dict[int, str] = {}  # mid -> topic (for what the log and the error name)
             skip: list[int] = []
             now = datetime.now(UTC)
             for r in rows:
@@ -352,20 +353,34 @@ class OutboxSender:
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     break
                 mids.append(info.mid)
-            done = self._acked_prefix(rows, mids, link)
+                topics[info.mid] = where
+            unmatched: list[str] = []
+            done = self._acked_prefix(rows, mids, link, topics, unmatched)
             self.outbox.mark_sent(self._db(), done + skip)
             self.stats.acked += len(done)
             total += len(done)
             if len(done) + len(skip) < len(rows):
                 self._drop()
+                if unmatched:
+                    raise ConnectionError(
+                        f"{self.name} broker {self.settings.url}: no subscriber for {unmatched[0]} (PUBACK"
+                        " 0x10): the receiver's subscription is away (a broker restart), or the receiver"
+                        " does not take this kind (older than this sender); it and the messages after it"
+                        " are kept and replayed"
+                    )
                 raise ConnectionError(
                     f"{self.name} broker {self.settings.url}: {len(rows) - len(done) - len(skip)} of "
                     f"{len(rows)} messages not acknowledged (or no subscriber there yet); they are"
                     " replayed on reconnect"
                 )
 
-    def _acked_prefix(self, rows: list[Row], mids: list[int], link: _Link) -> list[int]:
-        """The seqs of the leading rows acknowledged with success, waiting up to ``ack_timeout_s``."""
+    def _acked_prefix(
+        self, rows: list[Row], mids: list[int], link: _Link, topics: dict[int, str], unmatched: list[str]
+    ) -> list[int]:
+        """The seqs of the leading rows acknowledged with success, waiting up to ``ack_timeout_s``.
+
+        The topic of a message answered 0x10 "no matching subscribers" goes into ``unmatched``.
+        """
         deadline = time.monotonic() + self.settings.ack_timeout_s
         wanted = [m for m in mids if m >= 0]
         while time.monotonic() < deadline and not link.lost.is_set():
@@ -387,7 +402,12 @@ class OutboxSender:
                     break
                 if rc == _NO_MATCHING_SUBSCRIBERS and self.require_subscriber:
                     self.stats.no_subscriber += 1
-                    log.warning(f"{self.name} broker has no subscriber for it yet", seq=r[0])
+                    unmatched.append(topics.get(m, ""))
+                    log.warning(
+                        f"{self.name} broker has no subscriber for it (PUBACK 0x10): kept, replayed",
+                        seq=r[0],
+                        topic=topics.get(m),
+                    )
                     break
                 done.append(int(r[0]))  # type: ignore[call-overload]
         return done

@@ -161,3 +161,57 @@ https_link:
         "bureau.yaml:5: https_link: HTTPS needs cert_file and key_file (or insecure: true)",
         "bureau.yaml:8: https_link.enterprises[1].id: enterprise 'E1' given twice",
     ]
+
+
+def test_ingest_section_sets_the_workers_batching(tmp_path: Path) -> None:
+    f = tmp_path / "ok.yaml"
+    f.write_text(
+        """id: nj-city
+name: x
+region: {code: "320100", level: city}
+ingest: {max_messages: 50, max_wait_s: 0.2, fast_max_messages: 5, receive_maximum: 100,
+         park_s: 0, park_retry_s: 1}
+"""
+    )
+    got = load_config(f).ingest
+    assert (got.max_messages, got.max_wait_s, got.fast_max_messages) == (50, 0.2, 5)
+    assert (got.receive_maximum, got.park_s, got.park_retry_s) == (100, 0, 1)
+    defaults = load_config(ROOT / "examples" / "bureau.yaml").ingest
+    assert (defaults.max_messages, defaults.max_wait_s, defaults.receive_maximum) == (200, 0.05, 1000)
+    assert (defaults.fast_max_messages, defaults.park_s, defaults.park_retry_s) == (20, 60.0, 0.5)
+
+    got_problems = _problems(
+        tmp_path,
+        """id: nj-city
+name: x
+region: {code: "320100", level: city}
+ingest:
+  max_messages: 0
+  max_wait_s: "0.1"
+  fast_max_messages: 1001
+  receive_maximum: 70000
+  park_s: -1
+  park_retry_s: 0
+  batch: 5
+""",
+    )
+    assert got_problems == [
+        "bureau.yaml:5: ingest.max_messages: must be >= 1, got 0",
+        "bureau.yaml:6: ingest.max_wait_s: expected a number, got text '0.1'",
+        "bureau.yaml:7: ingest.fast_max_messages: must be <= 1000, got 1001",
+        "bureau.yaml:8: ingest.receive_maximum: must be <= 65535, got 70000",
+        "bureau.yaml:9: ingest.park_s: must be >= 0, got -1",
+        "bureau.yaml:10: ingest.park_retry_s: must be >= 0.01, got 0",
+        "bureau.yaml:11: ingest.batch: unknown key 'batch' (allowed: fast_max_messages, max_messages, max_wait_s, park_retry_s, park_s, receive_maximum)",
+    ]
+    got_problems = _problems(
+        tmp_path,
+        """id: nj-city
+name: x
+region: {code: "320100", level: city}
+ingest: {max_messages: 500, receive_maximum: 400}
+""",
+    )
+    assert got_problems == [
+        "bureau.yaml:4: ingest.receive_maximum: 400 is below max_messages (500): the broker would never let a batch fill",
+    ]

@@ -273,13 +273,20 @@ async def test_https_refusals_wrong_password_other_enterprise_bad_json_and_overs
     status, _, body = await asyncio.to_thread(link.call, "POST", up, big, eid)
     assert status == 413 and body["reason_code"] == "oversized"
 
+    # a kind of a newer enterprise daemon: refused for good (the sender goes on), kept whole to replay
+    newer = f"/api/v1/link/{eid}/up/leak_survey"
+    status, _, body = await asyncio.to_thread(link.call, "POST", newer, raw, eid)
+    assert status == 400 and body["reason_code"] == "unknown_kind" and "'leak_survey'" in body["error"]
+
     dead = link.rows("SELECT reason_code, enterprise_id, reason FROM bureau_dead_letter ORDER BY id")
     assert [(r, e) for r, e, _ in dead] == [
         ("topic_mismatch", eid),
         ("topic_mismatch", eid),
         ("invalid_schema", eid),
         ("oversized", eid),
+        ("unknown_kind", eid),
     ]
+    assert link.rows("SELECT payload FROM bureau_dead_letter WHERE reason_code = 'unknown_kind'") == [(raw,)]
     assert link.metric("hazmon_bureau_refused_total", reason_code="invalid_schema") == 1
     assert link.metric("hazmon_bureau_link_https_refused_total", status="403") == 1
     assert link.metric("hazmon_bureau_link_https_refused_total", status="413") == 1

@@ -183,6 +183,8 @@ def test_no_subscriber_is_no_delivery_the_outbox_waits_for_the_bureau(
     sender_thread.start(sender)
     _wait(lambda: sender.stats.no_subscriber >= 1, "a PUBACK with no matching subscribers")
     assert _pending(db_dsn) == 20  # nothing marked sent while nobody could receive it
+    # the plant's readiness line (uplink.last_error) names the topic nobody takes
+    _wait(lambda: f"no subscriber for hazmon/v1/{eid}/up/" in sender.last_error, "the error naming the topic")
     bureau = Bureau(private_mosquitto.port)
     sub = bureau.start(f"$share/hazmon-bureau/hazmon/v1/{eid}/up/#")
     _wait(lambda: _pending(db_dsn) == 0, "the outbox to drain once the bureau subscribed")
