@@ -57,6 +57,7 @@ class Upkeep:
         self.mode = mode
         self.rollup_refreshes = 0
         self.job_health: JobHealth | None = None  # TimescaleDB jobs as last read
+        self.refreshed_overdue: tuple[str, ...] = ()  # what the last round refreshed for a late policy
 
     async def run(self) -> None:
         last_retention = 0.0
@@ -85,7 +86,8 @@ class Upkeep:
                     self.rollup_refreshes += 1
                 if mode == "timescaledb":
                     health = self.job_health = read_job_health(c)
-                    for view in refresh_overdue(c, health):
+                    self.refreshed_overdue = tuple(refresh_overdue(c, health))
+                    for view in self.refreshed_overdue:
                         log.warning("refresh policy not on time; the daemon refreshed the rollup", view=view)
                 elif retention:
                     row = c.execute(
@@ -99,14 +101,19 @@ class Upkeep:
     def jobs_ready(self) -> tuple[bool, dict[str, object]]:
         """Readiness of the TimescaleDB jobs.
 
-        A late or failing refresh policy is shown but is no reason for "not ready" (the daemon
-        refreshes the rollups itself, `once`); a failing retention or compression is.
+        ``detail`` is one line: every job's problem (`JobHealth.summary`). A late or failing
+        refresh policy is shown but is no reason for "not ready" (the daemon refreshes the
+        rollups itself, `once`; ``refreshed_by_daemon`` names what its last round refreshed);
+        a failing, late or paused retention or compression is.
         """
         h = self.job_health
         if h is None:
             return True, {"detail": "not read yet (plain PostgreSQL, or before the first upkeep round)"}
-        blocking = [j.problem for j in h.jobs if j.problem is not None and not j.name.startswith("refresh:")]
-        return not blocking, {"detail": h.summary()}
+        blocking = [j.problem for j in h.jobs if j.problem is not None and j.kind != "refresh"]
+        detail: dict[str, object] = {"detail": h.summary()}
+        if self.refreshed_overdue:
+            detail["refreshed_by_daemon"] = list(self.refreshed_overdue)
+        return not blocking, detail
 
 
 def job_metrics(m: Metrics, health: Callable[[], JobHealth | None]) -> None:
