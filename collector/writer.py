@@ -20,7 +20,7 @@ loop of the writer's own thread. The COPY then waits only for PostgreSQL, not fo
 the daemon's loop: sharing the loop with the rules and the consumer, each of the
 COPY's round trips and socket writes waited behind their batches, PostgreSQL sat
 idle 40 % of the time and the daemon wrote at half the raw COPY rate. `add`,
-`room`, `stop`, `buffered`, `db_up` and the dirty range are safe to use from the
+`room`, `stop`, `buffered` and `db_up` are safe to use from the
 daemon's loop; ``on_system`` is called back on the loop that awaits `run`.
 """
 
@@ -52,7 +52,6 @@ from hazmon.store import (
     is_temporary,
     write_readings_async,
 )
-from hazmon.store.rollups import DirtyRanges
 
 __all__ = ["BatchWriter", "SystemEvent"]
 
@@ -140,7 +139,6 @@ class BatchWriter:
         self._spool_full_raised = False
         self._replayed: dict[Path, int] = {}  # segment -> batches of it already committed
         self.db_up = False
-        self._dirty = DirtyRanges()  # source-time ranges committed since `take_dirty` (rollup refresh)
         m = metrics
         m.counter("hazmon_readings_written_total", "Readings committed to PostgreSQL (new rows)")
         m.counter("hazmon_readings_spooled_total", "Readings appended to the on-disk spool")
@@ -174,17 +172,6 @@ class BatchWriter:
             "1 when the last database operation succeeded",
             lambda: {(): float(self.db_up)},
         )
-
-    def mark_dirty(self, lo_us: int, hi_us: int) -> None:
-        """Record that readings at source times [lo_us, hi_us] were committed."""
-        self._dirty.add(lo_us, hi_us)
-
-    def take_dirty(self) -> list[tuple[int, int]]:
-        """The source-time ranges (µs) committed since the last call: live, replayed or backfilled.
-
-        Disjoint ranges stay apart, so late data is refreshed over exactly the range written.
-        """
-        return self._dirty.take()
 
     def on_system(self, key: str, active: bool, message: str) -> None:
         """Report a loss condition on the loop that awaits `run` (the daemon's)."""
@@ -514,7 +501,6 @@ class BatchWriter:
             return 0
         dt = time.perf_counter() - t0
         self.db_up = True
-        self._dirty.add_times(cols.ts_us)
         self.metrics.observe("hazmon_write_duration_seconds", dt)
         self.metrics.set("hazmon_write_duration_seconds_last", dt)
         self.metrics.inc("hazmon_readings_written_total", n)

@@ -171,7 +171,7 @@ class Daemon:
             stopped_tasks=lambda: [t.get_name() for t in self._tasks if t.done()],
         )
         dsn = self.config.database.resolved_dsn()
-        upkeep = self.upkeep = Upkeep(self.config.database, w.writer, w.metrics, self._storage_mode)
+        upkeep = self.upkeep = Upkeep(self.config.database, w.metrics, self._storage_mode)
         w.http.add_check("db_jobs", upkeep.jobs_ready)
         found = None if w.alarms is None else self._found_and_recorded
         self.weather = weather_runner(  # mounts its route; the rules' limits: assessments + weather

@@ -5,8 +5,9 @@ the database being away: a failed round is logged and counted, and the next one 
 what this one missed.
 
 - `Upkeep`: every minute the rollups are refreshed over the ranges committed since the
-  last round; on TimescaleDB the jobs' health is read (`job_metrics`, the ``db_jobs``
-  readiness check); once a day, in plain mode, retention.
+  last round (recorded in ``readings_dirty`` by the writers); on TimescaleDB the jobs'
+  health is read (`job_metrics`, the ``db_jobs`` readiness check); once a day, in plain
+  mode, retention.
 - `SupervisionFindings`: hidden dangers and duties -> findings for the alarms.
 - `AssessmentReload`: changed assessment limit overrides -> the rules.
 """
@@ -21,10 +22,10 @@ import structlog
 
 from hazmon.alarms.tiers import load_limit_overrides
 from hazmon.clock import now_us
-from hazmon.collector import BatchWriter, Metrics
+from hazmon.collector import Metrics
 from hazmon.config import DatabaseSettings
 from hazmon.plant import Finding, Limits, Plant, from_us
-from hazmon.store import JobHealth, JobState, connect, refresh_overdue, refresh_rollups, storage_mode
+from hazmon.store import JobHealth, JobState, connect, refresh_dirty, refresh_overdue, storage_mode
 from hazmon.store import job_health as read_job_health
 from hazmon.supervision.repository import mark_told, sweep_once
 
@@ -38,24 +39,25 @@ class Upkeep:
 
     Every minute the rollups (readings_1m / readings_1h) are refreshed over exactly the
     source-time ranges committed since the last round (live data, spool replays, OPC UA
-    backfills: `hazmon.store.refresh_rollups`). On TimescaleDB the jobs' health is read
+    backfills), as the writers recorded them in ``readings_dirty`` with the readings:
+    `hazmon.store.refresh_dirty`, so a range committed just before a crash is refreshed by
+    the next daemon. On TimescaleDB the jobs' health is read
     (metrics, readiness) and a refresh policy that has not run on time is done here. Once
     a day, in plain mode, rows past their retention are deleted.
 
     Args:
         db: the database settings (DSN, retention).
-        writer: the batch writer, whose committed ranges are refreshed.
         metrics: where a failed round is counted.
         mode: the storage mode read at start ("": the database was down, read at the first round).
     """
 
-    def __init__(self, db: DatabaseSettings, writer: BatchWriter, metrics: Metrics, mode: str) -> None:
+    def __init__(self, db: DatabaseSettings, metrics: Metrics, mode: str) -> None:
         self.db = db
-        self.writer = writer
         self.metrics = metrics
         self.mode = mode
         self.rollup_refreshes = 0
         self.job_health: JobHealth | None = None  # TimescaleDB jobs as last read
+        self.refreshed_overdue: tuple[str, ...] = ()  # what the last round refreshed for a late policy
 
     async def run(self) -> None:
         last_retention = 0.0
@@ -66,30 +68,26 @@ class Upkeep:
                 last_retention = (
                     time.monotonic() if time.monotonic() - last_retention > 86_400 else last_retention
                 )
-            except Exception as e:  # the database may be down: the ranges are kept for the next round
+            except Exception as e:  # the database may be down: the ranges stay recorded for the next round
                 self.metrics.inc("hazmon_pipeline_errors_total", 1, {"stage": "upkeep"})
                 log.warning("rollup refresh / retention failed; retried in a minute", error=str(e))
 
     async def once(self, retention: bool = False) -> None:
         """Refresh the rollups over the committed ranges, check the jobs (and apply retention when asked)."""
-        ranges = self.writer.take_dirty()
-        mode = self.mode
-        if not ranges and not retention and mode != "timescaledb":
-            return
         db = self.db
         keep = db.storage()
 
         def run() -> None:
-            nonlocal mode
             with connect(db.resolved_dsn(), autocommit=True) as c:
-                if not mode:  # the database was down when the daemon started
-                    mode = self.mode = storage_mode(c) or ""
-                if ranges:
-                    refresh_rollups(c, ranges, mode=mode, keep_days=keep.retention_days)
+                if not self.mode:  # the database was down when the daemon started
+                    self.mode = storage_mode(c) or ""
+                mode = self.mode
+                if refresh_dirty(c, mode=mode, keep_days=keep.retention_days):
                     self.rollup_refreshes += 1
                 if mode == "timescaledb":
                     health = self.job_health = read_job_health(c)
-                    for view in refresh_overdue(c, health):
+                    self.refreshed_overdue = tuple(refresh_overdue(c, health))
+                    for view in self.refreshed_overdue:
                         log.warning("refresh policy not on time; the daemon refreshed the rollup", view=view)
                 elif retention:
                     row = c.execute(
@@ -98,24 +96,24 @@ class Upkeep:
                     ).fetchone()
                     log.info("retention applied", deleted=row[0] if row else 0)
 
-        try:
-            await asyncio.to_thread(run)
-        except BaseException:
-            for lo, hi in ranges:  # keep the ranges for the next round
-                self.writer.mark_dirty(lo, hi)
-            raise
+        await asyncio.to_thread(run)
 
     def jobs_ready(self) -> tuple[bool, dict[str, object]]:
         """Readiness of the TimescaleDB jobs.
 
-        A late or failing refresh policy is shown but is no reason for "not ready" (the daemon
-        refreshes the rollups itself, `once`); a failing retention or compression is.
+        ``detail`` is one line: every job's problem (`JobHealth.summary`). A late or failing
+        refresh policy is shown but is no reason for "not ready" (the daemon refreshes the
+        rollups itself, `once`; ``refreshed_by_daemon`` names what its last round refreshed);
+        a failing, late or paused retention or compression is.
         """
         h = self.job_health
         if h is None:
             return True, {"detail": "not read yet (plain PostgreSQL, or before the first upkeep round)"}
-        blocking = [j.problem for j in h.jobs if j.problem is not None and not j.name.startswith("refresh:")]
-        return not blocking, {"detail": h.summary()}
+        blocking = [j.problem for j in h.jobs if j.problem is not None and j.kind != "refresh"]
+        detail: dict[str, object] = {"detail": h.summary()}
+        if self.refreshed_overdue:
+            detail["refreshed_by_daemon"] = list(self.refreshed_overdue)
+        return not blocking, detail
 
 
 def job_metrics(m: Metrics, health: Callable[[], JobHealth | None]) -> None:

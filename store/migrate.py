@@ -33,6 +33,7 @@ __all__ = [
     "migrations",
     "storage_mode",
     "timescaledb_supported",
+    "timescaledb_update_pending",
 ]
 
 log = structlog.get_logger("hazmon.store")
@@ -325,6 +326,24 @@ def _materialize_all(conn: psycopg.Connection[tuple[object, ...]], applied: list
             )
 
 
+def timescaledb_update_pending(installed: str | None, available: str | None) -> str | None:
+    """A warning when the database's TimescaleDB (``installed``) is not the server's (``available``).
+
+    After a package upgrade each database keeps the old extension version until
+    ``ALTER EXTENSION timescaledb UPDATE``; its background jobs then run the new library against
+    the old SQL definitions and can fail where the same job run by hand succeeds (portal and
+    snapshot errors: timescale/timescaledb#3496, solved in #3780 by that statement). None when
+    they match or either is unknown.
+    """
+    if not installed or not available or installed == available:
+        return None
+    return (
+        f"TimescaleDB {installed} is installed in this database but the server has {available}: "
+        "run ALTER EXTENSION timescaledb UPDATE as the first statement of a new session (psql -X); "
+        "until then background jobs can fail (store/README.md, job failures)"
+    )
+
+
 def _timescale_after(
     conn: psycopg.Connection[tuple[object, ...]], s: StorageSettings, tsv: str | None, applied: list[str]
 ) -> list[str]:
@@ -334,6 +353,11 @@ def _timescale_after(
             f"TimescaleDB {tsv} is outside the supported {'.'.join(map(str, TIMESCALEDB_MIN))} to "
             f"{'.'.join(map(str, TIMESCALEDB_TESTED))}.x (store/README.md)"
         )
+    row = conn.execute(
+        "SELECT installed_version, default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    if row and (pending := timescaledb_update_pending(*(None if v is None else str(v) for v in row))):
+        log.warning(pending)
     if set(_CREATED_BY.values()) & set(applied):
         log.info("materializing the (re-)created rollups over all readings (once)")
         _materialize_all(conn, applied)

@@ -1,9 +1,12 @@
 """The rollups (readings_1m, readings_1h, readings_1d_counts): refreshing what was written, and job health.
 
 Whatever writes readings (the batch writer, a spool replay after a database outage, an OPC UA
-history backfill) records the source-time ranges it committed in a `DirtyRanges`; the daemon
-hands them to `refresh_rollups` every minute, which refreshes both rollups over exactly those
-ranges, bucket by whole bucket, in either storage mode:
+history backfill: `hazmon.store.write_readings`) records the source-time ranges it commits in
+the table ``readings_dirty``, in the transaction that writes them (0406_readings_dirty.sql).
+Every minute the daemon calls `refresh_dirty`, which consumes those rows and hands the
+coalesced ranges to `refresh_rollups`: a crash after a commit loses nothing the rollups need.
+`refresh_rollups` refreshes the rollups over exactly those ranges, bucket by whole bucket, in
+either storage mode:
 
 - plain PostgreSQL: ``hazmon_refresh_rollups(from, to)`` (store/migrations/0003_rollups.plain.sql)
   recomputes every bucket the range touches from all of that bucket's readings;
@@ -46,6 +49,7 @@ __all__ = [
     "assess_jobs",
     "bucket_window",
     "job_health",
+    "refresh_dirty",
     "refresh_overdue",
     "refresh_rollups",
 ]
@@ -58,12 +62,15 @@ DAY_US = 86_400_000_000
 _ROLLUPS = (("readings_1m", MINUTE_US), ("readings_1h", HOUR_US), ("readings_1d_counts", DAY_US))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _us(t: datetime) -> int:
-    return round(t.timestamp() * 1_000_000)
+    return (t - _EPOCH) // timedelta(microseconds=1)
 
 
 def _dt(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1_000_000, UTC)
+    return _EPOCH + timedelta(microseconds=us)
 
 
 class DirtyRanges:
@@ -181,6 +188,37 @@ def refresh_rollups(
                 (_dt(start), _dt(end)),
             )
             calls += 1
+    return calls
+
+
+def refresh_dirty(
+    conn: psycopg.Connection[Any],
+    *,
+    mode: str,
+    keep_days: int | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Refresh the rollups over the ranges recorded in ``readings_dirty``, consuming the rows.
+
+    Plain mode: the rows are deleted in the transaction that refreshes the rollups (a failed
+    or interrupted refresh leaves them for the next round). TimescaleDB refuses a refresh
+    inside a transaction: the rows read are deleted after their refresh succeeded (a crash in
+    between refreshes them again, which changes nothing). Rows committed meanwhile stay for
+    the next round either way. ``conn`` must be in autocommit. Returns the refresh calls made.
+    """
+    d = DirtyRanges()
+    if mode != "timescaledb":
+        with conn.transaction():
+            for lo, hi in conn.execute("DELETE FROM readings_dirty RETURNING lo, hi").fetchall():
+                d.add(_us(lo), _us(hi))
+            return refresh_rollups(conn, d.take(), mode=mode, keep_days=keep_days, now=now)
+    rows = conn.execute("SELECT id, lo, hi FROM readings_dirty").fetchall()
+    if not rows:
+        return 0
+    for _, lo, hi in rows:
+        d.add(_us(lo), _us(hi))
+    calls = refresh_rollups(conn, d.take(), mode=mode, keep_days=keep_days, now=now)
+    conn.execute("DELETE FROM readings_dirty WHERE id = ANY(%s)", ([int(r[0]) for r in rows],))
     return calls
 
 

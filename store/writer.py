@@ -5,10 +5,16 @@ The batch is encoded into PostgreSQL's binary COPY format with numpy in one pass
 same batch twice stores it once: when the fast path meets an existing
 (sensor, time), the transaction falls back to COPY into a temporary table and
 ``INSERT ... ON CONFLICT DO NOTHING``.
+
+Each batch's transaction also records the source-time ranges it wrote in
+``readings_dirty`` (store/migrations/0406_readings_dirty.sql), which the rollup refresh
+consumes (`hazmon.store.refresh_dirty`): what is committed reaches the rollups even when
+the process stops right after the commit.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -17,11 +23,13 @@ import numpy.typing as npt
 import psycopg
 from psycopg import errors as pge
 
-from hazmon.plant.reading import Reading, ReadingBatch
+from hazmon.plant.reading import Reading, ReadingBatch, from_us
+from hazmon.store.rollups import DirtyRanges
 
 __all__ = [
     "ReadingColumns",
     "UnknownTagError",
+    "dirty_ranges_sql",
     "encode_copy_binary",
     "write_readings",
     "write_readings_async",
@@ -135,30 +143,58 @@ _MERGE = (
 )
 
 
+def dirty_ranges_sql(ts_us: npt.NDArray[np.int64]) -> bytes:
+    """The statement recording a batch's source-time ranges in ``readings_dirty``.
+
+    A batch holding live readings and a backfill of hours ago records two ranges, not the gap
+    (`DirtyRanges.add_times`). Literal values (timestamps we format), no parameters: it can
+    share a simple query with ``BEGIN``.
+    """
+    d = DirtyRanges()
+    d.add_times(ts_us)
+    values = ", ".join(
+        f"('{from_us(lo).isoformat()}'::timestamptz, '{from_us(hi).isoformat()}'::timestamptz)"
+        for lo, hi in d.take()
+    )
+    return f"INSERT INTO readings_dirty (lo, hi) VALUES {values}".encode()
+
+
 def write_readings(conn: psycopg.Connection[tuple[object, ...]], cols: ReadingColumns) -> int:
-    """Write one batch in its own transaction; returns the rows newly stored.
+    """Write one batch in its own transaction, with its dirty ranges; returns the rows newly stored.
 
-    On an autocommit connection the COPY is its own transaction: one statement,
-    two round trips, no BEGIN / SAVEPOINT / COMMIT around it (each of those is a
-    round trip the writer would wait for). Only a batch meeting stored rows takes
-    the staged merge, in a transaction of its own.
+    On an autocommit connection: ``BEGIN`` and the dirty ranges in one round trip, the COPY
+    (two), ``COMMIT`` (one). Only a batch meeting stored rows takes the staged merge, in a
+    transaction of its own. On a connection in a transaction, inside it (a savepoint around
+    the COPY).
 
-    Raises whatever psycopg raises; `hazmon.store.db.is_temporary` tells the
-    caller whether to keep the batch and retry.
+    Raises whatever psycopg raises (the transaction rolled back); `hazmon.store.db.is_temporary`
+    tells the caller whether to keep the batch and retry.
     """
     if len(cols) == 0:
         return 0
     data = encode_copy_binary(cols)
+    mark = dirty_ranges_sql(cols.ts_us)
     if conn.autocommit:
         try:
-            with conn.cursor() as cur, cur.copy(_COPY_SQL.format(table="readings")) as cp:
-                cp.write(data)
-            return len(cols)
-        except pge.UniqueViolation:
-            pass
-        with conn.transaction():
-            return _merge(conn, data)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(b"BEGIN; " + mark)
+                    with cur.copy(_COPY_SQL.format(table="readings")) as cp:
+                        cp.write(data)
+                    cur.execute(b"COMMIT")
+                return len(cols)
+            except pge.UniqueViolation:
+                conn.rollback()
+            with conn.transaction():
+                conn.execute(mark)
+                return _merge(conn, data)
+        except Exception:
+            if not conn.closed:  # leave the connection usable (ROLLBACK only when in a transaction)
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()
+            raise
     with conn.transaction():
+        conn.execute(mark)
         try:
             with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY_SQL.format(table="readings")) as cp:
                 cp.write(data)
@@ -188,7 +224,7 @@ async def write_readings_async(
     """`write_readings` for an async connection.
 
     Args:
-        conn: the connection (autocommit: the COPY is its own transaction).
+        conn: the connection (autocommit: BEGIN and the dirty ranges, the COPY, COMMIT).
         cols: the batch.
         data: ``encode_copy_binary(cols)`` when the caller encoded it already.
         on_sent: called once, when the rows are handed to the connection and the
@@ -199,15 +235,27 @@ async def write_readings_async(
         return 0
     if data is None:
         data = encode_copy_binary(cols)
+    mark = dirty_ranges_sql(cols.ts_us)
     if conn.autocommit:
         try:
-            await _copy_in_async(conn, data, on_sent)
-            return len(cols)
-        except pge.UniqueViolation:
-            pass
-        async with conn.transaction():
-            return await _merge_async(conn, data)
+            try:
+                async with conn.cursor() as cur:
+                    await cur.execute(b"BEGIN; " + mark)
+                await _copy_in_async(conn, data, on_sent)
+                await conn.execute(b"COMMIT")
+                return len(cols)
+            except pge.UniqueViolation:
+                await conn.rollback()
+            async with conn.transaction():
+                await conn.execute(mark)
+                return await _merge_async(conn, data)
+        except Exception:
+            if not conn.closed:  # leave the connection usable (ROLLBACK only when in a transaction)
+                with contextlib.suppress(psycopg.Error):
+                    await conn.rollback()
+            raise
     async with conn.transaction():
+        await conn.execute(mark)
         try:
             async with conn.transaction():
                 await _copy_in_async(conn, data, on_sent)

@@ -368,3 +368,14 @@ def test_out_of_range_readings_are_counted_bad_but_not_measured(db_dsn: str, exa
             "SELECT last FROM readings_1m WHERE bucket = %s", (H4 + timedelta(minutes=1),)
         ).fetchone()
         assert last is not None and last[0] is not None and -1e30 < last[0] < 1e300
+
+
+def test_a_timescaledb_update_left_pending_is_named() -> None:
+    from hazmon.store.migrate import timescaledb_update_pending
+
+    assert timescaledb_update_pending("2.28.3", "2.28.3") is None
+    assert timescaledb_update_pending(None, "2.28.3") is None
+    warning = timescaledb_update_pending("2.27.2", "2.28.3")
+    assert warning is not None
+    assert warning.startswith("TimescaleDB 2.27.2 is installed in this database but the server has 2.28.3")
+    assert "ALTER EXTENSION timescaledb UPDATE" in warning

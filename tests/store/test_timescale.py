@@ -22,8 +22,10 @@ from hazmon.plant.reading import to_us
 from hazmon.store import (
     DirtyRanges,
     StorageSettings,
+    dirty_ranges_sql,
     job_health,
     migrate,
+    refresh_dirty,
     refresh_overdue,
     refresh_rollups,
     storage_mode,
@@ -231,6 +233,45 @@ def test_newest_buckets_are_there_and_late_data_lands_on_timescaledb(timescale_d
             (sid, g0.replace(minute=0), gap[-1].replace(minute=0) + timedelta(hours=1)),
         ).fetchone()
         assert h == (30,)
+
+
+def test_recorded_ranges_bring_the_aggregates_up_to_date_after_a_crash(timescale_dsn: str) -> None:
+    """The writer's transaction records what it wrote (readings_dirty); a new refresher refreshes it.
+
+    Late data below the watermark (5 hours back, outside every refresh policy's window) committed
+    by a process that is then gone: `refresh_dirty` in a new session refreshes readings_1m,
+    readings_1h and readings_1d_counts over that range, whole buckets, and consumes the rows.
+    (INSERT stands in for the writer's COPY, which this build cannot run.)
+    """
+    import numpy as np
+
+    with _conn(timescale_dsn) as c:
+        migrate(c, StorageSettings(retention_days=90, compress_after_days=3))
+        sid = _registry(c)["FT-301"]
+        now = _now(c)
+        recent = now - timedelta(minutes=3)  # a live reading, refreshed: the watermark moves past the gap
+        _insert(c, sid, [recent])
+        refresh_rollups(c, [(to_us(recent), to_us(recent))], mode="timescaledb", now=now)
+        c.execute("DELETE FROM readings_dirty")  # what the other tests' inserts left (they record nothing)
+        t0 = now.replace(minute=30, second=0, microsecond=0) - timedelta(hours=5)
+        late = [t0 + timedelta(minutes=k) for k in range(90)]  # 90 minutes across an hour boundary
+        with c.transaction():  # what write_readings does: the readings and their ranges, one commit
+            _insert(c, sid, late)
+            c.execute(dirty_ranges_sql(np.array([to_us(t) for t in late], dtype=np.int64)))
+    with _conn(timescale_dsn) as c:  # a new process: it knows only what the database recorded
+        q1m = "SELECT count(*), sum(n) FROM readings_1m WHERE sensor_id = %s AND bucket >= %s AND bucket < %s"
+        window = (t0, t0 + timedelta(minutes=90))
+        assert c.execute(q1m, (sid, *window)).fetchone() == (0, None)  # below the watermark: not yet
+        assert refresh_dirty(c, mode="timescaledb", keep_days=90, now=now) >= 2
+        assert c.execute(q1m, (sid, *window)).fetchone() == (90, 90)
+        hours = c.execute(
+            "SELECT bucket, n FROM readings_1h WHERE sensor_id = %s AND bucket >= %s AND bucket < %s "
+            "ORDER BY 1",
+            (sid, t0.replace(minute=0), t0 + timedelta(hours=2)),
+        ).fetchall()
+        assert hours == [(t0.replace(minute=0), 30), (t0.replace(minute=0) + timedelta(hours=1), 60)]
+        assert c.execute("SELECT count(*) FROM readings_dirty").fetchone() == (0,)
+        assert refresh_dirty(c, mode="timescaledb", keep_days=90, now=now) == 0
 
 
 def test_health_counts_bad_quality_on_compressed_chunks(timescale_dsn: str) -> None:
