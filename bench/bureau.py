@@ -360,17 +360,21 @@ def bench(a: argparse.Namespace, dsn: str, work: Path) -> None:
             k += 1
             time.sleep(max(0.0, t0 + min(k * 60, a.outage) - time.monotonic()))
         pub.flush(600)
+        cpu0 = cpu_seconds(who)
         t_restart = time.monotonic()
         workers.start(together=True)  # migrations done: both start at once, as a service manager would
         t_ready = min(workers.ready_at)
         t_drained = wait_rows(conn, done + per_minute * k)
         drain_s = t_drained - t_restart
+        cpu1 = cpu_seconds(who)
+        busy = ", ".join(f"{k} {(cpu1[k] - cpu0[k]) / drain_s:.2f}" for k in who)
         rate_after = per_minute * k / max(1e-3, t_drained - t_ready)
         print(f"3. outage of {t_restart - t0:.0f} s: backlog {k} minutes = {per_minute * k:,} rows;"
               f" drained in {drain_s:.1f} s after the restart (both workers' start included) ="
               f" {k * 60 / drain_s:.1f}x real time (goal >= 10x);"
               f" {rate_after:,.0f} rows/s from the first worker up"
-              f" ({t_ready - t_restart:.1f} s to start it)")  # fmt: skip
+              f" ({t_ready - t_restart:.1f} s to start it)\n"
+              f"   CPUs busy while draining (of 2): {busy}")  # fmt: skip
         rss = workers.rss_max
         print(f"4. bureau RSS, largest seen: worker 1 {rss[0] / 2**20:.0f} MiB, 2: {rss[1] / 2**20:.0f} MiB"
               f" (goal < 1 GB each)")  # fmt: skip
