@@ -56,7 +56,7 @@ ADMIN = os.environ.get("HAZMON_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1
 TOKEN = "bench-token"
 
 
-def config(work: Path, dsn: str, broker_port: int, worker: int, http_port: int) -> Path:
+def config(work: Path, dsn: str, broker_port: int, worker: int, http_port: int, *, ingest: str) -> Path:
     digest = hashlib.sha256(TOKEN.encode()).hexdigest()
     p = work / f"bureau-{worker}.yaml"
     p.write_text(
@@ -66,6 +66,7 @@ region: {{code: "320100", level: city}}
 database: {{dsn: "{dsn}", storage_mode: auto, migrate: {"true" if worker == 1 else "false"}}}
 broker: {{url: "mqtt://127.0.0.1:{broker_port}", group: bench, client_id: bench-worker-{worker}}}
 http: {{host: 127.0.0.1, port: {http_port}}}
+ingest: {{{ingest}}}
 tokens:
   - {{name: bench, sha256: {digest}, role: officer, region: {{code: "320100", level: city}}}}
 """
@@ -76,9 +77,9 @@ tokens:
 class Workers:
     """The two `hazmon bureau run` processes, and the largest RSS each had."""
 
-    def __init__(self, work: Path, dsn: str, broker_port: int) -> None:
+    def __init__(self, work: Path, dsn: str, broker_port: int, ingest: str = "") -> None:
         self.ports = [free_port(), free_port()]
-        self.cfgs = [config(work, dsn, broker_port, i + 1, self.ports[i]) for i in range(2)]
+        self.cfgs = [config(work, dsn, broker_port, i + 1, self.ports[i], ingest=ingest) for i in range(2)]
         self.work = work
         self.procs: list[subprocess.Popen[bytes]] = []
         self.ready_at: list[float] = []
@@ -235,7 +236,7 @@ def pct(xs: list[float], q: float) -> float:
 def bench(a: argparse.Namespace, dsn: str, work: Path) -> None:
     broker = PrivateMosquitto(work)
     broker.start()
-    workers = Workers(work, dsn, broker.port)
+    workers = Workers(work, dsn, broker.port, a.ingest)
     total_minutes = 1 + a.minutes + 10_000
     start = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
     spec = FleetSpec(a.enterprises, a.sensors, start, total_minutes, seed=a.seed)
@@ -398,6 +399,9 @@ def main() -> None:
     ap.add_argument("--outage", type=float, default=120.0, help="bureau outage, seconds (the issue: 600)")
     ap.add_argument("--connections", type=int, default=4, help="the fleet's MQTT connections")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--ingest", default="", help="the workers' bureau.yaml ingest: settings, e.g. 'receive_maximum: 4000'"
+    )
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed: still drop the scratch database
     name = f"hazmon_bench_bureau_{uuid.uuid4().hex[:8]}"
