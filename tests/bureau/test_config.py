@@ -177,7 +177,7 @@ ingest: {max_messages: 50, max_wait_s: 0.2, fast_max_messages: 5, receive_maximu
     assert (got.max_messages, got.max_wait_s, got.fast_max_messages) == (50, 0.2, 5)
     assert (got.receive_maximum, got.park_s, got.park_retry_s) == (100, 0, 1)
     defaults = load_config(ROOT / "examples" / "bureau.yaml").ingest
-    assert (defaults.max_messages, defaults.max_wait_s, defaults.receive_maximum) == (200, 0.05, 1000)
+    assert (defaults.max_messages, defaults.max_wait_s, defaults.receive_maximum) == (400, 0.05, 4000)
     assert (defaults.fast_max_messages, defaults.park_s, defaults.park_retry_s) == (20, 60.0, 0.5)
 
     got_problems = _problems(
