@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from hazmon.plant import Plant
@@ -69,3 +71,12 @@ class Enterprise:
 
     def wire(self, env: Envelope) -> tuple[bytes, str]:
         return env.model_dump_json().encode(), topic(env.enterprise_id, env.kind)
+
+
+def wait_until(cond: Callable[[], object], what: str, within_s: float = 60.0) -> None:
+    """Poll ``cond`` until it is true; an AssertionError naming ``what`` after ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -19,15 +17,7 @@ from hazmon.bureau.downlink import DownlinkSender, enqueue, pending
 from hazmon.bureau.ingest import IngestLimits, Ingestor
 from hazmon.plant.link import BureauStep, parse_envelope
 from testkit.mosquitto import PrivateMosquitto
-from tests.bureau.helpers import CITY, T0, Enterprise
-
-
-def _wait(cond: Callable[[], object], what: str, within_s: float = 60.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+from tests.bureau.helpers import CITY, T0, Enterprise, wait_until
 
 
 @pytest.mark.slow
@@ -72,11 +62,11 @@ def test_a_step_waits_out_a_broker_outage(
         )
         with psycopg.connect(db_dsn, autocommit=True) as conn:
             enqueue(conn, enterprise.id, enterprise.region, step)
-            _wait(lambda: sender.failures >= 2, "the sender to meet the outage")
+            wait_until(lambda: sender.failures >= 2, "the sender to meet the outage")
             assert pending(conn) == 1  # not lost, not marked sent
             private_mosquitto.start()
-            _wait(lambda: pending(conn) == 0, "the step sent once the broker is back")
-        _wait(lambda: got, "the step at the enterprise")
+            wait_until(lambda: pending(conn) == 0, "the step sent once the broker is back")
+        wait_until(lambda: got, "the step at the enterprise")
         topic, raw = got[0]
         env = parse_envelope(raw, topic)
         assert env.payload == step and topic == f"hazmon/v1/{enterprise.id}/down/bureau_step"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -17,16 +16,8 @@ from hazmon.bureau.config import BrokerSettings
 from hazmon.bureau.ingest import IngestLimits, Ingestor
 from hazmon.bureau.subscriber import Subscriber
 from testkit.mosquitto import PrivateMosquitto
-from tests.bureau.helpers import CITY, T0, Enterprise
+from tests.bureau.helpers import CITY, T0, Enterprise, wait_until
 from tests.conftest import dsn_for
-
-
-def _wait(cond: Callable[[], object], what: str, within_s: float = 60.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 class Workers:
@@ -38,7 +29,7 @@ class Workers:
         t = threading.Thread(target=s.run, args=(stop,), daemon=True)
         t.start()
         self.running[id(s)] = (stop, t)
-        _wait(s.connected.is_set, "the subscription") if "no_such" not in s.dsn else None
+        wait_until(s.connected.is_set, "the subscription") if "no_such" not in s.dsn else None
         return s
 
     def stop(self, s: Subscriber) -> None:
@@ -90,13 +81,15 @@ def test_a_message_the_database_did_not_take_is_not_acknowledged_and_comes_again
     # the same worker, its database away: it receives, cannot commit, acknowledges nothing
     away = workers.start(Subscriber(broker, dsn_for("no_such_db_bureau"), Ingestor(CITY, IngestLimits())))
     _publish(private_mosquitto.port, [enterprise.wire(enterprise.envelope(enterprise.registration()))])
-    _wait(lambda: away.stats.db_failures >= 2, "the worker to fail on the database (and get it again)")
+    wait_until(lambda: away.stats.db_failures >= 2, "the worker to fail on the database (and get it again)")
     assert away.stats.acked == 0
     workers.stop(away)  # "crash"
     # back with its database: the broker hands the unacknowledged message over again
     back = workers.start(Subscriber(broker, db_dsn, Ingestor(CITY, IngestLimits())))
-    _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_enterprise") == 1, "the registration stored")
-    _wait(lambda: back.stats.acked >= 1, "the acknowledgement after the commit")
+    wait_until(
+        lambda: _count(db_dsn, "SELECT count(*) FROM bureau_enterprise") == 1, "the registration stored"
+    )
+    wait_until(lambda: back.stats.acked >= 1, "the acknowledgement after the commit")
     assert _count(db_dsn, "SELECT count(*) FROM bureau_message") == 1
 
 
@@ -115,10 +108,10 @@ def test_two_workers_share_the_feed_each_message_stored_once(
     wires = [enterprise.wire(enterprise.envelope(enterprise.registration()))]
     # 40 alarm events, published after the registration was stored (an event needs its enterprise)
     _publish(private_mosquitto.port, wires)
-    _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_enterprise") == 1, "the registration")
+    wait_until(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_enterprise") == 1, "the registration")
     events = [enterprise.wire(enterprise.envelope(enterprise.alarm(i, i, at=T0))) for i in range(1, 41)]
     _publish(private_mosquitto.port, events + events[:5])  # five replayed
-    _wait(lambda: sum(w.stats.acked for w in ws) >= 46, "every message acknowledged")
+    wait_until(lambda: sum(w.stats.acked for w in ws) >= 46, "every message acknowledged")
     assert _count(db_dsn, "SELECT count(*) FROM bureau_alarm") == 40
     assert _count(db_dsn, "SELECT count(*) FROM bureau_message") == 41
     assert all(w.stats.received > 0 for w in ws), [w.stats for w in ws]
@@ -167,8 +160,8 @@ def test_with_the_readme_acl_the_bureau_receives_and_a_forger_is_dropped(
             enterprise.id, "e-secret", other.wire(other.envelope(other.registration()))
         )  # dropped by the ACL
         publish(enterprise.id, "e-secret", enterprise.wire(enterprise.envelope(enterprise.registration())))
-        _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_enterprise") >= 1, "the registration")
-        _wait(lambda: sub.stats.acked >= 1, "the acknowledgement")
+        wait_until(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_enterprise") >= 1, "the registration")
+        wait_until(lambda: sub.stats.acked >= 1, "the acknowledgement")
         assert sub.stats.received == 1
         with psycopg.connect(db_dsn) as c:
             assert c.execute("SELECT enterprise_id FROM bureau_enterprise").fetchall() == [(enterprise.id,)]
@@ -186,5 +179,5 @@ def test_what_arrives_while_the_bureau_is_down_waits_in_its_session(
     wires += [enterprise.wire(enterprise.envelope(enterprise.alarm(i, i))) for i in (1, 2, 3)]
     _publish(private_mosquitto.port, wires)  # the bureau is down
     back = workers.start(Subscriber(broker, db_dsn, Ingestor(CITY, IngestLimits())))
-    _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_alarm") == 3, "the queued alarms")
-    _wait(lambda: back.stats.acked == 4, "every queued message acknowledged")
+    wait_until(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_alarm") == 3, "the queued alarms")
+    wait_until(lambda: back.stats.acked == 4, "every queued message acknowledged")

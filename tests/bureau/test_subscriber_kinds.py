@@ -4,9 +4,7 @@ does not know is received (dead-lettered whole), never left unsubscribed; nothin
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,16 +21,8 @@ from hazmon.bureau.subscriber import Subscriber
 from hazmon.bureau_daemon import BureauDaemon
 from hazmon.plant.link import AggregateItem, Aggregates
 from testkit.mosquitto import PrivateMosquitto
-from tests.bureau.helpers import CITY, T0, Enterprise
+from tests.bureau.helpers import CITY, T0, Enterprise, wait_until
 from tests.bureau.test_subscriber import Workers, workers  # noqa: F401 - the fixture
-
-
-def _wait(cond: Callable[[], object], what: str, within_s: float = 60.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _rows(dsn: str, sql: str) -> list[tuple[object, ...]]:
@@ -64,7 +54,7 @@ class Publisher:
         infos = [self.c.publish(t, raw, qos=1) for raw, t in wires]
         for i in infos:
             i.wait_for_publish(10)
-        _wait(lambda: all(i.mid in self.acks for i in infos), "the PUBACKs")
+        wait_until(lambda: all(i.mid in self.acks for i in infos), "the PUBACKs")
         return [self.acks[i.mid] for i in infos]
 
     def close(self) -> None:
@@ -116,7 +106,7 @@ ingest: {{park_s: 0, receive_maximum: 300, max_messages: 300, fast_max_messages:
         assert pub.publish([enterprise.wire(enterprise.envelope(_aggregates(0)))]) == [0]
     finally:
         pub.close()
-    _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_dead_letter") == 1, "the dead letter")
+    wait_until(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_dead_letter") == 1, "the dead letter")
     [(code, reason)] = _rows(db_dsn, "SELECT reason_code, reason FROM bureau_dead_letter")
     assert code == "unknown_enterprise" and "waited 0 s for it" in str(reason)
     assert d.subscriber.stats.parked == 0
@@ -141,7 +131,7 @@ def test_a_kind_this_bureau_does_not_know_is_taken_and_kept_whole_and_the_feed_g
     pub = Publisher(private_mosquitto.port)
     try:
         assert pub.publish([enterprise.wire(enterprise.envelope(enterprise.registration()))]) == [0]
-        _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_enterprise") == 1, "the registration")
+        wait_until(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_enterprise") == 1, "the registration")
         newer = _newer_kind(enterprise, 100_000)  # over the 64 KiB other dead letters are cut at
         codes = pub.publish([
             newer,
@@ -153,19 +143,19 @@ def test_a_kind_this_bureau_does_not_know_is_taken_and_kept_whole_and_the_feed_g
     # delivered (PUBACK 0), not "no matching subscribers" (0x10), which keeps the enterprise's whole
     # outbox waiting behind that one message (hazmon.store.outbox, require_subscriber)
     assert codes == [0, 0, 0]
-    _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_dead_letter") == 1, "the dead letter")
+    wait_until(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_dead_letter") == 1, "the dead letter")
     [(code, reason, kept, where)] = _rows(
         db_dsn, "SELECT reason_code, reason, payload, topic FROM bureau_dead_letter"
     )
     assert code == "unknown_kind" and "'leak_survey'" in str(reason)
     assert kept == newer[0] and where == newer[1]  # whole: replayable once the bureau knows the kind
-    _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_alarm") == 1, "the alarm after it")
-    _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_aggregate") == 1, "the aggregate")
-    _wait(lambda: sum(w.stats.acked for w in ws) == 4, "every message acknowledged")
+    wait_until(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_alarm") == 1, "the alarm after it")
+    wait_until(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_aggregate") == 1, "the aggregate")
+    wait_until(lambda: sum(w.stats.acked for w in ws) == 4, "every message acknowledged")
     assert metrics.refused.labels(reason_code="unknown_kind")._value.get() == 1
     # each known message received once per lane it is for: the two fast ones (registration, alarm)
     # also reached the bulk lane's catch-all and were acknowledged there unstored
-    _wait(lambda: sum(w.stats.lane_copies for w in ws) == 2, "the copies of the fast ones")
+    wait_until(lambda: sum(w.stats.lane_copies for w in ws) == 2, "the copies of the fast ones")
     assert sum(w.stats.received for w in ws) == 4
     assert metrics.duplicates._value.get() == 0
     assert _count(db_dsn, "SELECT count(*) FROM bureau_message") == 3
@@ -197,14 +187,14 @@ def test_a_bulk_session_of_before_the_catch_all_does_not_receive_aggregates_twic
     pub = Publisher(private_mosquitto.port)
     try:
         pub.publish([enterprise.wire(enterprise.envelope(enterprise.registration()))])
-        _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_enterprise") == 1, "the registration")
+        wait_until(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_enterprise") == 1, "the registration")
         pub.publish([enterprise.wire(enterprise.envelope(_aggregates(m))) for m in range(5)])
     finally:
         pub.close()
-    _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_aggregate") == 5, "the aggregates")
-    _wait(lambda: w.stats.acked == 6, "every message acknowledged")
+    wait_until(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_aggregate") == 5, "the aggregates")
+    wait_until(lambda: w.stats.acked == 6, "every message acknowledged")
     assert w.stats.received == 6  # five aggregates once each and the registration
-    _wait(lambda: w.stats.lane_copies == 1, "the registration's copy on the bulk lane")
+    wait_until(lambda: w.stats.lane_copies == 1, "the registration's copy on the bulk lane")
     assert metrics.duplicates._value.get() == 0
 
 
@@ -225,11 +215,13 @@ def test_acknowledgements_out_of_receive_order_are_honoured_by_mosquitto(
     pub = Publisher(private_mosquitto.port)
     try:
         pub.publish([enterprise.wire(enterprise.envelope(enterprise.registration()))])
-        _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_enterprise") == 1, "the registration")
+        wait_until(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_enterprise") == 1, "the registration")
         late = newcomer.wire(newcomer.envelope(_aggregates(0)))
         pub.publish([late] + [enterprise.wire(enterprise.envelope(_aggregates(m))) for m in range(3)])
-        _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_aggregate") == 3, "the later ones stored")
-        _wait(lambda: first.stats.acked == 4 and first.stats.parked == 1, "the later ones acknowledged")
+        wait_until(
+            lambda: _count(db_dsn, "SELECT count(*) FROM bureau_aggregate") == 3, "the later ones stored"
+        )
+        wait_until(lambda: first.stats.acked == 4 and first.stats.parked == 1, "the later ones acknowledged")
         workers.stop(first)  # the parked one is still unacknowledged
         metrics = IngestMetrics()
         second = workers.start(
@@ -237,15 +229,15 @@ def test_acknowledgements_out_of_receive_order_are_honoured_by_mosquitto(
                 _broker(private_mosquitto.port, "w-order"), db_dsn, Ingestor(CITY, IngestLimits(), metrics)
             )
         )
-        _wait(lambda: second.stats.parked == 1, "the parked message sent again")
+        wait_until(lambda: second.stats.parked == 1, "the parked message sent again")
         pub.publish([newcomer.wire(newcomer.envelope(newcomer.registration()))])
     finally:
         pub.close()
-    _wait(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_aggregate") == 4, "the parked one stored")
-    _wait(lambda: second.stats.acked == 2, "it and the registration acknowledged")
+    wait_until(lambda: _count(db_dsn, "SELECT count(*) FROM bureau_aggregate") == 4, "the parked one stored")
+    wait_until(lambda: second.stats.acked == 2, "it and the registration acknowledged")
     # the broker sent again only what was not acknowledged: not the three acknowledged after it
     assert second.stats.received == 2  # the parked aggregate and the registration
-    _wait(lambda: second.stats.lane_copies == 1, "the registration's copy")
+    wait_until(lambda: second.stats.lane_copies == 1, "the registration's copy")
     assert metrics.duplicates._value.get() == 0
     assert _count(db_dsn, "SELECT count(*) FROM bureau_message") == 6
     assert _count(db_dsn, "SELECT count(*) FROM bureau_dead_letter") == 0
