@@ -38,6 +38,8 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
+from hazmon.plant.reading import from_us, to_us
+
 __all__ = [
     "DAY_US",
     "HOUR_US",
@@ -60,17 +62,6 @@ DAY_US = 86_400_000_000
 # TimescaleDB, in this order: readings_1d_counts (0405) is refreshed from readings_1h as it
 # stands, so after readings_1h has taken in late data (and its refresh invalidates those days).
 _ROLLUPS = (("readings_1m", MINUTE_US), ("readings_1h", HOUR_US), ("readings_1d_counts", DAY_US))
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _us(t: datetime) -> int:
-    return (t - _EPOCH) // timedelta(microseconds=1)
-
-
-def _dt(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
 
 
 class DirtyRanges:
@@ -164,7 +155,7 @@ def refresh_rollups(
     ``keep_days``: the raw data's retention; older parts of a range are left alone.
     Returns the number of refresh calls made.
     """
-    now_us = _us(now or datetime.now(UTC))
+    now_us = to_us(now or datetime.now(UTC))
     floor_us = None if keep_days is None else now_us - keep_days * 86_400_000_000
     calls = 0
     if mode != "timescaledb":
@@ -172,7 +163,8 @@ def refresh_rollups(
             w = bucket_window(lo, hi, HOUR_US, now_us=now_us, floor_us=floor_us, complete_only=False)
             if w is not None:
                 conn.execute(
-                    "SELECT hazmon_refresh_rollups(%s, %s)", (_dt(max(lo, w[0])), _dt(min(hi + 1, w[1])))
+                    "SELECT hazmon_refresh_rollups(%s, %s)",
+                    (from_us(max(lo, w[0])), from_us(min(hi + 1, w[1]))),
                 )
                 calls += 1
         return calls
@@ -185,7 +177,7 @@ def refresh_rollups(
         for start, end in _merge(wins, 0):
             conn.execute(
                 f"CALL refresh_continuous_aggregate('{view}', %s::timestamptz, %s::timestamptz)",
-                (_dt(start), _dt(end)),
+                (from_us(start), from_us(end)),
             )
             calls += 1
     return calls
@@ -210,13 +202,13 @@ def refresh_dirty(
     if mode != "timescaledb":
         with conn.transaction():
             for lo, hi in conn.execute("DELETE FROM readings_dirty RETURNING lo, hi").fetchall():
-                d.add(_us(lo), _us(hi))
+                d.add(to_us(lo), to_us(hi))
             return refresh_rollups(conn, d.take(), mode=mode, keep_days=keep_days, now=now)
     rows = conn.execute("SELECT id, lo, hi FROM readings_dirty").fetchall()
     if not rows:
         return 0
     for _, lo, hi in rows:
-        d.add(_us(lo), _us(hi))
+        d.add(to_us(lo), to_us(hi))
     calls = refresh_rollups(conn, d.take(), mode=mode, keep_days=keep_days, now=now)
     conn.execute("DELETE FROM readings_dirty WHERE id = ANY(%s)", ([int(r[0]) for r in rows],))
     return calls
