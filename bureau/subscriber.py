@@ -225,19 +225,17 @@ class Subscriber:
         c.unsubscribe(self._legacy)
         with self._lock:
             self._bulk_connected = True
-            now = "fast" in self._subscribed and not self._bulk_sent
-            self._bulk_sent = self._bulk_sent or now
-        if now:
-            c.subscribe([(t, 1) for t in self.topics["bulk"]])
+        self._subscribe_bulk_after_fast()
 
     def _subscribe_bulk_after_fast(self) -> None:
         """Subscribe the bulk lane's catch-all once its session is up and the fast lane's SUBACK came.
 
-        So a fast kind that reaches the bulk lane always reaches the fast lane too (the copy is
-        acknowledged unstored), even after a broker restart that dropped every shared subscription.
+        Called on both events, whichever comes last subscribes (once a session). So a fast kind
+        that reaches the bulk lane always reaches the fast lane too (the copy is acknowledged
+        unstored), even after a broker restart that dropped every shared subscription.
         """
         with self._lock:
-            now = self._bulk_connected and not self._bulk_sent
+            now = self._bulk_connected and "fast" in self._subscribed and not self._bulk_sent
             self._bulk_sent = self._bulk_sent or now
         if now:
             self._clients["bulk"].subscribe([(t, 1) for t in self.topics["bulk"]])
