@@ -13,6 +13,9 @@ one transaction, with the same outcome per message as `hazmon.bureau.ingest.Inge
   under another message id), through a temporary staging table and ``INSERT … SELECT … ON
   CONFLICT DO NOTHING`` instead. A message seen before adds nothing; the same message twice
   in one batch is stored once;
+- heartbeats (the other half of what a fleet sends, one per enterprise and minute): one
+  ``INSERT … SELECT unnest`` into ``bureau_message`` and one upsert of their endpoints, under
+  the enterprises' locks, leaving what applying them one by one leaves (`BatchIngestor._heartbeats`);
 - every other kind goes through the per-kind `hazmon.bureau.ingest.apply`, unchanged (kinds
   added there are handled here with no change);
 - registrations are applied first (the batch's other messages may be of these enterprises);
@@ -51,7 +54,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from hazmon.bureau.ingest import Ingestor, Outcome, Refused, apply, dead_letter, via_child_of
-from hazmon.plant.link import Aggregates, Envelope, LinkError, Registration, parse_topic
+from hazmon.plant.link import Aggregates, Envelope, Heartbeat, LinkError, Registration, parse_topic
 from hazmon.store import is_temporary
 
 __all__ = ["BatchIngestor", "BatchMetrics", "BatchResult", "Item"]
@@ -75,6 +78,15 @@ INSERT INTO bureau_message ({_MESSAGE_COLS})
 SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[],
                      %s::timestamptz[], %s::float8[], %s::boolean[], %s::jsonb[], %s::text[])
 ON CONFLICT (message_id) DO NOTHING RETURNING message_id
+"""
+_HEARTBEATS = """
+INSERT INTO bureau_heartbeat AS b
+    (enterprise_id, endpoint, protocol, connected, last_reading_at, at, received_at)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::boolean[], %s::timestamptz[], %s::timestamptz[],
+                     %s::timestamptz[])
+ON CONFLICT (enterprise_id, endpoint) DO UPDATE SET protocol = EXCLUDED.protocol,
+    connected = EXCLUDED.connected, last_reading_at = EXCLUDED.last_reading_at,
+    at = EXCLUDED.at, received_at = EXCLUDED.received_at WHERE b.at <= EXCLUDED.at
 """
 
 
@@ -256,7 +268,8 @@ class BatchIngestor:
             (aggs if isinstance(checked.payload, Aggregates) else others).append((it, checked))
         fate: dict[uuid.UUID, Outcome | None] = {}  # None: parked
         regs = [(it, env) for it, env in others if isinstance(env.payload, Registration)]
-        rest = [(it, env) for it, env in others if not isinstance(env.payload, Registration)]
+        beats = [(it, env) for it, env in others if isinstance(env.payload, Heartbeat)]
+        rest = [(it, env) for it, env in others if not isinstance(env.payload, Registration | Heartbeat)]
         for it, env in regs:  # first: the batch's other messages may be of these enterprises
             fate[env.message_id] = self._settle(
                 conn, it, env, _apply(conn, env, it, lim.max_skew_s), now, result
@@ -264,13 +277,9 @@ class BatchIngestor:
         last = self._aggregates(conn, aggs, now, result, fate) if aggs else {}
         # the enterprises' rows last and in id order: two workers' batches never lock them crosswise,
         # and an alarm's transaction (the fast lane) waits for them a moment only
-        ids = sorted({env.enterprise_id for _, env in rest} | set(last))
-        if ids:
-            conn.execute(
-                "SELECT 1 FROM bureau_enterprise WHERE enterprise_id = ANY(%s)"
-                " ORDER BY enterprise_id FOR NO KEY UPDATE",
-                (ids,),
-            )
+        locked = _lock_enterprises(conn, {env.enterprise_id for _, env in rest + beats} | set(last))
+        if beats:  # under the enterprises' locks: two workers' upserts never cross
+            _newest(last, self._heartbeats(conn, beats, locked, now, result, fate))
         for it, env in rest:
             fate[env.message_id] = self._settle(
                 conn, it, env, _apply(conn, env, it, lim.max_skew_s), now, result
@@ -294,6 +303,74 @@ class BatchIngestor:
             else:
                 result.done.append((it, Outcome("duplicate", first.kind, first.enterprise_id)))
         return result
+
+    def _heartbeats(  # noqa: PLR0917
+        self,
+        conn: Conn,
+        beats: list[tuple[Item[T], Envelope]],
+        known: set[str],
+        now: datetime,
+        result: BatchResult[T],
+        fate: dict[uuid.UUID, Outcome | None],
+    ) -> dict[str, tuple[datetime, int]]:
+        """Heartbeats in two statements, as `hazmon.bureau.ingest.apply` stores them one by one.
+
+        Half of what a fleet sends is heartbeats (one per enterprise and minute beside its
+        aggregates); one by one they took four round trips each, about as much of PostgreSQL's
+        time as the aggregates' rows (measured in-process, bureau README "Scale"). The message log
+        gets one ``INSERT … SELECT unnest``; the endpoints of the new ones one upsert, per
+        (enterprise, endpoint) the row of the latest ``at`` (of equal ones the later in the batch),
+        which is what applying them in order leaves. ``known``: the enterprises registered (their
+        rows locked by the caller). Returns per enterprise the newest (received_at, seq) stored.
+        """
+        take: list[tuple[Item[T], Envelope]] = []
+        for it, env in beats:
+            if env.enterprise_id in known:
+                take.append((it, env))
+                continue
+            why = f"enterprise_id: {env.enterprise_id!r} has not registered (a registration comes first)"
+            refused = Refused("unknown_enterprise", why, env.enterprise_id)
+            fate[env.message_id] = self._settle(
+                conn, it, env, Outcome("refused", env.kind, env.enterprise_id, refused=refused), now, result
+            )
+        if not take:
+            return {}
+        max_skew = self.ingestor.limits.max_skew_s
+        skews = {env.message_id: (env.sent_at - it.received_at).total_seconds() for it, env in take}
+        rows = [
+            (env.message_id, env.enterprise_id, env.seq, env.kind, env.sent_at, it.received_at,
+             skews[env.message_id], skews[env.message_id] > max_skew, env.payload.model_dump_json(),
+             via_child_of(it.topic))
+            for it, env in take
+        ]  # fmt: skip
+        cols = [list(c) for c in zip(*rows, strict=True)]
+        new = {r[0] for r in conn.execute(_NEW_MESSAGES, cols).fetchall()}
+        latest: dict[tuple[str, str], tuple[datetime, tuple[object, ...]]] = {}
+        for it, env in take:
+            p = env.payload
+            assert isinstance(p, Heartbeat)
+            if env.message_id not in new:
+                continue
+            for ep in p.endpoints:
+                key = (env.enterprise_id, ep.endpoint)
+                kept = latest.get(key)
+                if kept is None or p.at >= kept[0]:
+                    row = (*key, ep.protocol, ep.connected, ep.last_reading_at, p.at, it.received_at)
+                    latest[key] = (p.at, row)
+        if latest:
+            ordered = (latest[k][1] for k in sorted(latest))
+            conn.execute(_HEARTBEATS, [list(c) for c in zip(*ordered, strict=True)])
+        last: dict[str, tuple[datetime, int]] = {}
+        for it, env in take:
+            eid = env.enterprise_id
+            if env.message_id in new:
+                o = Outcome("stored", env.kind, eid, skewed=skews[env.message_id] > max_skew)
+                at, seq = last.get(eid, (it.received_at, env.seq))
+                last[eid] = (max(at, it.received_at), max(seq, env.seq))
+            else:
+                o = Outcome("duplicate", env.kind, eid)
+            fate[env.message_id] = self._settle(conn, it, env, o, now, result)
+        return last
 
     def _settle(  # noqa: PLR0917
         self, conn: Conn, it: Item[T], env: Envelope, o: Outcome, now: datetime, result: BatchResult[T]
@@ -387,6 +464,25 @@ class BatchIngestor:
             fate[env.message_id] = o
             result.done.append((it, o))
         return last
+
+
+def _lock_enterprises(conn: Conn, ids: set[str]) -> set[str]:
+    """Lock the enterprises' rows in id order (two workers never lock them crosswise); the registered ones."""
+    if not ids:
+        return set()
+    rows = conn.execute(
+        "SELECT enterprise_id FROM bureau_enterprise WHERE enterprise_id = ANY(%s)"
+        " ORDER BY enterprise_id FOR NO KEY UPDATE",
+        (sorted(ids),),
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def _newest(into: dict[str, tuple[datetime, int]], more: dict[str, tuple[datetime, int]]) -> None:
+    """Per enterprise the newest (received_at, seq) of both."""
+    for eid, (at2, seq2) in more.items():
+        at, seq = into.get(eid, (at2, seq2))
+        into[eid] = (max(at, at2), max(seq, seq2))
 
 
 def _apply(conn: Conn, env: Envelope, it: Item[T], max_skew_s: float) -> Outcome:

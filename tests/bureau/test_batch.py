@@ -180,3 +180,59 @@ def test_a_minute_sent_again_under_a_new_message_id_keeps_the_first_rows(
     assert b.metrics.staged._value.get() == 1
     assert _one(conn, "SELECT count(*) FROM bureau_aggregate") == 9 + 5
     assert _one(conn, "SELECT mean FROM bureau_aggregate WHERE sensor = 'S-002' AND bucket = %s", T0) == 2.5
+
+
+def _beat(at: datetime, *eps: tuple[str, bool]) -> Heartbeat:
+    return Heartbeat(at=at, endpoints=[
+        EndpointHeartbeat(endpoint=n, protocol="opcua", connected=c, last_reading_at=at) for n, c in eps
+    ])  # fmt: skip
+
+
+def _heartbeat_state(conn: Conn) -> tuple[list[tuple[object, ...]], ...]:
+    return (
+        conn.execute("SELECT enterprise_id, endpoint, protocol, connected, last_reading_at, at, received_at"
+                     " FROM bureau_heartbeat ORDER BY 1, 2").fetchall(),
+        conn.execute("SELECT message_id, enterprise_id, seq, kind, sent_at, received_at, skew_s, skewed, payload"
+                     " FROM bureau_message WHERE kind = 'heartbeat' ORDER BY seq, enterprise_id").fetchall(),
+        conn.execute("SELECT enterprise_id, last_message_at, last_seq FROM bureau_enterprise ORDER BY 1").fetchall(),
+    )  # fmt: skip
+
+
+def test_heartbeats_in_one_batch_leave_what_applying_them_one_by_one_leaves(
+    conn: Conn, enterprise: Enterprise
+) -> None:
+    """The batch stores heartbeats in two statements; the outcome is the one-by-one path's, row for row:
+    per endpoint the latest ``at`` (of equal ones the later message), an older one changing nothing,
+    a message stored once, an unregistered enterprise's heartbeat parked, last_seq the newest."""
+    other = Enterprise(enterprise.plant, "second-enterprise")
+    stranger = Enterprise(enterprise.plant, "never-registered")
+    ing = Ingestor(CITY, IngestLimits())
+    for e in (enterprise, other):
+        reg = _item(e, e.registration())
+        assert ing.handle(conn, reg.raw, reg.topic, T0).status == "stored"
+    m = timedelta(minutes=1)
+    beats = [
+        _item(enterprise, _beat(T0 + 2 * m, ("dcs", True), ("sis", True)), at=T0 + 2 * m),
+        _item(other, _beat(T0 + m, ("dcs", False)), at=T0 + m),
+        _item(enterprise, _beat(T0 + m, ("dcs", False)), at=T0 + 3 * m),  # older: changes no endpoint
+        _item(other, _beat(T0 + m, ("dcs", True)), at=T0 + m),  # equal at: the later message wins
+        _item(enterprise, _beat(T0 + 3 * m, ("sis", False)), at=T0 + 3 * m),
+    ]
+    beats.append(beats[0])  # the same message twice
+    now = T0 + 4 * m
+    one_by_one = [ing.handle(conn, it.raw, it.topic, it.received_at).status for it in beats]
+    assert one_by_one == ["stored"] * 5 + ["duplicate"]
+    expected = _heartbeat_state(conn)
+    assert len(expected[0]) == 3 and [r[3] for r in expected[0]] == [True, False, True]  # dcs, sis; other dcs
+    conn.execute("DELETE FROM bureau_heartbeat")
+    conn.execute("DELETE FROM bureau_message WHERE kind = 'heartbeat'")
+    conn.execute("UPDATE bureau_enterprise SET last_message_at = %s, last_seq = 1", (T0,))
+
+    b = BatchIngestor(Ingestor(CITY, IngestLimits()), park_s=60)
+    early = _item(stranger, _beat(T0 + m, ("dcs", True)), at=now)
+    r = b.handle(conn, [*beats, early], now)
+    assert [o.status for _, o in r.done] == ["stored"] * 5 + ["duplicate"] and r.parked == [early]
+    assert b.metrics.fallbacks._value.get() == 0  # in the batch, not one by one after a refusal
+    assert _heartbeat_state(conn) == expected
+    assert _statuses(b.handle(conn, beats[:2], now)) == {"duplicate": 2}  # across batches
+    assert _heartbeat_state(conn) == expected
