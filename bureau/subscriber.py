@@ -252,12 +252,25 @@ class Subscriber:
             self._lost.set()
             return
         with self._lock:
-            self._subscribed.add(lane)
-            if self._subscribed == {"bulk", "fast"}:
-                self.connected.set()
-                log.info("bureau subscribed", group=self.settings.group)
+            self._ready(lane)
         if lane == "fast":
             self._subscribe_bulk_after_fast()
+
+    def _ready(self, lane: str) -> None:
+        """``lane`` receives (under the lock): ready (/readyz) once both lanes do.
+
+        The fast lane by its SUBACK. The bulk lane by its SUBACK or its first message, whichever
+        comes first: a worker restarted after an outage gets its session's backlog before the
+        catch-all's SUBACK, which waits behind up to ``receive_maximum`` queued messages in the
+        stream (measured: /readyz 11–12 s after the start at the national size with 4,000 in
+        flight, the worker storing all the while); a message delivered proves the subscription.
+        """
+        if lane in self._subscribed:
+            return
+        self._subscribed.add(lane)
+        if self._subscribed == {"bulk", "fast"}:
+            self.connected.set()
+            log.info("bureau subscribed", group=self.settings.group)
 
     def _on_disconnect(self, c: mqtt.Client, u: object, flags: object, rc: object, props: object) -> None:
         self.connected.clear()
@@ -276,6 +289,8 @@ class Subscriber:
             else:
                 self.stats.received += 1
             gen = self._generation
+            if lane == "bulk":
+                self._ready(lane)
         token = _Token(c, msg.mid, msg.qos, gen, copy)
         self._queues[lane].put(Item(bytes(msg.payload), msg.topic, self.clock(), token))
 
