@@ -22,7 +22,8 @@ The PGlite TimescaleDB lane (tools/pglite-timescale, test-only):
         'postgresql://postgres:postgres@127.0.0.1:55433/postgres?sslmode=disable' --days 2
 
 ``--round 3`` stores the values at a transmitter's resolution (3 decimals) instead of full double
-precision, to show how much of the ratio the values' noise decides.
+precision, to show how much of the ratio the values' noise decides; ``--round -12`` at a binary
+step of 2^-12 (the double's low mantissa bits zero, which Gorilla coding drops).
 
 PGlite serves one database: there the tables are created in it (``--in-place``), so use a
 fresh lane. A real server: ``--dsn`` of its ``postgres`` database; the scratch database is
@@ -88,8 +89,8 @@ def entropy_bits(values: np.ndarray, digits: int | None) -> float:
     at each value (`numpy.spacing`) or 10^-digits.
     """
     h = 0.5 * np.log2(2 * np.pi * np.e * NOISE**2)
-    if digits is not None:
-        return float(h + digits * np.log2(10))
+    if digits is not None:  # a decimal step 10^-digits, or (below 0) a binary step 2^digits
+        return float(h + digits * np.log2(10) if digits >= 0 else h - digits)
     return float(h - np.mean(np.log2(np.spacing(np.abs(values)))))
 
 
@@ -132,8 +133,10 @@ def load(
         ss = np.repeat(sid, t.shape[0])
         vv = np.repeat(base, t.shape[0]) + 0.05 * np.sin(tt / 3.6e9 + ss) + rng.normal(0, NOISE, tt.shape[0])
         qq = np.where(rng.random(tt.shape[0]) < 0.0005, 2, 0).astype(np.int16)
-        if digits is not None:  # a transmitter's resolution, not full double precision
+        if digits is not None and digits >= 0:  # a transmitter's resolution, not full double precision
             vv = np.round(vv, digits)
+        elif digits is not None:  # a binary step 2^digits: the double's low mantissa bits zero
+            vv = np.round(vv * 2.0**-digits) * 2.0**digits
         if bits is not None:
             bits.append(entropy_bits(vv, digits))
         times = [epoch + timedelta(microseconds=int(x)) for x in tt.tolist()]
@@ -192,7 +195,13 @@ def settings(c: psycopg.Connection[tuple[object, ...]]) -> list[str]:
 def run(dsn: str, sensors: int, days: int, digits: int | None = None) -> None:
     with _connect(dsn) as c:
         res = migrate(c, StorageSettings(mode="timescaledb", retention_days=400))
-        resolution = "full precision" if digits is None else f"values rounded to {digits} decimals"
+        resolution = (
+            "full precision"
+            if digits is None
+            else f"values rounded to {digits} decimals"
+            if digits >= 0
+            else f"values rounded to a step of 2^{digits}"
+        )
         print(
             f"TimescaleDB {res.timescaledb_version}; {sensors} sensors x {days} days at 1/min, {resolution}"
         )
@@ -250,7 +259,11 @@ def main() -> None:
     )
     p.add_argument("--keep", action="store_true", help="keep the scratch database")
     p.add_argument(
-        "--round", type=int, default=None, metavar="DIGITS", help="round values (default: full precision)"
+        "--round",
+        type=int,
+        default=None,
+        metavar="DIGITS",
+        help="round values to DIGITS decimals, or below 0 to a step of 2^DIGITS (default: full precision)",
     )
     a = p.parse_args()
     if a.in_place:
