@@ -21,9 +21,12 @@ The PGlite TimescaleDB lane (tools/pglite-timescale, test-only):
     .venv/bin/python bench/compression.py --dsn \\
         'postgresql://postgres:postgres@127.0.0.1:55433/postgres?sslmode=disable' --days 2
 
-``--round 3`` stores the values at a transmitter's resolution (3 decimals) instead of full double
-precision, to show how much of the ratio the values' noise decides; ``--round -12`` at a binary
-step of 2^-12 (the double's low mantissa bits zero, which Gorilla coding drops).
+The values are stored as hazmon's collector stores them (`collector.value_resolution_bits`, 16
+by default: a power-of-two step <= 1/65,536 of the sensor's range, `hazmon.plant.reading.storage_step`;
+2^-12 m for the bench's 0-20 m sensors), whose low mantissa bits are zero and cost nothing
+compressed. ``--full-precision`` stores them as generated (noise in every bit of the double, as
+before 2026-12-04); ``--round 3`` at 3 decimals; ``--round -12`` at a binary step of 2^-12.
+The bench prints the values' entropy floor too: what no lossless coding goes below.
 
 PGlite serves one database: there the tables are created in it (``--in-place``), so use a
 fresh lane. A real server: ``--dsn`` of its ``postgres`` database; the scratch database is
@@ -33,6 +36,7 @@ dropped unless ``--keep``.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -41,6 +45,7 @@ import numpy as np
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from hazmon.plant.reading import quantize, storage_step
 from hazmon.store import StorageSettings, migrate, refresh_rollups
 
 RELATIONS = ("readings", "readings_1m", "readings_1h", "readings_1d_counts")
@@ -136,7 +141,7 @@ def load(
         if digits is not None and digits >= 0:  # a transmitter's resolution, not full double precision
             vv = np.round(vv, digits)
         elif digits is not None:  # a binary step 2^digits: the double's low mantissa bits zero
-            vv = np.round(vv * 2.0**-digits) * 2.0**digits
+            vv = quantize(vv, np.full(vv.shape, 2.0**digits))  # as hazmon's collector stores values
         if bits is not None:
             bits.append(entropy_bits(vv, digits))
         times = [epoch + timedelta(microseconds=int(x)) for x in tt.tolist()]
@@ -265,7 +270,16 @@ def main() -> None:
         metavar="DIGITS",
         help="round values to DIGITS decimals, or below 0 to a step of 2^DIGITS (default: full precision)",
     )
+    p.add_argument(
+        "--full-precision",
+        action="store_true",
+        help="store the values as generated, not at the step hazmon's collector stores them at",
+    )
     a = p.parse_args()
+    if a.round is None and not a.full_precision:
+        # as the collector stores them (collector.value_resolution_bits): the bench's sensors
+        # have a 0-20 m range, so a step of 2^-12 m
+        a.round = int(math.log2(storage_step((0.0, 20.0))))
     if a.in_place:
         run(a.dsn, a.sensors, a.days, a.round)
         return

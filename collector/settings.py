@@ -12,6 +12,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic.dataclasses import dataclass
 
+from hazmon.plant.reading import STORE_RESOLUTION_BITS
 from hazmon.plant.yamlmodel import (
     SECTION,
     NonNegative,
@@ -112,6 +113,15 @@ def _flush(v: float) -> float:
     return v
 
 
+def _resolution(v: int) -> int:
+    if v != 0 and not 12 <= v <= 40:
+        raise ValueError(
+            f"must be 0 (full precision) or 12 to 40 (a step of span / 2^bits), got {v}:"
+            " below 12 the step would be coarser than a transmitter's accuracy"
+        )
+    return v
+
+
 @dataclass(frozen=True, slots=True, config=SECTION)
 class CollectorSettings:
     """Everything the collectors, the queue and the batch writer need.
@@ -128,6 +138,9 @@ class CollectorSettings:
         dead_letter_retention_days: stored dead letters older than this are deleted (daily).
         log_interval_s: at most one log line per refusal reason per interval.
         log_payload_cut: payload characters shown in a log line.
+        value_resolution_bits: values are stored at the largest power-of-two step <= the
+            sensor's measuring span / 2^bits (`hazmon.plant.reading.storage_step`); 0 stores
+            full precision. The rules see every value as it came.
     """
 
     queue_max_readings: Whole1 = 200_000
@@ -141,6 +154,7 @@ class CollectorSettings:
     dead_letter_retention_days: Whole1 = 30
     log_interval_s: NonNegative = 10.0
     log_payload_cut: Whole0 = 200
+    value_resolution_bits: Annotated[Whole0, AfterValidator(_resolution)] = STORE_RESOLUTION_BITS
     spool: SpoolSettings = field(default_factory=SpoolSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     opcua: OpcUaSettings = field(default_factory=OpcUaSettings)

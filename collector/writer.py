@@ -43,7 +43,7 @@ import structlog
 from hazmon.collector.deadletter import DeadLetters
 from hazmon.collector.metrics import DROP_REASONS, Metrics
 from hazmon.collector.spool import Spool, SpoolFullError
-from hazmon.plant.reading import Quality, Reading, ReadingBatch, from_us
+from hazmon.plant.reading import Quality, Reading, ReadingBatch, from_us, quantize
 from hazmon.store import (
     ReadingColumns,
     UnknownTagError,
@@ -82,6 +82,15 @@ def _bands_by_id(
     return lo, hi
 
 
+def _steps_by_id(ids: Mapping[str, int], steps: Mapping[str, float]) -> npt.NDArray[np.float64]:
+    """The storage step indexed by sensor id (0.0, full precision, for a tag without one)."""
+    out = np.zeros(max(ids.values(), default=-1) + 1)
+    for tag, step in steps.items():
+        if tag in ids:
+            out[ids[tag]] = step
+    return out
+
+
 class BatchWriter:
     def __init__(
         self,
@@ -100,12 +109,16 @@ class BatchWriter:
         own_thread: bool = False,
         on_settled: Callable[[int], None] | None = None,
         bands: Mapping[str, tuple[float, float]] | None = None,
+        steps: Mapping[str, float] | None = None,
     ) -> None:
         self.dsn = dsn
         self.ids = dict(ids)
         # tag -> (lowest, highest) measurement (`hazmon.plant.reading.measuring_band`): a value
         # outside is stored with quality OUT_OF_RANGE, so no trend or rollup draws it
         self._lo, self._hi = _bands_by_id(self.ids, bands or {})
+        # tag -> the step its values are stored at (`hazmon.plant.reading.storage_step`; 0 or
+        # absent: full precision); the out-of-range check above sees the value as it came
+        self._step = _steps_by_id(self.ids, steps or {})
         self.spool = spool
         self.dead = dead
         self.metrics = metrics
@@ -416,7 +429,9 @@ class BatchWriter:
         sid = cols.sensor_id
         outside = (cols.value < self._lo[sid]) | (cols.value > self._hi[sid])
         cols.quality[outside] = Quality.OUT_OF_RANGE  # (a copy of the batch's column)
-        return cols
+        # an out-of-range value is kept as the transmitter said it; a measurement at its step
+        steps = np.where(outside, 0.0, self._step[sid])
+        return ReadingColumns(sid, cols.ts_us, quantize(cols.value, steps), cols.quality)
 
     def _known_columns(self, batch: ReadingBatch) -> ReadingColumns:
         try:

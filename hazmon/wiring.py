@@ -39,7 +39,7 @@ from hazmon.console import build_console
 from hazmon.http import HttpServer
 from hazmon.metrics import daemon_metrics
 from hazmon.plant import Condition, Finding, Level, Limits, Plant, StaleChange
-from hazmon.plant.reading import measuring_band
+from hazmon.plant.reading import measuring_band, storage_step
 from hazmon.readiness import SourceStates
 from hazmon.rules import RulesRunner
 from hazmon.store import connect as db_connect
@@ -243,6 +243,7 @@ def _writer(
         own_thread=True,  # its COPYs wait for PostgreSQL only, not behind the rules on this loop
         on_settled=queue.settled,  # committed or spooled up to a queue position: MQTT acks go out
         bands={s.tag: measuring_band(s.range) for s in plant.sensors()},  # outside: stored OUT_OF_RANGE
+        steps={s.tag: storage_step(s.range, cs.value_resolution_bits) for s in plant.sensors()},
     )
 
 

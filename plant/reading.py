@@ -7,6 +7,7 @@ values into `Reading`. Timestamps are integer microseconds since the Unix epoch
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,18 @@ from numpy.typing import NDArray
 
 from hazmon.plant.standards import NAMUR_NE43_HIGH_FRACTION, NAMUR_NE43_LOW_FRACTION
 
-__all__ = ["Quality", "Reading", "ReadingBatch", "StaleChange", "from_us", "measuring_band", "to_us"]
+__all__ = [
+    "STORE_RESOLUTION_BITS",
+    "Quality",
+    "Reading",
+    "ReadingBatch",
+    "StaleChange",
+    "from_us",
+    "measuring_band",
+    "quantize",
+    "storage_step",
+    "to_us",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -54,6 +66,41 @@ def measuring_band(range_: tuple[float, float]) -> tuple[float, float]:
     lo, hi = range_
     span = hi - lo
     return lo - NAMUR_NE43_LOW_FRACTION * span, hi + NAMUR_NE43_HIGH_FRACTION * span
+
+
+STORE_RESOLUTION_BITS = 16
+"""A value is stored at 1/2^16 of its sensor's measuring range (a power-of-two step, `storage_step`)."""
+
+
+def storage_step(range_: tuple[float, float], bits: int = STORE_RESOLUTION_BITS) -> float:
+    """The step a sensor's values are stored at: the largest power of two <= span / 2^``bits``.
+
+    0.0 (full precision) for ``bits`` 0 or a range without a finite positive span. At 16 bits
+    the step is 1/65,536 to 1/131,072 of the span: finer than a 16-bit converter and 25 to 50
+    times finer than a good transmitter's accuracy (0.04-0.1 % of span), so nothing measured is
+    lost; what goes is the noise below it, in a double's low mantissa bits, which no compression
+    can shrink (TimescaleDB's Gorilla coding drops the zero bits a power-of-two step leaves:
+    `bench/compression.py`, store/README.md).
+    """
+    lo, hi = range_
+    span = hi - lo
+    if bits == 0 or not (math.isfinite(span) and span > 0):
+        return 0.0
+    return math.ldexp(1.0, math.floor(math.log2(span)) - bits)
+
+
+def quantize(values: NDArray[np.float64], steps: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``values`` rounded to the nearest multiple of their ``steps`` (0: kept as they are).
+
+    A power-of-two step makes the division and the product exact: the result is the multiple
+    itself, within half a step of the value. Non-finite values pass unchanged, and so do values
+    of 2^52 steps or more (a multiple already: their own spacing is the step or coarser; dividing
+    1e308 by a small step would overflow).
+    """
+    out = values.copy()
+    m = (steps > 0) & (np.abs(values) < steps * 2.0**52)
+    out[m] = np.round(values[m] / steps[m]) * steps[m]
+    return out
 
 
 class Reading(NamedTuple):

@@ -32,6 +32,11 @@ def test_sample_conf_loads_and_equals_the_defaults() -> None:
         ),
         ("collector: {stale_factor: 0.5}\n", "x.yaml:1: collector.stale_factor: must be >= 1, got 0.5"),
         (
+            "collector: {value_resolution_bits: 8}\n",
+            "x.yaml:1: collector.value_resolution_bits: must be 0 (full precision) or 12 to 40 (a step of"
+            " span / 2^bits), got 8: below 12 the step would be coarser than a transmitter's accuracy",
+        ),
+        (
             "collector:\n  mqtt: {reconnect_min_s: 5, reconnect_max_s: 1}\n",
             "x.yaml:2: collector.mqtt.reconnect_max_s: must be >= reconnect_min_s (5), got 1",
         ),
@@ -44,7 +49,7 @@ def test_sample_conf_loads_and_equals_the_defaults() -> None:
             "collector: {bogus: 1}\n",
             "x.yaml:1: collector.bogus: unknown key 'bogus' (allowed: batch_max_readings, dead_letter_max_pending, "
             "dead_letter_payload_bytes, dead_letter_retention_days, flush_interval_s, log_interval_s, log_payload_cut, mqtt, opcua, "
-            "queue_max_readings, retry_max_s, spool, stale_factor, write_timeout_s)",
+            "queue_max_readings, retry_max_s, spool, stale_factor, value_resolution_bits, write_timeout_s)",
         ),
     ],
 )

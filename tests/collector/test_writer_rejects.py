@@ -16,6 +16,7 @@ import psycopg
 
 from hazmon.collector import BatchWriter, DeadLetters, Metrics, Spool
 from hazmon.plant import Quality, Reading, ReadingBatch
+from hazmon.plant.reading import storage_step
 from hazmon.store import sensor_ids
 from tests.conftest import ADMIN_DSN
 
@@ -91,3 +92,38 @@ def test_dead_letters_past_their_retention_are_deleted(db_dsn: str, tmp_path: Pa
             "SELECT round(extract(epoch FROM now() - received_at) / 86400) FROM collector_dead_letter ORDER BY 1"
         ).fetchall()
     assert [int(r[0]) for r in left] == [1, 29]
+
+
+def test_values_are_stored_at_their_sensors_step_and_the_band_judges_the_value_as_it_came(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    """`storage_step` per tag: a multiple of the step within half of it; a tag without one: as sent;
+    a value just outside the band is stored OUT_OF_RANGE even if rounding would bring it inside."""
+    with psycopg.connect(db_dsn) as c:
+        ids = sensor_ids(c, "hx-chem")
+    a, b = sorted(ids)[:2]
+    step = storage_step((0.0, 20.0))
+    metrics = Metrics()
+    writer = BatchWriter(
+        db_dsn, ids, Spool(tmp_path / "spool", 1 << 20), DeadLetters(metrics), metrics,
+        bands={a: (0.0, 20.0)}, steps={a: step},
+    )  # fmt: skip
+    t = 1_795_860_000_000_000
+    sent = [0.123456789, 12.3456789, 19.99999999, 20.0 + step / 4, 1e308]
+    writer.add([Reading(a, t + i, v, Quality.GOOD) for i, v in enumerate(sent)])
+    writer.add([Reading(b, t, 0.123456789, Quality.GOOD)])
+    asyncio.run(writer.flush())
+    asyncio.run(writer._close_conn())
+    with psycopg.connect(db_dsn) as c:
+        rows = c.execute(
+            "SELECT value, quality FROM readings WHERE sensor_id = %s ORDER BY time", (ids[a],)
+        ).fetchall()
+        other = c.execute("SELECT value FROM readings WHERE sensor_id = %s", (ids[b],)).fetchone()
+    got = [float(str(r[0])) for r in rows]
+    assert len(got) == len(sent)
+    for v, g in zip(sent[:3], got, strict=False):
+        assert abs(g - v) <= step / 2 and g / step == round(g / step)
+    assert got[0] != sent[0]  # rounded, not kept whole
+    assert got[3:] == sent[3:]  # out of range: kept as the transmitter said it
+    assert [int(str(r[1])) for r in rows] == [0, 0, 0, int(Quality.OUT_OF_RANGE), int(Quality.OUT_OF_RANGE)]
+    assert other is not None and other[0] == 0.123456789  # no step for this tag: full precision

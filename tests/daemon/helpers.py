@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from hazmon.collector import CollectorSettings
 from hazmon.config import DaemonConfig, DatabaseSettings, HttpSettings
 from hazmon.plant import MqttBinding, Plant, Quality, Reading, from_us, load
-from hazmon.plant.reading import measuring_band
+from hazmon.plant.reading import measuring_band, storage_step
 from tests.conftest import EXAMPLE_PLANT
 
 
@@ -126,9 +126,28 @@ def stored_quality(r: Reading) -> int:
     return int(Quality.OUT_OF_RANGE) if r.value < lo or r.value > hi else int(r.quality)
 
 
+@functools.cache
+def _steps() -> dict[str, float]:
+    return {s.tag: storage_step(s.range) for s in load(EXAMPLE_PLANT).sensors()}
+
+
+def stored_value(tag: str, value: float) -> float:
+    """The value the writer stores: rounded to the sensor's step (`storage_step`, example plant).
+
+    Exact: a multiple of a power of two, as `hazmon.plant.reading.quantize` computes it."""
+    step = _steps().get(tag, 0.0)
+    return round(value / step) * step if step and math.isfinite(value) else value
+
+
 def as_rows(readings: Iterable[Reading]) -> list[tuple[object, ...]]:
-    """The rows the daemon stores for ``readings`` (tag, time, value, quality as stored)."""
-    return sorted((r.tag, from_us(r.ts_us), r.value, stored_quality(r)) for r in readings)
+    """The rows the daemon stores for ``readings`` (tag, time, value, quality as stored): a
+    measurement at its sensor's step, an out-of-range value as it came."""
+    out = []
+    for r in readings:
+        q = stored_quality(r)
+        v = r.value if q == Quality.OUT_OF_RANGE else stored_value(r.tag, r.value)
+        out.append((r.tag, from_us(r.ts_us), v, q))
+    return sorted(out)
 
 
 async def mqtt_subscribed(daemon: Any) -> None:

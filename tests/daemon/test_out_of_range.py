@@ -23,6 +23,7 @@ from tests.daemon.helpers import (
     json_payload,
     mqtt_only,
     mqtt_subscribed,
+    stored_value,
     wait_for,
 )
 
@@ -79,22 +80,24 @@ async def test_impossible_values_are_stored_out_of_range_and_left_out_of_trends(
                 (TAG,),
             ).fetchall()
         )
-        assert stored == {v: int(q) for v, q in sent.items()}
+        # a measurement at its step (`storage_step`), an out-of-range value as it came
+        assert stored == {stored_value(TAG, v) if q == Quality.GOOD else v: int(q) for v, q in sent.items()}
         sid = _one(db_dsn, "SELECT id FROM sensor WHERE tag = %s", TAG)[0]
         t0, t1 = from_us(readings[0].ts_us - 1), from_us(readings[-1].ts_us + 1)
         raw = c.execute(
             "SELECT min(min), max(max), sum(1) FROM hazmon_series(%s, %s, %s, 1000)", ([sid], t0, t1)
         ).fetchone()
-        assert raw is not None and (raw[0], raw[1]) == (0.5, 10.2), raw
+        top = stored_value(TAG, 10.2)
+        assert raw is not None and (raw[0], raw[1]) == (0.5, top), raw
         c.execute("SELECT hazmon_refresh_rollups(%s, %s)", (t0, t1))
         rolled = c.execute(
             "SELECT min(min), max(max), sum(n) FROM readings_1m WHERE sensor_id = %s", (sid,)
         ).fetchone()
-        assert rolled is not None and (rolled[0], rolled[1], rolled[2]) == (0.5, 10.2, 3), rolled
+        assert rolled is not None and (rolled[0], rolled[1], rolled[2]) == (0.5, top, 3), rolled
         minute = c.execute(
             "SELECT min(min), max(max) FROM hazmon_series(%s, %s, %s, 60000)", ([sid], t0, t1)
         ).fetchone()
-        assert minute is not None and (minute[0], minute[1]) == (0.5, 10.2), minute
+        assert minute is not None and (minute[0], minute[1]) == (0.5, top), minute
         latest = c.execute(
             "SELECT value, status, limit_state FROM hazmon_sensor_latest WHERE tag = %s", (TAG,)
         ).fetchone()
