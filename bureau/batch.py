@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -323,28 +323,9 @@ class BatchIngestor:
         which is what applying them in order leaves. ``known``: the enterprises registered (their
         rows locked by the caller). Returns per enterprise the newest (received_at, seq) stored.
         """
-        take: list[tuple[Item[T], Envelope]] = []
-        for it, env in beats:
-            if env.enterprise_id in known:
-                take.append((it, env))
-                continue
-            why = f"enterprise_id: {env.enterprise_id!r} has not registered (a registration comes first)"
-            refused = Refused("unknown_enterprise", why, env.enterprise_id)
-            fate[env.message_id] = self._settle(
-                conn, it, env, Outcome("refused", env.kind, env.enterprise_id, refused=refused), now, result
-            )
-        if not take:
-            return {}
-        max_skew = self.ingestor.limits.max_skew_s
-        skews = {env.message_id: (env.sent_at - it.received_at).total_seconds() for it, env in take}
-        rows = [
-            (env.message_id, env.enterprise_id, env.seq, env.kind, env.sent_at, it.received_at,
-             skews[env.message_id], skews[env.message_id] > max_skew, env.payload.model_dump_json(),
-             via_child_of(it.topic))
-            for it, env in take
-        ]  # fmt: skip
-        cols = [list(c) for c in zip(*rows, strict=True)]
-        new = {r[0] for r in conn.execute(_NEW_MESSAGES, cols).fetchall()}
+        take, new = self._log(
+            conn, beats, known, now, result, fate, lambda env: env.payload.model_dump_json()
+        )
         latest: dict[tuple[str, str], tuple[datetime, tuple[object, ...]]] = {}
         for it, env in take:
             p = env.payload
@@ -360,16 +341,71 @@ class BatchIngestor:
         if latest:
             ordered = (latest[k][1] for k in sorted(latest))
             conn.execute(_HEARTBEATS, [list(c) for c in zip(*ordered, strict=True)])
+        return self._settle_logged(conn, take, new, now, result, fate)
+
+    def _log(  # noqa: PLR0917
+        self,
+        conn: Conn,
+        msgs: list[tuple[Item[T], Envelope]],
+        known: set[str],
+        now: datetime,
+        result: BatchResult[T],
+        fate: dict[uuid.UUID, Outcome | None],
+        payload: Callable[[Envelope], str],
+    ) -> tuple[list[tuple[Item[T], Envelope]], set[uuid.UUID]]:
+        """Messages of one bulk kind into the message log in one statement.
+
+        Returns (those of registered enterprises, the ids new to the log). ``payload``: what the
+        log keeps of one (JSON). A message of an enterprise not in ``known`` is parked (refused
+        once it waited ``park_s``).
+        """
+        take: list[tuple[Item[T], Envelope]] = []
+        for it, env in msgs:
+            if env.enterprise_id in known:
+                take.append((it, env))
+                continue
+            why = f"enterprise_id: {env.enterprise_id!r} has not registered (a registration comes first)"
+            refused = Refused("unknown_enterprise", why, env.enterprise_id)
+            fate[env.message_id] = self._settle(
+                conn, it, env, Outcome("refused", env.kind, env.enterprise_id, refused=refused), now, result
+            )
+        if not take:
+            return [], set()
+        max_skew = self.ingestor.limits.max_skew_s
+        rows = []
+        for it, env in take:
+            skew = (env.sent_at - it.received_at).total_seconds()
+            rows.append((env.message_id, env.enterprise_id, env.seq, env.kind, env.sent_at, it.received_at,
+                         skew, skew > max_skew, payload(env), via_child_of(it.topic)))  # fmt: skip
+        cols = [list(c) for c in zip(*rows, strict=True)]  # arrays, one per column, for unnest
+        return take, {uuid.UUID(str(r[0])) for r in conn.execute(_NEW_MESSAGES, cols).fetchall()}
+
+    def _settle_logged(  # noqa: PLR0917
+        self,
+        conn: Conn,
+        take: list[tuple[Item[T], Envelope]],
+        new: set[uuid.UUID],
+        now: datetime,
+        result: BatchResult[T],
+        fate: dict[uuid.UUID, Outcome | None],
+    ) -> dict[str, tuple[datetime, int]]:
+        """Stored (new to the log) or duplicate, for the messages `_log` took.
+
+        Returns per enterprise the newest (received_at, seq) stored.
+        """
+        max_skew = self.ingestor.limits.max_skew_s
         last: dict[str, tuple[datetime, int]] = {}
         for it, env in take:
             eid = env.enterprise_id
             if env.message_id in new:
-                o = Outcome("stored", env.kind, eid, skewed=skews[env.message_id] > max_skew)
+                o = Outcome(
+                    "stored", env.kind, eid, skewed=(env.sent_at - it.received_at).total_seconds() > max_skew
+                )
                 at, seq = last.get(eid, (it.received_at, env.seq))
                 last[eid] = (max(at, it.received_at), max(seq, env.seq))
             else:
                 o = Outcome("duplicate", env.kind, eid)
-            fate[env.message_id] = self._settle(conn, it, env, o, now, result)
+            fate[env.message_id] = self._settle(conn, it, env, o, now, result)  # on_stored there
         return last
 
     def _settle(  # noqa: PLR0917
@@ -405,32 +441,11 @@ class BatchIngestor:
     ) -> dict[str, tuple[datetime, int]]:
         """Aggregates of known enterprises by COPY; per enterprise the newest (received_at, seq) stored."""
         ids = sorted({env.enterprise_id for _, env in aggs})
-        known = {r[0] for r in conn.execute(
+        known = {str(r[0]) for r in conn.execute(
             "SELECT enterprise_id FROM bureau_enterprise WHERE enterprise_id = ANY(%s)", (ids,)
         ).fetchall()}  # fmt: skip
-        take: list[tuple[Item[T], Envelope]] = []
-        for it, env in aggs:
-            if env.enterprise_id in known:
-                take.append((it, env))
-                continue
-            why = f"enterprise_id: {env.enterprise_id!r} has not registered (a registration comes first)"
-            refused = Refused("unknown_enterprise", why, env.enterprise_id)
-            fate[env.message_id] = self._settle(
-                conn, it, env, Outcome("refused", env.kind, env.enterprise_id, refused=refused), now, result
-            )
-        if not take:
-            return {}
-        skews = {env.message_id: (env.sent_at - it.received_at).total_seconds() for it, env in take}
-        max_skew = self.ingestor.limits.max_skew_s
-        rows = [
-            (env.message_id, env.enterprise_id, env.seq, env.kind, env.sent_at, it.received_at,
-             skews[env.message_id], skews[env.message_id] > max_skew, _summary(env),
-             via_child_of(it.topic))
-            for it, env in take
-        ]  # fmt: skip
-        cols = [list(c) for c in zip(*rows, strict=True)]  # arrays, one per column, for unnest
         # the message log first: only the messages new to it carry their rows in
-        new = {r[0] for r in conn.execute(_NEW_MESSAGES, cols).fetchall()}
+        take, new = self._log(conn, aggs, known, now, result, fate, _summary)
         fresh = [env for _, env in take if env.message_id in new]
         if fresh:
             try:
@@ -448,22 +463,7 @@ class BatchIngestor:
                 )
                 conn.execute("TRUNCATE bureau_stage_aggregate")
                 self.metrics.staged.inc()
-        last: dict[str, tuple[datetime, int]] = {}
-        for it, env in take:
-            eid = env.enterprise_id
-            if env.message_id in new:
-                o = Outcome(
-                    "stored", env.kind, eid, skewed=skews[env.message_id] > self.ingestor.limits.max_skew_s
-                )
-                if self.ingestor.on_stored is not None:
-                    self.ingestor.on_stored(conn, env, it.raw)  # e.g. the forward outbox, in this transaction
-                at, seq = last.get(eid, (it.received_at, env.seq))
-                last[eid] = (max(at, it.received_at), max(seq, env.seq))
-            else:
-                o = Outcome("duplicate", env.kind, eid)
-            fate[env.message_id] = o
-            result.done.append((it, o))
-        return last
+        return self._settle_logged(conn, take, new, now, result, fate)
 
 
 def _lock_enterprises(conn: Conn, ids: set[str]) -> set[str]:
@@ -505,6 +505,11 @@ def _copy_rows(conn: Conn, table: str, envs: list[Envelope]) -> None:
             for a in p.items:
                 cp.write_row((env.enterprise_id, a.sensor, p.window_start, a.count, a.min, a.mean, a.max,
                               a.last, a.worst_quality))  # fmt: skip
+
+
+def _whole(env: Envelope) -> str:
+    """What the message log keeps of a heartbeat: its payload whole (as `ingest.apply` keeps it)."""
+    return env.payload.model_dump_json()
 
 
 def _summary(env: Envelope) -> str:
