@@ -76,8 +76,8 @@ def storage_step(range_: tuple[float, float], bits: int = STORE_RESOLUTION_BITS)
     """The step a sensor's values are stored at: the largest power of two <= span / 2^``bits``.
 
     0.0 (full precision) for ``bits`` 0 or a range without a finite positive span. At 16 bits
-    the step is 1/65,536 to 1/131,072 of the span: finer than a 16-bit converter and 25 to 50
-    times finer than a good transmitter's accuracy (0.04-0.1 % of span), so nothing measured is
+    the step is 1/65,536 to 1/131,072 of the span: no coarser than a 16-bit converter's and at
+    least 26 times finer than a good transmitter's accuracy (0.04-0.1 % of span), so nothing measured is
     lost; what goes is the noise below it, in a double's low mantissa bits, which no compression
     can shrink (TimescaleDB's Gorilla coding drops the zero bits a power-of-two step leaves:
     `bench/compression.py`, store/README.md).
