@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from hazmon.collector import CollectorSettings
 from hazmon.config import DaemonConfig, DatabaseSettings, HttpSettings
-from hazmon.plant import MqttBinding, Plant, Quality, Reading, from_us, load
+from hazmon.plant import MqttBinding, Plant, Quality, Reading, Sensor, from_us, load
 from hazmon.plant.reading import measuring_band, storage_step
 from tests.conftest import EXAMPLE_PLANT
 
@@ -88,6 +88,19 @@ class Publisher:
         self.flush()
         self.c.disconnect()
         self.c.loop_stop()
+
+
+def mqtt_topics(sensors: Iterable[Sensor]) -> dict[str, str]:
+    """Tag -> MQTT topic of the sensors bound to MQTT."""
+    return {s.tag: s.binding.topic for s in sensors if isinstance(s.binding, MqttBinding)}
+
+
+def publish_readings(broker: tuple[str, int], topics: dict[str, str], readings: Iterable[Reading]) -> None:
+    """Publish ``readings`` (QoS 1, JSON) to their sensors' topics; returns with every PUBACK in."""
+    pub = Publisher(*broker)
+    for r in readings:
+        pub.publish(topics[r.tag], json_payload(r))
+    pub.close()
 
 
 def rows(

@@ -20,6 +20,7 @@ from tests.daemon.helpers import (
     daemon_config,
     json_payload,
     mqtt_only,
+    mqtt_topics,
     rows,
     wait_for,
 )
@@ -45,10 +46,6 @@ def _via(plant: Plant, port: int) -> Plant:
     return mqtt_only(plant.retarget(mqtt_urls={"gds": f"mqtt://127.0.0.1:{port}"}))
 
 
-def _topics(plant: Plant) -> dict[str, str]:
-    return {s.tag: s.binding.topic for s in plant.sensors() if isinstance(s.binding, MqttBinding)}
-
-
 @pytest.mark.slow
 async def test_database_outage_spools_and_replays_every_reading_once(
     example_plant: Plant, db_dsn: str, mqtt_broker: tuple[str, int], topic_prefix: str, tmp_path: Path
@@ -58,7 +55,7 @@ async def test_database_outage_spools_and_replays_every_reading_once(
     dsn = db_dsn.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     plant = mqtt_only(example_plant.retarget(topic_prefix=topic_prefix))
     cs = CollectorSettings(batch_max_readings=200, flush_interval_s=0.2, write_timeout_s=1.0, retry_max_s=0.5)
-    topics = _topics(plant)
+    topics = mqtt_topics(plant.sensors())
     before, during, after = _stream(plant, 20), _stream(plant, 30, 20), _stream(plant, 20, 50)
     async with Daemon(daemon_config(tmp_path, dsn, plant, cs), plant) as d:
         assert d.w is not None
@@ -108,7 +105,7 @@ async def test_full_spool_drops_counted_and_raises_a_system_finding(
         retry_max_s=0.5,
         spool=SpoolSettings(max_mb=900 / (1 << 20)),
     )
-    topics = _topics(plant)
+    topics = mqtt_topics(plant.sensors())
     stream = _stream(plant, 10)
     async with Daemon(daemon_config(tmp_path, dsn, plant, cs), plant) as d:
         assert d.w is not None
@@ -156,7 +153,7 @@ async def test_broker_restart_during_a_qos1_stream_loses_nothing(
     proxy = CuttableProxy("127.0.0.1", broker.port)  # type: ignore[attr-defined]
     await proxy.start()
     plant = _via(example_plant, proxy.port)
-    topics = _topics(plant)
+    topics = mqtt_topics(plant.sensors())
     first, held, second = _stream(plant, 20), _stream(plant, 20, 20), _stream(plant, 20, 40)
 
     def publish(readings: list[Reading]) -> None:
@@ -218,7 +215,7 @@ async def test_daemon_restart_during_a_qos1_stream_loses_nothing(
 ) -> None:
     broker = private_mosquitto
     plant = _via(example_plant, broker.port)  # type: ignore[attr-defined]
-    topics = _topics(plant)
+    topics = mqtt_topics(plant.sensors())
     stream = _stream(plant, 150)
     half = threading.Event()
     done = threading.Event()
@@ -258,7 +255,7 @@ async def test_a_clean_stop_acknowledges_everything_it_stored(
     """Acks on commit go out before the disconnect: the next start gets nothing a second time."""
     broker = private_mosquitto
     plant = _via(example_plant, broker.port)  # type: ignore[attr-defined]
-    topics = _topics(plant)
+    topics = mqtt_topics(plant.sensors())
     stream = _stream(plant, 30)
     cfg = daemon_config(tmp_path, db_dsn, plant)
     async with Daemon(cfg, plant) as d:

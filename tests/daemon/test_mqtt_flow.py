@@ -9,14 +9,14 @@ import aiohttp
 import pytest
 
 from hazmon.daemon import Daemon
-from hazmon.plant import MqttBinding, Plant, Quality, Reading
+from hazmon.plant import Plant, Quality, Reading
 from tests.daemon.helpers import (
-    Publisher,
     as_rows,
     count,
     daemon_config,
-    json_payload,
     mqtt_only,
+    mqtt_topics,
+    publish_readings,
     rows,
     wait_for,
 )
@@ -44,11 +44,7 @@ async def test_example_plant_mqtt_flows_into_readings_exactly(
     async with Daemon(daemon_config(tmp_path, db_dsn, plant), plant) as d:
         mq = d.w.inputs[0]  # type: ignore[union-attr]
         await wait_for(mq.subscribed.is_set, "subscription")  # type: ignore[attr-defined]
-        pub = Publisher(*mqtt_broker)
-        topic = {s.tag: s.binding.topic for s in sensors if isinstance(s.binding, MqttBinding)}
-        for r in sent:
-            pub.publish(topic[r.tag], json_payload(r))
-        pub.close()
+        publish_readings(mqtt_broker, mqtt_topics(sensors), sent)
         await wait_for(lambda: count(db_dsn) >= len(sent), "all readings in the database")
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{d.http_port}/metrics") as resp:

@@ -13,14 +13,14 @@ import time
 from pathlib import Path
 
 from hazmon.daemon import Daemon
-from hazmon.plant import MqttBinding, Plant, Quality, Reading
+from hazmon.plant import Plant, Quality, Reading
 from tests.daemon.helpers import (
-    Publisher,
     count,
     daemon_config,
-    json_payload,
     mqtt_only,
     mqtt_subscribed,
+    mqtt_topics,
+    publish_readings,
     rows,
     wait_for,
 )
@@ -49,11 +49,7 @@ async def test_the_next_daemon_refreshes_what_the_previous_one_committed(
     config = daemon_config(tmp_path, db_dsn, plant)
     async with Daemon(config, plant) as first:
         await mqtt_subscribed(first)
-        pub = Publisher(*mqtt_broker)
-        topic = {s.tag: s.binding.topic for s in sensors if isinstance(s.binding, MqttBinding)}
-        for r in sent:
-            pub.publish(topic[r.tag], json_payload(r))
-        pub.close()
+        publish_readings(mqtt_broker, mqtt_topics(sensors), sent)
         await wait_for(lambda: count(db_dsn) >= len(sent), "all readings in the database")
     # the first daemon is gone before any upkeep round: what it knew in memory is lost
     assert count(db_dsn, "SELECT count(*) FROM readings_1m") == 0

@@ -29,7 +29,7 @@ import pytest
 from hazmon.plant import MqttBinding, OpcUaBinding, Reading, load
 from hazmon.simulators.opcua_server import SimOpcUaServer
 from tests.conftest import PrivateMosquitto, free_port
-from tests.daemon.helpers import Publisher, as_rows, count, json_payload, rows
+from tests.daemon.helpers import Publisher, as_rows, count, json_payload, mqtt_topics, rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -185,7 +185,7 @@ def _kill_9_mid_stream(broker: PrivateMosquitto, db_dsn: str, tmp_path: Path) ->
         for k in range(400)
         for i, s in enumerate(sensors)
     ]
-    topic = {s.tag: s.binding.topic for s in sensors if isinstance(s.binding, MqttBinding)}
+    topic = mqtt_topics(sensors)
     port = free_port()
     _config(tmp_path, db_dsn, port, "alarms: false\n")
 
