@@ -323,9 +323,7 @@ class BatchIngestor:
         which is what applying them in order leaves. ``known``: the enterprises registered (their
         rows locked by the caller). Returns per enterprise the newest (received_at, seq) stored.
         """
-        take, new = self._log(
-            conn, beats, known, now, result, fate, lambda env: env.payload.model_dump_json()
-        )
+        take, new = self._log(conn, beats, known, now, result, fate, _whole)
         latest: dict[tuple[str, str], tuple[datetime, tuple[object, ...]]] = {}
         for it, env in take:
             p = env.payload
